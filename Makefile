@@ -1,0 +1,59 @@
+# ASAN services suite. `make run` starts everything on one machine; `make test` runs all checks.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+INSTALLED := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+SERVICES := payment
+
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run migrate test lint typecheck protos protos-check buf-lint buf-breaking clean
+
+install: $(INSTALLED) $(BUF) third_party/googleapis
+
+$(INSTALLED): pyproject.toml protos/pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))."; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { echo "Could not create $(VENV): on Debian/Ubuntu install python3-venv (apt-get install python3-venv)."; exit 1; }
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ./protos -e '.[dev]'
+	@touch $@
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+third_party/googleapis: $(INSTALLED) tools/third_party.sh
+	tools/third_party.sh $(PY) $@
+	@touch $@
+
+## Regenerate the Python stubs in protos/python from the .proto files.
+protos: $(INSTALLED)
+	$(PY) protos/generate.py
+
+buf-lint: install
+	$(BUF) lint
+
+buf-breaking: install
+	BUF=$(BUF) tools/buf_breaking.sh
+
+lint: install buf-lint buf-breaking
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy services gateway tests protos/generate.py
+
+migrate: install
+	@for svc in $(SERVICES); do $(PY) -m services.$$svc migrate || exit 1; done
+
+## Start every service, its event worker and (later) the gateway; Ctrl-C stops all.
+run: install migrate
+	$(BIN)/honcho start -f Procfile
+
+test: install lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) node_modules third_party var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,106 @@
+"""Configuration from environment variables only (see the table in README.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def var_dir() -> Path:
+    """Where local state lives on one machine: SQLite files, dev keys."""
+    return Path(env_str("ASAN_VAR_DIR", "var")).resolve()
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """How tokens are verified (and, locally, minted)."""
+
+    issuer: str
+    audience: str
+    public_key_file: Path
+    private_key_file: Path
+    leeway_seconds: int
+
+    @classmethod
+    def from_env(cls) -> AuthConfig:
+        keys = var_dir() / "keys"
+        return cls(
+            issuer=env_str("ASAN_AUTH_ISSUER", "https://login.asan.local"),
+            audience=env_str("ASAN_AUTH_AUDIENCE", "asan-services"),
+            public_key_file=Path(env_str("ASAN_AUTH_PUBLIC_KEY_FILE", str(keys / "auth_public.pem"))),
+            private_key_file=Path(env_str("ASAN_AUTH_PRIVATE_KEY_FILE", str(keys / "auth_private.pem"))),
+            leeway_seconds=env_int("ASAN_AUTH_LEEWAY_SECONDS", 30),
+        )
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Settings of one service process; `<SERVICE>_` variables override the defaults."""
+
+    service: str
+    database_url: str
+    grpc_host: str
+    grpc_port: int
+    metrics_port: int
+    amqp_uri: str
+    grace_seconds: float
+    log_level: str
+    health_probe_seconds: float
+    auth: AuthConfig
+
+    @classmethod
+    def from_env(cls, service: str, grpc_port: int, metrics_port: int) -> ServiceConfig:
+        prefix = service.upper()
+        default_db = f"sqlite:///{var_dir() / f'{service}.sqlite3'}"
+        return cls(
+            service=service,
+            database_url=env_str(f"{prefix}_DATABASE_URL", default_db),
+            grpc_host=env_str(f"{prefix}_GRPC_HOST", "[::]"),
+            grpc_port=env_int(f"{prefix}_GRPC_PORT", grpc_port),
+            metrics_port=env_int(f"{prefix}_METRICS_PORT", metrics_port),
+            amqp_uri=env_str("AMQP_URI", "memory://"),
+            grace_seconds=env_float("ASAN_SHUTDOWN_GRACE_SECONDS", 10.0),
+            log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
+            health_probe_seconds=env_float("ASAN_HEALTH_PROBE_SECONDS", 5.0),
+            auth=AuthConfig.from_env(),
+        )

@@ -1,0 +1,58 @@
+"""Alembic, driven from code: one migration history per service, no alembic.ini.
+
+A service's `migrations/env.py` calls `run_env(metadata)`; `upgrade()` runs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData
+
+from services.runtime.db import create_database_engine, is_sqlite
+
+
+def alembic_config(database_url: str, script_location: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str, script_location: Path, revision: str = "head") -> None:
+    """Brings the database at `database_url` to `revision` (the latest by default)."""
+    command.upgrade(alembic_config(database_url, script_location), revision)
+
+
+def run_env(metadata: MetaData) -> None:
+    """Body of every service's migrations/env.py (online mode only)."""
+    database_url = context.config.attributes["database_url"]
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=metadata,
+                # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+                render_as_batch=is_sqlite(database_url),
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+def create_runtime_tables() -> None:
+    """Creates the outbox, inbox and idempotency tables; for a service's first migration."""
+    from alembic import op  # noqa: PLC0415  (only valid inside a running migration)
+
+    from services.runtime.db import new_metadata  # noqa: PLC0415
+    from services.runtime.tables import define_runtime_tables  # noqa: PLC0415
+
+    tables = define_runtime_tables(new_metadata())
+    bind = op.get_bind()
+    for table in (tables.outbox, tables.inbox, tables.idempotency_keys):
+        table.create(bind)

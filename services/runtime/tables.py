@@ -1,0 +1,66 @@
+"""Tables that every service's database has: the outbox, the inbox and idempotency keys.
+
+A service calls `define_runtime_tables(metadata)` on its own MetaData, and its first
+migration calls `create_runtime_tables()` (see services.runtime.migrations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+
+
+@dataclass(frozen=True)
+class RuntimeTables:
+    outbox: Table
+    inbox: Table
+    idempotency_keys: Table
+
+
+def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
+    outbox = Table(
+        "outbox",
+        metadata,
+        # Relay order: the order in which the state changes committed.
+        Column("position", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        # Serialised asan.common.v1.EventEnvelope.
+        Column("envelope", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Index("ix_outbox_unpublished", "published_at", "position"),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        # One row per event a consumer has applied: a redelivery finds it and does nothing.
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("event_type", String(100), nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )
+    idempotency_keys = Table(
+        "idempotency_keys",
+        metadata,
+        Column("request_id", String(36), primary_key=True),
+        # Full gRPC method name: the same id on another method is a client bug.
+        Column("method", String(200), nullable=False),
+        # Hash of the request with request_id cleared and of the caller's identity.
+        Column("fingerprint", String(64), nullable=False),
+        Column("response", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    )
+    return RuntimeTables(outbox=outbox, inbox=inbox, idempotency_keys=idempotency_keys)

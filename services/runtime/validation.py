@@ -1,0 +1,44 @@
+"""Collecting field violations, so that every bad field of a request is reported at once."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.runtime.errors import FieldViolation, InvalidArgument
+
+
+class Violations:
+    """Accumulates violations; `raise_if_any()` turns them into one INVALID_ARGUMENT."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str, reason: str = "") -> None:
+        self.items.append(FieldViolation(field=field, description=description, reason=reason))
+
+    def check(self, ok: bool, field: str, description: str, reason: str = "") -> bool:
+        """Records a violation unless `ok`; returns `ok` so that dependent checks can be skipped."""
+        if not ok:
+            self.add(field, description, reason)
+        return ok
+
+    def has(self, field: str) -> bool:
+        return any(v.field == field for v in self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self, message: str = "The request has invalid fields; see the field violations.") -> None:
+        if self.items:
+            raise InvalidArgument(message=message, reason="INVALID_ARGUMENT", violations=list(self.items))
+
+
+def check_request_id(violations: Violations, value: str, field: str = "request_id") -> None:
+    """Every mutating request carries a client-chosen UUID (AIP-155)."""
+    if not value:
+        violations.add(field, "Required: a UUID chosen by the client, the same on every retry.", "REQUIRED")
+        return
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        violations.add(field, "Must be a UUID, for example 3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10.", "FORMAT")
