@@ -42,7 +42,6 @@ buf-breaking: install
 lint: install buf-lint buf-breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports
 	$(BIN)/mypy services gateway tests protos/generate.py
 
 migrate: install
@@ -50,6 +49,11 @@ migrate: install
 
 ## Start every service, its event worker and (later) the gateway; Ctrl-C stops all.
 run: install migrate
+	@$(PY) -m services.runtime.tokens keys >/dev/null
+	@echo "ASAN suite on this machine (Ctrl-C stops all):"
+	@echo "  payment  gRPC 127.0.0.1:50051   metrics http://127.0.0.1:9101/metrics"
+	@echo "  events   all event workers, one process, AMQP_URI=$${AMQP_URI:-memory://}"
+	@echo "  a token: $(PY) -m services.runtime.tokens mint --kind citizen --subject 5ZK3T9P"
 	$(BIN)/honcho start -f Procfile
 
 test: install lint

@@ -25,8 +25,11 @@ def proto_files() -> list[str]:
 
 
 def include_paths() -> list[str]:
-    """Our protos, then google/api and google/rpc from googleapis-common-protos, then protobuf's own."""
-    import google.api  # noqa: PLC0415  (the package ships the .proto sources beside the modules)
+    """Our protos, then google/api and google/rpc from googleapis-common-protos, then protobuf's own.
+
+    The googleapis-common-protos wheel ships the .proto sources beside its modules.
+    """
+    import google.api
 
     googleapis_root = Path(google.api.__path__[0]).parent.parent
     well_known = resources.files("grpc_tools") / "_proto"
@@ -47,16 +50,21 @@ def generate(out_dir: Path) -> None:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     # Explicit packages, so that mypy, setuptools and editable installs all agree.
-    for directory in [out_dir / ROOT_PACKAGE, *(p for p in (out_dir / ROOT_PACKAGE).rglob("*") if p.is_dir())]:
+    for directory in [
+        out_dir / ROOT_PACKAGE,
+        *(p for p in (out_dir / ROOT_PACKAGE).rglob("*") if p.is_dir()),
+    ]:
         (directory / "__init__.py").touch()
     (out_dir / ROOT_PACKAGE / "py.typed").touch()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=PACKAGE_DIR, help="where to write (default: protos/python)")
+    parser.add_argument(
+        "--out", type=Path, default=PACKAGE_DIR, help="where to write (default: protos/python)"
+    )
     args = parser.parse_args()
-    if args.out == PACKAGE_DIR:
+    if args.out.resolve() == PACKAGE_DIR:
         # Start clean so that stubs of deleted protos do not linger.
         with tempfile.TemporaryDirectory() as tmp:
             generate(Path(tmp))

@@ -5,8 +5,15 @@
 # so both sides are built from folders that have the same third-party protos beside them.
 set -euo pipefail
 ref="${1:-HEAD~1}"
-buf="${BUF:-node_modules/.bin/buf}"
 root=$(git rev-parse --show-toplevel)
+# BUF may be absolute, relative to the caller's directory, or a name on PATH; the
+# old side is built from another directory, so make it absolute before moving.
+buf="${BUF:-$root/node_modules/.bin/buf}"
+case "$buf" in
+  /*) ;;
+  */*) buf="$PWD/$buf" ;;
+  *) buf=$(command -v "$buf") || { echo "buf breaking: ${BUF} not found on PATH." >&2; exit 2; } ;;
+esac
 cd "$root"
 if ! git rev-parse --verify --quiet "$ref^{commit}" >/dev/null; then
   echo "buf breaking: no commit $ref to compare with; skipped."
@@ -21,7 +28,7 @@ trap 'rm -rf "$work"' EXIT
 git archive "$ref" protos buf.yaml | tar -x -C "$work"
 mkdir -p "$work/third_party"
 cp -r third_party/googleapis "$work/third_party/"
-(cd "$work" && "$root/$buf" build -o "$work/old.binpb")
+(cd "$work" && "$buf" build -o "$work/old.binpb")
 "$buf" build -o "$work/new.binpb"
 "$buf" breaking "$work/new.binpb" --against "$work/old.binpb" --exclude-imports
 echo "buf breaking: no breaking change against $ref."

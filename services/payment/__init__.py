@@ -1,0 +1,1 @@
+"""ASAN ödəniş: the state payment portal (fees, fines, duties, refunds, receipts)."""

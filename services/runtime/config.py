@@ -51,6 +51,11 @@ def var_dir() -> Path:
     return Path(env_str("ASAN_VAR_DIR", "var")).resolve()
 
 
+def database_url(service: str) -> str:
+    """`<SERVICE>_DATABASE_URL`, by default a SQLite file under the var directory."""
+    return env_str(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var_dir() / f'{service}.sqlite3'}")
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     """How tokens are verified (and, locally, minted)."""
@@ -91,10 +96,9 @@ class ServiceConfig:
     @classmethod
     def from_env(cls, service: str, grpc_port: int, metrics_port: int) -> ServiceConfig:
         prefix = service.upper()
-        default_db = f"sqlite:///{var_dir() / f'{service}.sqlite3'}"
         return cls(
             service=service,
-            database_url=env_str(f"{prefix}_DATABASE_URL", default_db),
+            database_url=database_url(service),
             grpc_host=env_str(f"{prefix}_GRPC_HOST", "[::]"),
             grpc_port=env_int(f"{prefix}_GRPC_PORT", grpc_port),
             metrics_port=env_int(f"{prefix}_METRICS_PORT", metrics_port),

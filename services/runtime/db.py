@@ -12,13 +12,14 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
@@ -114,3 +115,29 @@ class Database:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and read back as an aware UTC datetime on every backend
+    (SQLite has no time zones and would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware datetime (UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

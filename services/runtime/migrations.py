@@ -56,3 +56,18 @@ def create_runtime_tables() -> None:
     bind = op.get_bind()
     for table in (tables.outbox, tables.inbox, tables.idempotency_keys):
         table.create(bind)
+
+
+def schema_is_current(database_url: str, script_location: Path) -> bool:
+    """True when the database is at the head revision of the service's migrations."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    script = ScriptDirectory.from_config(alembic_config(database_url, script_location))
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    return current == set(script.get_heads())

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     LargeBinary,
@@ -19,6 +18,8 @@ from sqlalchemy import (
     String,
     Table,
 )
+
+from services.runtime.db import UtcDateTime
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("event_type", String(100), nullable=False),
         # Serialised asan.common.v1.EventEnvelope.
         Column("envelope", LargeBinary, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("published_at", DateTime(timezone=True), nullable=True),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("published_at", UtcDateTime, nullable=True),
         Column("attempts", Integer, nullable=False, default=0),
         Index("ix_outbox_unpublished", "published_at", "position"),
     )
@@ -50,7 +51,7 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("consumer", String(100), primary_key=True),
         Column("event_id", String(36), primary_key=True),
         Column("event_type", String(100), nullable=False),
-        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("received_at", UtcDateTime, nullable=False),
     )
     idempotency_keys = Table(
         "idempotency_keys",
@@ -60,7 +61,8 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("method", String(200), nullable=False),
         # Hash of the request with request_id cleared and of the caller's identity.
         Column("fingerprint", String(64), nullable=False),
-        Column("response", LargeBinary, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+        # Serialised response; NULL while the first call is still in progress.
+        Column("response", LargeBinary, nullable=True),
+        Column("created_at", UtcDateTime, nullable=False, index=True),
     )
     return RuntimeTables(outbox=outbox, inbox=inbox, idempotency_keys=idempotency_keys)

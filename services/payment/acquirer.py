@@ -1,0 +1,232 @@
+"""The card acquirer: the bank that charges cards for ASAN ödəniş.
+
+`Acquirer` is the interface the servicer depends on; `SandboxAcquirer` stands in for the real
+acquirer (which cannot be reached from here) and decides by test card number. Which one runs
+is chosen by name from the PAYMENT_ACQUIRER environment variable (`acquirer_from_name`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from stdnum import luhn
+
+from services.payment.domain import CardDetails, FailureCode, PaymentStatus, card_brand, last4
+
+
+class ChargeOutcome(StrEnum):
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    EXPIRED_CARD = "EXPIRED_CARD"
+    # The acquirer answered, but with an error of its own: the payer may try again later.
+    PROVIDER_ERROR = "PROVIDER_ERROR"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    """The acquirer's answer. `transaction_id` is set when APPROVED. `message` may be shown to
+    the payer: it says what happened to the card, nothing of the acquirer's internals."""
+
+    outcome: ChargeOutcome
+    transaction_id: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_transaction_id: str
+
+
+class AcquirerUnavailable(Exception):
+    """The acquirer could not be reached or did not answer (a network-level failure). Whether
+    the card was charged is unknown: retry with the same idempotency key, which charges at
+    most once."""
+
+
+class Acquirer(Protocol):
+    """A card acquirer.
+
+    Both methods must be idempotent by `idempotency_key`: a call repeated with a key already
+    seen returns the first call's result and moves no money again, so a retried
+    ConfirmPayment or RefundPayment never charges or refunds twice. Use one key per attempt
+    (derived from the request_id), never one per payment.
+
+    Either method raises AcquirerUnavailable on a network-level failure. A refusal is not a
+    failure: `charge` returns it as a ChargeResult. Implementations keep no card data beyond
+    the brand and last four digits.
+    """
+
+    async def charge(
+        self, *, payment_id: str, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str
+    ) -> ChargeResult: ...
+
+    async def refund(
+        self, *, transaction_id: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> RefundResult: ...
+
+
+def payment_outcome(outcome: ChargeOutcome) -> tuple[PaymentStatus, FailureCode | None]:
+    """The status (and failure code) a SUBMITTED payment moves to on the acquirer's answer."""
+    match outcome:
+        case ChargeOutcome.APPROVED:
+            return PaymentStatus.SUCCEEDED, None
+        case ChargeOutcome.DECLINED:
+            return PaymentStatus.FAILED, FailureCode.REJECTED
+        case ChargeOutcome.EXPIRED_CARD:
+            return PaymentStatus.FAILED, FailureCode.EXPIRED
+        case ChargeOutcome.PROVIDER_ERROR:
+            return PaymentStatus.FAILED, FailureCode.PROVIDER_ERROR
+
+
+# Sandbox test cards. Any other Luhn-valid number is approved.
+SANDBOX_APPROVED_CARD = "4444333322221111"
+SANDBOX_DECLINED_CARD = "4000000000000002"
+SANDBOX_EXPIRED_CARD = "4000000000000069"
+SANDBOX_PROVIDER_ERROR_CARD = "4000000000000119"
+# Raises AcquirerUnavailable without recording the attempt, to exercise the retry path.
+SANDBOX_UNAVAILABLE_CARD = "4000000000000507"
+
+_SANDBOX_ANSWERS: dict[str, tuple[ChargeOutcome, str]] = {
+    SANDBOX_DECLINED_CARD: (
+        ChargeOutcome.DECLINED,
+        "The card's bank declined the payment; use another card.",
+    ),
+    SANDBOX_EXPIRED_CARD: (ChargeOutcome.EXPIRED_CARD, "The card has expired; use another card."),
+    SANDBOX_PROVIDER_ERROR_CARD: (
+        ChargeOutcome.PROVIDER_ERROR,
+        "The card could not be charged right now; try again later.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SandboxCharge:
+    """One charge the sandbox performed (replays are not charges). Card: brand and last4 only."""
+
+    payment_id: str
+    amount_minor: int
+    currency: str
+    card_brand: str
+    card_last4: str
+    idempotency_key: str
+    result: ChargeResult
+
+
+@dataclass(frozen=True)
+class SandboxRefund:
+    transaction_id: str
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    result: RefundResult
+
+
+class SandboxAcquirer:
+    """An in-memory acquirer for development and tests: answers by test card number.
+
+    `latency_seconds` delays every answer, to exercise timeouts and the latency metric.
+    `charges` and `refunds` list what was actually performed, so that tests can assert that a
+    retry moved no money. A key reused with different parameters is a bug in the caller and
+    raises ValueError, as real acquirers refuse it.
+    """
+
+    def __init__(self, latency_seconds: float = 0.0) -> None:
+        self.latency_seconds = latency_seconds
+        self.charges: list[SandboxCharge] = []
+        self.refunds: list[SandboxRefund] = []
+        self._charges_by_key: dict[str, SandboxCharge] = {}
+        self._refunds_by_key: dict[str, SandboxRefund] = {}
+
+    async def charge(
+        self, *, payment_id: str, amount_minor: int, currency: str, card: CardDetails, idempotency_key: str
+    ) -> ChargeResult:
+        await self._wait()
+        # From here to the return there is no await, so concurrent retries cannot both charge.
+        seen = self._charges_by_key.get(idempotency_key)
+        if seen is not None:
+            if (seen.payment_id, seen.amount_minor, seen.currency, seen.card_last4) != (
+                payment_id,
+                amount_minor,
+                currency,
+                last4(card.number),
+            ):
+                raise ValueError("idempotency key reused for a different charge")
+            return seen.result
+        if card.number == SANDBOX_UNAVAILABLE_CARD:
+            raise AcquirerUnavailable("sandbox: simulated network failure")
+        charge = SandboxCharge(
+            payment_id=payment_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            card_brand=card_brand(card.number),
+            card_last4=last4(card.number),
+            idempotency_key=idempotency_key,
+            result=self._decide(card.number),
+        )
+        self._charges_by_key[idempotency_key] = charge
+        self.charges.append(charge)
+        return charge.result
+
+    async def refund(
+        self, *, transaction_id: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        await self._wait()
+        seen = self._refunds_by_key.get(idempotency_key)
+        if seen is not None:
+            if (seen.transaction_id, seen.amount_minor, seen.currency) != (
+                transaction_id,
+                amount_minor,
+                currency,
+            ):
+                raise ValueError("idempotency key reused for a different refund")
+            return seen.result
+        if amount_minor <= 0:
+            raise ValueError("a refund amount must be positive")
+        # Any transaction id is accepted: the sandbox forgets its charges on restart, and the
+        # refundable amount is the payment service's rule, checked before calling.
+        refund = SandboxRefund(
+            transaction_id=transaction_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            idempotency_key=idempotency_key,
+            result=RefundResult(refund_transaction_id=_sandbox_transaction_id()),
+        )
+        self._refunds_by_key[idempotency_key] = refund
+        self.refunds.append(refund)
+        return refund.result
+
+    async def _wait(self) -> None:
+        if self.latency_seconds > 0:
+            await asyncio.sleep(self.latency_seconds)
+
+    @staticmethod
+    def _decide(number: str) -> ChargeResult:
+        answer = _SANDBOX_ANSWERS.get(number)
+        if answer is not None:
+            return ChargeResult(outcome=answer[0], transaction_id=None, message=answer[1])
+        if not (number.isascii() and number.isdigit() and luhn.is_valid(number)):
+            # The servicer validates cards first; a real acquirer declines an invalid number too.
+            return ChargeResult(
+                outcome=ChargeOutcome.DECLINED, transaction_id=None, message="The card number is not valid."
+            )
+        return ChargeResult(
+            outcome=ChargeOutcome.APPROVED, transaction_id=_sandbox_transaction_id(), message="Approved."
+        )
+
+
+def _sandbox_transaction_id() -> str:
+    return "SBX-" + secrets.token_hex(8).upper()
+
+
+ACQUIRER_NAMES = ("sandbox",)
+
+
+def acquirer_from_name(name: str) -> Acquirer:
+    """The acquirer named by PAYMENT_ACQUIRER."""
+    if name == "sandbox":
+        return SandboxAcquirer()
+    raise ValueError(f"PAYMENT_ACQUIRER must be one of: {', '.join(ACQUIRER_NAMES)}; got {name!r}")

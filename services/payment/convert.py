@@ -1,0 +1,78 @@
+"""Rows to API messages. Output only; requests are read in the servicer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from asan.common.v1 import identifiers_pb2, money_pb2
+from asan.payment.v1 import payment_pb2
+from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    result = Timestamp()
+    result.FromDatetime(value)
+    return result
+
+
+def money(minor_units: int | None, currency: str) -> money_pb2.Money | None:
+    if minor_units is None:
+        return None
+    return money_pb2.Money(minor_units=minor_units, currency_code=currency)
+
+
+def party(fin: str | None, voen: str | None) -> identifiers_pb2.PartyId:
+    return identifiers_pb2.PartyId(fin=fin) if fin else identifiers_pb2.PartyId(voen=voen or "")
+
+
+def payable_service(row: CatalogueEntryRow) -> payment_pb2.PayableService:
+    return payment_pb2.PayableService(
+        code=row.code,
+        version=row.version,
+        name_az=row.name_az,
+        name_en=row.name_en,
+        agency_code=row.agency_code,
+        fee_kind=payment_pb2.FeeKind.Value(f"FEE_KIND_{row.fee_kind}"),
+        fixed_fee=money(row.fixed_fee_minor, row.currency),
+        min_amount=money(row.min_amount_minor, row.currency),
+        max_amount=money(row.max_amount_minor, row.currency),
+    )
+
+
+def payment(row: PaymentRow, finished: bool) -> payment_pb2.Payment:
+    return payment_pb2.Payment(
+        payment_id=row.id,
+        payer=party(row.payer_fin, row.payer_voen),
+        service_code=row.service_code,
+        service_version=row.service_version,
+        amount=money(row.amount_minor, row.currency),
+        reference=row.reference,
+        description=row.description,
+        metadata=row.caller_metadata,
+        status=payment_pb2.PaymentStatus.Value(f"PAYMENT_STATUS_{row.status}"),
+        finished=finished,
+        failure_code=payment_pb2.FailureCode.Value(f"FAILURE_CODE_{row.failure_code or 'UNSPECIFIED'}"),
+        card_brand=row.card_brand or "",
+        card_last4=row.card_last4 or "",
+        acquirer_transaction_id=row.acquirer_transaction_id or "",
+        refunded_amount=money(row.refunded_minor, row.currency),
+        create_time=timestamp(row.created_at),
+        update_time=timestamp(row.updated_at),
+        expire_time=timestamp(row.expire_at),
+        paid_time=timestamp(row.paid_at),
+    )
+
+
+def refund(row: RefundRow, remaining_minor: int) -> payment_pb2.Refund:
+    return payment_pb2.Refund(
+        refund_id=row.id,
+        payment_id=row.payment_id,
+        amount=money(row.amount_minor, row.currency),
+        reason=row.reason,
+        create_time=timestamp(row.created_at),
+        remaining_refundable=money(remaining_minor, row.currency),
+    )

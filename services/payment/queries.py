@@ -1,0 +1,113 @@
+"""Reads (and the receipt counter) on the payment database. Called inside a unit of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from services.payment.access import visible_payments
+from services.payment.tables import CatalogueEntryRow, PaymentRow, ReceiptCounterRow, RefundRow
+from services.runtime.auth import Principal
+
+
+def current_catalogue(session: Session, after_code: str | None, limit: int) -> list[CatalogueEntryRow]:
+    query = select(CatalogueEntryRow).where(CatalogueEntryRow.valid_to.is_(None))
+    if after_code:
+        query = query.where(CatalogueEntryRow.code > after_code)
+    return list(session.scalars(query.order_by(CatalogueEntryRow.code).limit(limit)))
+
+
+def current_entry(session: Session, code: str) -> CatalogueEntryRow | None:
+    return session.scalars(
+        select(CatalogueEntryRow).where(CatalogueEntryRow.code == code, CatalogueEntryRow.valid_to.is_(None))
+    ).first()
+
+
+def catalogue_entry(session: Session, code: str, version: int) -> CatalogueEntryRow:
+    return session.get_one(CatalogueEntryRow, (code, version))
+
+
+def payment_for_update(session: Session, payment_id: str) -> PaymentRow | None:
+    return session.scalars(select(PaymentRow).where(PaymentRow.id == payment_id).with_for_update()).first()
+
+
+@dataclass(frozen=True)
+class PaymentFilter:
+    status: str | None
+    service_code: str | None
+    created_from: datetime | None
+    created_to: datetime | None
+
+
+def list_payments(session: Session, principal: Principal, where: PaymentFilter,
+                  after: tuple[datetime, str] | None, limit: int) -> list[PaymentRow]:
+    """Newest first; `after` is the (created_at, id) of the last row of the previous page."""
+    query = select(PaymentRow).where(visible_payments(principal))
+    if where.status:
+        query = query.where(PaymentRow.status == where.status)
+    if where.service_code:
+        query = query.where(PaymentRow.service_code == where.service_code)
+    if where.created_from:
+        query = query.where(PaymentRow.created_at >= where.created_from)
+    if where.created_to:
+        query = query.where(PaymentRow.created_at < where.created_to)
+    if after:
+        created_at, payment_id = after
+        query = query.where(
+            or_(PaymentRow.created_at < created_at,
+                and_(PaymentRow.created_at == created_at, PaymentRow.id < payment_id))
+        )
+    query = query.order_by(PaymentRow.created_at.desc(), PaymentRow.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class DayTotals:
+    service_code: str
+    currency: str
+    succeeded_count: int
+    gross_minor: int
+    refunded_minor: int
+
+
+def day_totals(session: Session, start: datetime, end: datetime, agency_code: str | None) -> list[DayTotals]:
+    """Payments captured and refunds made in [start, end), per service code."""
+    paid = (
+        select(PaymentRow.service_code, PaymentRow.currency, func.count(), func.sum(PaymentRow.amount_minor))
+        .where(PaymentRow.paid_at >= start, PaymentRow.paid_at < end, PaymentRow.status == "SUCCEEDED")
+        .group_by(PaymentRow.service_code, PaymentRow.currency)
+    )
+    refunded = (
+        select(PaymentRow.service_code, RefundRow.currency, func.sum(RefundRow.amount_minor))
+        .join(PaymentRow, PaymentRow.id == RefundRow.payment_id)
+        .where(RefundRow.created_at >= start, RefundRow.created_at < end, RefundRow.status == "SUCCEEDED")
+        .group_by(PaymentRow.service_code, RefundRow.currency)
+    )
+    if agency_code:
+        paid = paid.where(PaymentRow.agency_code == agency_code)
+        refunded = refunded.where(PaymentRow.agency_code == agency_code)
+    totals: dict[tuple[str, str], list[int]] = {}
+    for code, currency, count, gross in session.execute(paid):
+        totals[(code, currency)] = [int(count), int(gross or 0), 0]
+    for code, currency, amount in session.execute(refunded):
+        totals.setdefault((code, currency), [0, 0, 0])[2] = int(amount or 0)
+    return [
+        DayTotals(code, currency, count, gross, refunds)
+        for (code, currency), (count, gross, refunds) in sorted(totals.items())
+    ]
+
+
+def next_receipt_number(session: Session, year: int) -> str:
+    """Gapless per year: the counter row is locked until the payment's transaction commits."""
+    counter = session.scalars(
+        select(ReceiptCounterRow).where(ReceiptCounterRow.year == year).with_for_update()
+    ).first()
+    if counter is None:
+        counter = ReceiptCounterRow(year=year, last_number=0)
+        session.add(counter)
+    counter.last_number += 1
+    session.flush()
+    return f"R-{year}-{counter.last_number:09d}"

@@ -1,0 +1,41 @@
+"""ASAN ödəniş as the runtime runs it: ports, tables, migrations, servicers, background tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+
+from asan.payment.v1 import payment_service_pb2, payment_service_pb2_grpc
+from services.payment.acquirer import acquirer_from_name
+from services.payment.expiry import sweep_forever
+from services.payment.metrics import PaymentMetrics
+from services.payment.servicer import PaymentServicer
+from services.payment.tables import Base, runtime_tables
+from services.runtime.config import env_float, env_str
+from services.runtime.server import ServiceDefinition, ServiceRuntime
+
+SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
+
+
+def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Callable[[], Awaitable[None]]]:
+    metrics = PaymentMetrics(runtime.registry)
+    acquirer = acquirer_from_name(env_str("PAYMENT_ACQUIRER", "sandbox"))
+    servicer = PaymentServicer(runtime.database, acquirer, metrics)
+    payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server)
+    sweep_seconds = env_float("PAYMENT_EXPIRY_SWEEP_SECONDS", 30.0)
+    return [lambda: sweep_forever(runtime.database, metrics, sweep_seconds)]
+
+
+definition = ServiceDefinition(
+    name="payment",
+    grpc_port=50051,
+    metrics_port=9101,
+    metadata=Base.metadata,
+    runtime_tables=runtime_tables,
+    migrations=Path(__file__).parent / "migrations",
+    grpc_services=(SERVICE_NAME,),
+    register=register,
+    public_methods=frozenset({f"/{SERVICE_NAME}/ListServices"}),
+)

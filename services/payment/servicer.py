@@ -1,0 +1,493 @@
+"""The PaymentService gRPC servicer: validate, authorise, call the rules, persist, add events.
+
+Every method reads the verified principal from the runtime; every mutating method is
+idempotent by `request_id`. A charge or refund at the acquirer happens between two
+transactions: the first records the intent (SUBMITTED, or a PENDING refund that reserves
+the amount), the second the outcome, so that no lock is held while the acquirer answers
+and a retry with the same request_id resumes instead of charging twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import grpc
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2, payment_service_pb2_grpc
+from services.payment import access, convert, queries
+from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeOutcome, payment_outcome
+from services.payment.domain import (
+    BAKU,
+    FINAL_STATUSES,
+    CardDetails,
+    CatalogueEntry,
+    FeeKind,
+    NewPayment,
+    PaymentStatus,
+    baku_date,
+    baku_day_bounds,
+    card_brand,
+    card_display,
+    check_refund,
+    check_refund_reason,
+    ensure_refundable,
+    ensure_transition,
+    expire_time_for,
+    last4,
+    to_baku_iso,
+    validate_card,
+    validate_new_payment,
+)
+from services.payment.metrics import PaymentMetrics
+from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow, runtime_tables
+from services.runtime.auth import Principal
+from services.runtime.db import Database, utcnow
+from services.runtime.errors import FailedPrecondition, Unavailable
+from services.runtime.events import add_event
+from services.runtime.idempotency import PENDING, Idempotency, idempotency_key
+from services.runtime.interceptors import require_principal
+from services.runtime.paging import decode_page_token, encode_page_token, filter_fingerprint, page_size
+from services.runtime.validation import Violations, check_request_id
+
+SERVICE = "payment"
+_METHOD = "/asan.payment.v1.PaymentService/"
+
+
+def _check_payment_id(violations: Violations, payment_id: str) -> None:
+    try:
+        uuid.UUID(payment_id)
+    except ValueError:
+        violations.add("payment_id", "Must be the payment_id (a UUID) that CreatePayment returned.", "FORMAT")
+
+
+def _entry(row: CatalogueEntryRow) -> CatalogueEntry:
+    return CatalogueEntry(
+        code=row.code, version=row.version, name_az=row.name_az, name_en=row.name_en,
+        agency_code=row.agency_code, fee_kind=FeeKind(row.fee_kind), fixed_fee_minor=row.fixed_fee_minor,
+        min_amount_minor=row.min_amount_minor, max_amount_minor=row.max_amount_minor, currency=row.currency,
+    )
+
+
+def _finished(row: PaymentRow) -> bool:
+    return PaymentStatus(row.status) in FINAL_STATUSES
+
+
+def _payment_message(row: PaymentRow) -> payment_pb2.Payment:
+    return convert.payment(row, _finished(row))
+
+
+@dataclass(frozen=True)
+class _Charge:
+    """What the acquirer needs, read in the first transaction of a confirm."""
+
+    payment_id: str
+    service_code: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class _RefundIntent:
+    """A reserved refund, read in the first transaction of a refund."""
+
+    refund_id: str
+    service_code: str
+    transaction_id: str
+    amount_minor: int
+    currency: str
+
+
+class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
+    def __init__(self, database: Database, acquirer: Acquirer, metrics: PaymentMetrics) -> None:
+        self.database = database
+        self.acquirer = acquirer
+        self.metrics = metrics
+        self.idempotency = Idempotency(runtime_tables.idempotency_keys)
+
+    # --- Catalogue ---------------------------------------------------------------------------
+
+    async def ListServices(self, request: payment_service_pb2.ListServicesRequest,
+                           context: grpc.aio.ServicerContext[Any, Any]) -> payment_service_pb2.ListServicesResponse:
+        violations = Violations()
+        size = page_size(violations, request.page_size, default=100)
+        fingerprint = filter_fingerprint("services")
+        cursor = decode_page_token(violations, request.page_token, fingerprint)
+        violations.raise_if_any()
+        rows = await self.database.run(
+            lambda s: queries.current_catalogue(s, cursor.last_id if cursor else None, size + 1)
+        )
+        response = payment_service_pb2.ListServicesResponse(
+            services=[convert.payable_service(row) for row in rows[:size]]
+        )
+        if len(rows) > size:
+            response.next_page_token = encode_page_token("", rows[size - 1].code, fingerprint)
+        return response
+
+    # --- Payments ----------------------------------------------------------------------------
+
+    async def CreatePayment(self, request: payment_service_pb2.CreatePaymentRequest,
+                            context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+        principal = require_principal()
+        violations = Violations()
+        check_request_id(violations, request.request_id)
+        violations.check(request.HasField("payment"), "payment", "Required: the payment to create.", "REQUIRED")
+        violations.raise_if_any()
+        p = request.payment
+        payer = p.payer.WhichOneof("id")
+        new = NewPayment(
+            payer_fin=p.payer.fin if payer == "fin" else None,
+            payer_voen=p.payer.voen if payer == "voen" else None,
+            service_code=p.service_code,
+            amount_minor=p.amount.minor_units,
+            currency=p.amount.currency_code,
+            reference=p.reference,
+            description=p.description,
+            metadata=dict(p.metadata),
+        )
+        key = idempotency_key(_METHOD + "CreatePayment", request, principal)
+
+        def create(session: Session) -> payment_pb2.Payment:
+            row = queries.current_entry(session, new.service_code) if new.service_code else None
+            validate_new_payment(new, _entry(row) if row else None, violations)
+            violations.raise_if_any()
+            assert row is not None
+            access.ensure_can_create(principal, new.payer_fin, row.agency_code)
+            now = utcnow()
+            payment = PaymentRow(
+                id=str(uuid.uuid4()), payer_fin=new.payer_fin, payer_voen=new.payer_voen,
+                service_code=row.code, service_version=row.version, agency_code=row.agency_code,
+                amount_minor=new.amount_minor, currency=new.currency, reference=new.reference,
+                description=new.description, caller_metadata=new.metadata, status=PaymentStatus.CREATED.value,
+                refunded_minor=0, created_by_kind=principal.kind.value, created_by_subject=principal.subject,
+                created_at=now, updated_at=now, expire_at=expire_time_for(now),
+            )
+            session.add(payment)
+            session.flush()
+            return _payment_message(payment)
+
+        response = await self.idempotency.run(self.database, key, payment_pb2.Payment, create)
+        self.metrics.entered(PaymentStatus.CREATED, response.service_code)
+        return response
+
+    async def GetPayment(self, request: payment_service_pb2.GetPaymentRequest,
+                         context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+        principal = require_principal()
+        violations = Violations()
+        _check_payment_id(violations, request.payment_id)
+        violations.raise_if_any()
+        return await self.database.run(
+            lambda s: _payment_message(self._visible(s, principal, request.payment_id))
+        )
+
+    async def ListPayments(self, request: payment_service_pb2.ListPaymentsRequest,
+                           context: grpc.aio.ServicerContext[Any, Any]) -> payment_service_pb2.ListPaymentsResponse:
+        principal = require_principal()
+        violations = Violations()
+        size = page_size(violations, request.page_size, default=50)
+        where = queries.PaymentFilter(
+            status=payment_pb2.PaymentStatus.Name(request.status).removeprefix("PAYMENT_STATUS_")
+            if request.status else None,
+            service_code=request.service_code or None,
+            created_from=request.create_time_from.ToDatetime(BAKU) if request.HasField("create_time_from") else None,
+            created_to=request.create_time_to.ToDatetime(BAKU) if request.HasField("create_time_to") else None,
+        )
+        if where.created_from and where.created_to:
+            violations.check(where.created_from < where.created_to, "create_time_to",
+                             "Must be after create_time_from.", "OUT_OF_RANGE")
+        fingerprint = filter_fingerprint(principal.kind, principal.subject, where)
+        cursor = decode_page_token(violations, request.page_token, fingerprint)
+        violations.raise_if_any()
+        after = (datetime.fromisoformat(cursor.last_sort_key), cursor.last_id) if cursor else None
+        rows = await self.database.run(lambda s: [
+            _payment_message(row) for row in queries.list_payments(s, principal, where, after, size + 1)
+        ])
+        response = payment_service_pb2.ListPaymentsResponse(payments=rows[:size])
+        if len(rows) > size:
+            last = rows[size - 1]
+            response.next_page_token = encode_page_token(
+                last.create_time.ToDatetime(BAKU).isoformat(), last.payment_id, fingerprint
+            )
+        return response
+
+    async def ConfirmPayment(self, request: payment_service_pb2.ConfirmPaymentRequest,
+                             context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+        principal = require_principal()
+        violations = Violations()
+        _check_payment_id(violations, request.payment_id)
+        check_request_id(violations, request.request_id)
+        violations.check(request.HasField("card"), "card", "Required: the card to charge.", "REQUIRED")
+        card = CardDetails(
+            number=request.card.number, expiry_month=request.card.expiry_month,
+            expiry_year=request.card.expiry_year, cvc=request.card.cvc, holder_name=request.card.holder_name,
+        )
+        if request.HasField("card"):
+            validate_card(card, baku_date(utcnow()), violations)
+        violations.raise_if_any()
+        key = idempotency_key(_METHOD + "ConfirmPayment", request, principal)
+
+        def submit(session: Session) -> payment_pb2.Payment | _Charge:
+            claimed = self.idempotency.claim(session, key)
+            if isinstance(claimed, bytes):
+                return payment_pb2.Payment.FromString(claimed)
+            payment = self._visible(session, principal, request.payment_id, for_update=True)
+            access.ensure_can_pay(principal, payment)
+            if claimed is not PENDING:  # a first attempt; PENDING resumes an interrupted one
+                ensure_transition(PaymentStatus(payment.status), PaymentStatus.SUBMITTED)
+                if payment.expire_at <= utcnow():
+                    raise FailedPrecondition(message="The payment has expired; create a new one.",
+                                             reason="PAYMENT_EXPIRED", metadata={"payment_id": payment.id})
+                payment.status = PaymentStatus.SUBMITTED.value
+                payment.card_brand = card_brand(card.number)
+                payment.card_last4 = last4(card.number)
+                payment.updated_at = utcnow()
+            return _Charge(payment.id, payment.service_code, payment.amount_minor, payment.currency)
+
+        first = await self._run_claiming(submit)
+        if isinstance(first, payment_pb2.Payment):
+            return first
+        self.metrics.entered(PaymentStatus.SUBMITTED, first.service_code)
+        started = time.perf_counter()
+        try:
+            result = await self.acquirer.charge(
+                payment_id=first.payment_id, amount_minor=first.amount_minor, currency=first.currency,
+                card=card, idempotency_key=f"charge:{key.request_id}",
+            )
+        except AcquirerUnavailable:
+            self.metrics.acquirer_seconds.labels("charge", "UNAVAILABLE").observe(time.perf_counter() - started)
+            raise Unavailable(
+                message="The card acquirer did not answer; retry with the same request_id.",
+                reason="ACQUIRER_UNAVAILABLE",
+            ) from None
+        self.metrics.acquirer_seconds.labels("charge", result.outcome.value).observe(time.perf_counter() - started)
+
+        def record(session: Session) -> payment_pb2.Payment:
+            claimed = self.idempotency.claim(session, key)
+            if isinstance(claimed, bytes):  # a concurrent retry recorded it first
+                return payment_pb2.Payment.FromString(claimed)
+            payment = self._visible(session, principal, request.payment_id, for_update=True)
+            status, failure = payment_outcome(result.outcome)
+            ensure_transition(PaymentStatus(payment.status), status)
+            now = utcnow()
+            payment.status = status.value
+            payment.updated_at = now
+            if result.outcome is ChargeOutcome.APPROVED:
+                payment.paid_at = now
+                payment.acquirer_transaction_id = result.transaction_id
+                payment.receipt_number = queries.next_receipt_number(session, baku_date(now).year)
+                add_event(session, runtime_tables.outbox, SERVICE, events_pb2.PaymentSucceeded(
+                    payment_id=payment.id, reference=payment.reference, service_code=payment.service_code,
+                    amount=convert.money(payment.amount_minor, payment.currency),
+                    acquirer_transaction_id=payment.acquirer_transaction_id or "",
+                    paid_time=convert.timestamp(now), payer=convert.party(payment.payer_fin, payment.payer_voen),
+                    agency_code=payment.agency_code,
+                ))
+            else:
+                payment.failure_code = failure.value if failure else None
+                add_event(session, runtime_tables.outbox, SERVICE, events_pb2.PaymentFailed(
+                    payment_id=payment.id, reference=payment.reference, service_code=payment.service_code,
+                    failure_code=payment_pb2.FailureCode.Value(f"FAILURE_CODE_{payment.failure_code}"),
+                    fail_time=convert.timestamp(now),
+                ))
+            response = _payment_message(payment)
+            self.idempotency.complete(session, key, response)
+            return response
+
+        response = await self._run_claiming(record)
+        self.metrics.entered(response_status(response), response.service_code)
+        if response.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
+            self.metrics.amount.labels("paid", response.service_code, response.amount.currency_code).inc(
+                response.amount.minor_units
+            )
+        return response
+
+    async def CancelPayment(self, request: payment_service_pb2.CancelPaymentRequest,
+                            context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+        principal = require_principal()
+        violations = Violations()
+        _check_payment_id(violations, request.payment_id)
+        check_request_id(violations, request.request_id)
+        violations.raise_if_any()
+        key = idempotency_key(_METHOD + "CancelPayment", request, principal)
+
+        def cancel(session: Session) -> payment_pb2.Payment:
+            payment = self._visible(session, principal, request.payment_id, for_update=True)
+            failure = access.cancelled_by(principal, payment)
+            ensure_transition(PaymentStatus(payment.status), PaymentStatus.CANCELLED)
+            payment.status = PaymentStatus.CANCELLED.value
+            payment.failure_code = failure
+            payment.updated_at = utcnow()
+            return _payment_message(payment)
+
+        response = await self.idempotency.run(self.database, key, payment_pb2.Payment, cancel)
+        self.metrics.entered(PaymentStatus.CANCELLED, response.service_code)
+        return response
+
+    # --- Refunds -----------------------------------------------------------------------------
+
+    async def RefundPayment(self, request: payment_service_pb2.RefundPaymentRequest,
+                            context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Refund:
+        principal = require_principal()
+        violations = Violations()
+        _check_payment_id(violations, request.payment_id)
+        check_request_id(violations, request.request_id)
+        violations.check(request.HasField("amount"), "amount", "Required: the amount to refund.", "REQUIRED")
+        check_refund_reason(request.reason, violations)
+        violations.raise_if_any()
+        key = idempotency_key(_METHOD + "RefundPayment", request, principal)
+        expected = (request.expected_refundable_amount.minor_units
+                    if request.HasField("expected_refundable_amount") else None)
+
+        def reserve(session: Session) -> payment_pb2.Refund | _RefundIntent:
+            claimed = self.idempotency.claim(session, key)
+            if isinstance(claimed, bytes):
+                return payment_pb2.Refund.FromString(claimed)
+            payment = self._visible(session, principal, request.payment_id, for_update=True)
+            access.ensure_can_refund(principal, payment)
+            if claimed is PENDING:  # resume: the reservation was made by the first attempt
+                refund = session.scalars(select(RefundRow).where(RefundRow.request_id == key.request_id)).one()
+                return _intent(payment, refund)
+            ensure_refundable(PaymentStatus(payment.status))
+            check_refund(
+                request.amount.minor_units, request.amount.currency_code, paid_minor=payment.amount_minor,
+                paid_currency=payment.currency, refunded_minor=payment.refunded_minor,
+                expected_refundable_minor=expected, violations=violations,
+            )
+            refund = RefundRow(
+                id=str(uuid.uuid4()), payment_id=payment.id, amount_minor=request.amount.minor_units,
+                currency=payment.currency, reason=request.reason, status="PENDING", request_id=key.request_id,
+                created_by_kind=principal.kind.value, created_by_subject=principal.subject, created_at=utcnow(),
+            )
+            # Reserve the amount now, so that a concurrent refund cannot pass the same check.
+            payment.refunded_minor += refund.amount_minor
+            payment.updated_at = utcnow()
+            session.add(refund)
+            session.flush()
+            return _intent(payment, refund)
+
+        reserved = await self._run_claiming(reserve)
+        if isinstance(reserved, payment_pb2.Refund):
+            return reserved
+        started = time.perf_counter()
+        try:
+            outcome = await self.acquirer.refund(
+                transaction_id=reserved.transaction_id, amount_minor=reserved.amount_minor, currency=reserved.currency,
+                idempotency_key=f"refund:{key.request_id}",
+            )
+        except AcquirerUnavailable:
+            self.metrics.acquirer_seconds.labels("refund", "UNAVAILABLE").observe(time.perf_counter() - started)
+            raise Unavailable(
+                message="The card acquirer did not answer; retry with the same request_id.",
+                reason="ACQUIRER_UNAVAILABLE",
+            ) from None
+        self.metrics.acquirer_seconds.labels("refund", "APPROVED").observe(time.perf_counter() - started)
+
+        def record(session: Session) -> payment_pb2.Refund:
+            claimed = self.idempotency.claim(session, key)
+            if isinstance(claimed, bytes):
+                return payment_pb2.Refund.FromString(claimed)
+            refund = session.get_one(RefundRow, reserved.refund_id)
+            payment = queries.payment_for_update(session, refund.payment_id)
+            assert payment is not None
+            refund.status = "SUCCEEDED"
+            refund.acquirer_refund_id = outcome.refund_transaction_id
+            remaining = payment.amount_minor - payment.refunded_minor
+            add_event(session, runtime_tables.outbox, SERVICE, events_pb2.PaymentRefunded(
+                payment_id=payment.id, refund_id=refund.id, reference=payment.reference,
+                service_code=payment.service_code, amount=convert.money(refund.amount_minor, refund.currency),
+                total_refunded=convert.money(payment.refunded_minor, payment.currency),
+                refund_time=convert.timestamp(refund.created_at),
+            ))
+            response = convert.refund(refund, remaining)
+            self.idempotency.complete(session, key, response)
+            return response
+
+        response = await self._run_claiming(record)
+        self.metrics.amount.labels("refunded", reserved.service_code, response.amount.currency_code).inc(response.amount.minor_units)
+        return response
+
+    # --- Receipts and reconciliation ---------------------------------------------------------
+
+    async def GetReceipt(self, request: payment_service_pb2.GetReceiptRequest,
+                         context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Receipt:
+        principal = require_principal()
+        violations = Violations()
+        _check_payment_id(violations, request.payment_id)
+        violations.raise_if_any()
+
+        def receipt(session: Session) -> payment_pb2.Receipt:
+            payment = self._visible(session, principal, request.payment_id)
+            if payment.status != PaymentStatus.SUCCEEDED or payment.paid_at is None:
+                raise FailedPrecondition(
+                    message=f"Only a succeeded payment has a receipt; this one is {payment.status}.",
+                    reason="RECEIPT_NOT_AVAILABLE", metadata={"status": payment.status},
+                )
+            entry = queries.catalogue_entry(session, payment.service_code, payment.service_version)
+            return payment_pb2.Receipt(
+                receipt_number=payment.receipt_number or "", payment_id=payment.id,
+                paid_time=convert.timestamp(payment.paid_at), paid_time_local=to_baku_iso(payment.paid_at),
+                payer=convert.party(payment.payer_fin, payment.payer_voen), service_code=payment.service_code,
+                service_name_az=entry.name_az, service_name_en=entry.name_en, agency_code=payment.agency_code,
+                amount=convert.money(payment.amount_minor, payment.currency),
+                acquirer_transaction_id=payment.acquirer_transaction_id or "",
+                card_display=card_display(payment.card_brand or "", payment.card_last4 or ""),
+            )
+
+        return await self.database.run(receipt)
+
+    async def GetDailySummary(self, request: payment_service_pb2.GetDailySummaryRequest,
+                              context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.DailySummary:
+        principal = require_principal()
+        violations = Violations()
+        day: date | None = None
+        try:
+            day = date.fromisoformat(request.date)
+        except ValueError:
+            violations.add("date", "Must be a day in Asia/Baku time as YYYY-MM-DD, e.g. 2026-11-27.", "FORMAT")
+        violations.raise_if_any()
+        assert day is not None
+        agency = access.summary_agency(principal)
+        start, end = baku_day_bounds(day)
+        totals = await self.database.run(lambda s: queries.day_totals(s, start, end, agency))
+        return payment_pb2.DailySummary(date=day.isoformat(), services=[
+            payment_pb2.ServiceDayTotals(
+                service_code=t.service_code, succeeded_count=t.succeeded_count,
+                gross=convert.money(t.gross_minor, t.currency), refunded=convert.money(t.refunded_minor, t.currency),
+                net=convert.money(t.gross_minor - t.refunded_minor, t.currency),
+            )
+            for t in totals
+        ])
+
+    # --- Helpers -----------------------------------------------------------------------------
+
+    def _visible(self, session: Session, principal: Principal, payment_id: str,
+                 for_update: bool = False) -> PaymentRow:
+        """The payment, if `principal` may see it; NOT_FOUND otherwise, the same as for no payment."""
+        payment = (queries.payment_for_update(session, payment_id) if for_update
+                   else session.get(PaymentRow, payment_id))
+        if payment is None or not access.can_see(principal, payment):
+            raise access.not_found(payment_id)
+        return payment
+
+    async def _run_claiming(self, unit: Any) -> Any:
+        """Runs a unit that claims an idempotency key; on PostgreSQL two first attempts can race
+        to insert the key, and the loser runs again to find the winner's."""
+        try:
+            return await self.database.run(unit)
+        except IntegrityError:
+            return await self.database.run(unit)
+
+
+def _intent(payment: PaymentRow, refund: RefundRow) -> _RefundIntent:
+    return _RefundIntent(refund.id, payment.service_code, payment.acquirer_transaction_id or "",
+                         refund.amount_minor, refund.currency)
+
+
+def response_status(message: payment_pb2.Payment) -> PaymentStatus:
+    return PaymentStatus(payment_pb2.PaymentStatus.Name(message.status).removeprefix("PAYMENT_STATUS_"))

@@ -1,0 +1,102 @@
+"""The payment service's tables (its own database), runtime tables included."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.runtime.db import UtcDateTime, new_metadata
+from services.runtime.tables import define_runtime_tables
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+runtime_tables = define_runtime_tables(Base.metadata)
+
+
+class CatalogueEntryRow(Base):
+    """One version of one payable service. The current version has `valid_to` NULL."""
+
+    __tablename__ = "catalogue_entries"
+
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name_az: Mapped[str] = mapped_column(String(300))
+    name_en: Mapped[str] = mapped_column(String(300))
+    agency_code: Mapped[str] = mapped_column(String(20))
+    fee_kind: Mapped[str] = mapped_column(String(10))
+    fixed_fee_minor: Mapped[int | None] = mapped_column(BigInteger)
+    min_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    max_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class PaymentRow(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    payer_fin: Mapped[str | None] = mapped_column(String(7))
+    payer_voen: Mapped[str | None] = mapped_column(String(10))
+    service_code: Mapped[str] = mapped_column(String(100))
+    service_version: Mapped[int] = mapped_column(Integer)
+    # Copied from the catalogue: officers see their agency's payments.
+    agency_code: Mapped[str] = mapped_column(String(20))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(500))
+    # Named `metadata` in the API; the attribute name is taken by SQLAlchemy.
+    caller_metadata: Mapped[dict[str, str]] = mapped_column("metadata", JSON)
+    status: Mapped[str] = mapped_column(String(10))
+    failure_code: Mapped[str | None] = mapped_column(String(30))
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    acquirer_transaction_id: Mapped[str | None] = mapped_column(String(100))
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    receipt_number: Mapped[str | None] = mapped_column(String(30), unique=True)
+    created_by_kind: Mapped[str] = mapped_column(String(10))
+    created_by_subject: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expire_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_payments_payer_fin_created", "payer_fin", "created_at"),
+        Index("ix_payments_agency_created", "agency_code", "created_at"),
+        Index("ix_payments_created", "created_at"),
+        Index("ix_payments_status_expire", "status", "expire_at"),
+        Index("ix_payments_paid_at", "paid_at"),
+    )
+
+
+class RefundRow(Base):
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(500))
+    # PENDING reserves the amount while the acquirer is asked; then SUCCEEDED or FAILED.
+    status: Mapped[str] = mapped_column(String(10))
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    acquirer_refund_id: Mapped[str | None] = mapped_column(String(100))
+    created_by_kind: Mapped[str] = mapped_column(String(10))
+    created_by_subject: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class ReceiptCounterRow(Base):
+    """Receipt numbers run per year without gaps: R-2026-000000001, ..."""
+
+    __tablename__ = "receipt_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(BigInteger)

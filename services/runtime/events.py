@@ -1,0 +1,195 @@
+"""Domain events: the transactional outbox on the producing side, the inbox on the consuming side.
+
+A service never publishes to the broker while handling a request. It adds the event to its
+outbox in the same transaction as the state change (`add_event`), so that an event exists if
+and only if the change committed. The service's event worker relays the outbox to the broker
+(`relay_pending`), at least once and in outbox order. A consumer applies each event at most
+once by recording it in its inbox in the same transaction as its effect (`apply_once`).
+Together: at-least-once delivery, exactly-once effect.
+
+On the wire an event is the protobuf JSON mapping of `asan.common.v1.EventEnvelope`, so that
+it can be read in the RabbitMQ management UI. Converting an envelope to or from JSON needs
+the payload's message type in the protobuf descriptor pool: the process must have imported
+the payload's stub module (for example `asan.payment.v1.events_pb2`) first. A producer's
+relay imports its own events module; a consumer imports the message type it handles.
+
+This module imports neither eventlet nor nameko: the gRPC servers use it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from asan.common.v1.events_pb2 import EventEnvelope
+from services.runtime.context import current_correlation_id
+from services.runtime.db import Database
+
+log = logging.getLogger(__name__)
+
+# (event_type, body): publishes one event to the broker, raising if it was not accepted.
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+class OutboxRelayError(Exception):
+    """An outbox row could not be published; it and every later row stay in the outbox."""
+
+    def __init__(self, position: int, event_id: str, event_type: str) -> None:
+        super().__init__(f"could not publish outbox position {position} ({event_type} {event_id})")
+        self.position = position
+        self.event_id = event_id
+        self.event_type = event_type
+
+
+def new_envelope(source: str, message: Message) -> EventEnvelope:
+    """Wraps `message` for sending: a new event id, now, the current correlation id."""
+    envelope = EventEnvelope(
+        event_id=str(uuid.uuid4()),
+        source=source,
+        event_type=message.DESCRIPTOR.name,
+        correlation_id=current_correlation_id() or "",
+    )
+    envelope.occurred_at.FromDatetime(datetime.now(UTC))
+    envelope.payload.Pack(message)
+    return envelope
+
+
+def add_event(session: Session, outbox_table: Table, source: str, message: Message) -> str:
+    """Adds `message` to the outbox in the caller's transaction; returns the event id.
+
+    Call it in the unit of work that makes the state change the event reports: if that
+    transaction rolls back, the event was never emitted.
+    """
+    envelope = new_envelope(source, message)
+    session.execute(
+        insert(outbox_table).values(
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            envelope=envelope.SerializeToString(),
+            created_at=datetime.now(UTC),
+            attempts=0,
+        )
+    )
+    return envelope.event_id
+
+
+def envelope_to_body(envelope: EventEnvelope) -> dict[str, Any]:
+    """The AMQP message body: the protobuf JSON mapping of the envelope.
+
+    Raises TypeError if the payload's stub module has not been imported.
+    """
+    body: dict[str, Any] = json_format.MessageToDict(envelope)
+    return body
+
+
+def body_to_envelope(body: dict[str, Any]) -> EventEnvelope:
+    """The envelope in an AMQP message body.
+
+    Raises json_format.ParseError if the body is not an envelope or the payload's stub
+    module has not been imported.
+    """
+    return json_format.ParseDict(body, EventEnvelope())
+
+
+def relay_pending(database: Database, outbox_table: Table, publish: Publish, batch_size: int = 100) -> int:
+    """Publishes up to `batch_size` unpublished outbox rows in position order; returns how many.
+
+    Each row is marked published after the broker accepted it, in its own short transaction,
+    so that no transaction stays open while waiting on the broker. A crash between the two
+    publishes the row again later, which consumers' inboxes absorb. If a row cannot be
+    published, its `attempts` grows, the batch stops there (later rows must not overtake
+    it) and OutboxRelayError is raised, chained to the cause; the next call starts again
+    from that row.
+
+    Order is the outbox `position` order. On SQLite, whose writers are serialised, that is
+    commit order; on PostgreSQL two concurrent transactions may commit in the other order
+    than their positions, so only events of one transaction (or of one aggregate written
+    under a row lock) are strictly ordered. Run one relay per service database.
+    """
+    outbox = outbox_table.c
+    with database.transaction() as session:
+        rows = session.execute(
+            select(outbox.position, outbox.event_id, outbox.event_type, outbox.envelope)
+            .where(outbox.published_at.is_(None))
+            .order_by(outbox.position)
+            .limit(batch_size)
+        ).all()
+
+    published = 0
+    for row in rows:
+        try:
+            envelope = EventEnvelope.FromString(row.envelope)
+            publish(row.event_type, envelope_to_body(envelope))
+        except Exception as exc:
+            _count_failed_attempt(database, outbox_table, row.position)
+            raise OutboxRelayError(row.position, row.event_id, row.event_type) from exc
+        with database.transaction() as session:
+            session.execute(
+                update(outbox_table)
+                .where(outbox.position == row.position)
+                .values(published_at=datetime.now(UTC))
+            )
+        published += 1
+    return published
+
+
+def _count_failed_attempt(database: Database, outbox_table: Table, position: int) -> None:
+    try:
+        with database.transaction() as session:
+            session.execute(
+                update(outbox_table)
+                .where(outbox_table.c.position == position)
+                .values(attempts=outbox_table.c.attempts + 1)
+            )
+    except Exception:
+        # The publish failure is what the caller must hear about; the count is a hint.
+        log.warning("could not count the failed attempt of outbox position %s", position, exc_info=True)
+
+
+def outbox_backlog(database: Database, outbox_table: Table) -> int:
+    """How many events wait in the outbox: for metrics and alerts."""
+    with database.transaction() as session:
+        count: int = session.execute(
+            select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))
+        ).scalar_one()
+    return count
+
+
+def apply_once(session: Session, inbox_table: Table, consumer: str, envelope: EventEnvelope) -> bool:
+    """Records that `consumer` applies the event, in the caller's transaction.
+
+    Returns False if the event was applied before (a redelivery or a duplicate): the caller
+    must then skip its effect. Safe under concurrency: of two transactions applying the same
+    event, the second waits on the primary key and then finds the row (PostgreSQL), or waits
+    for the write lock (SQLite); if the first rolls back, the second applies it.
+    """
+    values = {
+        "consumer": consumer,
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "received_at": datetime.now(UTC),
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert_new = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox_table)
+        # RETURNING, not rowcount: psycopg reports -1 rows for INSERT ... ON CONFLICT here.
+        inserted = session.execute(
+            insert_new.values(values).on_conflict_do_nothing().returning(inbox_table.c.event_id)
+        ).first()
+        return inserted is not None
+    try:
+        with session.begin_nested():
+            session.execute(insert(inbox_table).values(values))
+    except IntegrityError:
+        return False
+    return True

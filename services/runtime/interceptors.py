@@ -1,0 +1,265 @@
+"""Server interceptors: correlation id and access log, Prometheus metrics, errors, authentication.
+
+Order (outermost first): correlation → metrics → errors → auth → handler. The metrics
+see the final status code; the error interceptor turns ServiceError (auth included) into
+a `google.rpc.Status` with details and anything unexpected into a bare INTERNAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from services.runtime.auth import TokenVerifier, bearer_token
+from services.runtime.context import correlation_id_var, new_correlation_id, principal_var
+from services.runtime.errors import ServiceError, Unauthenticated, internal_status
+
+log = logging.getLogger("asan.grpc")
+
+# Services that answer without a token: probes and tooling.
+UNAUTHENTICATED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+                            "grpc.reflection.v1.ServerReflection")
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """'/asan.payment.v1.PaymentService/GetPayment' -> ('asan.payment.v1.PaymentService', 'GetPayment')."""
+    _, service, method = full_method.split("/", 2)
+    return service, method
+
+
+def rpc_type(handler: grpc.RpcMethodHandler) -> str:
+    if handler.request_streaming and handler.response_streaming:
+        return "bidi_stream"
+    if handler.request_streaming:
+        return "client_stream"
+    if handler.response_streaming:
+        return "server_stream"
+    return "unary"
+
+
+def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
+    for item in context.invocation_metadata() or ():
+        if item.key == key:
+            value = item.value
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler,
+    around: Callable[[Callable[[Any], Awaitable[Any]], Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
+) -> grpc.RpcMethodHandler:
+    """Rebuilds a handler with a single response so that every call goes through
+    `around(call_next, request, context)`."""
+    if handler.unary_unary:
+        inner_uu = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return await around(lambda req: inner_uu(req, context), request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )
+    inner_su = handler.stream_unary
+    assert inner_su is not None
+
+    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await around(lambda reqs: inner_su(reqs, context), requests, context)
+
+    return grpc.stream_unary_rpc_method_handler(
+        stream_unary, handler.request_deserializer, handler.response_serializer
+    )
+
+
+class _Interceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method
+        if handler.response_streaming:
+            # The suite's own methods are unary; streaming ones (health Watch, reflection)
+            # are only checked for a token where needed, not timed or counted.
+            return self.wrap_stream(handler, method)
+
+        async def around(call_next: Callable[[Any], Awaitable[Any]], request: Any,
+                         context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return await self.around(call_next, request, context, method, handler)
+
+        return wrap_handler(handler, around)
+
+    def wrap_stream(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return handler
+
+    async def around(
+        self,
+        call_next: Callable[[Any], Awaitable[Any]],
+        request: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
+        method: str,
+        handler: grpc.RpcMethodHandler,
+    ) -> Any:
+        raise NotImplementedError
+
+
+class CorrelationInterceptor(_Interceptor):
+    """Takes `x-request-id` from the caller (or makes one), returns it, and logs each call."""
+
+    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
+                     context: grpc.aio.ServicerContext[Any, Any], method: str,
+                     handler: grpc.RpcMethodHandler) -> Any:
+        correlation_id = metadata_value(context, "x-request-id") or new_correlation_id()
+        correlation_id_var.set(correlation_id)
+        await context.send_initial_metadata((("x-request-id", correlation_id),))
+        started = time.perf_counter()
+        try:
+            return await call_next(request)
+        finally:
+            code = context.code() or grpc.StatusCode.OK
+            principal = principal_var.get()
+            log.info(
+                "grpc call",
+                extra={
+                    "grpc_method": method,
+                    "grpc_code": code.name if isinstance(code, grpc.StatusCode) else str(code),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "principal_kind": principal.kind.value if principal else None,
+                    "peer": context.peer(),
+                },
+            )
+
+
+class MetricsInterceptor(_Interceptor):
+    """go-grpc-prometheus metric names and labels, so that stock dashboards and alerts work."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self.started = Counter("grpc_server_started_total", "Total number of RPCs started on the server.",
+                               labels, registry=registry)
+        self.handled = Counter("grpc_server_handled_total",
+                               "Total number of RPCs completed on the server, regardless of success or failure.",
+                               [*labels, "grpc_code"], registry=registry)
+        self.handling = Histogram("grpc_server_handling_seconds",
+                                  "Histogram of response latency (seconds) of gRPC that had been application-level "
+                                  "handled by the server.", labels, registry=registry,
+                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.received = Counter("grpc_server_msg_received_total",
+                                "Total number of RPC stream messages received on the server.", labels,
+                                registry=registry)
+        self.sent = Counter("grpc_server_msg_sent_total",
+                            "Total number of gRPC stream messages sent by the server.", labels, registry=registry)
+
+    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
+                     context: grpc.aio.ServicerContext[Any, Any], method: str,
+                     handler: grpc.RpcMethodHandler) -> Any:
+        service, name = split_method(method)
+        labels = (rpc_type(handler), service, name)
+        self.started.labels(*labels).inc()
+        if not handler.request_streaming:
+            self.received.labels(*labels).inc()
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            result = await call_next(request)
+            code = context.code() or grpc.StatusCode.OK
+            if handler.response_streaming:
+                self.sent.labels(*labels).inc(len(result))
+            else:
+                self.sent.labels(*labels).inc()
+            return result
+        except BaseException:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            if not isinstance(code, grpc.StatusCode):
+                code = grpc.StatusCode.UNKNOWN
+            self.handled.labels(*labels, code.name).inc()
+            self.handling.labels(*labels).observe(time.perf_counter() - started)
+
+
+class ErrorInterceptor(_Interceptor):
+    """ServiceError → its google.rpc.Status; any other exception → INTERNAL, logged, no details."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
+                     context: grpc.aio.ServicerContext[Any, Any], method: str,
+                     handler: grpc.RpcMethodHandler) -> Any:
+        try:
+            return await call_next(request)
+        except ServiceError as error:
+            locale = (metadata_value(context, "accept-language") or "en")[:2].lower()
+            log.info("request refused", extra={"grpc_method": method, "reason": error.reason})
+            await context.abort_with_status(rpc_status.to_status(error.to_status(self.service, locale)))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unexpected error", extra={"grpc_method": method})
+            await context.abort_with_status(rpc_status.to_status(internal_status()))
+
+
+class AuthInterceptor(_Interceptor):
+    """Verifies the bearer token of every call; the principal is then in `principal_var`.
+
+    `public_methods` (full names) accept calls without a token; a token that is sent is
+    still verified. Health and reflection are always open.
+    """
+
+    def __init__(self, service: str, verifier: TokenVerifier, public_methods: Collection[str] = ()) -> None:
+        self.service = service
+        self.verifier = verifier
+        self.public_methods = frozenset(public_methods)
+
+    def authenticate(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+        service, _ = split_method(method)
+        header = metadata_value(context, "authorization")
+        open_method = service in UNAUTHENTICATED_SERVICES or method in self.public_methods
+        if header is None and open_method:
+            principal_var.set(None)
+        else:
+            principal_var.set(self.verifier.verify(bearer_token(header)))
+
+    def wrap_stream(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return _stream_guard(handler, self.service, lambda context: self.authenticate(context, method))
+
+    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
+                     context: grpc.aio.ServicerContext[Any, Any], method: str,
+                     handler: grpc.RpcMethodHandler) -> Any:
+        self.authenticate(context, method)
+        return await call_next(request)
+
+
+def _stream_guard(handler: grpc.RpcMethodHandler, service: str,
+                  check: Callable[[grpc.aio.ServicerContext[Any, Any]], None]) -> grpc.RpcMethodHandler:
+    inner = handler.unary_stream or handler.stream_stream
+    assert inner is not None
+
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        try:
+            check(context)
+        except ServiceError as error:
+            await context.abort_with_status(rpc_status.to_status(error.to_status(service)))
+        async for response in inner(request, context):
+            yield response
+
+    factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+    return factory(guarded, handler.request_deserializer, handler.response_serializer)
+
+
+def require_principal() -> Any:
+    """The verified caller of the current call; UNAUTHENTICATED if the call carried no token."""
+    principal = principal_var.get()
+    if principal is None:
+        raise Unauthenticated(message="This method needs a bearer token.", reason="TOKEN_MISSING")
+    return principal

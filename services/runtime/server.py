@@ -1,0 +1,172 @@
+"""Start-up and shutdown of a service's gRPC server, the same for every service.
+
+`serve(definition)` is what `python -m services.<name> serve` runs: JSON logs, the
+database, interceptors, health (SERVING only while the database answers), reflection,
+`/metrics` on its own port, and on SIGTERM a graceful drain within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import start_http_server
+from sqlalchemy import MetaData
+
+from services.runtime.auth import TokenVerifier
+from services.runtime.config import ServiceConfig
+from services.runtime.db import Database
+from services.runtime.interceptors import (
+    AuthInterceptor,
+    CorrelationInterceptor,
+    ErrorInterceptor,
+    MetricsInterceptor,
+)
+from services.runtime.logs import configure_logging
+from services.runtime.migrations import schema_is_current
+from services.runtime.tables import RuntimeTables
+
+log = logging.getLogger("asan.server")
+
+
+@dataclass
+class ServiceRuntime:
+    """What a service's servicers get from the runtime."""
+
+    config: ServiceConfig
+    database: Database
+    registry: CollectorRegistry
+    verifier: TokenVerifier
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """Everything the runtime needs to know to run one service."""
+
+    name: str
+    grpc_port: int
+    metrics_port: int
+    metadata: MetaData
+    runtime_tables: RuntimeTables
+    migrations: Path
+    # Full names of the gRPC services it serves, for health and reflection.
+    grpc_services: tuple[str, ...]
+    # Adds the servicers to the server; returns the background loops to run while serving
+    # (sweepers and the like), which are cancelled on shutdown.
+    register: Callable[[grpc.aio.Server, ServiceRuntime], list[Callable[[], Awaitable[None]]]]
+    # Full method names callable without a token, e.g. "/asan.payment.v1.PaymentService/ListServices".
+    public_methods: Collection[str] = field(default_factory=frozenset)
+
+
+class PortInUseError(RuntimeError):
+    pass
+
+
+class ServiceServer:
+    """One running service: start(), then stop(grace). Tests run it on port 0."""
+
+    def __init__(self, definition: ServiceDefinition, config: ServiceConfig,
+                 verifier: TokenVerifier | None = None) -> None:
+        self.definition = definition
+        self.config = config
+        self.registry = CollectorRegistry()
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=self.registry)
+        self.database = Database(config.database_url)
+        self.verifier = verifier or TokenVerifier.from_config(config.auth)
+        self.health = HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[
+                CorrelationInterceptor(),
+                MetricsInterceptor(self.registry),
+                ErrorInterceptor(definition.name),
+                AuthInterceptor(definition.name, self.verifier, definition.public_methods),
+            ],
+            # A second server on a busy port must fail, not share it silently.
+            options=[("grpc.so_reuseport", 0)],
+        )
+        self.runtime = ServiceRuntime(config, self.database, self.registry, self.verifier)
+        self._background = definition.register(self.server, self.runtime)
+        self._tasks: list[asyncio.Task[None]] = []
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*definition.grpc_services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME),
+            self.server,
+        )
+        self.port = 0
+        self.metrics_port = 0
+        self._metrics_httpd: Any = None
+
+    async def start(self) -> None:
+        address = f"{self.config.grpc_host}:{self.config.grpc_port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as error:
+            raise PortInUseError(f"cannot listen on {address}: {error}") from None
+        if self.port == 0:
+            raise PortInUseError(f"cannot listen on {address}: port in use?")
+        self._metrics_httpd, _ = start_http_server(self.config.metrics_port, registry=self.registry)
+        self.metrics_port = self._metrics_httpd.server_port
+        await self.server.start()
+        await self._probe_database()
+        self._tasks = [asyncio.create_task(self._probe_forever())]
+        self._tasks += [asyncio.create_task(loop()) for loop in self._background]
+        log.info("serving", extra={"grpc_port": self.port, "metrics_port": self.metrics_port})
+
+    async def _probe_database(self) -> None:
+        ok = await self.database.ping_async()
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self.definition.grpc_services):
+            await self.health.set(name, status)
+
+    async def _probe_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.health_probe_seconds)
+            await self._probe_database()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stops taking calls (health says NOT_SERVING), drains in-flight calls within `grace`."""
+        grace = self.config.grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._metrics_httpd:
+            self._metrics_httpd.shutdown()
+            self._metrics_httpd.server_close()
+        self.database.close()
+        log.info("stopped")
+
+
+async def serve(definition: ServiceDefinition) -> None:
+    config = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
+    configure_logging(definition.name, config.log_level)
+    if not schema_is_current(config.database_url, definition.migrations):
+        raise SystemExit(
+            f"The {definition.name} database is not at the latest migration: "
+            f"run `python -m services.{definition.name} migrate` first."
+        )
+    server = ServiceServer(definition, config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra={"grace_seconds": config.grace_seconds})
+    await server.stop()
