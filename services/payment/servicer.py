@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from sqlalchemy import select
@@ -56,6 +57,8 @@ from services.runtime.interceptors import require_principal
 from services.runtime.paging import decode_page_token, encode_page_token, filter_fingerprint, page_size
 from services.runtime.validation import Violations, check_request_id
 
+T = TypeVar("T")
+
 SERVICE = "payment"
 _METHOD = "/asan.payment.v1.PaymentService/"
 
@@ -91,6 +94,8 @@ class _Charge:
     service_code: str
     amount_minor: int
     currency: str
+    # False when this call resumed an attempt that had already submitted the payment.
+    submitted_now: bool
 
 
 @dataclass(frozen=True)
@@ -152,8 +157,10 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             metadata=dict(p.metadata),
         )
         key = idempotency_key(_METHOD + "CreatePayment", request, principal)
+        created = False  # metrics count the payment once, not every replay
 
         def create(session: Session) -> payment_pb2.Payment:
+            nonlocal created
             row = queries.current_entry(session, new.service_code) if new.service_code else None
             validate_new_payment(new, _entry(row) if row else None, violations)
             violations.raise_if_any()
@@ -170,10 +177,12 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             )
             session.add(payment)
             session.flush()
+            created = True
             return _payment_message(payment)
 
         response = await self.idempotency.run(self.database, key, payment_pb2.Payment, create)
-        self.metrics.entered(PaymentStatus.CREATED, response.service_code)
+        if created:
+            self.metrics.entered(PaymentStatus.CREATED, response.service_code)
         return response
 
     async def GetPayment(self, request: payment_service_pb2.GetPaymentRequest,
@@ -247,12 +256,14 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
                 payment.card_brand = card_brand(card.number)
                 payment.card_last4 = last4(card.number)
                 payment.updated_at = utcnow()
-            return _Charge(payment.id, payment.service_code, payment.amount_minor, payment.currency)
+            return _Charge(payment.id, payment.service_code, payment.amount_minor, payment.currency,
+                           submitted_now=claimed is not PENDING)
 
         first = await self._run_claiming(submit)
         if isinstance(first, payment_pb2.Payment):
             return first
-        self.metrics.entered(PaymentStatus.SUBMITTED, first.service_code)
+        if first.submitted_now:
+            self.metrics.entered(PaymentStatus.SUBMITTED, first.service_code)
         started = time.perf_counter()
         try:
             result = await self.acquirer.charge(
@@ -266,8 +277,10 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
                 reason="ACQUIRER_UNAVAILABLE",
             ) from None
         self.metrics.acquirer_seconds.labels("charge", result.outcome.value).observe(time.perf_counter() - started)
+        recorded = False  # a concurrent retry that finds the outcome recorded counts nothing
 
         def record(session: Session) -> payment_pb2.Payment:
+            nonlocal recorded
             claimed = self.idempotency.claim(session, key)
             if isinstance(claimed, bytes):  # a concurrent retry recorded it first
                 return payment_pb2.Payment.FromString(claimed)
@@ -297,14 +310,16 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
                 ))
             response = _payment_message(payment)
             self.idempotency.complete(session, key, response)
+            recorded = True
             return response
 
         response = await self._run_claiming(record)
-        self.metrics.entered(response_status(response), response.service_code)
-        if response.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
-            self.metrics.amount.labels("paid", response.service_code, response.amount.currency_code).inc(
-                response.amount.minor_units
-            )
+        if recorded:
+            self.metrics.entered(response_status(response), response.service_code)
+            if response.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
+                self.metrics.amount.labels("paid", response.service_code, response.amount.currency_code).inc(
+                    response.amount.minor_units
+                )
         return response
 
     async def CancelPayment(self, request: payment_service_pb2.CancelPaymentRequest,
@@ -315,18 +330,22 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         check_request_id(violations, request.request_id)
         violations.raise_if_any()
         key = idempotency_key(_METHOD + "CancelPayment", request, principal)
+        cancelled = False  # metrics count the cancellation once, not every replay
 
         def cancel(session: Session) -> payment_pb2.Payment:
+            nonlocal cancelled
             payment = self._visible(session, principal, request.payment_id, for_update=True)
             failure = access.cancelled_by(principal, payment)
             ensure_transition(PaymentStatus(payment.status), PaymentStatus.CANCELLED)
             payment.status = PaymentStatus.CANCELLED.value
             payment.failure_code = failure
             payment.updated_at = utcnow()
+            cancelled = True
             return _payment_message(payment)
 
         response = await self.idempotency.run(self.database, key, payment_pb2.Payment, cancel)
-        self.metrics.entered(PaymentStatus.CANCELLED, response.service_code)
+        if cancelled:
+            self.metrics.entered(PaymentStatus.CANCELLED, response.service_code)
         return response
 
     # --- Refunds -----------------------------------------------------------------------------
@@ -387,8 +406,10 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
                 reason="ACQUIRER_UNAVAILABLE",
             ) from None
         self.metrics.acquirer_seconds.labels("refund", "APPROVED").observe(time.perf_counter() - started)
+        recorded = False  # a concurrent retry that finds the refund recorded counts nothing
 
         def record(session: Session) -> payment_pb2.Refund:
+            nonlocal recorded
             claimed = self.idempotency.claim(session, key)
             if isinstance(claimed, bytes):
                 return payment_pb2.Refund.FromString(claimed)
@@ -406,10 +427,14 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             ))
             response = convert.refund(refund, remaining)
             self.idempotency.complete(session, key, response)
+            recorded = True
             return response
 
         response = await self._run_claiming(record)
-        self.metrics.amount.labels("refunded", reserved.service_code, response.amount.currency_code).inc(response.amount.minor_units)
+        if recorded:
+            self.metrics.amount.labels("refunded", reserved.service_code, response.amount.currency_code).inc(
+                response.amount.minor_units
+            )
         return response
 
     # --- Receipts and reconciliation ---------------------------------------------------------
@@ -475,7 +500,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             raise access.not_found(payment_id)
         return payment
 
-    async def _run_claiming(self, unit: Any) -> Any:
+    async def _run_claiming(self, unit: Callable[[Session], T]) -> T:
         """Runs a unit that claims an idempotency key; on PostgreSQL two first attempts can race
         to insert the key, and the loser runs again to find the winner's."""
         try:

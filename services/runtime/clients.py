@@ -14,19 +14,19 @@ from services.runtime.context import correlation_id_var
 DEFAULT_DEADLINE_SECONDS = 5.0
 
 
-class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, deadline_seconds: float) -> None:
         self.deadline_seconds = deadline_seconds
 
     async def intercept_unary_unary(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]],
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
         metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
         correlation_id = correlation_id_var.get()
-        if correlation_id and "x-request-id" not in metadata:
+        if correlation_id and metadata.get("x-request-id") is None:
             metadata.add("x-request-id", correlation_id)
         details = grpc.aio.ClientCallDetails(
             method=client_call_details.method,

@@ -56,7 +56,7 @@ def idempotency_key(method: str, request: Message, principal: Principal | None,
     body = type(request)()
     body.CopyFrom(request)
     request_id: str = getattr(request, request_id_field)
-    body.ClearField(request_id_field)  # type: ignore[arg-type]
+    body.ClearField(request_id_field)
     digest = hashlib.sha256()
     digest.update(method.encode())
     digest.update(b"\0")

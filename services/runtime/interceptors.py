@@ -7,10 +7,11 @@ a `google.rpc.Status` with details and anything unexpected into a bare INTERNAL.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from grpc_status import rpc_status
@@ -22,9 +23,36 @@ from services.runtime.errors import ServiceError, Unauthenticated, internal_stat
 
 log = logging.getLogger("asan.grpc")
 
+if TYPE_CHECKING:  # at run time these classes are not subscriptable
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
 # Services that answer without a token: probes and tooling.
 UNAUTHENTICATED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
                             "grpc.reflection.v1.ServerReflection")
+
+
+# The grpc_code label as go-grpc-prometheus writes it (grpc-go's Code.String()), so that stock
+# dashboards and alerts, e.g. errors counted on grpc_code=~"Unknown|Internal|...", match.
+GO_CODE_NAMES = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
 
 
 def split_method(full_method: str) -> tuple[str, str]:
@@ -33,7 +61,7 @@ def split_method(full_method: str) -> tuple[str, str]:
     return service, method
 
 
-def rpc_type(handler: grpc.RpcMethodHandler) -> str:
+def rpc_type(handler: Handler) -> str:
     if handler.request_streaming and handler.response_streaming:
         return "bidi_stream"
     if handler.request_streaming:
@@ -43,33 +71,33 @@ def rpc_type(handler: grpc.RpcMethodHandler) -> str:
     return "unary"
 
 
-def metadata_value(context: grpc.aio.ServicerContext[Any, Any], key: str) -> str | None:
-    for item in context.invocation_metadata() or ():
-        if item.key == key:
-            value = item.value
+def metadata_value(context: Context, key: str) -> str | None:
+    for item_key, value in context.invocation_metadata() or ():
+        if item_key == key:
             return value.decode() if isinstance(value, bytes) else value
     return None
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler,
-    around: Callable[[Callable[[Any], Awaitable[Any]], Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
-) -> grpc.RpcMethodHandler:
+    handler: Handler,
+    around: Callable[[Callable[[Any], Awaitable[Any]], Any, Context], Awaitable[Any]],
+) -> Handler:
     """Rebuilds a handler with a single response so that every call goes through
     `around(call_next, request, context)`."""
+    # The stubs type handlers as synchronous; under grpc.aio they are coroutine functions.
     if handler.unary_unary:
-        inner_uu = handler.unary_unary
+        inner_uu: Any = handler.unary_unary
 
-        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def unary_unary(request: Any, context: Context) -> Any:
             return await around(lambda req: inner_uu(req, context), request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             unary_unary, handler.request_deserializer, handler.response_serializer
         )
-    inner_su = handler.stream_unary
+    inner_su: Any = handler.stream_unary
     assert inner_su is not None
 
-    async def stream_unary(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def stream_unary(requests: Any, context: Context) -> Any:
         return await around(lambda reqs: inner_su(reqs, context), requests, context)
 
     return grpc.stream_unary_rpc_method_handler(
@@ -80,9 +108,9 @@ def wrap_handler(
 class _Interceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -93,21 +121,21 @@ class _Interceptor(grpc.aio.ServerInterceptor):
             return self.wrap_stream(handler, method)
 
         async def around(call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                         context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                         context: Context) -> Any:
             return await self.around(call_next, request, context, method, handler)
 
         return wrap_handler(handler, around)
 
-    def wrap_stream(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap_stream(self, handler: Handler, method: str) -> Handler:
         return handler
 
     async def around(
         self,
         call_next: Callable[[Any], Awaitable[Any]],
         request: Any,
-        context: grpc.aio.ServicerContext[Any, Any],
+        context: Context,
         method: str,
-        handler: grpc.RpcMethodHandler,
+        handler: Handler,
     ) -> Any:
         raise NotImplementedError
 
@@ -116,8 +144,8 @@ class CorrelationInterceptor(_Interceptor):
     """Takes `x-request-id` from the caller (or makes one), returns it, and logs each call."""
 
     async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any], method: str,
-                     handler: grpc.RpcMethodHandler) -> Any:
+                     context: Context, method: str,
+                     handler: Handler) -> Any:
         correlation_id = metadata_value(context, "x-request-id") or new_correlation_id()
         correlation_id_var.set(correlation_id)
         await context.send_initial_metadata((("x-request-id", correlation_id),))
@@ -160,8 +188,8 @@ class MetricsInterceptor(_Interceptor):
                             "Total number of gRPC stream messages sent by the server.", labels, registry=registry)
 
     async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any], method: str,
-                     handler: grpc.RpcMethodHandler) -> Any:
+                     context: Context, method: str,
+                     handler: Handler) -> Any:
         service, name = split_method(method)
         labels = (rpc_type(handler), service, name)
         self.started.labels(*labels).inc()
@@ -183,7 +211,7 @@ class MetricsInterceptor(_Interceptor):
         finally:
             if not isinstance(code, grpc.StatusCode):
                 code = grpc.StatusCode.UNKNOWN
-            self.handled.labels(*labels, code.name).inc()
+            self.handled.labels(*labels, GO_CODE_NAMES[code]).inc()
             self.handling.labels(*labels).observe(time.perf_counter() - started)
 
 
@@ -194,8 +222,8 @@ class ErrorInterceptor(_Interceptor):
         self.service = service
 
     async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any], method: str,
-                     handler: grpc.RpcMethodHandler) -> Any:
+                     context: Context, method: str,
+                     handler: Handler) -> Any:
         try:
             return await call_next(request)
         except ServiceError as error:
@@ -221,7 +249,7 @@ class AuthInterceptor(_Interceptor):
         self.verifier = verifier
         self.public_methods = frozenset(public_methods)
 
-    def authenticate(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+    def authenticate(self, context: Context, method: str) -> None:
         service, _ = split_method(method)
         header = metadata_value(context, "authorization")
         open_method = service in UNAUTHENTICATED_SERVICES or method in self.public_methods
@@ -230,31 +258,44 @@ class AuthInterceptor(_Interceptor):
         else:
             principal_var.set(self.verifier.verify(bearer_token(header)))
 
-    def wrap_stream(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap_stream(self, handler: Handler, method: str) -> Handler:
         return _stream_guard(handler, self.service, lambda context: self.authenticate(context, method))
 
     async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: grpc.aio.ServicerContext[Any, Any], method: str,
-                     handler: grpc.RpcMethodHandler) -> Any:
+                     context: Context, method: str,
+                     handler: Handler) -> Any:
         self.authenticate(context, method)
         return await call_next(request)
 
 
-def _stream_guard(handler: grpc.RpcMethodHandler, service: str,
-                  check: Callable[[grpc.aio.ServicerContext[Any, Any]], None]) -> grpc.RpcMethodHandler:
-    inner = handler.unary_stream or handler.stream_stream
+def _stream_guard(handler: Handler, service: str,
+                  check: Callable[[Context], None]) -> Handler:
+    inner: Any = handler.unary_stream or handler.stream_stream
     assert inner is not None
 
-    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+    async def refuse_unless_allowed(context: Context) -> None:
         try:
             check(context)
         except ServiceError as error:
             await context.abort_with_status(rpc_status.to_status(error.to_status(service)))
+
+    async def guarded_writer(request: Any, context: Context) -> None:
+        await refuse_unless_allowed(context)
+        await inner(request, context)
+
+    async def guarded_generator(request: Any, context: Context) -> AsyncIterator[Any]:
+        await refuse_unless_allowed(context)
         async for response in inner(request, context):
             yield response
 
-    factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
-    return factory(guarded, handler.request_deserializer, handler.response_serializer)
+    # grpc.aio awaits a coroutine handler, which writes with context.write() (health Watch),
+    # and iterates any other (reflection): the guard must be of the same kind as the handler.
+    guarded: Callable[..., Any] = guarded_writer if inspect.iscoroutinefunction(inner) else guarded_generator
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            guarded, handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.stream_stream_rpc_method_handler(guarded, handler.request_deserializer, handler.response_serializer)
 
 
 def require_principal() -> Any:

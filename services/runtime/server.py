@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, Gauge, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ServiceConfig
 from services.runtime.db import Database
+from services.runtime.events import outbox_backlog
 from services.runtime.interceptors import (
     AuthInterceptor,
     CorrelationInterceptor,
@@ -64,7 +66,7 @@ class ServiceDefinition:
     grpc_services: tuple[str, ...]
     # Adds the servicers to the server; returns the background loops to run while serving
     # (sweepers and the like), which are cancelled on shutdown.
-    register: Callable[[grpc.aio.Server, ServiceRuntime], list[Callable[[], Awaitable[None]]]]
+    register: Callable[[grpc.aio.Server, ServiceRuntime], list[Callable[[], Coroutine[Any, Any, None]]]]
     # Full method names callable without a token, e.g. "/asan.payment.v1.PaymentService/ListServices".
     public_methods: Collection[str] = field(default_factory=frozenset)
 
@@ -84,6 +86,9 @@ class ServiceServer:
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
         self.database = Database(config.database_url)
+        backlog = Gauge("asan_outbox_backlog", "Events committed to the outbox and not yet published to the broker.",
+                        registry=self.registry)
+        backlog.set_function(lambda: self._outbox_backlog())
         self.verifier = verifier or TokenVerifier.from_config(config.auth)
         self.health = HealthServicer()
         self.server = grpc.aio.server(
@@ -108,6 +113,13 @@ class ServiceServer:
         self.port = 0
         self.metrics_port = 0
         self._metrics_httpd: Any = None
+
+    def _outbox_backlog(self) -> float:
+        try:
+            return float(outbox_backlog(self.database, self.definition.runtime_tables.outbox))
+        except Exception:
+            # Health reports the database; a scrape must not fail because of it.
+            return math.nan
 
     async def start(self) -> None:
         address = f"{self.config.grpc_host}:{self.config.grpc_port}"

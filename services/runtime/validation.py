@@ -7,6 +7,14 @@ import uuid
 from services.runtime.errors import FieldViolation, InvalidArgument
 
 
+# What a citizen reads above the per-field messages.
+INVALID_TEXT = {
+    "az": "Məlumatların bəziləri düzgün deyil. Qeyd olunan sahələri düzəldib yenidən göndərin.",
+    "en": "Some details are not right. Correct the marked fields and send again.",
+    "ru": "Некоторые данные указаны неверно. Исправьте отмеченные поля и отправьте снова.",
+}
+
+
 class Violations:
     """Accumulates violations; `raise_if_any()` turns them into one INVALID_ARGUMENT."""
 
@@ -30,7 +38,9 @@ class Violations:
 
     def raise_if_any(self, message: str = "The request has invalid fields; see the field violations.") -> None:
         if self.items:
-            raise InvalidArgument(message=message, reason="INVALID_ARGUMENT", violations=list(self.items))
+            raise InvalidArgument(
+                message=message, reason="INVALID_ARGUMENT", violations=list(self.items), localized=INVALID_TEXT
+            )
 
 
 def check_request_id(violations: Violations, value: str, field: str = "request_id") -> None:

@@ -29,9 +29,9 @@ nameko 2.14 facts this module relies on (checked in its source):
   calls run in C): keep transactions short and never hold one across a publish.
 """
 
-# ruff: noqa: E402  (eventlet must patch the standard library before anything else is imported)
 from __future__ import annotations
 
+# eventlet must patch the standard library before anything else is imported.
 if __name__ == "__main__":
     import warnings
 
@@ -77,6 +77,7 @@ from services.runtime.events import (
     body_to_envelope,
     relay_pending,
 )
+from services.runtime.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ PREFETCH_COUNT_CONFIG_KEY = "PREFETCH_COUNT"
 # broker. Applied both to the publish and, through kombu, to the reconnect before it.
 RELAY_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1}
 RELAY_TRANSPORT_OPTIONS = {**DEFAULT_TRANSPORT_OPTIONS, **RELAY_RETRY_POLICY}
+# Seconds a relay tick goes on draining a backlog before it yields to the next tick.
+RELAY_TICK_SECONDS = 5.0
 # Seconds to wait for the broker's confirm of one publish.
 RELAY_CONFIRM_TIMEOUT = 10.0
 # Seconds a failed inbox handler waits before handing its message back to the queue, so
@@ -140,24 +143,72 @@ def outbox_relay_service(
     broker is unreachable, a tick logs a warning and leaves the rows for the next tick.
     """
 
+    outage = _RelayOutage(f"{service_name}_outbox_relay")
+
     class OutboxRelay:
-        name = f"{service_name}_outbox_relay"
+        name = outage.relay_name
+        is_outbox_relay = True  # run_workers starts relays after consumers
         dispatch = OutboxEventDispatcher(service_name)
 
-        @timer(interval=interval_seconds, eager=True)
+        @timer(interval=interval_seconds, eager=True)  # type: ignore[untyped-decorator]
         def relay(self) -> None:
-            while True:
-                try:
-                    published = relay_pending(database, outbox_table, self.dispatch, batch_size)
-                except OutboxRelayError as exc:
-                    log.warning("%s: %s: %s; retrying next tick", self.name, exc, exc.__cause__)
-                    return
-                if published < batch_size:
-                    return
+            # Full batches mean a backlog: keep going, but end the tick in time for a stop.
+            deadline = time.monotonic() + RELAY_TICK_SECONDS
+            try:
+                while relay_pending(database, outbox_table, self.dispatch, batch_size) == batch_size:
+                    if time.monotonic() > deadline:
+                        break
+            except OutboxRelayError as exc:
+                outage.failed(f"{exc}: {exc.__cause__!r}")
+            except Exception as exc:
+                outage.failed(f"outbox unreadable: {exc!r}")
+            else:
+                outage.ended()
 
     OutboxRelay.__name__ = OutboxRelay.__qualname__ = f"{_camel(service_name)}OutboxRelay"
-    OutboxRelay.is_outbox_relay = True  # type: ignore[attr-defined]
     return OutboxRelay
+
+
+class _RelayOutage:
+    """Logs the first failed tick of an outage, a reminder every minute, and its end: not one
+    warning per tick while the broker or the database is away."""
+
+    REMINDER_SECONDS = 60.0
+
+    def __init__(self, relay_name: str) -> None:
+        self.relay_name = relay_name
+        self.failed_ticks = 0
+        self.started = 0.0
+        self.reminded = 0.0
+
+    def failed(self, reason: str) -> None:
+        now = time.monotonic()
+        if self.failed_ticks == 0:
+            self.started = self.reminded = now
+            log.warning(
+                "%s: %s; unpublished events stay in the outbox, retrying every tick", self.relay_name, reason
+            )
+        elif now - self.reminded >= self.REMINDER_SECONDS:
+            self.reminded = now
+            log.warning(
+                "%s: still failing after %.0f s (%d ticks): %s",
+                self.relay_name,
+                now - self.started,
+                self.failed_ticks + 1,
+                reason,
+            )
+        self.failed_ticks += 1
+
+    def ended(self) -> None:
+        if self.failed_ticks:
+            elapsed = time.monotonic() - self.started
+            log.info(
+                "%s: relaying again after %.1f s (%d failed ticks)",
+                self.relay_name,
+                elapsed,
+                self.failed_ticks,
+            )
+            self.failed_ticks = 0
 
 
 def _camel(name: str) -> str:
@@ -219,7 +270,10 @@ def inbox_event_handler(
                     else:
                         log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
             except Exception:
-                log.exception("%s: event %s failed; requeued", consumer, envelope.event_id)
+                # nameko logs the traceback; the message goes back to the queue.
+                log.warning(
+                    "%s: event %s failed, requeued in %s s", consumer, envelope.event_id, REQUEUE_DELAY
+                )
                 time.sleep(REQUEUE_DELAY)
                 raise
             finally:
@@ -327,12 +381,12 @@ def load_services(target: str) -> list[type]:
 
 
 def main(argv: list[str]) -> None:
-    from services.runtime.logs import configure_logging
-
     if not argv:
         raise SystemExit("usage: python -m services.runtime.workers module.path:target [...]")
     configure_logging("event-workers", env_str("ASAN_LOG_LEVEL", "INFO"))
     services = [service for target in argv for service in load_services(target)]
+    if "grpc" in sys.modules:
+        log.warning("%s imported grpc: gRPC does not work under eventlet, keep it out of workers", argv)
     run_workers(
         services,
         env_str("AMQP_URI", "memory://"),

@@ -17,5 +17,5 @@ async def payment(database_url: str) -> AsyncIterator[RunningService]:
 
 
 @pytest.fixture
-def stub(payment: RunningService) -> payment_service_pb2_grpc.PaymentServiceStub:
+def stub(payment: RunningService) -> payment_service_pb2_grpc.PaymentServiceAsyncStub:
     return payment_service_pb2_grpc.PaymentServiceStub(payment.channel)

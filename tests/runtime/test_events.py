@@ -93,7 +93,11 @@ def test_added_event_carries_source_type_correlation_id_and_payload(producer: Da
     envelope = EventEnvelope.FromString(row.envelope)
     payment = PaymentSucceeded()
     assert envelope.payload.Unpack(payment)
-    assert (envelope.event_id, envelope.source, envelope.event_type) == (event_id, "payment", "PaymentSucceeded")
+    assert (envelope.event_id, envelope.source, envelope.event_type) == (
+        event_id,
+        "payment",
+        "PaymentSucceeded",
+    )
     assert (row.event_id, row.event_type, row.published_at, row.attempts) == (
         event_id,
         "PaymentSucceeded",

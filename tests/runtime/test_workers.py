@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import kombu
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from asan.payment.v1.events_pb2 import PaymentSucceeded
 from services.runtime.context import correlation_id_var
@@ -21,9 +20,10 @@ from services.runtime.db import Database
 from services.runtime.events import add_event, outbox_backlog
 from tests.conftest import AMQP_URI, RABBITMQ_SKIP
 from tests.runtime.eventsupport import schema
-from tests.runtime.eventsupport.harness import (
+from tests.support.workers import (
     TcpProxy,
     WorkerProcess,
+    broker_tap,
     delete_broker_entities,
     wait_until,
 )
@@ -113,8 +113,10 @@ def pipeline(
     if amqp_uri != "memory://":
         delete_broker_entities(
             amqp_uri,
-            queues=[f"evt-{schema.source_service(name)}-PaymentSucceeded--{schema.consumer_service(name)}"
-                    ".on_payment_succeeded"],
+            queues=[
+                f"evt-{schema.source_service(name)}-PaymentSucceeded--{schema.consumer_service(name)}"
+                ".on_payment_succeeded"
+            ],
             exchanges=[f"{schema.source_service(name)}.events"],
         )
 
@@ -158,6 +160,23 @@ def test_an_event_delivered_twice_takes_effect_once(pipeline: EventPipeline) -> 
     assert pipeline.received_payment_ids() == ["p-1", "p-2", "p-3"]
     assert pipeline.inbox_size() == 3
     assert "applied before, skipped" in worker.output()
+    worker.terminate()
+
+
+@pytest.mark.parametrize("database_backend", ["sqlite"])
+def test_an_event_whose_effect_fails_is_retried_until_it_takes_effect_once(pipeline: EventPipeline) -> None:
+    worker = pipeline.start_worker()
+    # The consumer's database cannot take the effect: nameko alone would drop the message.
+    pipeline.consumer.run_sync(lambda s: s.execute(text("ALTER TABLE received RENAME TO received_away")))
+    pipeline.add_payments("p-1")
+    wait_until(lambda: "failed, requeued" in worker.output(), timeout=10, what="a failed effect")
+    assert pipeline.inbox_size() == 0
+
+    pipeline.consumer.run_sync(lambda s: s.execute(text("ALTER TABLE received_away RENAME TO received")))
+    pipeline.wait_for_payments(["p-1"])
+
+    assert pipeline.received_payment_ids() == ["p-1"]
+    assert pipeline.inbox_size() == 1
     worker.terminate()
 
 
@@ -230,17 +249,12 @@ def test_worker_cut_off_from_the_broker_still_exits_after_its_stop_timeout(
 def test_relayed_events_are_persistent_json_envelopes_on_rabbitmq(pipeline: EventPipeline) -> None:
     if not AMQP_URI:
         pytest.skip(RABBITMQ_SKIP)
-    tap = f"{pipeline.name}-tap"
-    exchange = kombu.Exchange(f"{schema.source_service(pipeline.name)}.events", type="topic", durable=True)
-    with kombu.Connection(AMQP_URI) as connection:
-        kombu.Queue(tap, exchange, routing_key="#", auto_delete=False)(connection.default_channel).declare()
-        try:
-            worker = pipeline.start_worker()
-            pipeline.add_payments("p-1")
-            pipeline.wait_for_payments(["p-1"])
-            message = connection.default_channel.basic_get(tap, no_ack=True)
-        finally:
-            connection.default_channel.queue_delete(tap)
+    exchange = f"{schema.source_service(pipeline.name)}.events"
+    with broker_tap(AMQP_URI, exchange, f"{pipeline.name}-tap") as next_message:
+        worker = pipeline.start_worker()
+        pipeline.add_payments("p-1")
+        pipeline.wait_for_payments(["p-1"])
+        message = next_message()
 
     assert message.delivery_info["routing_key"] == "PaymentSucceeded"
     assert message.properties["delivery_mode"] == 2

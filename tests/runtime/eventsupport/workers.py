@@ -6,7 +6,6 @@ Run by the tests as `python -m services.runtime.workers tests.runtime.eventsuppo
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -38,7 +37,7 @@ def services() -> list[type]:
             inbox=schema.consumer.inbox,
         )
         def on_payment_succeeded(
-            self: Any, session: Session, payment: PaymentSucceeded, envelope: EventEnvelope
+            self, session: Session, payment: PaymentSucceeded, envelope: EventEnvelope
         ) -> None:
             session.execute(
                 insert(schema.received).values(

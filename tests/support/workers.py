@@ -11,12 +11,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
-import kombu
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "event workers ready"
 
 
@@ -30,13 +32,16 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
 
 
 class WorkerProcess:
-    """`python -m services.runtime.workers TARGET` in a subprocess, its output in a file."""
+    """`python -m services.runtime.workers TARGET...` in a subprocess (or the module `argv`
+    names, e.g. ["services.payment", "worker"]), its output in a file."""
 
-    def __init__(self, target: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, target: str | list[str], env: dict[str, str], log_path: Path,
+                 argv: list[str] | None = None) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
+        targets = [target] if isinstance(target, str) else target
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime.workers", target],
+            [sys.executable, "-m", *(argv or ["services.runtime.workers", *targets])],
             cwd=REPO_ROOT,
             env={**os.environ, **env},
             stdout=self._log,
@@ -71,16 +76,6 @@ class WorkerProcess:
         self._log.close()
 
 
-@contextmanager
-def worker_process(target: str, env: dict[str, str], log_path: Path) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(target, env, log_path)
-    try:
-        worker.wait_ready()
-        yield worker
-    finally:
-        worker.close()
-
-
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to `upstream`; `stop()` cuts it off (listener closed and open
     connections severed), `start()` brings it back on the same port."""
@@ -100,11 +95,14 @@ class TcpProxy:
         listener.settimeout(0.1)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            # A thread blocked in accept() keeps the port bound: let it see the stop first.
+            self._acceptor.join()
             listener.close()
         with self._lock:
             connections, self._connections = self._connections, set()
@@ -143,16 +141,28 @@ class TcpProxy:
 
 
 def _sever(connection: socket.socket) -> None:
-    try:
+    with suppress(OSError):
         connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     connection.close()
+
+
+@contextmanager
+def broker_tap(amqp_uri: str, exchange_name: str, queue_name: str) -> Iterator[Callable[[], Any]]:
+    """A queue bound to every event of a nameko event exchange on RabbitMQ; yields a function
+    that takes the next message off it (None if there is none). Deleted afterwards."""
+    with Connection(amqp_uri) as connection:  # type: ignore[no-untyped-call]
+        channel = connection.default_channel
+        exchange = Exchange(exchange_name, type="topic", durable=True)  # type: ignore[no-untyped-call]
+        Queue(queue_name, exchange, routing_key="#")(channel).declare()  # type: ignore[no-untyped-call]
+        try:
+            yield lambda: channel.basic_get(queue_name, no_ack=True)
+        finally:
+            channel.queue_delete(queue_name)
 
 
 def delete_broker_entities(amqp_uri: str, queues: list[str], exchanges: list[str]) -> None:
     """Removes what a test declared on the shared RabbitMQ."""
-    with kombu.Connection(amqp_uri) as connection:
+    with Connection(amqp_uri) as connection:  # type: ignore[no-untyped-call]
         channel = connection.default_channel
         for queue in queues:
             channel.queue_delete(queue)

@@ -1,0 +1,283 @@
+"""Idempotency by request_id (AIP-155): a retry returns the first result and moves no money
+again; a request_id is never a key to someone else's result."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from asan.payment.v1 import events_pb2, payment_pb2
+from services.payment.acquirer import AcquirerUnavailable, ChargeResult, SandboxAcquirer
+from services.payment.tables import runtime_tables
+from services.runtime.db import utcnow
+from services.runtime.idempotency import Idempotency
+from tests.payment.builders import (
+    Callers,
+    Stub,
+    cancel_request,
+    confirm_request,
+    create,
+    create_request,
+    get,
+    in_database,
+    metric_value,
+    outbox_events,
+    passport_duty,
+    payment_rows,
+    payment_service,
+    refund_request,
+    rejected,
+    traffic_fine,
+)
+from tests.support.servers import RunningService
+
+KEYS = runtime_tables.idempotency_keys
+
+
+@pytest.fixture
+def acquirer() -> SandboxAcquirer:
+    return SandboxAcquirer()
+
+
+@pytest.fixture
+async def payment(database_url: str, acquirer: SandboxAcquirer) -> AsyncIterator[RunningService]:
+    async with payment_service(database_url, acquirer) as service:
+        yield service
+
+
+@pytest.fixture
+def callers(payment: RunningService) -> Callers:
+    return Callers.of(payment)
+
+
+async def _age_keys(payment: RunningService, age: timedelta) -> None:
+    """Makes every idempotency key look `age` old."""
+    await in_database(payment, lambda s: s.execute(update(KEYS).values(created_at=utcnow() - age)))
+
+
+async def _key_count(payment: RunningService) -> int:
+    return await in_database(
+        payment, lambda s: s.execute(select(func.count()).select_from(KEYS)).scalar_one()
+    )
+
+
+# --- CreatePayment ---------------------------------------------------------------------------
+
+
+async def test_create_replay_returns_the_identical_payment_and_creates_nothing_more(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    request = create_request(passport_duty())
+
+    first = await stub.CreatePayment(request, metadata=callers.citizen)
+    replay = await stub.CreatePayment(request, metadata=callers.citizen)
+
+    assert replay == first
+    assert [row.id for row in await payment_rows(payment)] == [first.payment_id]
+
+
+async def test_request_id_reused_for_another_request_is_rejected_on_request_id(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    request = create_request(traffic_fine(amount_minor=5000, reference="YHQ-1"))
+    created = await stub.CreatePayment(request, metadata=callers.citizen)
+    other_amount = create_request(traffic_fine(amount_minor=6000, reference="YHQ-1"), request.request_id)
+    other_reference = create_request(traffic_fine(amount_minor=5000, reference="YHQ-2"), request.request_id)
+    other_method = cancel_request(created.payment_id, request.request_id)
+
+    reuses: dict[str, Callable[[], Awaitable[object]]] = {
+        "other amount": lambda: stub.CreatePayment(other_amount, metadata=callers.citizen),
+        "other reference": lambda: stub.CreatePayment(other_reference, metadata=callers.citizen),
+        "other method": lambda: stub.CancelPayment(other_method, metadata=callers.citizen),
+    }
+    for case, reuse in reuses.items():
+        rejection = await rejected(reuse())
+
+        assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, case
+        assert rejection.violations == {"request_id": "REQUEST_ID_REUSED"}, case
+    assert [row.id for row in await payment_rows(payment)] == [created.payment_id]
+    assert await get(stub, callers.citizen, created.payment_id) == created
+
+
+async def test_another_citizens_request_id_is_never_a_replay_of_someone_elses_payment(
+    stub: Stub, callers: Callers
+) -> None:
+    request = create_request(traffic_fine())
+    created = await stub.CreatePayment(request, metadata=callers.citizen)
+    own_payment = create_request(traffic_fine(payer_fin="7QW2E4R"), request.request_id)
+
+    for case, other_request in {"the same request": request, "their own payment": own_payment}.items():
+        rejection = await rejected(stub.CreatePayment(other_request, metadata=callers.other_citizen))
+
+        assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, case
+        assert rejection.violations == {"request_id": "REQUEST_ID_REUSED"}, case
+        assert created.payment_id not in rejection.readable_text(), case
+
+
+async def test_request_id_must_be_a_uuid(stub: Stub, callers: Callers) -> None:
+    created = await create(stub, callers.citizen, passport_duty())
+    requests: dict[str, Any] = {
+        "CreatePayment": create_request(passport_duty()),
+        "ConfirmPayment": confirm_request(created.payment_id),
+        "CancelPayment": cancel_request(created.payment_id),
+        "RefundPayment": refund_request(created.payment_id, 100),
+    }
+
+    for method, request in requests.items():
+        for request_id, reason in (("", "REQUIRED"), ("payment-1", "FORMAT"), ("12345", "FORMAT")):
+            request.request_id = request_id
+            rejection = await rejected(getattr(stub, method)(request, metadata=callers.admin))
+
+            assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, (method, request_id)
+            assert rejection.violations == {"request_id": reason}, (method, request_id)
+    assert await get(stub, callers.citizen, created.payment_id) == created
+
+
+async def test_fifty_concurrent_creates_with_one_request_id_make_one_payment(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    request = create_request(passport_duty())
+
+    replies = await asyncio.gather(
+        *(stub.CreatePayment(request, metadata=callers.citizen) for _ in range(50))
+    )
+
+    assert {reply.payment_id for reply in replies} == {replies[0].payment_id}
+    assert all(reply == replies[0] for reply in replies)
+    assert [row.id for row in await payment_rows(payment)] == [replies[0].payment_id]
+    assert (
+        metric_value(
+            payment, "asan_payment_transitions_total", status="CREATED", service_code="state.duty.passport"
+        )
+        == 1.0
+    )
+
+
+# --- ConfirmPayment --------------------------------------------------------------------------
+
+
+async def test_fifty_concurrent_confirms_with_one_request_id_charge_the_card_once(
+    payment: RunningService, stub: Stub, callers: Callers, acquirer: SandboxAcquirer
+) -> None:
+    created = await create(stub, callers.citizen, passport_duty())
+    request = confirm_request(created.payment_id)
+
+    replies = await asyncio.gather(
+        *(stub.ConfirmPayment(request, metadata=callers.citizen) for _ in range(50))
+    )
+
+    assert all(reply.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED for reply in replies)
+    assert {reply.acquirer_transaction_id for reply in replies} == {replies[0].acquirer_transaction_id}
+    assert len(acquirer.charges) == 1
+    assert len(await outbox_events(payment, events_pb2.PaymentSucceeded)) == 1
+    code = "state.duty.passport"
+    for status in ("SUBMITTED", "SUCCEEDED"):
+        assert (
+            metric_value(payment, "asan_payment_transitions_total", status=status, service_code=code) == 1.0
+        )
+    assert metric_value(payment, "asan_payment_amount_minor_total", kind="paid", service_code=code) == 6000.0
+
+
+async def test_confirm_replay_after_success_returns_the_same_payment_and_charges_nothing(
+    payment: RunningService, stub: Stub, callers: Callers, acquirer: SandboxAcquirer
+) -> None:
+    created = await create(stub, callers.citizen, passport_duty())
+    request = confirm_request(created.payment_id)
+
+    first = await stub.ConfirmPayment(request, metadata=callers.citizen)
+    replay = await stub.ConfirmPayment(request, metadata=callers.citizen)
+
+    assert replay == first
+    assert len(acquirer.charges) == 1
+    assert len(await outbox_events(payment, events_pb2.PaymentSucceeded)) == 1
+
+
+async def test_confirm_whose_answer_was_lost_resumes_on_retry_and_charges_once(
+    payment: RunningService,
+    stub: Stub,
+    callers: Callers,
+    acquirer: SandboxAcquirer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The acquirer charged the card but its answer never arrived: the client sees UNAVAILABLE,
+    retries with the same request_id, and gets the charge that was made, not a second one."""
+    charge = acquirer.charge
+    answers_lost = True
+
+    async def charge_then_lose_the_answer(**kwargs: Any) -> ChargeResult:
+        result = await charge(**kwargs)
+        if answers_lost:
+            raise AcquirerUnavailable("answer lost on the way back")
+        return result
+
+    monkeypatch.setattr(acquirer, "charge", charge_then_lose_the_answer)
+    created = await create(stub, callers.citizen, passport_duty())
+    request = confirm_request(created.payment_id)
+
+    lost = await rejected(stub.ConfirmPayment(request, metadata=callers.citizen))
+    assert (lost.code, lost.reason) == (grpc.StatusCode.UNAVAILABLE, "ACQUIRER_UNAVAILABLE")
+    assert (
+        await get(stub, callers.citizen, created.payment_id)
+    ).status == payment_pb2.PAYMENT_STATUS_SUBMITTED
+
+    answers_lost = False
+    paid = await stub.ConfirmPayment(request, metadata=callers.citizen)
+
+    assert paid.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED
+    [made] = acquirer.charges
+    assert paid.acquirer_transaction_id == made.result.transaction_id
+    assert len(await outbox_events(payment, events_pb2.PaymentSucceeded)) == 1
+
+
+async def test_cancel_replay_returns_the_same_payment(stub: Stub, callers: Callers) -> None:
+    created = await create(stub, callers.citizen, passport_duty())
+    request = cancel_request(created.payment_id)
+
+    first = await stub.CancelPayment(request, metadata=callers.citizen)
+    replay = await stub.CancelPayment(request, metadata=callers.citizen)
+
+    assert replay == first
+    assert first.status == payment_pb2.PAYMENT_STATUS_CANCELLED
+
+
+# --- How long keys are kept ------------------------------------------------------------------
+
+
+async def test_replay_more_than_a_day_later_still_returns_the_first_response(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    request = create_request(passport_duty())
+    first = await stub.CreatePayment(request, metadata=callers.citizen)
+    await _age_keys(payment, timedelta(hours=25))
+
+    replay = await stub.CreatePayment(request, metadata=callers.citizen)
+
+    assert replay == first
+    assert len(await payment_rows(payment)) == 1
+
+
+async def test_keys_are_purged_only_after_48_hours(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    request = create_request(passport_duty())
+    first = await stub.CreatePayment(request, metadata=callers.citizen)
+    purge = Idempotency(KEYS).purge
+
+    def purge_now(session: Session) -> int:
+        return purge(session)
+
+    await _age_keys(payment, timedelta(hours=47))
+    assert await in_database(payment, purge_now) == 0
+    assert await _key_count(payment) == 1
+    assert await stub.CreatePayment(request, metadata=callers.citizen) == first
+
+    await _age_keys(payment, timedelta(hours=49))
+    assert await in_database(payment, purge_now) == 1
+    assert await _key_count(payment) == 0
