@@ -14,13 +14,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from asan.common.v1.paging_pb2 import PageCursor
 from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment import access, convert, queries
 from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeOutcome, payment_outcome
@@ -68,6 +70,44 @@ def _check_payment_id(violations: Violations, payment_id: str) -> None:
         uuid.UUID(payment_id)
     except ValueError:
         violations.add("payment_id", "Must be the payment_id (a UUID) that CreatePayment returned.", "FORMAT")
+
+
+def _status_filter(violations: Violations, value: payment_pb2.PaymentStatus.ValueType) -> str | None:
+    """The stored status a ListPayments request filters on; None for any. An enum number the
+    contract does not define is the caller's mistake, not an internal error."""
+    if value == payment_pb2.PAYMENT_STATUS_UNSPECIFIED:
+        return None
+    if value not in payment_pb2.PaymentStatus.values():
+        violations.add("status", "Must be a PaymentStatus value, or unspecified for any.", "OUT_OF_RANGE")
+        return None
+    return payment_pb2.PaymentStatus.Name(value).removeprefix("PAYMENT_STATUS_")
+
+
+def _instant(violations: Violations, request: payment_service_pb2.ListPaymentsRequest,
+             field: Literal["create_time_from", "create_time_to"]) -> datetime | None:
+    if not request.HasField(field):
+        return None
+    timestamp: Timestamp = getattr(request, field)
+    try:
+        return timestamp.ToDatetime(BAKU)
+    except (ValueError, OverflowError):  # outside 0001-01-01 .. 9999-12-31, or bad nanos
+        violations.add(field, "Must be a valid instant between the years 1 and 9999.", "OUT_OF_RANGE")
+        return None
+
+
+def _page_start(violations: Violations, cursor: PageCursor | None) -> tuple[datetime, str] | None:
+    """(create time, id) of the previous page's last payment. A token altered by the client
+    is refused like any token that is not ours."""
+    if cursor is None:
+        return None
+    try:
+        created = datetime.fromisoformat(cursor.last_sort_key)
+    except ValueError:
+        created = None
+    if created is None or created.tzinfo is None:
+        violations.add("page_token", "Not a page token of this method; pass back next_page_token unchanged.")
+        return None
+    return created, cursor.last_id
 
 
 def _entry(row: CatalogueEntryRow) -> CatalogueEntry:
@@ -201,19 +241,17 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
         where = queries.PaymentFilter(
-            status=payment_pb2.PaymentStatus.Name(request.status).removeprefix("PAYMENT_STATUS_")
-            if request.status else None,
+            status=_status_filter(violations, request.status),
             service_code=request.service_code or None,
-            created_from=request.create_time_from.ToDatetime(BAKU) if request.HasField("create_time_from") else None,
-            created_to=request.create_time_to.ToDatetime(BAKU) if request.HasField("create_time_to") else None,
+            created_from=_instant(violations, request, "create_time_from"),
+            created_to=_instant(violations, request, "create_time_to"),
         )
         if where.created_from and where.created_to:
             violations.check(where.created_from < where.created_to, "create_time_to",
                              "Must be after create_time_from.", "OUT_OF_RANGE")
         fingerprint = filter_fingerprint(principal.kind, principal.subject, where)
-        cursor = decode_page_token(violations, request.page_token, fingerprint)
+        after = _page_start(violations, decode_page_token(violations, request.page_token, fingerprint))
         violations.raise_if_any()
-        after = (datetime.fromisoformat(cursor.last_sort_key), cursor.last_id) if cursor else None
         rows = await self.database.run(lambda s: [
             _payment_message(row) for row in queries.list_payments(s, principal, where, after, size + 1)
         ])

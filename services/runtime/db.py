@@ -52,7 +52,9 @@ def create_database_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    # A bounded connect, so that a partitioned database makes health NOT_SERVING instead of hanging it.
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                         connect_args={"connect_timeout": 5})
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -26,6 +27,9 @@ log = logging.getLogger("asan.grpc")
 if TYPE_CHECKING:  # at run time these classes are not subscriptable
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+# What a caller's x-request-id may be before it is echoed and logged; anything else is replaced.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # Services that answer without a token: probes and tooling.
 UNAUTHENTICATED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
@@ -146,7 +150,8 @@ class CorrelationInterceptor(_Interceptor):
     async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
                      context: Context, method: str,
                      handler: Handler) -> Any:
-        correlation_id = metadata_value(context, "x-request-id") or new_correlation_id()
+        offered = metadata_value(context, "x-request-id")
+        correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
         correlation_id_var.set(correlation_id)
         await context.send_initial_metadata((("x-request-id", correlation_id),))
         started = time.perf_counter()

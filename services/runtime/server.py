@@ -26,7 +26,7 @@ from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
 from services.runtime.auth import TokenVerifier
-from services.runtime.config import ServiceConfig
+from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
 from services.runtime.events import outbox_backlog
 from services.runtime.interceptors import (
@@ -129,10 +129,14 @@ class ServiceServer:
             raise PortInUseError(f"cannot listen on {address}: {error}") from None
         if self.port == 0:
             raise PortInUseError(f"cannot listen on {address}: port in use?")
-        self._metrics_httpd, _ = start_http_server(self.config.metrics_port, registry=self.registry)
+        try:
+            self._metrics_httpd, _ = start_http_server(self.config.metrics_port, registry=self.registry)
+        except OSError as error:
+            raise PortInUseError(f"cannot serve metrics on port {self.config.metrics_port}: {error}") from None
         self.metrics_port = self._metrics_httpd.server_port
-        await self.server.start()
+        # Health answers from the first call: probe before the port takes calls.
         await self._probe_database()
+        await self.server.start()
         self._tasks = [asyncio.create_task(self._probe_forever())]
         self._tasks += [asyncio.create_task(loop()) for loop in self._background]
         log.info("serving", extra={"grpc_port": self.port, "metrics_port": self.metrics_port})
@@ -173,8 +177,12 @@ async def serve(definition: ServiceDefinition) -> None:
             f"The {definition.name} database is not at the latest migration: "
             f"run `python -m services.{definition.name} migrate` first."
         )
-    server = ServiceServer(definition, config)
-    await server.start()
+    try:
+        server = ServiceServer(definition, config)
+        await server.start()
+    except (PortInUseError, ConfigError) as error:
+        log.error("cannot start: %s", error)
+        raise SystemExit(f"{definition.name}: {error}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -251,7 +251,7 @@ def process_env(tmp_path: Path) -> dict[str, str]:
     return prepared_process_env(tmp_path)
 
 
-async def test_the_process_drains_and_exits_zero_on_sigterm(
+async def test_the_process_shuts_down_gracefully_and_exits_zero_on_sigterm(
     process_env: dict[str, str], tmp_path: Path
 ) -> None:
     async with payment_process(process_env, tmp_path) as process:
