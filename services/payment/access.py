@@ -16,7 +16,8 @@ from services.runtime.errors import NotFound, PermissionDenied
 
 def not_found(payment_id: str) -> NotFound:
     return NotFound(
-        message=f"Payment {payment_id} was not found.", reason="PAYMENT_NOT_FOUND",
+        message=f"Payment {payment_id} was not found.",
+        reason="PAYMENT_NOT_FOUND",
         metadata={"payment_id": payment_id},
         localized={"az": "Ödəniş tapılmadı.", "en": "The payment was not found.", "ru": "Платёж не найден."},
     )

@@ -35,10 +35,17 @@ def expire_due_payments(session: Session, now: datetime, limit: int = 500) -> li
         payment.status = PaymentStatus.EXPIRED.value
         payment.failure_code = FailureCode.EXPIRED.value
         payment.updated_at = now
-        add_event(session, runtime_tables.outbox, "payment", events_pb2.PaymentExpired(
-            payment_id=payment.id, reference=payment.reference, service_code=payment.service_code,
-            expire_time=convert.timestamp(payment.expire_at),
-        ))
+        add_event(
+            session,
+            runtime_tables.outbox,
+            "payment",
+            events_pb2.PaymentExpired(
+                payment_id=payment.id,
+                reference=payment.reference,
+                service_code=payment.service_code,
+                expire_time=convert.timestamp(payment.expire_at),
+            ),
+        )
     return [payment.service_code for payment in due]
 
 

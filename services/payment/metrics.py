@@ -10,17 +10,20 @@ class PaymentMetrics:
         self.transitions = Counter(
             "asan_payment_transitions_total",
             "Payments entering a status, by status and service code.",
-            ["status", "service_code"], registry=registry,
+            ["status", "service_code"],
+            registry=registry,
         )
         self.amount = Counter(
             "asan_payment_amount_minor_total",
             "Money moved in minor units (qəpik, cents), by kind (paid, refunded), service code and currency.",
-            ["kind", "service_code", "currency"], registry=registry,
+            ["kind", "service_code", "currency"],
+            registry=registry,
         )
         self.acquirer_seconds = Histogram(
             "asan_payment_acquirer_request_seconds",
             "Latency of calls to the card acquirer, by operation and outcome.",
-            ["operation", "outcome"], registry=registry,
+            ["operation", "outcome"],
+            registry=registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 

@@ -42,8 +42,13 @@ class PaymentFilter:
     created_to: datetime | None
 
 
-def list_payments(session: Session, principal: Principal, where: PaymentFilter,
-                  after: tuple[datetime, str] | None, limit: int) -> list[PaymentRow]:
+def list_payments(
+    session: Session,
+    principal: Principal,
+    where: PaymentFilter,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PaymentRow]:
     """Newest first; `after` is the (created_at, id) of the last row of the previous page."""
     query = select(PaymentRow).where(visible_payments(principal))
     if where.status:
@@ -57,8 +62,10 @@ def list_payments(session: Session, principal: Principal, where: PaymentFilter,
     if after:
         created_at, payment_id = after
         query = query.where(
-            or_(PaymentRow.created_at < created_at,
-                and_(PaymentRow.created_at == created_at, PaymentRow.id < payment_id))
+            or_(
+                PaymentRow.created_at < created_at,
+                and_(PaymentRow.created_at == created_at, PaymentRow.id < payment_id),
+            )
         )
     query = query.order_by(PaymentRow.created_at.desc(), PaymentRow.id.desc()).limit(limit)
     return list(session.scalars(query))

@@ -20,7 +20,9 @@ from services.runtime.server import ServiceDefinition, ServiceRuntime
 SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 
 
-def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+def register(
+    server: grpc.aio.Server, runtime: ServiceRuntime
+) -> list[Callable[[], Coroutine[Any, Any, None]]]:
     metrics = PaymentMetrics(runtime.registry)
     acquirer = acquirer_from_name(env_str("PAYMENT_ACQUIRER", "sandbox"))
     servicer = PaymentServicer(runtime.database, acquirer, metrics)

@@ -33,17 +33,17 @@ def main(service: str, definition_path: str, workers_path: str, argv: list[str] 
 
     if args.command == "worker":
         # Replace this process with the eventlet worker host, patched before any import.
-        os.execv(sys.executable, [sys.executable, "-m", "services.runtime.workers", workers_path])
+        os.execv(sys.executable, [sys.executable, "-m", "services.runtime.workers", workers_path])  # noqa: S606
 
     definition = _load_definition(definition_path)
     if args.command == "migrate":
-        from services.runtime.config import ServiceConfig  # noqa: PLC0415
-        from services.runtime.migrations import upgrade  # noqa: PLC0415
+        from services.runtime.config import ServiceConfig
+        from services.runtime.migrations import upgrade
 
         config = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
         upgrade(config.database_url, definition.migrations)
-        print(f"{definition.name}: database at the latest migration")  # noqa: T201
+        print(f"{definition.name}: database at the latest migration")
     else:
-        from services.runtime.server import serve  # noqa: PLC0415
+        from services.runtime.server import serve
 
         asyncio.run(serve(definition))

@@ -20,7 +20,9 @@ class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 
     async def intercept_unary_unary(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]],
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]
+        ],
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
@@ -30,7 +32,8 @@ class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             metadata.add("x-request-id", correlation_id)
         details = grpc.aio.ClientCallDetails(
             method=client_call_details.method,
-            timeout=client_call_details.timeout if client_call_details.timeout is not None
+            timeout=client_call_details.timeout
+            if client_call_details.timeout is not None
             else self.deadline_seconds,
             metadata=metadata,
             credentials=client_call_details.credentials,

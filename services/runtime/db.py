@@ -12,9 +12,9 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,8 +53,13 @@ def create_database_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
         _configure_sqlite(engine)
         return engine
     # A bounded connect, so that a partitioned database makes health NOT_SERVING instead of hanging it.
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-                         connect_args={"connect_timeout": 5})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -50,8 +50,9 @@ class IdempotencyKey:
     fingerprint: str
 
 
-def idempotency_key(method: str, request: Message, principal: Principal | None,
-                    request_id_field: str = "request_id") -> IdempotencyKey:
+def idempotency_key(
+    method: str, request: Message, principal: Principal | None, request_id_field: str = "request_id"
+) -> IdempotencyKey:
     """The key of a call: its request_id, plus a fingerprint of everything else it says."""
     body = type(request)()
     body.CopyFrom(request)
@@ -82,8 +83,11 @@ class Idempotency:
         if row is None:
             session.execute(
                 insert(self.table).values(
-                    request_id=key.request_id, method=key.method, fingerprint=key.fingerprint,
-                    response=None, created_at=utcnow(),
+                    request_id=key.request_id,
+                    method=key.method,
+                    fingerprint=key.fingerprint,
+                    response=None,
+                    created_at=utcnow(),
                 )
             )
             return None
@@ -91,12 +95,14 @@ class Idempotency:
             raise InvalidArgument(
                 message="This request_id was already used for a different request.",
                 reason="REQUEST_ID_REUSED",
-                violations=[FieldViolation(
-                    "request_id",
-                    "Already used with other parameters; use a new UUID for a new request, "
-                    "or repeat the first request unchanged to get its result.",
-                    "REQUEST_ID_REUSED",
-                )],
+                violations=[
+                    FieldViolation(
+                        "request_id",
+                        "Already used with other parameters; use a new UUID for a new request, "
+                        "or repeat the first request unchanged to get its result.",
+                        "REQUEST_ID_REUSED",
+                    )
+                ],
             )
         if row.response is None:
             return PENDING
@@ -110,8 +116,9 @@ class Idempotency:
             .values(response=response.SerializeToString())
         )
 
-    async def run(self, database: Database, key: IdempotencyKey, response_type: type[M],
-                  effect: Callable[[Session], M]) -> M:
+    async def run(
+        self, database: Database, key: IdempotencyKey, response_type: type[M], effect: Callable[[Session], M]
+    ) -> M:
         """Runs `effect` once per key, in one transaction with the key; replays return the
         first response."""
 

@@ -32,8 +32,11 @@ if TYPE_CHECKING:  # at run time these classes are not subscriptable
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # Services that answer without a token: probes and tooling.
-UNAUTHENTICATED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
-                            "grpc.reflection.v1.ServerReflection")
+UNAUTHENTICATED_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
 
 
 # The grpc_code label as go-grpc-prometheus writes it (grpc-go's Code.String()), so that stock
@@ -124,8 +127,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
             # are only checked for a token where needed, not timed or counted.
             return self.wrap_stream(handler, method)
 
-        async def around(call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                         context: Context) -> Any:
+        async def around(call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context) -> Any:
             return await self.around(call_next, request, context, method, handler)
 
         return wrap_handler(handler, around)
@@ -147,9 +149,14 @@ class _Interceptor(grpc.aio.ServerInterceptor):
 class CorrelationInterceptor(_Interceptor):
     """Takes `x-request-id` from the caller (or makes one), returns it, and logs each call."""
 
-    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: Context, method: str,
-                     handler: Handler) -> Any:
+    async def around(
+        self,
+        call_next: Callable[[Any], Awaitable[Any]],
+        request: Any,
+        context: Context,
+        method: str,
+        handler: Handler,
+    ) -> Any:
         offered = metadata_value(context, "x-request-id")
         correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
         correlation_id_var.set(correlation_id)
@@ -177,24 +184,47 @@ class MetricsInterceptor(_Interceptor):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["grpc_type", "grpc_service", "grpc_method"]
-        self.started = Counter("grpc_server_started_total", "Total number of RPCs started on the server.",
-                               labels, registry=registry)
-        self.handled = Counter("grpc_server_handled_total",
-                               "Total number of RPCs completed on the server, regardless of success or failure.",
-                               [*labels, "grpc_code"], registry=registry)
-        self.handling = Histogram("grpc_server_handling_seconds",
-                                  "Histogram of response latency (seconds) of gRPC that had been application-level "
-                                  "handled by the server.", labels, registry=registry,
-                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.received = Counter("grpc_server_msg_received_total",
-                                "Total number of RPC stream messages received on the server.", labels,
-                                registry=registry)
-        self.sent = Counter("grpc_server_msg_sent_total",
-                            "Total number of gRPC stream messages sent by the server.", labels, registry=registry)
+        self.started = Counter(
+            "grpc_server_started_total",
+            "Total number of RPCs started on the server.",
+            labels,
+            registry=registry,
+        )
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "Total number of RPCs completed on the server, regardless of success or failure.",
+            [*labels, "grpc_code"],
+            registry=registry,
+        )
+        self.handling = Histogram(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level "
+            "handled by the server.",
+            labels,
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.received = Counter(
+            "grpc_server_msg_received_total",
+            "Total number of RPC stream messages received on the server.",
+            labels,
+            registry=registry,
+        )
+        self.sent = Counter(
+            "grpc_server_msg_sent_total",
+            "Total number of gRPC stream messages sent by the server.",
+            labels,
+            registry=registry,
+        )
 
-    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: Context, method: str,
-                     handler: Handler) -> Any:
+    async def around(
+        self,
+        call_next: Callable[[Any], Awaitable[Any]],
+        request: Any,
+        context: Context,
+        method: str,
+        handler: Handler,
+    ) -> Any:
         service, name = split_method(method)
         labels = (rpc_type(handler), service, name)
         self.started.labels(*labels).inc()
@@ -226,9 +256,14 @@ class ErrorInterceptor(_Interceptor):
     def __init__(self, service: str) -> None:
         self.service = service
 
-    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: Context, method: str,
-                     handler: Handler) -> Any:
+    async def around(
+        self,
+        call_next: Callable[[Any], Awaitable[Any]],
+        request: Any,
+        context: Context,
+        method: str,
+        handler: Handler,
+    ) -> Any:
         try:
             return await call_next(request)
         except ServiceError as error:
@@ -266,15 +301,19 @@ class AuthInterceptor(_Interceptor):
     def wrap_stream(self, handler: Handler, method: str) -> Handler:
         return _stream_guard(handler, self.service, lambda context: self.authenticate(context, method))
 
-    async def around(self, call_next: Callable[[Any], Awaitable[Any]], request: Any,
-                     context: Context, method: str,
-                     handler: Handler) -> Any:
+    async def around(
+        self,
+        call_next: Callable[[Any], Awaitable[Any]],
+        request: Any,
+        context: Context,
+        method: str,
+        handler: Handler,
+    ) -> Any:
         self.authenticate(context, method)
         return await call_next(request)
 
 
-def _stream_guard(handler: Handler, service: str,
-                  check: Callable[[Context], None]) -> Handler:
+def _stream_guard(handler: Handler, service: str, check: Callable[[Context], None]) -> Handler:
     inner: Any = handler.unary_stream or handler.stream_stream
     assert inner is not None
 
@@ -300,7 +339,9 @@ def _stream_guard(handler: Handler, service: str,
         return grpc.unary_stream_rpc_method_handler(
             guarded, handler.request_deserializer, handler.response_serializer
         )
-    return grpc.stream_stream_rpc_method_handler(guarded, handler.request_deserializer, handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(
+        guarded, handler.request_deserializer, handler.response_serializer
+    )
 
 
 def require_principal() -> Any:

@@ -47,10 +47,10 @@ def run_env(metadata: MetaData) -> None:
 
 def create_runtime_tables() -> None:
     """Creates the outbox, inbox and idempotency tables; for a service's first migration."""
-    from alembic import op  # noqa: PLC0415  (only valid inside a running migration)
+    from alembic import op
 
-    from services.runtime.db import new_metadata  # noqa: PLC0415
-    from services.runtime.tables import define_runtime_tables  # noqa: PLC0415
+    from services.runtime.db import new_metadata
+    from services.runtime.tables import define_runtime_tables
 
     tables = define_runtime_tables(new_metadata())
     bind = op.get_bind()
@@ -60,8 +60,8 @@ def create_runtime_tables() -> None:
 
 def schema_is_current(database_url: str, script_location: Path) -> bool:
     """True when the database is at the head revision of the service's migrations."""
-    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
-    from alembic.script import ScriptDirectory  # noqa: PLC0415
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(database_url, script_location))
     engine = create_database_engine(database_url)

@@ -16,7 +16,9 @@ MAX_PAGE_SIZE = 500
 
 def page_size(violations: Violations, value: int, default: int, maximum: int = MAX_PAGE_SIZE) -> int:
     """The page size to use: `default` for 0; an error outside 0..maximum."""
-    violations.check(0 <= value <= maximum, "page_size", f"Must be between 0 and {maximum}; 0 means {default}.")
+    violations.check(
+        0 <= value <= maximum, "page_size", f"Must be between 0 and {maximum}; 0 means {default}."
+    )
     return value or default
 
 
@@ -25,7 +27,9 @@ def filter_fingerprint(*parts: object) -> str:
 
 
 def encode_page_token(last_sort_key: str, last_id: str, fingerprint: str) -> str:
-    cursor = paging_pb2.PageCursor(last_sort_key=last_sort_key, last_id=last_id, filter_fingerprint=fingerprint)
+    cursor = paging_pb2.PageCursor(
+        last_sort_key=last_sort_key, last_id=last_id, filter_fingerprint=fingerprint
+    )
     return base64.urlsafe_b64encode(cursor.SerializeToString()).decode().rstrip("=")
 
 
@@ -41,6 +45,8 @@ def decode_page_token(violations: Violations, token: str, fingerprint: str) -> p
         violations.add("page_token", "Not a page token of this method; pass back next_page_token unchanged.")
         return None
     if cursor.filter_fingerprint != fingerprint:
-        violations.add("page_token", "Was made for other filters; repeat the first call with the new filters.")
+        violations.add(
+            "page_token", "Was made for other filters; repeat the first call with the new filters."
+        )
         return None
     return cursor

@@ -78,17 +78,21 @@ class PortInUseError(RuntimeError):
 class ServiceServer:
     """One running service: start(), then stop(grace). Tests run it on port 0."""
 
-    def __init__(self, definition: ServiceDefinition, config: ServiceConfig,
-                 verifier: TokenVerifier | None = None) -> None:
+    def __init__(
+        self, definition: ServiceDefinition, config: ServiceConfig, verifier: TokenVerifier | None = None
+    ) -> None:
         self.definition = definition
         self.config = config
         self.registry = CollectorRegistry()
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
         self.database = Database(config.database_url)
-        backlog = Gauge("asan_outbox_backlog", "Events committed to the outbox and not yet published to the broker.",
-                        registry=self.registry)
-        backlog.set_function(lambda: self._outbox_backlog())
+        backlog = Gauge(
+            "asan_outbox_backlog",
+            "Events committed to the outbox and not yet published to the broker.",
+            registry=self.registry,
+        )
+        backlog.set_function(self._outbox_backlog)
         self.verifier = verifier or TokenVerifier.from_config(config.auth)
         self.health = HealthServicer()
         self.server = grpc.aio.server(
@@ -106,8 +110,11 @@ class ServiceServer:
         self._tasks: list[asyncio.Task[None]] = []
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*definition.grpc_services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME),
+            (
+                *definition.grpc_services,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self.server,
         )
         self.port = 0
@@ -132,7 +139,9 @@ class ServiceServer:
         try:
             self._metrics_httpd, _ = start_http_server(self.config.metrics_port, registry=self.registry)
         except OSError as error:
-            raise PortInUseError(f"cannot serve metrics on port {self.config.metrics_port}: {error}") from None
+            raise PortInUseError(
+                f"cannot serve metrics on port {self.config.metrics_port}: {error}"
+            ) from None
         self.metrics_port = self._metrics_httpd.server_port
         # Health answers from the first call: probe before the port takes calls.
         await self._probe_database()

@@ -34,7 +34,9 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
         "outbox",
         metadata,
         # Relay order: the order in which the state changes committed.
-        Column("position", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        Column(
+            "position", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
         Column("event_id", String(36), nullable=False, unique=True),
         Column("event_type", String(100), nullable=False),
         # Serialised asan.common.v1.EventEnvelope.

@@ -6,7 +6,6 @@ import uuid
 
 from services.runtime.errors import FieldViolation, InvalidArgument
 
-
 # What a citizen reads above the per-field messages.
 INVALID_TEXT = {
     "az": "Məlumatların bəziləri düzgün deyil. Qeyd olunan sahələri düzəldib yenidən göndərin.",
@@ -36,10 +35,15 @@ class Violations:
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def raise_if_any(self, message: str = "The request has invalid fields; see the field violations.") -> None:
+    def raise_if_any(
+        self, message: str = "The request has invalid fields; see the field violations."
+    ) -> None:
         if self.items:
             raise InvalidArgument(
-                message=message, reason="INVALID_ARGUMENT", violations=list(self.items), localized=INVALID_TEXT
+                message=message,
+                reason="INVALID_ARGUMENT",
+                violations=list(self.items),
+                localized=INVALID_TEXT,
             )
 
 

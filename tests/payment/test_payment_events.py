@@ -75,13 +75,18 @@ def _payment_env(payment: RunningService, amqp_uri: str) -> dict[str, str]:
 async def _pay(stub: builders.Stub, auth: builders.Auth, count: int, reference: str) -> list[str]:
     paid = []
     for number in range(count):
-        payment = await builders.create_and_pay(stub, auth, builders.passport_duty(reference=f"{reference}-{number}"))
+        payment = await builders.create_and_pay(
+            stub, auth, builders.passport_duty(reference=f"{reference}-{number}")
+        )
         paid.append(payment.payment_id)
     return paid
 
 
 async def test_payment_succeeded_reaches_a_consumer_in_another_worker_once_in_effect(
-    payment: RunningService, stub: builders.Stub, consumer: Consumer, amqp_uri: str,
+    payment: RunningService,
+    stub: builders.Stub,
+    consumer: Consumer,
+    amqp_uri: str,
     workers: Callable[..., WorkerProcess],
 ) -> None:
     env = {**_payment_env(payment, amqp_uri), **consumer.env()}
@@ -111,10 +116,16 @@ async def test_payment_succeeded_reaches_a_consumer_in_another_worker_once_in_ef
         # the consumer's inbox absorbs the redelivery.
         outbox = runtime_tables.outbox
         payment.server.database.run_sync(lambda s: s.execute(update(outbox).values(published_at=None)))
-        wait_until(lambda: outbox_backlog(payment.server.database, outbox) == 0, timeout=30,
-                   what="the outbox relayed again")
-        wait_until(lambda: consuming.output().count("applied before, skipped") >= 3, timeout=30,
-                   what="the three redeliveries reached the consumer")
+        wait_until(
+            lambda: outbox_backlog(payment.server.database, outbox) == 0,
+            timeout=30,
+            what="the outbox relayed again",
+        )
+        wait_until(
+            lambda: consuming.output().count("applied before, skipped") >= 3,
+            timeout=30,
+            what="the three redeliveries reached the consumer",
+        )
         assert [payment_id for payment_id, _, _ in consumer.received()] == paid
     finally:
         if amqp_uri != "memory://":
@@ -123,7 +134,10 @@ async def test_payment_succeeded_reaches_a_consumer_in_another_worker_once_in_ef
 
 @pytest.mark.rabbitmq
 async def test_payments_succeed_while_the_broker_is_unreachable_and_their_events_arrive_once_after(
-    payment: RunningService, stub: builders.Stub, consumer: Consumer, workers: Callable[..., WorkerProcess],
+    payment: RunningService,
+    stub: builders.Stub,
+    consumer: Consumer,
+    workers: Callable[..., WorkerProcess],
 ) -> None:
     if not AMQP_URI:
         pytest.skip(RABBITMQ_SKIP)
@@ -147,7 +161,9 @@ async def test_payments_succeed_while_the_broker_is_unreachable_and_their_events
 
         proxy.start()
         wait_until(lambda: len(consumer.received()) == 4, timeout=60, what="the events of the outage applied")
-        wait_until(lambda: outbox_backlog(payment.server.database, outbox) == 0, timeout=30, what="outbox drained")
+        wait_until(
+            lambda: outbox_backlog(payment.server.database, outbox) == 0, timeout=30, what="outbox drained"
+        )
         assert [payment_id for payment_id, _, _ in consumer.received()] == before + during
     finally:
         proxy.stop()

@@ -15,25 +15,30 @@ from services.runtime.context import correlation_id_var
 
 async def _echo(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
     metadata = dict(context.invocation_metadata() or ())
-    return json.dumps({"time_remaining": context.time_remaining(),
-                       "request_id": metadata.get("x-request-id")}).encode()
+    return json.dumps(
+        {"time_remaining": context.time_remaining(), "request_id": metadata.get("x-request-id")}
+    ).encode()
 
 
 @pytest.fixture
 async def echo_server() -> AsyncIterator[str]:
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "test.Echo", {"Call": grpc.unary_unary_rpc_method_handler(_echo)}
-    ),))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "test.Echo", {"Call": grpc.unary_unary_rpc_method_handler(_echo)}
+            ),
+        )
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield f"127.0.0.1:{port}"
     await server.stop(None)
 
 
-async def _call(channel: grpc.aio.Channel, timeout: float | None = None) -> dict[str, Any]:
+async def _call(channel: grpc.aio.Channel, deadline: float | None = None) -> dict[str, Any]:
     call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/test.Echo/Call")
-    answer: dict[str, Any] = json.loads(await call(b"", timeout=timeout))
+    answer: dict[str, Any] = json.loads(await call(b"", timeout=deadline))
     return answer
 
 
@@ -46,7 +51,7 @@ async def test_a_call_without_a_timeout_gets_the_default_deadline(echo_server: s
 
 async def test_a_call_keeps_its_own_timeout(echo_server: str) -> None:
     async with service_channel(echo_server, deadline_seconds=3.0) as channel:
-        answer = await _call(channel, timeout=30.0)
+        answer = await _call(channel, deadline=30.0)
     assert 3.0 < answer["time_remaining"] <= 30.0
 
 

@@ -47,15 +47,25 @@ def services() -> list[type]:
         name = os.environ[NAME_ENV]
         database = Database(os.environ[DATABASE_ENV], threads=1)
 
-        @inbox_event_handler("payment", "PaymentSucceeded", message_type=PaymentSucceeded,
-                             consumer="fee_receiver", inbox=tables.inbox)
-        def on_payment_succeeded(self, session: Session, payment: PaymentSucceeded,
-                                 envelope: EventEnvelope) -> None:
-            session.execute(insert(paid_references).values(
-                payment_id=payment.payment_id, reference=payment.reference,
-                amount_minor=payment.amount.minor_units, currency=payment.amount.currency_code,
-                acquirer_transaction_id=payment.acquirer_transaction_id,
-                correlation_id=envelope.correlation_id,
-            ))
+        @inbox_event_handler(
+            "payment",
+            "PaymentSucceeded",
+            message_type=PaymentSucceeded,
+            consumer="fee_receiver",
+            inbox=tables.inbox,
+        )
+        def on_payment_succeeded(
+            self, session: Session, payment: PaymentSucceeded, envelope: EventEnvelope
+        ) -> None:
+            session.execute(
+                insert(paid_references).values(
+                    payment_id=payment.payment_id,
+                    reference=payment.reference,
+                    amount_minor=payment.amount.minor_units,
+                    currency=payment.amount.currency_code,
+                    acquirer_transaction_id=payment.acquirer_transaction_id,
+                    correlation_id=envelope.correlation_id,
+                )
+            )
 
     return [FeeReceiver]

@@ -28,17 +28,20 @@ class RunningService:
     def address(self) -> str:
         return f"127.0.0.1:{self.server.port}"
 
-    def token(self, kind: str, subject: str, agency: str | None = None, institution: str | None = None) -> str:
+    def token(
+        self, kind: str, subject: str, agency: str | None = None, institution: str | None = None
+    ) -> str:
         return mint(self.auth, PrincipalKind(kind), subject, agency_code=agency, institution_code=institution)
 
-    def bearer(self, kind: str, subject: str, agency: str | None = None,
-               institution: str | None = None) -> tuple[tuple[str, str], ...]:
+    def bearer(
+        self, kind: str, subject: str, agency: str | None = None, institution: str | None = None
+    ) -> tuple[tuple[str, str], ...]:
         """Call metadata carrying a fresh token for the principal."""
         return (("authorization", f"Bearer {self.token(kind, subject, agency, institution)}"),)
 
     def metrics_text(self) -> str:
         url = f"http://127.0.0.1:{self.server.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(url, timeout=5) as response:
             text: str = response.read().decode()
         return text
 
@@ -46,14 +49,20 @@ class RunningService:
 def test_config(definition: ServiceDefinition, database_url: str) -> ServiceConfig:
     base = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
     return dataclasses.replace(
-        base, database_url=database_url, grpc_host="127.0.0.1", grpc_port=0, metrics_port=0,
-        grace_seconds=2.0, health_probe_seconds=0.2,
+        base,
+        database_url=database_url,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        metrics_port=0,
+        grace_seconds=2.0,
+        health_probe_seconds=0.2,
     )
 
 
 @asynccontextmanager
-async def running_service(definition: ServiceDefinition, database_url: str,
-                          config: ServiceConfig | None = None) -> AsyncIterator[RunningService]:
+async def running_service(
+    definition: ServiceDefinition, database_url: str, config: ServiceConfig | None = None
+) -> AsyncIterator[RunningService]:
     """Migrates the database, starts the service on a free port and yields a channel to it."""
     config = config or test_config(definition, database_url)
     ensure_keypair(config.auth)

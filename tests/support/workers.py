@@ -35,8 +35,9 @@ class WorkerProcess:
     """`python -m services.runtime.workers TARGET...` in a subprocess (or the module `argv`
     names, e.g. ["services.payment", "worker"]), its output in a file."""
 
-    def __init__(self, target: str | list[str], env: dict[str, str], log_path: Path,
-                 argv: list[str] | None = None) -> None:
+    def __init__(
+        self, target: str | list[str], env: dict[str, str], log_path: Path, argv: list[str] | None = None
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
         targets = [target] if isinstance(target, str) else target

@@ -23,12 +23,50 @@ Timestamp = sa.DateTime(timezone=True)
 # Catalogue version 1. Agencies: DMX = State Migration Service, DIN = Ministry of Internal
 # Affairs, DGK = State Customs Committee. Amounts in minor units (qəpik / cents).
 CATALOGUE_V1 = [
-    ("visa.evisa.standard", "Elektron viza (standart)", "E-visa (standard)", "DMX", "FIXED", 2000, None, None, "USD"),
-    ("visa.evisa.urgent", "Elektron viza (təcili)", "E-visa (urgent)", "DMX", "FIXED", 6000, None, None, "USD"),
-    ("traffic.fine", "Yol hərəkəti qaydalarının pozulmasına görə cərimə", "Traffic fine", "DIN", "VARIABLE",
-     None, 1000, 500000, "AZN"),
-    ("state.duty.passport", "Ümumvətəndaş pasportunun verilməsinə görə dövlət rüsumu",
-     "State duty for issuing a passport", "DMX", "FIXED", 6000, None, None, "AZN"),
+    (
+        "visa.evisa.standard",
+        "Elektron viza (standart)",
+        "E-visa (standard)",
+        "DMX",
+        "FIXED",
+        2000,
+        None,
+        None,
+        "USD",
+    ),
+    (
+        "visa.evisa.urgent",
+        "Elektron viza (təcili)",
+        "E-visa (urgent)",
+        "DMX",
+        "FIXED",
+        6000,
+        None,
+        None,
+        "USD",
+    ),
+    (
+        "traffic.fine",
+        "Yol hərəkəti qaydalarının pozulmasına görə cərimə",
+        "Traffic fine",
+        "DIN",
+        "VARIABLE",
+        None,
+        1000,
+        500000,
+        "AZN",
+    ),
+    (
+        "state.duty.passport",
+        "Ümumvətəndaş pasportunun verilməsinə görə dövlət rüsumu",
+        "State duty for issuing a passport",
+        "DMX",
+        "FIXED",
+        6000,
+        None,
+        None,
+        "AZN",
+    ),
     ("customs.duty", "Gömrük rüsumu", "Customs duty", "DGK", "VARIABLE", None, 100, 1000000000, "AZN"),
 ]
 
@@ -116,9 +154,18 @@ def upgrade() -> None:
         catalogue,
         [
             {
-                "code": code, "version": 1, "name_az": name_az, "name_en": name_en, "agency_code": agency,
-                "fee_kind": kind, "fixed_fee_minor": fixed, "min_amount_minor": low, "max_amount_minor": high,
-                "currency": currency, "valid_from": valid_from, "valid_to": None,
+                "code": code,
+                "version": 1,
+                "name_az": name_az,
+                "name_en": name_en,
+                "agency_code": agency,
+                "fee_kind": kind,
+                "fixed_fee_minor": fixed,
+                "min_amount_minor": low,
+                "max_amount_minor": high,
+                "currency": currency,
+                "valid_from": valid_from,
+                "valid_to": None,
             }
             for code, name_az, name_en, agency, kind, fixed, low, high, currency in CATALOGUE_V1
         ],
@@ -126,6 +173,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("refunds", "receipt_counters", "payments", "catalogue_entries",
-                  "idempotency_keys", "inbox", "outbox"):
+    for table in (
+        "refunds",
+        "receipt_counters",
+        "payments",
+        "catalogue_entries",
+        "idempotency_keys",
+        "inbox",
+        "outbox",
+    ):
         op.drop_table(table)
