@@ -101,6 +101,7 @@ async def test_request_id_reused_for_another_request_is_rejected_on_request_id(
         rejection = await rejected(reuse())
 
         assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, case
+        assert rejection.reason == "REQUEST_ID_REUSED", case
         assert rejection.violations == {"request_id": "REQUEST_ID_REUSED"}, case
     assert [row.id for row in await payment_rows(payment)] == [created.payment_id]
     assert await get(stub, callers.citizen, created.payment_id) == created
@@ -117,6 +118,7 @@ async def test_another_citizens_request_id_is_never_a_replay_of_someone_elses_pa
         rejection = await rejected(stub.CreatePayment(other_request, metadata=callers.other_citizen))
 
         assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, case
+        assert rejection.reason == "REQUEST_ID_REUSED", case
         assert rejection.violations == {"request_id": "REQUEST_ID_REUSED"}, case
         assert created.payment_id not in rejection.readable_text(), case
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
 
 from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2
-from services.payment.acquirer import SANDBOX_DECLINED_CARD, SandboxAcquirer
+from services.payment.acquirer import (
+    SANDBOX_DECLINED_CARD,
+    AcquirerUnavailable,
+    RefundResult,
+    SandboxAcquirer,
+)
 from tests.payment.builders import (
     Callers,
     Stub,
@@ -226,7 +232,48 @@ async def test_refund_is_made_once_per_request_id(
     changed.amount.minor_units = 2000
     reused = await rejected(stub.RefundPayment(changed, metadata=callers.dmx_officer))
     assert reused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert reused.reason == "REQUEST_ID_REUSED"
     assert reused.violations == {"request_id": "REQUEST_ID_REUSED"}
+
+
+async def test_refund_whose_answer_was_lost_keeps_the_amount_reserved_and_resumes_on_retry(
+    payment: RunningService,
+    stub: Stub,
+    callers: Callers,
+    acquirer: SandboxAcquirer,
+    paid: payment_pb2.Payment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The acquirer refunded but its answer never arrived: the amount stays reserved, so no
+    other refund can take it, and a retry with the same request_id finishes the same refund."""
+    refund = acquirer.refund
+    answers_lost = True
+
+    async def refund_then_lose_the_answer(**kwargs: Any) -> RefundResult:
+        result = await refund(**kwargs)
+        if answers_lost:
+            raise AcquirerUnavailable("answer lost on the way back")
+        return result
+
+    monkeypatch.setattr(acquirer, "refund", refund_then_lose_the_answer)
+    request = refund_request(paid.payment_id, 4000)
+
+    lost = await rejected(stub.RefundPayment(request, metadata=callers.dmx_officer))
+    assert (lost.code, lost.reason) == (grpc.StatusCode.UNAVAILABLE, "ACQUIRER_UNAVAILABLE")
+    assert (await get(stub, callers.citizen, paid.payment_id)).refunded_amount == money(4000)
+    taken = await rejected(
+        stub.RefundPayment(refund_request(paid.payment_id, 3000), metadata=callers.dmx_officer)
+    )
+    assert taken.reason == "REFUND_EXCEEDS_REFUNDABLE"
+    assert await outbox_events(payment, events_pb2.PaymentRefunded) == []
+
+    answers_lost = False
+    made = await stub.RefundPayment(request, metadata=callers.dmx_officer)
+
+    assert made.amount == money(4000)
+    assert made.remaining_refundable == money(2000)
+    assert [r.amount_minor for r in acquirer.refunds] == [4000]
+    assert len(await outbox_events(payment, events_pb2.PaymentRefunded)) == 1
 
 
 async def test_two_concurrent_refunds_that_together_exceed_the_payment_cannot_both_succeed(
