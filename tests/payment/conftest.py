@@ -1,3 +1,7 @@
+"""The payment service as every payment test uses it: a real server on a free port, on
+SQLite and (where configured) PostgreSQL, charging through a sandbox acquirer the test can
+inspect, and one token per kind of caller."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -5,15 +9,25 @@ from collections.abc import AsyncIterator
 import pytest
 
 from asan.payment.v1 import payment_service_pb2_grpc
-from services.payment.service import definition
-from tests.support.servers import RunningService, running_service
+from services.payment.acquirer import SandboxAcquirer
+from tests.payment.builders import Callers, payment_service
+from tests.support.servers import RunningService
 
 
 @pytest.fixture
-async def payment(database_url: str) -> AsyncIterator[RunningService]:
-    """The payment service on a free port, on SQLite and (where configured) PostgreSQL."""
-    async with running_service(definition, database_url) as service:
+def acquirer() -> SandboxAcquirer:
+    return SandboxAcquirer()
+
+
+@pytest.fixture
+async def payment(database_url: str, acquirer: SandboxAcquirer) -> AsyncIterator[RunningService]:
+    async with payment_service(database_url, acquirer) as service:
         yield service
+
+
+@pytest.fixture
+def callers(payment: RunningService) -> Callers:
+    return Callers.of(payment)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import grpc
@@ -35,22 +35,6 @@ from tests.payment.builders import (
     traffic_fine,
 )
 from tests.support.servers import RunningService
-
-
-@pytest.fixture
-def acquirer() -> SandboxAcquirer:
-    return SandboxAcquirer()
-
-
-@pytest.fixture
-async def payment(database_url: str, acquirer: SandboxAcquirer) -> AsyncIterator[RunningService]:
-    async with payment_service(database_url, acquirer) as service:
-        yield service
-
-
-@pytest.fixture
-def callers(payment: RunningService) -> Callers:
-    return Callers.of(payment)
 
 
 async def _make_due(

@@ -4,7 +4,7 @@ again; a request_id is never a key to someone else's result."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +31,6 @@ from tests.payment.builders import (
     outbox_events,
     passport_duty,
     payment_rows,
-    payment_service,
     refund_request,
     rejected,
     traffic_fine,
@@ -39,22 +38,6 @@ from tests.payment.builders import (
 from tests.support.servers import RunningService
 
 KEYS = runtime_tables.idempotency_keys
-
-
-@pytest.fixture
-def acquirer() -> SandboxAcquirer:
-    return SandboxAcquirer()
-
-
-@pytest.fixture
-async def payment(database_url: str, acquirer: SandboxAcquirer) -> AsyncIterator[RunningService]:
-    async with payment_service(database_url, acquirer) as service:
-        yield service
-
-
-@pytest.fixture
-def callers(payment: RunningService) -> Callers:
-    return Callers.of(payment)
 
 
 async def _age_keys(payment: RunningService, age: timedelta) -> None:

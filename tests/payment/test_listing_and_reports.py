@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -30,23 +29,10 @@ from tests.payment.builders import (
     list_all,
     money,
     passport_duty,
-    payment_service,
     refund_request,
     rejected,
     traffic_fine,
 )
-from tests.support.servers import RunningService
-
-
-@pytest.fixture
-async def payment(database_url: str) -> AsyncIterator[RunningService]:
-    async with payment_service(database_url) as service:
-        yield service
-
-
-@pytest.fixture
-def callers(payment: RunningService) -> Callers:
-    return Callers.of(payment)
 
 
 def _ids(payments: list[payment_pb2.Payment]) -> list[str]:

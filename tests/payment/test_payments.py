@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -50,7 +50,6 @@ from tests.payment.builders import (
     outbox_events,
     passport_duty,
     payment_rows,
-    payment_service,
     receipt_request,
     refund_request,
     rejected,
@@ -66,22 +65,6 @@ SEEDED_CODES = [
     "visa.evisa.urgent",
 ]
 TRANSACTION_ID = re.compile(r"SBX-[0-9A-F]{16}")
-
-
-@pytest.fixture
-def acquirer() -> SandboxAcquirer:
-    return SandboxAcquirer()
-
-
-@pytest.fixture
-async def payment(database_url: str, acquirer: SandboxAcquirer) -> AsyncIterator[RunningService]:
-    async with payment_service(database_url, acquirer) as service:
-        yield service
-
-
-@pytest.fixture
-def callers(payment: RunningService) -> Callers:
-    return Callers.of(payment)
 
 
 # --- The catalogue ---------------------------------------------------------------------------

@@ -4,7 +4,6 @@ per request_id, with an event for the agency's books."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -29,27 +28,10 @@ from tests.payment.builders import (
     money,
     outbox_events,
     passport_duty,
-    payment_service,
     refund_request,
     rejected,
 )
 from tests.support.servers import RunningService
-
-
-@pytest.fixture
-def acquirer() -> SandboxAcquirer:
-    return SandboxAcquirer()
-
-
-@pytest.fixture
-async def payment(database_url: str, acquirer: SandboxAcquirer) -> AsyncIterator[RunningService]:
-    async with payment_service(database_url, acquirer) as service:
-        yield service
-
-
-@pytest.fixture
-def callers(payment: RunningService) -> Callers:
-    return Callers.of(payment)
 
 
 @pytest.fixture
