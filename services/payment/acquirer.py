@@ -68,6 +68,11 @@ class Acquirer(Protocol):
         self, *, transaction_id: str, amount_minor: int, currency: str, idempotency_key: str
     ) -> RefundResult: ...
 
+    async def charge_status(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The result of the charge made under `idempotency_key`, None if the acquirer never
+        made one. For settling a payment whose answer was lost."""
+        ...
+
 
 def payment_outcome(outcome: ChargeOutcome) -> tuple[PaymentStatus, FailureCode | None]:
     """The status (and failure code) a SUBMITTED payment moves to on the acquirer's answer."""
@@ -198,6 +203,11 @@ class SandboxAcquirer:
         self._refunds_by_key[idempotency_key] = refund
         self.refunds.append(refund)
         return refund.result
+
+    async def charge_status(self, *, idempotency_key: str) -> ChargeResult | None:
+        await self._wait()
+        seen = self._charges_by_key.get(idempotency_key)
+        return seen.result if seen else None
 
     async def _wait(self) -> None:
         if self.latency_seconds > 0:

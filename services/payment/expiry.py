@@ -1,21 +1,26 @@
-"""The sweeper that expires unpaid payments 90 minutes after creation."""
+"""The payment sweeper: expires unpaid payments 90 minutes after creation, and settles
+submitted payments whose acquirer answer was lost (the caller gave up retrying)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from asan.payment.v1 import events_pb2
+from asan.payment.v1 import events_pb2, payment_pb2
 from services.payment import convert
+from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeOutcome, ChargeResult
+from services.payment.charges import charge_key, payment_message, record_charge
 from services.payment.domain import FailureCode, PaymentStatus, ensure_transition
 from services.payment.metrics import PaymentMetrics
 from services.payment.tables import PaymentRow, runtime_tables
 from services.runtime.db import Database, utcnow
 from services.runtime.events import add_event
+from services.runtime.idempotency import Idempotency
 
 log = logging.getLogger("asan.payment.expiry")
 
@@ -49,7 +54,77 @@ def expire_due_payments(session: Session, now: datetime, limit: int = 500) -> li
     return [payment.service_code for payment in due]
 
 
-async def sweep_forever(database: Database, metrics: PaymentMetrics, interval_seconds: float) -> None:
+# A submission this old without an outcome is no longer in flight: ask the acquirer.
+STALE_SUBMISSION = timedelta(minutes=10)
+
+
+def stale_submissions(session: Session, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
+    """(payment id, confirm request id) of SUBMITTED payments untouched since STALE_SUBMISSION."""
+    rows = session.execute(
+        select(PaymentRow.id, PaymentRow.confirm_request_id)
+        .where(
+            PaymentRow.status == PaymentStatus.SUBMITTED.value,
+            PaymentRow.updated_at <= now - STALE_SUBMISSION,
+            PaymentRow.confirm_request_id.is_not(None),
+        )
+        .order_by(PaymentRow.updated_at)
+        .limit(limit)
+    ).all()
+    return [(payment_id, request_id) for payment_id, request_id in rows if request_id]
+
+
+async def settle_stale_submissions(
+    database: Database, acquirer: Acquirer, idempotency: Idempotency, metrics: PaymentMetrics
+) -> int:
+    """Asks the acquirer what became of each stale submission and records it as ConfirmPayment
+    would have; a charge the acquirer never made is a provider error. The pending idempotency
+    key gets the final payment, so that a late retry of the same request replays it."""
+    settled = 0
+    for payment_id, request_id in await database.run(lambda s: stale_submissions(s, utcnow())):
+        try:
+            result = await acquirer.charge_status(idempotency_key=charge_key(request_id))
+        except AcquirerUnavailable:
+            log.warning("acquirer unavailable while settling submissions; retrying next interval")
+            return settled
+        outcome = result or ChargeResult(
+            outcome=ChargeOutcome.PROVIDER_ERROR, transaction_id=None, message="The acquirer made no charge."
+        )
+
+        settled_payment = await database.run(
+            functools.partial(
+                _record_settlement,
+                idempotency=idempotency,
+                payment_id=payment_id,
+                request_id=request_id,
+                outcome=outcome,
+            )
+        )
+        if settled_payment is not None:
+            metrics.charged(settled_payment)
+            settled += 1
+    return settled
+
+
+def _record_settlement(
+    session: Session, *, idempotency: Idempotency, payment_id: str, request_id: str, outcome: ChargeResult
+) -> payment_pb2.Payment | None:
+    payment = session.scalars(select(PaymentRow).where(PaymentRow.id == payment_id).with_for_update()).first()
+    if payment is None or payment.status != PaymentStatus.SUBMITTED.value:
+        return None  # settled meanwhile by a retry of the request
+    record_charge(session, payment, outcome, utcnow())
+    response = payment_message(payment)
+    if idempotency.is_pending(session, request_id):
+        idempotency.complete(session, request_id, response)
+    return response
+
+
+async def sweep_forever(
+    database: Database,
+    acquirer: Acquirer,
+    idempotency: Idempotency,
+    metrics: PaymentMetrics,
+    interval_seconds: float,
+) -> None:
     while True:
         try:
             expired = await database.run(lambda s: expire_due_payments(s, utcnow()))
@@ -57,6 +132,9 @@ async def sweep_forever(database: Database, metrics: PaymentMetrics, interval_se
                 metrics.entered(PaymentStatus.EXPIRED, service_code)
             if expired:
                 log.info("expired unpaid payments", extra={"count": len(expired)})
+            settled = await settle_stale_submissions(database, acquirer, idempotency, metrics)
+            if settled:
+                log.info("settled stale submissions", extra={"count": settled})
         except Exception:
-            log.exception("expiry sweep failed; retrying next interval")
+            log.exception("payment sweep failed; retrying next interval")
         await asyncio.sleep(interval_seconds)

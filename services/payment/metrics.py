@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from asan.payment.v1 import payment_pb2
+
 
 class PaymentMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -29,3 +31,12 @@ class PaymentMetrics:
 
     def entered(self, status: str, service_code: str) -> None:
         self.transitions.labels(status, service_code).inc()
+
+    def charged(self, payment: payment_pb2.Payment) -> None:
+        """Counts a recorded charge outcome: the status entered and, on success, the money."""
+        status = payment_pb2.PaymentStatus.Name(payment.status).removeprefix("PAYMENT_STATUS_")
+        self.entered(status, payment.service_code)
+        if payment.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
+            self.amount.labels("paid", payment.service_code, payment.amount.currency_code).inc(
+                payment.amount.minor_units
+            )

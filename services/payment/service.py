@@ -28,7 +28,7 @@ def register(
     servicer = PaymentServicer(runtime.database, acquirer, metrics)
     payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server)
     sweep_seconds = env_float("PAYMENT_EXPIRY_SWEEP_SECONDS", 30.0)
-    return [lambda: sweep_forever(runtime.database, metrics, sweep_seconds)]
+    return [lambda: sweep_forever(runtime.database, acquirer, servicer.idempotency, metrics, sweep_seconds)]
 
 
 definition = ServiceDefinition(

@@ -9,6 +9,7 @@ and a retry with the same request_id resumes instead of charging twice.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -23,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from asan.common.v1.paging_pb2 import PageCursor
-from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2, payment_service_pb2_grpc
+from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment import access, convert, queries
-from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeOutcome, payment_outcome
+from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeResult
+from services.payment.charges import charge_key, payment_message, record_charge
 from services.payment.domain import (
     BAKU,
-    FINAL_STATUSES,
     CardDetails,
     CatalogueEntry,
     FeeKind,
@@ -38,28 +39,28 @@ from services.payment.domain import (
     baku_day_bounds,
     card_brand,
     card_display,
-    check_refund,
-    check_refund_reason,
-    ensure_refundable,
     ensure_transition,
     expire_time_for,
+    has_expired,
     last4,
     to_baku_iso,
     validate_card,
     validate_new_payment,
 )
 from services.payment.metrics import PaymentMetrics
+from services.payment.refunds import check_refund_request, record_refund, refund_key, reserve_refund
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow, runtime_tables
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import FailedPrecondition, Unavailable
-from services.runtime.events import add_event
 from services.runtime.idempotency import PENDING, Idempotency, idempotency_key
 from services.runtime.interceptors import require_principal
 from services.runtime.paging import decode_page_token, encode_page_token, filter_fingerprint, page_size
 from services.runtime.validation import Violations, check_request_id
 
 T = TypeVar("T")
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 SERVICE = "payment"
 _METHOD = "/asan.payment.v1.PaymentService/"
@@ -83,8 +84,11 @@ def _status_filter(violations: Violations, value: payment_pb2.PaymentStatus.Valu
     return payment_pb2.PaymentStatus.Name(value).removeprefix("PAYMENT_STATUS_")
 
 
-def _instant(violations: Violations, request: payment_service_pb2.ListPaymentsRequest,
-             field: Literal["create_time_from", "create_time_to"]) -> datetime | None:
+def _instant(
+    violations: Violations,
+    request: payment_service_pb2.ListPaymentsRequest,
+    field: Literal["create_time_from", "create_time_to"],
+) -> datetime | None:
     if not request.HasField(field):
         return None
     timestamp: Timestamp = getattr(request, field)
@@ -112,18 +116,17 @@ def _page_start(violations: Violations, cursor: PageCursor | None) -> tuple[date
 
 def _entry(row: CatalogueEntryRow) -> CatalogueEntry:
     return CatalogueEntry(
-        code=row.code, version=row.version, name_az=row.name_az, name_en=row.name_en,
-        agency_code=row.agency_code, fee_kind=FeeKind(row.fee_kind), fixed_fee_minor=row.fixed_fee_minor,
-        min_amount_minor=row.min_amount_minor, max_amount_minor=row.max_amount_minor, currency=row.currency,
+        code=row.code,
+        version=row.version,
+        name_az=row.name_az,
+        name_en=row.name_en,
+        agency_code=row.agency_code,
+        fee_kind=FeeKind(row.fee_kind),
+        fixed_fee_minor=row.fixed_fee_minor,
+        min_amount_minor=row.min_amount_minor,
+        max_amount_minor=row.max_amount_minor,
+        currency=row.currency,
     )
-
-
-def _finished(row: PaymentRow) -> bool:
-    return PaymentStatus(row.status) in FINAL_STATUSES
-
-
-def _payment_message(row: PaymentRow) -> payment_pb2.Payment:
-    return convert.payment(row, _finished(row))
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,9 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
 
     # --- Catalogue ---------------------------------------------------------------------------
 
-    async def ListServices(self, request: payment_service_pb2.ListServicesRequest,
-                           context: grpc.aio.ServicerContext[Any, Any]) -> payment_service_pb2.ListServicesResponse:
+    async def ListServices(
+        self, request: payment_service_pb2.ListServicesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_service_pb2.ListServicesResponse:
         violations = Violations()
         size = page_size(violations, request.page_size, default=100)
         fingerprint = filter_fingerprint("services")
@@ -177,12 +181,15 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
 
     # --- Payments ----------------------------------------------------------------------------
 
-    async def CreatePayment(self, request: payment_service_pb2.CreatePaymentRequest,
-                            context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+    async def CreatePayment(
+        self, request: payment_service_pb2.CreatePaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_pb2.Payment:
         principal = require_principal()
         violations = Violations()
         check_request_id(violations, request.request_id)
-        violations.check(request.HasField("payment"), "payment", "Required: the payment to create.", "REQUIRED")
+        violations.check(
+            request.HasField("payment"), "payment", "Required: the payment to create.", "REQUIRED"
+        )
         violations.raise_if_any()
         p = request.payment
         payer = p.payer.WhichOneof("id")
@@ -208,35 +215,49 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             access.ensure_can_create(principal, new.payer_fin, row.agency_code)
             now = utcnow()
             payment = PaymentRow(
-                id=str(uuid.uuid4()), payer_fin=new.payer_fin, payer_voen=new.payer_voen,
-                service_code=row.code, service_version=row.version, agency_code=row.agency_code,
-                amount_minor=new.amount_minor, currency=new.currency, reference=new.reference,
-                description=new.description, caller_metadata=new.metadata, status=PaymentStatus.CREATED.value,
-                refunded_minor=0, created_by_kind=principal.kind.value, created_by_subject=principal.subject,
-                created_at=now, updated_at=now, expire_at=expire_time_for(now),
+                id=str(uuid.uuid4()),
+                payer_fin=new.payer_fin,
+                payer_voen=new.payer_voen,
+                service_code=row.code,
+                service_version=row.version,
+                agency_code=row.agency_code,
+                amount_minor=new.amount_minor,
+                currency=new.currency,
+                reference=new.reference,
+                description=new.description,
+                caller_metadata=new.metadata,
+                status=PaymentStatus.CREATED.value,
+                refunded_minor=0,
+                created_by_kind=principal.kind.value,
+                created_by_subject=principal.subject,
+                created_at=now,
+                updated_at=now,
+                expire_at=expire_time_for(now),
             )
             session.add(payment)
             session.flush()
             created = True
-            return _payment_message(payment)
+            return payment_message(payment)
 
         response = await self.idempotency.run(self.database, key, payment_pb2.Payment, create)
         if created:
             self.metrics.entered(PaymentStatus.CREATED, response.service_code)
         return response
 
-    async def GetPayment(self, request: payment_service_pb2.GetPaymentRequest,
-                         context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+    async def GetPayment(
+        self, request: payment_service_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_pb2.Payment:
         principal = require_principal()
         violations = Violations()
         _check_payment_id(violations, request.payment_id)
         violations.raise_if_any()
         return await self.database.run(
-            lambda s: _payment_message(self._visible(s, principal, request.payment_id))
+            lambda s: payment_message(self._visible(s, principal, request.payment_id))
         )
 
-    async def ListPayments(self, request: payment_service_pb2.ListPaymentsRequest,
-                           context: grpc.aio.ServicerContext[Any, Any]) -> payment_service_pb2.ListPaymentsResponse:
+    async def ListPayments(
+        self, request: payment_service_pb2.ListPaymentsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_service_pb2.ListPaymentsResponse:
         principal = require_principal()
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
@@ -247,14 +268,20 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             created_to=_instant(violations, request, "create_time_to"),
         )
         if where.created_from and where.created_to:
-            violations.check(where.created_from < where.created_to, "create_time_to",
-                             "Must be after create_time_from.", "OUT_OF_RANGE")
+            violations.check(
+                where.created_from < where.created_to,
+                "create_time_to",
+                "Must be after create_time_from.",
+                "OUT_OF_RANGE",
+            )
         fingerprint = filter_fingerprint(principal.kind, principal.subject, where)
         after = _page_start(violations, decode_page_token(violations, request.page_token, fingerprint))
         violations.raise_if_any()
-        rows = await self.database.run(lambda s: [
-            _payment_message(row) for row in queries.list_payments(s, principal, where, after, size + 1)
-        ])
+        rows = await self.database.run(
+            lambda s: [
+                payment_message(row) for row in queries.list_payments(s, principal, where, after, size + 1)
+            ]
+        )
         response = payment_service_pb2.ListPaymentsResponse(payments=rows[:size])
         if len(rows) > size:
             last = rows[size - 1]
@@ -263,21 +290,12 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             )
         return response
 
-    async def ConfirmPayment(self, request: payment_service_pb2.ConfirmPaymentRequest,
-                             context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+    async def ConfirmPayment(
+        self, request: payment_service_pb2.ConfirmPaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_pb2.Payment:
         principal = require_principal()
-        violations = Violations()
-        _check_payment_id(violations, request.payment_id)
-        check_request_id(violations, request.request_id)
-        violations.check(request.HasField("card"), "card", "Required: the card to charge.", "REQUIRED")
-        card = CardDetails(
-            number=request.card.number, expiry_month=request.card.expiry_month,
-            expiry_year=request.card.expiry_year, cvc=request.card.cvc, holder_name=request.card.holder_name,
-        )
-        if request.HasField("card"):
-            validate_card(card, baku_date(utcnow()), violations)
-        violations.raise_if_any()
-        key = idempotency_key(_METHOD + "ConfirmPayment", request, principal)
+        card = _card(request)
+        key = idempotency_key(_METHOD + "ConfirmPayment", request, principal, scrub=scrub_card)
 
         def submit(session: Session) -> payment_pb2.Payment | _Charge:
             claimed = self.idempotency.claim(session, key)
@@ -286,35 +304,21 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             payment = self._visible(session, principal, request.payment_id, for_update=True)
             access.ensure_can_pay(principal, payment)
             if claimed is not PENDING:  # a first attempt; PENDING resumes an interrupted one
-                ensure_transition(PaymentStatus(payment.status), PaymentStatus.SUBMITTED)
-                if payment.expire_at <= utcnow():
-                    raise FailedPrecondition(message="The payment has expired; create a new one.",
-                                             reason="PAYMENT_EXPIRED", metadata={"payment_id": payment.id})
-                payment.status = PaymentStatus.SUBMITTED.value
-                payment.card_brand = card_brand(card.number)
-                payment.card_last4 = last4(card.number)
-                payment.updated_at = utcnow()
-            return _Charge(payment.id, payment.service_code, payment.amount_minor, payment.currency,
-                           submitted_now=claimed is not PENDING)
+                _submit(payment, card, key.request_id)
+            return _Charge(
+                payment.id,
+                payment.service_code,
+                payment.amount_minor,
+                payment.currency,
+                submitted_now=claimed is not PENDING,
+            )
 
         first = await self._run_claiming(submit)
         if isinstance(first, payment_pb2.Payment):
             return first
         if first.submitted_now:
             self.metrics.entered(PaymentStatus.SUBMITTED, first.service_code)
-        started = time.perf_counter()
-        try:
-            result = await self.acquirer.charge(
-                payment_id=first.payment_id, amount_minor=first.amount_minor, currency=first.currency,
-                card=card, idempotency_key=f"charge:{key.request_id}",
-            )
-        except AcquirerUnavailable:
-            self.metrics.acquirer_seconds.labels("charge", "UNAVAILABLE").observe(time.perf_counter() - started)
-            raise Unavailable(
-                message="The card acquirer did not answer; retry with the same request_id.",
-                reason="ACQUIRER_UNAVAILABLE",
-            ) from None
-        self.metrics.acquirer_seconds.labels("charge", result.outcome.value).observe(time.perf_counter() - started)
+        result = await self._charge(first, card, key.request_id)
         recorded = False  # a concurrent retry that finds the outcome recorded counts nothing
 
         def record(session: Session) -> payment_pb2.Payment:
@@ -323,45 +327,43 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             if isinstance(claimed, bytes):  # a concurrent retry recorded it first
                 return payment_pb2.Payment.FromString(claimed)
             payment = self._visible(session, principal, request.payment_id, for_update=True)
-            status, failure = payment_outcome(result.outcome)
-            ensure_transition(PaymentStatus(payment.status), status)
-            now = utcnow()
-            payment.status = status.value
-            payment.updated_at = now
-            if result.outcome is ChargeOutcome.APPROVED:
-                payment.paid_at = now
-                payment.acquirer_transaction_id = result.transaction_id
-                payment.receipt_number = queries.next_receipt_number(session, baku_date(now).year)
-                add_event(session, runtime_tables.outbox, SERVICE, events_pb2.PaymentSucceeded(
-                    payment_id=payment.id, reference=payment.reference, service_code=payment.service_code,
-                    amount=convert.money(payment.amount_minor, payment.currency),
-                    acquirer_transaction_id=payment.acquirer_transaction_id or "",
-                    paid_time=convert.timestamp(now), payer=convert.party(payment.payer_fin, payment.payer_voen),
-                    agency_code=payment.agency_code,
-                ))
-            else:
-                payment.failure_code = failure.value if failure else None
-                add_event(session, runtime_tables.outbox, SERVICE, events_pb2.PaymentFailed(
-                    payment_id=payment.id, reference=payment.reference, service_code=payment.service_code,
-                    failure_code=payment_pb2.FailureCode.Value(f"FAILURE_CODE_{payment.failure_code}"),
-                    fail_time=convert.timestamp(now),
-                ))
-            response = _payment_message(payment)
-            self.idempotency.complete(session, key, response)
+            record_charge(session, payment, result, utcnow())
+            response = payment_message(payment)
+            self.idempotency.complete(session, key.request_id, response)
             recorded = True
             return response
 
         response = await self._run_claiming(record)
         if recorded:
-            self.metrics.entered(response_status(response), response.service_code)
-            if response.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
-                self.metrics.amount.labels("paid", response.service_code, response.amount.currency_code).inc(
-                    response.amount.minor_units
-                )
+            self.metrics.charged(response)
         return response
 
-    async def CancelPayment(self, request: payment_service_pb2.CancelPaymentRequest,
-                            context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Payment:
+    async def _charge(self, charge: _Charge, card: CardDetails, request_id: str) -> ChargeResult:
+        started = time.perf_counter()
+        try:
+            result = await self.acquirer.charge(
+                payment_id=charge.payment_id,
+                amount_minor=charge.amount_minor,
+                currency=charge.currency,
+                card=card,
+                idempotency_key=charge_key(request_id),
+            )
+        except AcquirerUnavailable:
+            self.metrics.acquirer_seconds.labels("charge", "UNAVAILABLE").observe(
+                time.perf_counter() - started
+            )
+            raise Unavailable(
+                message="The card acquirer did not answer; retry with the same request_id.",
+                reason="ACQUIRER_UNAVAILABLE",
+            ) from None
+        self.metrics.acquirer_seconds.labels("charge", result.outcome.value).observe(
+            time.perf_counter() - started
+        )
+        return result
+
+    async def CancelPayment(
+        self, request: payment_service_pb2.CancelPaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_pb2.Payment:
         principal = require_principal()
         violations = Violations()
         _check_payment_id(violations, request.payment_id)
@@ -379,7 +381,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             payment.failure_code = failure
             payment.updated_at = utcnow()
             cancelled = True
-            return _payment_message(payment)
+            return payment_message(payment)
 
         response = await self.idempotency.run(self.database, key, payment_pb2.Payment, cancel)
         if cancelled:
@@ -388,18 +390,15 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
 
     # --- Refunds -----------------------------------------------------------------------------
 
-    async def RefundPayment(self, request: payment_service_pb2.RefundPaymentRequest,
-                            context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Refund:
+    async def RefundPayment(
+        self, request: payment_service_pb2.RefundPaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_pb2.Refund:
         principal = require_principal()
         violations = Violations()
         _check_payment_id(violations, request.payment_id)
-        check_request_id(violations, request.request_id)
-        violations.check(request.HasField("amount"), "amount", "Required: the amount to refund.", "REQUIRED")
-        check_refund_reason(request.reason, violations)
+        check_refund_request(request, violations)
         violations.raise_if_any()
         key = idempotency_key(_METHOD + "RefundPayment", request, principal)
-        expected = (request.expected_refundable_amount.minor_units
-                    if request.HasField("expected_refundable_amount") else None)
 
         def reserve(session: Session) -> payment_pb2.Refund | _RefundIntent:
             claimed = self.idempotency.claim(session, key)
@@ -408,42 +407,17 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             payment = self._visible(session, principal, request.payment_id, for_update=True)
             access.ensure_can_refund(principal, payment)
             if claimed is PENDING:  # resume: the reservation was made by the first attempt
-                refund = session.scalars(select(RefundRow).where(RefundRow.request_id == key.request_id)).one()
-                return _intent(payment, refund)
-            ensure_refundable(PaymentStatus(payment.status))
-            check_refund(
-                request.amount.minor_units, request.amount.currency_code, paid_minor=payment.amount_minor,
-                paid_currency=payment.currency, refunded_minor=payment.refunded_minor,
-                expected_refundable_minor=expected, violations=violations,
-            )
-            refund = RefundRow(
-                id=str(uuid.uuid4()), payment_id=payment.id, amount_minor=request.amount.minor_units,
-                currency=payment.currency, reason=request.reason, status="PENDING", request_id=key.request_id,
-                created_by_kind=principal.kind.value, created_by_subject=principal.subject, created_at=utcnow(),
-            )
-            # Reserve the amount now, so that a concurrent refund cannot pass the same check.
-            payment.refunded_minor += refund.amount_minor
-            payment.updated_at = utcnow()
-            session.add(refund)
-            session.flush()
+                refund = session.scalars(
+                    select(RefundRow).where(RefundRow.request_id == key.request_id)
+                ).one()
+            else:
+                refund = reserve_refund(session, payment, request, principal, utcnow())
             return _intent(payment, refund)
 
         reserved = await self._run_claiming(reserve)
         if isinstance(reserved, payment_pb2.Refund):
             return reserved
-        started = time.perf_counter()
-        try:
-            outcome = await self.acquirer.refund(
-                transaction_id=reserved.transaction_id, amount_minor=reserved.amount_minor, currency=reserved.currency,
-                idempotency_key=f"refund:{key.request_id}",
-            )
-        except AcquirerUnavailable:
-            self.metrics.acquirer_seconds.labels("refund", "UNAVAILABLE").observe(time.perf_counter() - started)
-            raise Unavailable(
-                message="The card acquirer did not answer; retry with the same request_id.",
-                reason="ACQUIRER_UNAVAILABLE",
-            ) from None
-        self.metrics.acquirer_seconds.labels("refund", "APPROVED").observe(time.perf_counter() - started)
+        acquirer_refund_id = await self._refund(reserved, key.request_id)
         recorded = False  # a concurrent retry that finds the refund recorded counts nothing
 
         def record(session: Session) -> payment_pb2.Refund:
@@ -454,17 +428,8 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             refund = session.get_one(RefundRow, reserved.refund_id)
             payment = queries.payment_for_update(session, refund.payment_id)
             assert payment is not None
-            refund.status = "SUCCEEDED"
-            refund.acquirer_refund_id = outcome.refund_transaction_id
-            remaining = payment.amount_minor - payment.refunded_minor
-            add_event(session, runtime_tables.outbox, SERVICE, events_pb2.PaymentRefunded(
-                payment_id=payment.id, refund_id=refund.id, reference=payment.reference,
-                service_code=payment.service_code, amount=convert.money(refund.amount_minor, refund.currency),
-                total_refunded=convert.money(payment.refunded_minor, payment.currency),
-                refund_time=convert.timestamp(refund.created_at),
-            ))
-            response = convert.refund(refund, remaining)
-            self.idempotency.complete(session, key, response)
+            response = record_refund(session, payment, refund, acquirer_refund_id)
+            self.idempotency.complete(session, key.request_id, response)
             recorded = True
             return response
 
@@ -475,10 +440,31 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             )
         return response
 
+    async def _refund(self, reserved: _RefundIntent, request_id: str) -> str:
+        started = time.perf_counter()
+        try:
+            result = await self.acquirer.refund(
+                transaction_id=reserved.transaction_id,
+                amount_minor=reserved.amount_minor,
+                currency=reserved.currency,
+                idempotency_key=refund_key(request_id),
+            )
+        except AcquirerUnavailable:
+            self.metrics.acquirer_seconds.labels("refund", "UNAVAILABLE").observe(
+                time.perf_counter() - started
+            )
+            raise Unavailable(
+                message="The card acquirer did not answer; retry with the same request_id.",
+                reason="ACQUIRER_UNAVAILABLE",
+            ) from None
+        self.metrics.acquirer_seconds.labels("refund", "APPROVED").observe(time.perf_counter() - started)
+        return result.refund_transaction_id
+
     # --- Receipts and reconciliation ---------------------------------------------------------
 
-    async def GetReceipt(self, request: payment_service_pb2.GetReceiptRequest,
-                         context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.Receipt:
+    async def GetReceipt(
+        self, request: payment_service_pb2.GetReceiptRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_pb2.Receipt:
         principal = require_principal()
         violations = Violations()
         _check_payment_id(violations, request.payment_id)
@@ -489,14 +475,20 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             if payment.status != PaymentStatus.SUCCEEDED or payment.paid_at is None:
                 raise FailedPrecondition(
                     message=f"Only a succeeded payment has a receipt; this one is {payment.status}.",
-                    reason="RECEIPT_NOT_AVAILABLE", metadata={"status": payment.status},
+                    reason="RECEIPT_NOT_AVAILABLE",
+                    metadata={"status": payment.status},
                 )
             entry = queries.catalogue_entry(session, payment.service_code, payment.service_version)
             return payment_pb2.Receipt(
-                receipt_number=payment.receipt_number or "", payment_id=payment.id,
-                paid_time=convert.timestamp(payment.paid_at), paid_time_local=to_baku_iso(payment.paid_at),
-                payer=convert.party(payment.payer_fin, payment.payer_voen), service_code=payment.service_code,
-                service_name_az=entry.name_az, service_name_en=entry.name_en, agency_code=payment.agency_code,
+                receipt_number=payment.receipt_number or "",
+                payment_id=payment.id,
+                paid_time=convert.timestamp(payment.paid_at),
+                paid_time_local=to_baku_iso(payment.paid_at),
+                payer=convert.party(payment.payer_fin, payment.payer_voen),
+                service_code=payment.service_code,
+                service_name_az=entry.name_az,
+                service_name_en=entry.name_en,
+                agency_code=payment.agency_code,
                 amount=convert.money(payment.amount_minor, payment.currency),
                 acquirer_transaction_id=payment.acquirer_transaction_id or "",
                 card_display=card_display(payment.card_brand or "", payment.card_last4 or ""),
@@ -504,36 +496,51 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
 
         return await self.database.run(receipt)
 
-    async def GetDailySummary(self, request: payment_service_pb2.GetDailySummaryRequest,
-                              context: grpc.aio.ServicerContext[Any, Any]) -> payment_pb2.DailySummary:
+    async def GetDailySummary(
+        self, request: payment_service_pb2.GetDailySummaryRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> payment_pb2.DailySummary:
         principal = require_principal()
         violations = Violations()
         day: date | None = None
         try:
+            # fromisoformat also takes 20261127 and week dates; the contract says YYYY-MM-DD.
+            if not _ISO_DAY.fullmatch(request.date):
+                raise ValueError(request.date)
             day = date.fromisoformat(request.date)
         except ValueError:
-            violations.add("date", "Must be a day in Asia/Baku time as YYYY-MM-DD, e.g. 2026-11-27.", "FORMAT")
+            violations.add(
+                "date", "Must be a day in Asia/Baku time as YYYY-MM-DD, e.g. 2026-11-27.", "FORMAT"
+            )
         violations.raise_if_any()
         assert day is not None
         agency = access.summary_agency(principal)
         start, end = baku_day_bounds(day)
         totals = await self.database.run(lambda s: queries.day_totals(s, start, end, agency))
-        return payment_pb2.DailySummary(date=day.isoformat(), services=[
-            payment_pb2.ServiceDayTotals(
-                service_code=t.service_code, succeeded_count=t.succeeded_count,
-                gross=convert.money(t.gross_minor, t.currency), refunded=convert.money(t.refunded_minor, t.currency),
-                net=convert.money(t.gross_minor - t.refunded_minor, t.currency),
-            )
-            for t in totals
-        ])
+        return payment_pb2.DailySummary(
+            date=day.isoformat(),
+            services=[
+                payment_pb2.ServiceDayTotals(
+                    service_code=t.service_code,
+                    succeeded_count=t.succeeded_count,
+                    gross=convert.money(t.gross_minor, t.currency),
+                    refunded=convert.money(t.refunded_minor, t.currency),
+                    net=convert.money(t.gross_minor - t.refunded_minor, t.currency),
+                )
+                for t in totals
+            ],
+        )
 
     # --- Helpers -----------------------------------------------------------------------------
 
-    def _visible(self, session: Session, principal: Principal, payment_id: str,
-                 for_update: bool = False) -> PaymentRow:
+    def _visible(
+        self, session: Session, principal: Principal, payment_id: str, for_update: bool = False
+    ) -> PaymentRow:
         """The payment, if `principal` may see it; NOT_FOUND otherwise, the same as for no payment."""
-        payment = (queries.payment_for_update(session, payment_id) if for_update
-                   else session.get(PaymentRow, payment_id))
+        payment = (
+            queries.payment_for_update(session, payment_id)
+            if for_update
+            else session.get(PaymentRow, payment_id)
+        )
         if payment is None or not access.can_see(principal, payment):
             raise access.not_found(payment_id)
         return payment
@@ -548,8 +555,54 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
 
 
 def _intent(payment: PaymentRow, refund: RefundRow) -> _RefundIntent:
-    return _RefundIntent(refund.id, payment.service_code, payment.acquirer_transaction_id or "",
-                         refund.amount_minor, refund.currency)
+    return _RefundIntent(
+        refund.id,
+        payment.service_code,
+        payment.acquirer_transaction_id or "",
+        refund.amount_minor,
+        refund.currency,
+    )
+
+
+def _card(request: payment_service_pb2.ConfirmPaymentRequest) -> CardDetails:
+    """The request's card, after checking every field of the request."""
+    violations = Violations()
+    _check_payment_id(violations, request.payment_id)
+    check_request_id(violations, request.request_id)
+    violations.check(request.HasField("card"), "card", "Required: the card to charge.", "REQUIRED")
+    card = CardDetails(
+        number=request.card.number,
+        expiry_month=request.card.expiry_month,
+        expiry_year=request.card.expiry_year,
+        cvc=request.card.cvc,
+        holder_name=request.card.holder_name,
+    )
+    if request.HasField("card"):
+        validate_card(card, baku_date(utcnow()), violations)
+    violations.raise_if_any()
+    return card
+
+
+def scrub_card(request: payment_service_pb2.ConfirmPaymentRequest) -> None:
+    """Keep the card out of the idempotency fingerprint: only its last four digits count."""
+    request.card.number = last4(request.card.number)
+    request.card.cvc = ""
+
+
+def _submit(payment: PaymentRow, card: CardDetails, request_id: str) -> None:
+    """CREATED → SUBMITTED, remembering which request's charge the acquirer will know."""
+    ensure_transition(PaymentStatus(payment.status), PaymentStatus.SUBMITTED)
+    if has_expired(payment.expire_at, utcnow()):
+        raise FailedPrecondition(
+            message="The payment has expired; create a new one.",
+            reason="PAYMENT_EXPIRED",
+            metadata={"payment_id": payment.id},
+        )
+    payment.status = PaymentStatus.SUBMITTED.value
+    payment.card_brand = card_brand(card.number)
+    payment.card_last4 = last4(card.number)
+    payment.confirm_request_id = request_id
+    payment.updated_at = utcnow()
 
 
 def response_status(message: payment_pb2.Payment) -> PaymentStatus:

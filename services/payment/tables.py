@@ -58,6 +58,8 @@ class PaymentRow(Base):
     card_brand: Mapped[str | None] = mapped_column(String(20))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     acquirer_transaction_id: Mapped[str | None] = mapped_column(String(100))
+    # The request_id of the ConfirmPayment that submitted it: the acquirer knows the charge by it.
+    confirm_request_id: Mapped[str | None] = mapped_column(String(36))
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     receipt_number: Mapped[str | None] = mapped_column(String(30), unique=True)
     created_by_kind: Mapped[str] = mapped_column(String(10))

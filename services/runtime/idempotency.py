@@ -51,13 +51,22 @@ class IdempotencyKey:
 
 
 def idempotency_key(
-    method: str, request: Message, principal: Principal | None, request_id_field: str = "request_id"
+    method: str,
+    request: M,
+    principal: Principal | None,
+    request_id_field: str = "request_id",
+    scrub: Callable[[M], None] | None = None,
 ) -> IdempotencyKey:
-    """The key of a call: its request_id, plus a fingerprint of everything else it says."""
+    """The key of a call: its request_id, plus a fingerprint of everything else it says.
+
+    `scrub` edits the copy that is fingerprinted, to leave out what must not be kept even as
+    a hash (a card number: its digits are few enough to be found again from an unkeyed hash)."""
     body = type(request)()
     body.CopyFrom(request)
     request_id: str = getattr(request, request_id_field)
     body.ClearField(request_id_field)
+    if scrub is not None:
+        scrub(body)
     digest = hashlib.sha256()
     digest.update(method.encode())
     digest.update(b"\0")
@@ -109,12 +118,20 @@ class Idempotency:
         response: bytes = row.response
         return response
 
-    def complete(self, session: Session, key: IdempotencyKey, response: Message) -> None:
+    def complete(self, session: Session, request_id: str, response: Message) -> None:
+        """Stores the response of the call under `request_id`; later replays return it."""
         session.execute(
             update(self.table)
-            .where(self.table.c.request_id == key.request_id)
+            .where(self.table.c.request_id == request_id)
             .values(response=response.SerializeToString())
         )
+
+    def is_pending(self, session: Session, request_id: str) -> bool:
+        """Whether a call under `request_id` started and has no response yet."""
+        response = session.execute(
+            select(self.table.c.response).where(self.table.c.request_id == request_id).with_for_update()
+        ).first()
+        return response is not None and response[0] is None
 
     async def run(
         self, database: Database, key: IdempotencyKey, response_type: type[M], effect: Callable[[Session], M]
@@ -129,7 +146,7 @@ class Idempotency:
             if claimed is PENDING:  # only two-phase calls leave a key pending
                 raise RuntimeError(f"idempotency key {key.request_id} of {key.method} is pending")
             response = effect(session)
-            self.complete(session, key, response)
+            self.complete(session, key.request_id, response)
             return response
 
         try:
@@ -139,7 +156,10 @@ class Idempotency:
             return await database.run(unit)
 
     def purge(self, session: Session, now: datetime | None = None) -> int:
-        """Deletes keys older than the retention period; returns how many."""
+        """Deletes completed keys older than the retention period; returns how many. A pending
+        key stays until its call is settled, so that a late retry still resumes it."""
         cutoff = (now or utcnow()) - RETENTION
-        result = session.execute(delete(self.table).where(self.table.c.created_at < cutoff))
+        result = session.execute(
+            delete(self.table).where(self.table.c.created_at < cutoff, self.table.c.response.is_not(None))
+        )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

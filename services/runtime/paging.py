@@ -42,7 +42,9 @@ def decode_page_token(violations: Violations, token: str, fingerprint: str) -> p
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         cursor = paging_pb2.PageCursor.FromString(raw)
     except (binascii.Error, ValueError, DecodeError):
-        violations.add("page_token", "Not a page token of this method; pass back next_page_token unchanged.")
+        violations.add(
+            "page_token", "Not a page token of this method; pass back next_page_token unchanged.", "FORMAT"
+        )
         return None
     if cursor.filter_fingerprint != fingerprint:
         violations.add(

@@ -53,6 +53,13 @@ def check_request_id(violations: Violations, value: str, field: str = "request_i
         violations.add(field, "Required: a UUID chosen by the client, the same on every retry.", "REQUIRED")
         return
     try:
-        uuid.UUID(value)
+        canonical = str(uuid.UUID(value)) == value
     except ValueError:
-        violations.add(field, "Must be a UUID, for example 3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10.", "FORMAT")
+        canonical = False
+    # One spelling only (lowercase, hyphenated), so that one id never names two requests.
+    if not canonical:
+        violations.add(
+            field,
+            "Must be a UUID in lowercase hyphenated form, e.g. 3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10.",
+            "FORMAT",
+        )

@@ -10,6 +10,8 @@ broker is AMQP_URI (default memory://, which carries events only within this one
 `make run` hosts every service's workers in one process), each service runs at most
 ASAN_EVENT_MAX_WORKERS (default 10) workers at a time, and a SIGTERM that cannot stop the
 workers gracefully within ASAN_EVENT_STOP_TIMEOUT_SECONDS (default 10) ends the process.
+With ASAN_WORKER_METRICS_PORT set, the process serves its Prometheus metrics (events relayed
+and consumed, relay failures, event lag) on that port at /metrics.
 
 nameko 2.14 facts this module relies on (checked in its source):
 - `EventDispatcher` publishes to the topic exchange "<source service>.events" with the event
@@ -64,6 +66,15 @@ from nameko.runners import ServiceRunner
 from nameko.standalone.events import get_event_exchange
 from nameko.timer import timer
 from nameko.utils.concurrency import SpawningProxy
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
@@ -98,6 +109,38 @@ RELAY_CONFIRM_TIMEOUT = 10.0
 # Seconds a failed inbox handler waits before handing its message back to the queue, so
 # that a consumer whose database is down does not spin.
 REQUEUE_DELAY = 1.0
+
+# What a worker process exports on ASAN_WORKER_METRICS_PORT (unset: no endpoint). One
+# registry per process, which every relay and consumer it hosts counts into.
+WORKER_REGISTRY = CollectorRegistry()
+for _collector in (ProcessCollector, PlatformCollector, GCCollector):
+    _collector(registry=WORKER_REGISTRY)
+EVENTS_RELAYED = Counter(
+    "asan_outbox_relayed_total",
+    "Events published from a service's outbox to the broker.",
+    ["source_service"],
+    registry=WORKER_REGISTRY,
+)
+RELAY_FAILURES = Counter(
+    "asan_outbox_relay_failures_total",
+    "Outbox relay ticks that failed (broker or database unreachable); the events stay in the outbox.",
+    ["source_service"],
+    registry=WORKER_REGISTRY,
+)
+EVENTS_CONSUMED = Counter(
+    "asan_events_consumed_total",
+    "Events taken by an inbox consumer, by outcome: applied, duplicate (applied before), "
+    "failed (rolled back and requeued), invalid (not an event envelope; dropped).",
+    ["source_service", "event_type", "consumer", "outcome"],
+    registry=WORKER_REGISTRY,
+)
+EVENT_LAG = Histogram(
+    "asan_event_lag_seconds",
+    "Seconds from the commit of an event to a consumer taking it: outbox, relay and queue together.",
+    ["source_service", "event_type", "consumer"],
+    registry=WORKER_REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
 
 
 class _BoundedPublisher(PublisherCore):  # type: ignore[misc]
@@ -143,7 +186,8 @@ def outbox_relay_service(
     broker is unreachable, a tick logs a warning and leaves the rows for the next tick.
     """
 
-    outage = _RelayOutage(f"{service_name}_outbox_relay")
+    outage = _RelayOutage(f"{service_name}_outbox_relay", RELAY_FAILURES.labels(service_name))
+    relayed = EVENTS_RELAYED.labels(service_name)
 
     class OutboxRelay:
         name = outage.relay_name
@@ -155,8 +199,10 @@ def outbox_relay_service(
             # Full batches mean a backlog: keep going, but end the tick in time for a stop.
             deadline = time.monotonic() + RELAY_TICK_SECONDS
             try:
-                while relay_pending(database, outbox_table, self.dispatch, batch_size) == batch_size:
-                    if time.monotonic() > deadline:
+                while True:
+                    published = relay_pending(database, outbox_table, self.dispatch, batch_size)
+                    relayed.inc(published)
+                    if published < batch_size or time.monotonic() > deadline:
                         break
             except OutboxRelayError as exc:
                 outage.failed(f"{exc}: {exc.__cause__!r}")
@@ -175,13 +221,15 @@ class _RelayOutage:
 
     REMINDER_SECONDS = 60.0
 
-    def __init__(self, relay_name: str) -> None:
+    def __init__(self, relay_name: str, failures: Counter) -> None:
         self.relay_name = relay_name
+        self.failures = failures
         self.failed_ticks = 0
         self.started = 0.0
         self.reminded = 0.0
 
     def failed(self, reason: str) -> None:
+        self.failures.inc()
         now = time.monotonic()
         if self.failed_ticks == 0:
             self.started = self.reminded = now
@@ -260,16 +308,24 @@ def inbox_event_handler(
                     raise ValueError(f"payload is {envelope.payload.TypeName()}")
             except Exception:
                 log.exception("%s: dropped a %s message that is not a valid event", consumer, event_type)
+                EVENTS_CONSUMED.labels(source_service, event_type, consumer, "invalid").inc()
                 return
+            if envelope.HasField("occurred_at"):
+                lag = time.time() - envelope.occurred_at.ToNanoseconds() / 1e9
+                EVENT_LAG.labels(source_service, event_type, consumer).observe(max(lag, 0.0))
             database: Database = getattr(service, database_attr)
             token = correlation_id_var.set(envelope.correlation_id or None)
             try:
                 with database.transaction() as session:
                     if apply_once(session, inbox, consumer, envelope):
                         effect(service, session, payload, envelope)
+                        outcome = "applied"
                     else:
                         log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
+                        outcome = "duplicate"
+                EVENTS_CONSUMED.labels(source_service, event_type, consumer, outcome).inc()
             except Exception:
+                EVENTS_CONSUMED.labels(source_service, event_type, consumer, "failed").inc()
                 # nameko logs the traceback; the message goes back to the queue.
                 log.warning(
                     "%s: event %s failed, requeued in %s s", consumer, envelope.event_id, REQUEUE_DELAY
@@ -380,10 +436,20 @@ def load_services(target: str) -> list[type]:
     return services
 
 
+def serve_worker_metrics(port: int) -> int:
+    """Serves WORKER_REGISTRY on http://0.0.0.0:port/metrics in a (green) thread; returns the port."""
+    httpd, _ = start_http_server(port, registry=WORKER_REGISTRY)
+    bound: int = httpd.server_port
+    log.info("worker metrics on port %d", bound)
+    return bound
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit("usage: python -m services.runtime.workers module.path:target [...]")
     configure_logging("event-workers", env_str("ASAN_LOG_LEVEL", "INFO"))
+    if env_str("ASAN_WORKER_METRICS_PORT", ""):
+        serve_worker_metrics(env_int("ASAN_WORKER_METRICS_PORT", 0))
     services = [service for target in argv for service in load_services(target)]
     if "grpc" in sys.modules:
         log.warning("%s imported grpc: gRPC does not work under eventlet, keep it out of workers", argv)

@@ -13,15 +13,22 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from asan.payment.v1 import events_pb2, payment_pb2
-from services.payment.acquirer import AcquirerUnavailable, ChargeResult, SandboxAcquirer
+from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2
+from services.payment.acquirer import (
+    SANDBOX_UNAVAILABLE_CARD,
+    AcquirerUnavailable,
+    ChargeResult,
+    SandboxAcquirer,
+)
+from services.payment.servicer import scrub_card
 from services.payment.tables import runtime_tables
 from services.runtime.db import utcnow
-from services.runtime.idempotency import Idempotency
+from services.runtime.idempotency import Idempotency, idempotency_key
 from tests.payment.builders import (
     Callers,
     Stub,
     cancel_request,
+    card,
     confirm_request,
     create,
     create_request,
@@ -116,7 +123,15 @@ async def test_request_id_must_be_a_uuid(stub: Stub, callers: Callers) -> None:
     }
 
     for method, request in requests.items():
-        for request_id, reason in (("", "REQUIRED"), ("payment-1", "FORMAT"), ("12345", "FORMAT")):
+        spellings_of_one_uuid = (
+            "3F0C1E9A-2B7D-4C1E-9A51-6F2D8E4B7C10",
+            "{3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10}",
+            "urn:uuid:3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10",
+            "3f0c1e9a2b7d4c1e9a516f2d8e4b7c10",
+        )
+        cases = [("", "REQUIRED"), ("payment-1", "FORMAT"), ("12345", "FORMAT")]
+        cases += [(spelling, "FORMAT") for spelling in spellings_of_one_uuid]
+        for request_id, reason in cases:
             request.request_id = request_id
             rejection = await rejected(getattr(stub, method)(request, metadata=callers.admin))
 
@@ -266,3 +281,28 @@ async def test_keys_are_purged_only_after_48_hours(
     await _age_keys(payment, timedelta(hours=49))
     assert await in_database(payment, purge_now) == 1
     assert await _key_count(payment) == 0
+
+
+async def test_a_pending_key_survives_the_purge_so_a_late_retry_still_resumes(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    created = await create(stub, callers.citizen, passport_duty())
+    stuck = confirm_request(created.payment_id, card(SANDBOX_UNAVAILABLE_CARD))
+    await rejected(stub.ConfirmPayment(stuck, metadata=callers.citizen))
+    await _age_keys(payment, timedelta(hours=72))
+
+    assert await in_database(payment, lambda s: Idempotency(KEYS).purge(s)) == 1  # the create's key only
+    assert await _key_count(payment) == 1
+
+
+def test_the_card_number_and_cvc_are_left_out_of_the_confirm_fingerprint() -> None:
+    method = "/asan.payment.v1.PaymentService/ConfirmPayment"
+    one = confirm_request("3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10", card("4444333322221111", cvc="123"))
+    other = payment_service_pb2.ConfirmPaymentRequest()
+    other.CopyFrom(one)
+    other.card.number, other.card.cvc = "4000056655661111", "999"  # same last four digits
+
+    scrubbed = [idempotency_key(method, request, None, scrub=scrub_card) for request in (one, other)]
+    assert scrubbed[0].fingerprint == scrubbed[1].fingerprint
+    assert idempotency_key(method, one, None).fingerprint != scrubbed[0].fingerprint
+    assert one.card.number == "4444333322221111"  # the request itself is untouched

@@ -42,7 +42,7 @@ class Consumer:
     def received(self) -> list[tuple[str, str, str | None]]:
         table = payment_consumer.paid_references
         query = select(table.c.payment_id, table.c.reference, table.c.correlation_id).order_by(table.c.id)
-        return [tuple(row) for row in self.database.run_sync(lambda s: s.execute(query).all())]  # type: ignore[misc]
+        return [tuple(row) for row in self.database.run_sync(lambda s: s.execute(query).all())]
 
 
 @pytest.fixture

@@ -433,8 +433,9 @@ async def test_acquirer_outage_leaves_the_payment_submitted_until_a_retry_gets_a
     stub: Stub, callers: Callers, acquirer: SandboxAcquirer
 ) -> None:
     """The sandbox's 'unavailable' card never gets an answer: the payment stays SUBMITTED,
-    since the card may or may not have been charged. Only a retry with the same request_id
-    can settle it; no other request, cancellation or expiry moves it."""
+    since the card may or may not have been charged. A retry with the same request_id settles
+    it, and so does the sweeper once the submission is stale (test_settlement.py); no other
+    request, cancellation or expiry moves it."""
     created = await create(stub, callers.citizen, passport_duty())
     request = confirm_request(created.payment_id, card(SANDBOX_UNAVAILABLE_CARD))
 

@@ -107,6 +107,7 @@ def upgrade() -> None:
         sa.Column("card_brand", sa.String(20), nullable=True),
         sa.Column("card_last4", sa.String(4), nullable=True),
         sa.Column("acquirer_transaction_id", sa.String(100), nullable=True),
+        sa.Column("confirm_request_id", sa.String(36), nullable=True),
         sa.Column("refunded_minor", sa.BigInteger(), nullable=False),
         sa.Column("receipt_number", sa.String(30), nullable=True),
         sa.Column("created_by_kind", sa.String(10), nullable=False),
