@@ -61,3 +61,30 @@ test: install lint
 
 clean:
 	rm -rf $(VENV) node_modules third_party var .pytest_cache .mypy_cache .ruff_cache
+
+# --- Images and operations (deploy/) --------------------------------------------------------------
+# Tag of `make images`; the dev overlay runs :dev, release builds set IMAGE_TAG=<version>.
+IMAGE_TAG ?= dev
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+
+.PHONY: images prometheusrule run-prometheus
+
+## Build the image of every service and of the gateway: asan/<name>:$(IMAGE_TAG).
+images:
+	@[ -n "$(CONTAINER_ENGINE)" ] || { echo "No container engine here (docker or podman): no image built."; exit 1; }
+	@$(CONTAINER_ENGINE) info >/dev/null 2>&1 || { echo "$(CONTAINER_ENGINE) does not answer (is its daemon running?): no image built."; exit 1; }
+	@for name in $(SERVICES); do \
+		echo "$(CONTAINER_ENGINE) build -f services/$$name/Dockerfile -t asan/$$name:$(IMAGE_TAG) ."; \
+		$(CONTAINER_ENGINE) build -f services/$$name/Dockerfile -t asan/$$name:$(IMAGE_TAG) . || exit 1; \
+	done
+	$(CONTAINER_ENGINE) build -f gateway/Dockerfile -t asan/gateway:$(IMAGE_TAG) .
+
+## Regenerate the PrometheusRule of deploy/k8s from deploy/prometheus/rules/asan.rules.yml.
+prometheusrule: $(INSTALLED)
+	$(PY) deploy/prometheus/prometheusrule.py
+
+## Prometheus on http://127.0.0.1:9090 scraping the suite of `make run`, with the suite's rules.
+run-prometheus:
+	@command -v prometheus >/dev/null || { echo "prometheus is not installed (Debian: apt-get install prometheus)."; exit 1; }
+	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus \
+		--web.listen-address=127.0.0.1:9090

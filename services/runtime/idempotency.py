@@ -77,6 +77,21 @@ def idempotency_key(
     return IdempotencyKey(request_id=request_id, method=method, fingerprint=digest.hexdigest())
 
 
+def _reused() -> InvalidArgument:
+    return InvalidArgument(
+        message="This request_id was already used for a different request.",
+        reason="REQUEST_ID_REUSED",
+        violations=[
+            FieldViolation(
+                "request_id",
+                "Already used with other parameters; use a new UUID for a new request, "
+                "or repeat the first request unchanged to get its result.",
+                "REQUEST_ID_REUSED",
+            )
+        ],
+    )
+
+
 class Idempotency:
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -101,18 +116,25 @@ class Idempotency:
             )
             return None
         if row.method != key.method or row.fingerprint != key.fingerprint:
-            raise InvalidArgument(
-                message="This request_id was already used for a different request.",
-                reason="REQUEST_ID_REUSED",
-                violations=[
-                    FieldViolation(
-                        "request_id",
-                        "Already used with other parameters; use a new UUID for a new request, "
-                        "or repeat the first request unchanged to get its result.",
-                        "REQUEST_ID_REUSED",
-                    )
-                ],
+            raise _reused()
+        if row.response is None:
+            return PENDING
+        response: bytes = row.response
+        return response
+
+    def peek(self, session: Session, key: IdempotencyKey) -> bytes | Pending | None:
+        """What `claim` would answer, without claiming: for calls that must ask another service
+        before they write anything (a new key stays unwritten until `run` commits the effect).
+        Raises REQUEST_ID_REUSED like `claim`."""
+        row = session.execute(
+            select(self.table.c.method, self.table.c.fingerprint, self.table.c.response).where(
+                self.table.c.request_id == key.request_id
             )
+        ).first()
+        if row is None:
+            return None
+        if row.method != key.method or row.fingerprint != key.fingerprint:
+            raise _reused()
         if row.response is None:
             return PENDING
         response: bytes = row.response

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 
 from services.runtime.db import create_database_engine, is_sqlite
 
@@ -26,6 +26,10 @@ def upgrade(database_url: str, script_location: Path, revision: str = "head") ->
     command.upgrade(alembic_config(database_url, script_location), revision)
 
 
+# Any fixed number: each service has its own database, so one key serves all.
+MIGRATION_LOCK_KEY = 0x41_53_41_4E  # "ASAN"
+
+
 def run_env(metadata: MetaData) -> None:
     """Body of every service's migrations/env.py (online mode only)."""
     database_url = context.config.attributes["database_url"]
@@ -40,6 +44,12 @@ def run_env(metadata: MetaData) -> None:
                 compare_type=True,
             )
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    # Replicas starting together (init containers) migrate one at a time; the
+                    # lock ends with the transaction.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
                 context.run_migrations()
     finally:
         engine.dispose()

@@ -1,0 +1,178 @@
+"""Every metric a dashboard panel, a recording rule or an alert reads is one the running suite
+exports: the real payment server, its real event worker and the real gateway are started,
+each /metrics page is scraped, and the names are compared."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from services.payment.service import definition as payment
+from tests.deploy.support import (
+    ROOT,
+    dashboard_queries,
+    dashboards,
+    exported_names,
+    metric_names,
+    recorded_names,
+    rules,
+)
+from tests.support.servers import running_service
+from tests.support.workers import WorkerProcess
+
+# Metrics that come from outside the suite, with who exports them.
+EXTERNAL = {
+    "up": "Prometheus itself, for every scrape target",
+    "kube_pod_container_status_restarts_total": "kube-state-metrics",
+}
+# The gateway's families (gateway/metrics.py), checked against the running gateway.
+GATEWAY_FAMILIES = ("http_", "grpc_client_")
+
+
+def used_metrics() -> dict[str, set[str]]:
+    """Metric name -> where it is read (rule or dashboard panel)."""
+    used: dict[str, set[str]] = {}
+    for rule in rules():
+        for name in metric_names(rule["expr"]):
+            used.setdefault(name, set()).add(f"rule {rule.get('record') or rule.get('alert')}")
+    for file, board in dashboards().items():
+        for query in dashboard_queries(board):
+            for name in metric_names(query):
+                used.setdefault(name, set()).add(f"dashboard {file}")
+    return {name: where for name, where in used.items() if name not in recorded_names()}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: str = response.read().decode()
+    return text
+
+
+async def scrape_when_up(
+    url: str,
+    exited: Callable[[], int | None] = lambda: None,
+    output: Callable[[], str] = str,
+    within: float = 30,
+) -> str:
+    """Scrapes `url` once it answers, unless the process behind it has exited; the event loop
+    keeps running meanwhile (the payment server shares it)."""
+    deadline = time.monotonic() + within
+    while True:
+        if (code := exited()) is not None:
+            raise AssertionError(f"exited with {code}:\n{output()}")
+        try:
+            return await asyncio.to_thread(scrape, url)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {within} s:\n{output()}") from None
+            await asyncio.sleep(0.2)
+
+
+@contextmanager
+def payment_worker(database_url: str, log: Path) -> Iterator[tuple[str, WorkerProcess]]:
+    """`python -m services.payment worker` with its metrics endpoint: its metrics URL and process."""
+    port = free_port()
+    env = {
+        "PAYMENT_DATABASE_URL": database_url,
+        "AMQP_URI": "memory://",
+        "ASAN_WORKER_METRICS_PORT": str(port),
+    }
+    worker = WorkerProcess([], env, log, argv=["services.payment", "worker"])
+    try:
+        yield f"http://127.0.0.1:{port}/metrics", worker
+    finally:
+        worker.terminate()
+
+
+@asynccontextmanager
+async def gateway_process(payment_address: str, log: Path) -> AsyncIterator[str]:
+    """`python -m gateway` in front of the payment server; yields its metrics URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_BACKEND_PAYMENT": payment_address,
+    }
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        await scrape_when_up(f"http://127.0.0.1:{port}/healthz", lambda: process.returncode, log.read_text)
+        yield f"http://127.0.0.1:{port}/metrics"
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def gateway_is_importable() -> str | None:
+    """None, or why the gateway cannot run here."""
+    try:
+        importlib.import_module("gateway.server")
+    except ImportError as error:
+        return f"the gateway cannot be imported ({error})"
+    return None
+
+
+def missing(used: dict[str, set[str]], exported: set[str]) -> list[str]:
+    return sorted(
+        f"{name} (read by {', '.join(sorted(where))})"
+        for name, where in used.items()
+        if name not in exported and name not in EXTERNAL
+    )
+
+
+async def test_every_metric_read_by_rules_and_dashboards_is_exported(
+    new_database_url: Callable[[str, str], str], tmp_path: Path
+) -> None:
+    database_url = new_database_url("sqlite", "payment")
+    exported: set[str] = set()
+    async with running_service(payment, database_url) as server:
+        exported |= exported_names(await asyncio.to_thread(server.metrics_text))
+        with payment_worker(database_url, tmp_path / "worker.log") as (worker_url, worker):
+            exported |= exported_names(await scrape_when_up(worker_url, worker.process.poll, worker.output))
+        why_not = gateway_is_importable()
+        if why_not is None:
+            async with gateway_process(server.address, tmp_path / "gateway.log") as gateway_url:
+                exported |= exported_names(await scrape_when_up(gateway_url))
+    used = used_metrics()
+    if why_not is not None:
+        used = {name: where for name, where in used.items() if not name.startswith(GATEWAY_FAMILIES)}
+    assert not missing(used, exported), "read but exported by no running process:\n" + "\n".join(
+        missing(used, exported)
+    )
+    if why_not is not None:
+        pytest.skip(f"services and worker checked; the gateway's metrics not: {why_not}")
+
+
+def test_the_external_metrics_are_the_only_ones_nobody_in_the_suite_exports() -> None:
+    assert set(EXTERNAL) <= set(used_metrics()), "an external metric no longer read: drop it from EXTERNAL"

@@ -1,0 +1,162 @@
+"""Who may reach whom, as the rendered NetworkPolicies decide it (the semantics Kubernetes
+gives them, modelled in tests/deploy/support.py): only the gateway reaches the services'
+gRPC ports, only Prometheus their metrics, each service only its own database."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.runtime.server import ServiceDefinition
+from tests.deploy.support import (
+    OVERLAYS,
+    Manifest,
+    Pod,
+    deployed_services,
+    of_kind,
+    reachable,
+    rendered,
+    workload_pods,
+)
+
+PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "prometheus")
+INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx")
+KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"}, "coredns")
+
+
+def definition(service: str) -> ServiceDefinition:
+    import importlib
+
+    found: ServiceDefinition = importlib.import_module(f"services.{service}.service").definition
+    return found
+
+
+class Cluster:
+    """An overlay's pods and policies, with the pods around them that the policies name."""
+
+    def __init__(self, overlay: str) -> None:
+        manifests = rendered(overlay)
+        self.policies: list[Manifest] = of_kind(manifests, "NetworkPolicy")
+        self.pods = workload_pods(manifests)
+        self.namespace = self.pods["gateway"].namespace
+        if overlay == "dev":  # the overlay's own StatefulSets
+            self.databases = {s: self.pods[f"{s}-postgresql"] for s in deployed_services()}
+            self.broker = self.pods["rabbitmq"]
+            data = self.namespace
+        else:  # the operators' pods in asan-data, with the labels the README asks for
+            data = "asan-data"
+            self.databases = {
+                s: Pod(data, {"asan.gov.az/database-of": s}, f"{s}-db") for s in deployed_services()
+            }
+            self.broker = Pod(data, {"asan.gov.az/event-broker": "true"}, "rabbitmq")
+        self.databases["another"] = Pod(data, {"asan.gov.az/database-of": "another"}, "another-db")
+        self.stranger = Pod(self.namespace, {"app": "debug-shell"}, "stranger")
+        self.other_namespace = Pod("default", {"app.kubernetes.io/name": "gateway"}, "foreign-gateway")
+
+    def can(self, source: Pod, target: Pod, port: int, protocol: str = "TCP") -> bool:
+        return reachable(self.policies, source, target, port, protocol)
+
+
+@pytest.fixture(params=OVERLAYS)
+def cluster(request: pytest.FixtureRequest) -> Cluster:
+    return Cluster(request.param)
+
+
+@pytest.mark.parametrize("service", deployed_services())
+def test_only_the_gateway_reaches_a_service_s_grpc_port(cluster: Cluster, service: str) -> None:
+    port = definition(service).grpc_port
+    server = cluster.pods[service]
+    assert cluster.can(cluster.pods["gateway"], server, port)
+    for intruder in (
+        cluster.stranger,
+        cluster.pods[f"{service}-worker"],
+        PROMETHEUS,
+        INGRESS_CONTROLLER,
+        cluster.other_namespace,
+    ):
+        assert not cluster.can(intruder, server, port), intruder.name
+
+
+@pytest.mark.parametrize("service", deployed_services())
+def test_only_prometheus_reaches_the_metrics_ports(cluster: Cluster, service: str) -> None:
+    server, worker = cluster.pods[service], cluster.pods[f"{service}-worker"]
+    metrics = definition(service).metrics_port
+    worker_metrics = next(p["containerPort"] for p in worker_ports(cluster, service))
+    assert cluster.can(PROMETHEUS, server, metrics)
+    assert cluster.can(PROMETHEUS, worker, worker_metrics)
+    for intruder in (cluster.stranger, cluster.pods["gateway"], INGRESS_CONTROLLER):
+        assert not cluster.can(intruder, server, metrics), intruder.name
+        assert not cluster.can(intruder, worker, worker_metrics), intruder.name
+    impostor = Pod("asan-impostor", {"app.kubernetes.io/name": "prometheus"}, "impostor")
+    assert not cluster.can(impostor, server, metrics), "Prometheus is the one in namespace monitoring"
+
+
+def worker_ports(cluster: Cluster, service: str) -> list[dict[str, int]]:
+    workload = next(
+        w
+        for w in of_kind(rendered(overlay_of(cluster)), "Deployment")
+        if w["metadata"]["name"] == f"{service}-worker"
+    )
+    ports: list[dict[str, int]] = workload["spec"]["template"]["spec"]["containers"][0]["ports"]
+    return ports
+
+
+def overlay_of(cluster: Cluster) -> str:
+    return "dev" if cluster.namespace == "asan-dev" else "prod"
+
+
+@pytest.mark.parametrize("service", deployed_services())
+def test_a_service_reaches_its_own_database_and_no_other(cluster: Cluster, service: str) -> None:
+    own = cluster.databases[service]
+    for pod in (cluster.pods[service], cluster.pods[f"{service}-worker"]):
+        assert cluster.can(pod, own, 5432), pod.name
+        assert not cluster.can(pod, cluster.databases["another"], 5432), pod.name
+    for outsider in (cluster.pods["gateway"], cluster.stranger):
+        assert not cluster.can(outsider, own, 5432), outsider.name
+
+
+@pytest.mark.parametrize("service", deployed_services())
+def test_only_the_worker_speaks_to_the_broker(cluster: Cluster, service: str) -> None:
+    assert cluster.can(cluster.pods[f"{service}-worker"], cluster.broker, 5672)
+    assert not cluster.can(cluster.pods[f"{service}-worker"], cluster.broker, 15672), (
+        "AMQP only, no management"
+    )
+    assert not cluster.can(cluster.pods[service], cluster.broker, 5672), "the server only writes its outbox"
+    assert not cluster.can(cluster.pods["gateway"], cluster.broker, 5672)
+
+
+def test_the_gateway_is_reached_from_the_ingress_controller_and_prometheus_only(cluster: Cluster) -> None:
+    gateway = cluster.pods["gateway"]
+    assert cluster.can(INGRESS_CONTROLLER, gateway, 8080)
+    assert cluster.can(PROMETHEUS, gateway, 8080)
+    assert not cluster.can(cluster.stranger, gateway, 8080)
+    assert not cluster.can(gateway, cluster.databases["another"], 5432)
+
+
+def test_every_pod_may_ask_the_cluster_dns_and_nothing_else_outside(cluster: Cluster) -> None:
+    internet = Pod("elsewhere", {}, "internet")
+    for pod in cluster.pods.values():
+        assert cluster.can(pod, KUBE_DNS, 53, "UDP"), pod.name
+        assert cluster.can(pod, KUBE_DNS, 53, "TCP"), pod.name
+        assert not cluster.can(pod, internet, 443), pod.name
+
+
+def test_pods_without_a_policy_of_their_own_are_shut(cluster: Cluster) -> None:
+    assert not cluster.can(cluster.stranger, cluster.stranger, 8000), "default deny covers every pod"
+
+
+def test_the_dev_databases_admit_their_own_service_only() -> None:
+    dev = Cluster("dev")
+    for service in deployed_services():
+        database = dev.pods[f"{service}-postgresql"]
+        assert dev.can(dev.pods[service], database, 5432)
+        assert not dev.can(dev.pods["gateway"], database, 5432)
+        another_service = Pod(
+            dev.namespace,
+            {"app.kubernetes.io/name": "another", "app.kubernetes.io/component": "server"},
+            "another",
+        )
+        assert not dev.can(another_service, database, 5432)
+    rabbitmq = dev.pods["rabbitmq"]
+    assert dev.can(dev.pods[f"{deployed_services()[0]}-worker"], rabbitmq, 5672)
+    assert not dev.can(dev.pods["gateway"], rabbitmq, 5672)
+    assert dev.can(PROMETHEUS, rabbitmq, 15692)
