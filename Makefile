@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 BUF := node_modules/.bin/buf
-SERVICES := payment
+SERVICES := payment visa
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -47,12 +47,14 @@ lint: install buf-lint buf-breaking
 migrate: install
 	@for svc in $(SERVICES); do $(PY) -m services.$$svc migrate || exit 1; done
 
-## Start every service, its event worker and (later) the gateway; Ctrl-C stops all.
+## Start every service, its event worker and the gateway; Ctrl-C stops all.
 run: install migrate
 	@$(PY) -m services.runtime.tokens keys >/dev/null
 	@echo "ASAN suite on this machine (Ctrl-C stops all):"
 	@echo "  payment  gRPC 127.0.0.1:50051   metrics http://127.0.0.1:9101/metrics"
+	@echo "  visa     gRPC 127.0.0.1:50052   metrics http://127.0.0.1:9102/metrics"
 	@echo "  events   all event workers, one process, AMQP_URI=$${AMQP_URI:-memory://}"
+	@echo "  gateway  HTTP http://127.0.0.1:8080   API page http://127.0.0.1:8080/docs   /openapi.json /metrics"
 	@echo "  a token: $(PY) -m services.runtime.tokens mint --kind citizen --subject 5ZK3T9P"
 	$(BIN)/honcho start -f Procfile
 

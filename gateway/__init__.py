@@ -1,0 +1,1 @@
+"""The HTTP/JSON gateway: routes transcoded from the contracts' google.api.http bindings."""

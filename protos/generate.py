@@ -2,6 +2,10 @@
 
 Run with `make protos`; `tests/contracts/test_generated_stubs.py` fails when the
 committed stubs differ from what this script produces.
+
+Besides the modules it writes `asan/descriptor_set.binpb`: our .proto files as a
+FileDescriptorSet with their comments (source info), which the generated modules do not
+carry. The gateway reads it to put the comments into its OpenAPI document.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from grpc_tools import protoc
 PROTOS_DIR = Path(__file__).resolve().parent
 PACKAGE_DIR = PROTOS_DIR / "python"
 ROOT_PACKAGE = "asan"
+# Our files only (no --include_imports): google/* comes from its own packages.
+DESCRIPTOR_SET = "descriptor_set.binpb"
 
 
 def proto_files() -> list[str]:
@@ -37,7 +43,7 @@ def include_paths() -> list[str]:
 
 
 def generate(out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / ROOT_PACKAGE).mkdir(parents=True, exist_ok=True)
     args = [
         "grpc_tools.protoc",
         *(f"-I{path}" for path in include_paths()),
@@ -45,6 +51,8 @@ def generate(out_dir: Path) -> None:
         f"--grpc_python_out={out_dir}",
         f"--mypy_out={out_dir}",
         f"--mypy_grpc_out={out_dir}",
+        "--include_source_info",
+        f"--descriptor_set_out={out_dir / ROOT_PACKAGE / DESCRIPTOR_SET}",
         *proto_files(),
     ]
     if protoc.main(args) != 0:

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.protobuf import descriptor_pb2
 
-from tests.contracts import PROTOS_DIR, STUBS_DIR, package_files
+from tests.contracts import PROTOS_DIR, STUBS_DIR, package_files, proto_sources
 
 FIX = "run `make protos` and commit protos/python"
 
@@ -77,3 +78,18 @@ def test_generator_marks_the_package_typed_with_a_stub_beside_every_module(fresh
     assert modules, "the generator produced no modules"
     assert "py.typed" in files
     assert not without_stub, "modules without a .pyi type stub:\n" + "\n".join(without_stub)
+
+
+def test_descriptor_set_holds_every_contract_file_with_its_comments(fresh: Path) -> None:
+    """The gateway documents the API from it: every .proto of ours, comments included."""
+    descriptors = descriptor_pb2.FileDescriptorSet.FromString((fresh / "descriptor_set.binpb").read_bytes())
+
+    assert sorted(file.name for file in descriptors.file) == proto_sources(PROTOS_DIR)
+    without_comments = [
+        file.name
+        for file in descriptors.file
+        if not any(location.leading_comments.strip() for location in file.source_code_info.location)
+    ]
+    assert not without_comments, "files without comments in the descriptor set: " + ", ".join(
+        without_comments
+    )

@@ -1,0 +1,78 @@
+"""Early token checks: a token the services would refuse is refused here, and a verified token
+names the subject that the rate limit counts.
+
+A malformed `Authorization` header, a bad signature, an expired token: refused on every route
+before any call. A request without a token goes on: which methods may be called without one
+is the service's decision, and the contracts do not say it (the payment catalogue is public;
+a foreign applicant confirms a payment with a secret instead of a token), so the service
+answers TOKEN_MISSING itself where it needs one.
+
+The gateway verifies tokens with the same key and rules as the services
+(`services.runtime.auth`), which still verify every call themselves. Keying the rate limit
+on a verified subject, not on whatever `sub` a request claims, is what stops anyone from
+spending another citizen's allowance with a forged token. A verified token is remembered
+until it expires, so that a busy frontend costs one signature check per token, not per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from services.runtime.auth import Principal, TokenRejection, TokenVerifier, bearer_token
+from services.runtime.errors import Unauthenticated
+
+CACHE_SIZE = 10_000
+
+# The services' message, in the words of HTTP (the services speak of gRPC metadata).
+MALFORMED_MESSAGE = "The Authorization header must be `Bearer <token>` with a JWT access token."
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    expires_at: float
+
+    @property
+    def key(self) -> str:
+        """The rate-limit key of the caller: kind and subject."""
+        return f"{self.principal.kind.value}:{self.principal.subject}"
+
+
+def _expiry(token: str) -> float:
+    """`exp` of a token whose signature has been verified (so reading it unverified is safe)."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return float(claims["exp"])
+
+
+class TokenGate:
+    def __init__(self, verifier: TokenVerifier, cache_size: int = CACHE_SIZE) -> None:
+        self.verifier = verifier
+        self.cache_size = cache_size
+        self._verified: OrderedDict[str, Caller] = OrderedDict()
+
+    def check(self, authorization: str | None) -> Caller | None:
+        """The verified caller of an `Authorization` header, None without one; raises
+        Unauthenticated (with the services' reasons) for a token they would refuse."""
+        if authorization is None or not authorization.strip():
+            return None
+        try:
+            token = bearer_token(authorization)
+        except Unauthenticated:
+            raise Unauthenticated(message=MALFORMED_MESSAGE, reason=TokenRejection.MALFORMED.value) from None
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() < cached.expires_at + self.verifier.leeway_seconds:
+                self._verified.move_to_end(token)
+                return cached
+            del self._verified[token]
+        principal = self.verifier.verify(token)
+        caller = Caller(principal, _expiry(token))
+        self._verified[token] = caller
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return caller

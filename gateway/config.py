@@ -1,0 +1,148 @@
+"""The gateway's settings, from environment variables only (see the table in README.md)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from services.runtime.config import AuthConfig, ConfigError, env_float, env_int, env_str
+
+# Where `make run` starts each domain's service: the README's port table.
+DEFAULT_BACKEND_HOST = "127.0.0.1"
+DEFAULT_BACKEND_PORTS = {"payment": 50051, "visa": 50052, "appeals": 50053, "finance": 50054, "agro": 50055}
+
+_METHOD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def domain_of(package: str) -> str:
+    """The domain of a proto package: "asan.payment.v1" -> "payment", "gatewaytest.v1" -> "gatewaytest"."""
+    parts = package.split(".")
+    if parts[0] == "asan" and len(parts) > 1:
+        return parts[1]
+    return parts[0]
+
+
+def backend_variable(package: str) -> str:
+    """The variable that sets the address of a package's service: GATEWAY_BACKEND_PAYMENT."""
+    return f"GATEWAY_BACKEND_{domain_of(package).upper()}"
+
+
+def backends_from_env(packages: Iterable[str]) -> dict[str, str]:
+    """host:port of the service of each proto package; the README's ports on 127.0.0.1 by default."""
+    targets = {}
+    for package in sorted(set(packages)):
+        variable = backend_variable(package)
+        default_port = DEFAULT_BACKEND_PORTS.get(domain_of(package))
+        default = f"{DEFAULT_BACKEND_HOST}:{default_port}" if default_port else ""
+        target = env_str(variable, default)
+        if not target:
+            raise ConfigError(f"{variable} must name the host:port of the {package} service")
+        targets[package] = target
+    return targets
+
+
+def _positive(name: str, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value}")
+    return value
+
+
+def _not_negative(name: str, value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be zero or more, got {value}")
+    return value
+
+
+def parse_route_deadlines(raw: str, variable: str = "GATEWAY_ROUTE_DEADLINES") -> dict[str, float]:
+    """ "ConfirmPayment=30,asan.payment.v1.PaymentService.GetPayment=2" -> {name: seconds}."""
+    deadlines: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, seconds = item.partition("=")
+        name = name.strip()
+        if not sep or not _METHOD_NAME.fullmatch(name):
+            raise ConfigError(f"{variable}: expected Method=seconds, got {item!r}")
+        try:
+            deadlines[name] = _positive(variable, float(seconds))
+        except ValueError:
+            raise ConfigError(f"{variable}: {seconds.strip()!r} is not a number of seconds") from None
+    return deadlines
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `per_second` requests on average, bursts of `burst`; 0 per second is off."""
+
+    per_second: float
+    burst: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_second > 0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str
+    port: int
+    # Proto package ("asan.payment.v1") -> host:port of the service that serves it.
+    backends: Mapping[str, str]
+    deadline_seconds: float
+    # Method name, short ("ConfirmPayment") or full ("asan.payment.v1.PaymentService.ConfirmPayment"),
+    # -> its own deadline.
+    route_deadlines: Mapping[str, float]
+    max_body_bytes: int
+    subject_rate: RateLimit
+    address_rate: RateLimit
+    cors_origins: tuple[str, ...]
+    forwarded_allow_ips: str
+    grace_seconds: float
+    log_level: str
+    auth: AuthConfig
+    # Backend health checks of /readyz wait at most this long.
+    readiness_timeout_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, packages: Iterable[str]) -> GatewayConfig:
+        """Settings for the services of `packages` (the proto packages the gateway serves)."""
+        max_body = env_int("GATEWAY_MAX_BODY_BYTES", 1_048_576)
+        if max_body <= 0:
+            raise ConfigError(f"GATEWAY_MAX_BODY_BYTES must be positive, got {max_body}")
+        origins = tuple(o.strip() for o in env_str("GATEWAY_CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            host=env_str("GATEWAY_HOST", "0.0.0.0"),  # noqa: S104 (a server's bind address)
+            port=env_int("GATEWAY_PORT", 8080),
+            backends=backends_from_env(packages),
+            deadline_seconds=_positive(
+                "GATEWAY_DEADLINE_SECONDS", env_float("GATEWAY_DEADLINE_SECONDS", 10.0)
+            ),
+            route_deadlines=parse_route_deadlines(env_str("GATEWAY_ROUTE_DEADLINES", "")),
+            max_body_bytes=max_body,
+            subject_rate=RateLimit(
+                _not_negative(
+                    "GATEWAY_RATE_LIMIT_SUBJECT_PER_SECOND",
+                    env_float("GATEWAY_RATE_LIMIT_SUBJECT_PER_SECOND", 10.0),
+                ),
+                max(1, env_int("GATEWAY_RATE_LIMIT_SUBJECT_BURST", 20)),
+            ),
+            address_rate=RateLimit(
+                _not_negative(
+                    "GATEWAY_RATE_LIMIT_ADDRESS_PER_SECOND",
+                    env_float("GATEWAY_RATE_LIMIT_ADDRESS_PER_SECOND", 100.0),
+                ),
+                max(1, env_int("GATEWAY_RATE_LIMIT_ADDRESS_BURST", 200)),
+            ),
+            cors_origins=origins,
+            forwarded_allow_ips=env_str("GATEWAY_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+            grace_seconds=env_float("ASAN_SHUTDOWN_GRACE_SECONDS", 10.0),
+            log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
+            auth=AuthConfig.from_env(),
+        )
+
+    def deadline_for(self, full_method: str) -> float:
+        """The deadline of calls to a method ("asan.payment.v1.PaymentService.GetPayment")."""
+        short = full_method.rsplit(".", 1)[-1]
+        return (
+            self.route_deadlines.get(full_method) or self.route_deadlines.get(short) or self.deadline_seconds
+        )

@@ -1,0 +1,260 @@
+"""HTTP request -> request message, and response message -> HTTP body, by the protobuf JSON
+mapping (lowerCamelCase names, enums by name, 64-bit integers as strings, well-known types).
+
+The request is filled in grpc-gateway's order: the body (all of it with `body: "*"`, or
+the named field), then the path variables (which win over the body), then, unless the body
+took the whole request, the query parameters: `a.b=1` for nested fields, `x=1&x=2` for
+repeated ones. Unknown fields, in the body or the query, are a 400 that names them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from google.api import httpbody_pb2
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from gateway.routes import HTTP_BODY, REQUEST_ID_FIELD, Binding
+from services.runtime.errors import FieldViolation, InvalidArgument
+
+_FLOATS = (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE)
+_SPECIAL_FLOATS = ("NaN", "Infinity", "-Infinity")
+# Well-known types written as one JSON string or number, so settable from a path or query.
+_WRAPPERS = {
+    f"google.protobuf.{name}Value"
+    for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
+}
+_STRING_LIKE = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
+SCALAR_MESSAGES = _WRAPPERS | _STRING_LIKE
+
+
+def invalid(
+    violations: list[FieldViolation], message: str, reason: str = "INVALID_ARGUMENT"
+) -> InvalidArgument:
+    return InvalidArgument(message=message, reason=reason, violations=violations)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).split("\n", 1)[0]
+
+
+def scalar_json(field_descriptor: FieldDescriptor, raw: str) -> Any:
+    """The JSON value that the protobuf JSON parser reads into `field_descriptor` for a path or
+    query string: a bool or float where JSON needs one, the string itself otherwise (the parser
+    reads integers, enums, bytes and string-like well-known types from strings)."""
+    message_type = field_descriptor.message_type
+    if message_type is not None:
+        if message_type.full_name in _WRAPPERS:
+            return scalar_json(message_type.fields_by_name["value"], raw)
+        return raw
+    if field_descriptor.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+        if raw in ("true", "false"):
+            return raw == "true"
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if field_descriptor.cpp_type in _FLOATS and raw not in _SPECIAL_FLOATS:
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(f"expected a number, got {raw!r}")
+        return value
+    if field_descriptor.cpp_type == FieldDescriptor.CPPTYPE_ENUM and raw.lstrip("-").isdigit():
+        return int(raw)
+    return raw
+
+
+def _settable(field_descriptor: FieldDescriptor) -> bool:
+    if field_descriptor.message_type is None:
+        return True
+    return bool(field_descriptor.message_type.full_name in SCALAR_MESSAGES)
+
+
+def _resolve(message_descriptor: Descriptor, dotted: str) -> list[FieldDescriptor] | None:
+    """The fields along "a.b.c" (proto or JSON names), or None if one does not exist."""
+    fields = []
+    current: Descriptor | None = message_descriptor
+    for name in dotted.split("."):
+        if current is None:
+            return None
+        found = current.fields_by_name.get(name) or current.fields_by_camelcase_name.get(name)
+        if found is None:
+            return None
+        fields.append(found)
+        current = found.message_type if not found.is_repeated else None
+    return fields
+
+
+def _set(message: Message, fields: list[FieldDescriptor], values: list[str], where: str) -> None:
+    """Sets the leaf of `fields` in `message` from strings; raises InvalidArgument naming `where`."""
+    target = message
+    for parent in fields[:-1]:
+        target = getattr(target, parent.name)
+    leaf = fields[-1]
+    if leaf.message_type is not None and leaf.message_type.GetOptions().map_entry:
+        raise invalid(
+            [
+                FieldViolation(
+                    where, "A map cannot be set from the URL; send it in the body.", "UNSUPPORTED_FIELD"
+                )
+            ],
+            f"{where} cannot be set from the URL.",
+        )
+    if not _settable(leaf):
+        raise invalid(
+            [
+                FieldViolation(
+                    where,
+                    f"A message cannot be set from the URL; set its fields as {where}.<field>.",
+                    "UNSUPPORTED_FIELD",
+                )
+            ],
+            f"{where} cannot be set from the URL.",
+        )
+    repeated = leaf.is_repeated
+    if len(values) > 1 and not repeated:
+        raise invalid(
+            [FieldViolation(where, "Given more than once; this field takes one value.", "REPEATED")],
+            f"{where} is given more than once.",
+        )
+    try:
+        converted = [scalar_json(leaf, value) for value in values]
+        json_format.ParseDict({leaf.name: converted if repeated else converted[0]}, target)
+    except (ValueError, json_format.ParseError) as error:
+        raise invalid(
+            [FieldViolation(where, f"Not a valid value: {_first_line(error)}", "FORMAT")],
+            f"{where} has an invalid value.",
+        ) from None
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise invalid(
+            [FieldViolation("", f"The body is not valid JSON: {error}", "INVALID_JSON")],
+            "The request body is not valid JSON.",
+            "INVALID_JSON",
+        ) from None
+
+
+def _fill_body(binding: Binding, request: Message, raw: bytes, content_type: str) -> None:
+    if binding.body == "*" and request.DESCRIPTOR.full_name == HTTP_BODY:
+        assert isinstance(request, httpbody_pb2.HttpBody)
+        request.content_type, request.data = content_type, raw
+        return
+    if binding.body not in ("", "*"):
+        body_field = request.DESCRIPTOR.fields_by_name[binding.body]
+        if body_field.message_type is not None and body_field.message_type.full_name == HTTP_BODY:
+            raw_body = getattr(request, binding.body)
+            raw_body.content_type, raw_body.data = content_type, raw
+            return
+    document = _parse_json(raw)
+    where = binding.body if binding.body != "*" else ""
+    try:
+        if binding.body == "*":
+            if not isinstance(document, dict):
+                raise json_format.ParseError("the body must be a JSON object")
+            json_format.ParseDict(document, request, ignore_unknown_fields=False)
+        else:
+            json_format.ParseDict({binding.body: document}, request, ignore_unknown_fields=False)
+    except json_format.ParseError as error:
+        raise invalid(
+            [FieldViolation(where, _first_line(error), "INVALID_FIELD")],
+            "The request body does not fit the request message; see the field violations.",
+            "INVALID_BODY",
+        ) from None
+
+
+def build_request(
+    binding: Binding,
+    path_values: dict[str, str],
+    query: Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    content_type: str = "",
+    idempotency_key: str | None = None,
+) -> Message:
+    """The request message of one HTTP request; InvalidArgument says what to fix."""
+    request = binding.method.request_class()
+    if binding.body:
+        _fill_body(binding, request, body, content_type)
+    descriptor: Descriptor = binding.method.descriptor.input_type
+    for name, value in path_values.items():
+        fields = _resolve(descriptor, name)
+        assert fields is not None, "checked when the routes were built"
+        _set(request, fields, [value], name)
+    if binding.body != "*":
+        _fill_query(binding, request, query)
+    if idempotency_key is not None and binding.method.takes_request_id:
+        _apply_idempotency_key(request, idempotency_key)
+    return request
+
+
+def _fill_query(binding: Binding, request: Message, query: Iterable[tuple[str, str]]) -> None:
+    grouped: dict[str, list[str]] = {}
+    for name, value in query:
+        grouped.setdefault(name, []).append(value)
+    violations = []
+    descriptor: Descriptor = binding.method.descriptor.input_type
+    bound = binding.path_fields
+    for name, values in grouped.items():
+        fields = _resolve(descriptor, name)
+        if fields is None:
+            violations.append(FieldViolation(name, "Not a field of this request.", "UNKNOWN_FIELD"))
+            continue
+        proto_path = ".".join(f.name for f in fields)
+        if proto_path in bound or fields[0].name == binding.body:
+            violations.append(
+                FieldViolation(
+                    name, "Set by the path or the body of this route, not the query.", "UNKNOWN_FIELD"
+                )
+            )
+            continue
+        _set(request, fields, values, name)
+    if violations:
+        raise invalid(
+            violations,
+            "The query has parameters this route does not take; see the field violations.",
+            "UNKNOWN_QUERY_PARAMETER",
+        )
+
+
+def _apply_idempotency_key(request: Message, key: str) -> None:
+    current = getattr(request, REQUEST_ID_FIELD)
+    if not current:
+        setattr(request, REQUEST_ID_FIELD, key)
+    elif current != key:
+        raise invalid(
+            [
+                FieldViolation(
+                    REQUEST_ID_FIELD,
+                    "Differs from the Idempotency-Key header; send one of them, or the same value in both.",
+                    "CONFLICT",
+                )
+            ],
+            "request_id and the Idempotency-Key header disagree.",
+        )
+
+
+def render_response(binding: Binding, response: Message) -> tuple[bytes, str]:
+    """The HTTP body and content type of a response message."""
+    selected: Any = response
+    if binding.response_body:
+        selected = getattr(response, binding.response_body)
+    if isinstance(selected, Message) and selected.DESCRIPTOR.full_name == HTTP_BODY:
+        assert isinstance(selected, httpbody_pb2.HttpBody)
+        return selected.data, selected.content_type or "application/octet-stream"
+    if isinstance(selected, Message):
+        document: Any = json_format.MessageToDict(selected, always_print_fields_with_no_presence=True)
+    else:
+        output: Descriptor = binding.method.descriptor.output_type
+        field_descriptor = output.fields_by_name[binding.response_body]
+        document = json_format.MessageToDict(response, always_print_fields_with_no_presence=True).get(
+            field_descriptor.json_name, [] if field_descriptor.is_repeated else None
+        )
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode(), "application/json"
