@@ -43,7 +43,7 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
             amount=convert.money(payment.amount_minor, payment.currency),
             acquirer_transaction_id=payment.acquirer_transaction_id or "",
             paid_time=convert.timestamp(now),
-            payer=convert.party(payment.payer_fin, payment.payer_voen),
+            payer=convert.payer(payment),
             agency_code=payment.agency_code,
         )
         add_event(session, runtime_tables.outbox, SERVICE, event)

@@ -25,8 +25,22 @@ def money(minor_units: int | None, currency: str) -> money_pb2.Money | None:
     return money_pb2.Money(minor_units=minor_units, currency_code=currency)
 
 
-def party(fin: str | None, voen: str | None) -> identifiers_pb2.PartyId:
-    return identifiers_pb2.PartyId(fin=fin) if fin else identifiers_pb2.PartyId(voen=voen or "")
+def party(
+    fin: str | None, voen: str | None, passport_country: str | None = None, passport_number: str | None = None
+) -> identifiers_pb2.PartyId:
+    if fin:
+        return identifiers_pb2.PartyId(fin=fin)
+    if passport_number:
+        return identifiers_pb2.PartyId(
+            foreign_passport=identifiers_pb2.ForeignPassport(
+                issuing_country=passport_country or "", number=passport_number
+            )
+        )
+    return identifiers_pb2.PartyId(voen=voen or "")
+
+
+def payer(row: PaymentRow) -> identifiers_pb2.PartyId:
+    return party(row.payer_fin, row.payer_voen, row.payer_passport_country, row.payer_passport_number)
 
 
 def payable_service(row: CatalogueEntryRow) -> payment_pb2.PayableService:
@@ -46,7 +60,7 @@ def payable_service(row: CatalogueEntryRow) -> payment_pb2.PayableService:
 def payment(row: PaymentRow, finished: bool) -> payment_pb2.Payment:
     return payment_pb2.Payment(
         payment_id=row.id,
-        payer=party(row.payer_fin, row.payer_voen),
+        payer=payer(row),
         service_code=row.service_code,
         service_version=row.service_version,
         amount=money(row.amount_minor, row.currency),
@@ -64,6 +78,7 @@ def payment(row: PaymentRow, finished: bool) -> payment_pb2.Payment:
         update_time=timestamp(row.updated_at),
         expire_time=timestamp(row.expire_at),
         paid_time=timestamp(row.paid_at),
+        quantity=row.quantity,
     )
 
 

@@ -121,6 +121,8 @@ PAYMENT_TTL = timedelta(minutes=90)
 # 10,000,000.00 AZN: above any state fee or fine; larger sums go by bank transfer.
 MAX_AMOUNT_MINOR = 1_000_000_000
 MAX_REFERENCE_LENGTH = 255
+# Units of a fixed fee in one payment: a family visa application has at most 10 persons.
+MAX_QUANTITY = 100
 MAX_DESCRIPTION_LENGTH = 500
 MAX_METADATA_KEYS = 10
 MAX_METADATA_KEY_LENGTH = 40
@@ -145,6 +147,19 @@ def has_expired(expire_time: datetime, now: datetime) -> bool:
 FIN_PATTERN = re.compile(r"^[0-9A-Z]{7}$")
 # VÖEN: a taxpayer's 10-digit number.
 VOEN_PATTERN = re.compile(r"^[0-9]{10}$")
+
+
+# A foreign passport: ISO 3166-1 alpha-3 issuing state, number of capital letters and digits.
+COUNTRY_CODE_PATTERN = re.compile(r"^[A-Z]{3}$")
+PASSPORT_NUMBER_PATTERN = re.compile(r"^[0-9A-Z]{1,20}$")
+
+
+def is_country_code(value: str) -> bool:
+    return COUNTRY_CODE_PATTERN.fullmatch(value) is not None
+
+
+def is_passport_number(value: str) -> bool:
+    return PASSPORT_NUMBER_PATTERN.fullmatch(value) is not None
 
 
 def is_fin(value: str) -> bool:
@@ -219,33 +234,67 @@ class NewPayment:
     reference: str
     description: str
     metadata: dict[str, str] = field(default_factory=dict)
+    # A foreign payer without ASAN Login (an e-visa applicant): issuing state and number.
+    payer_passport: ForeignPassport | None = None
+    # Units of a fixed fee paid at once; 0 in a request means 1.
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class ForeignPassport:
+    """A passport of another state: ISO 3166-1 alpha-3 issuing country and the number."""
+
+    issuing_country: str
+    number: str
 
 
 def validate_new_payment(new: NewPayment, entry: CatalogueEntry | None, violations: Violations) -> None:
     """Adds at most one violation per bad field of `new`, priced against `entry` (the current
     catalogue entry of `new.service_code`, or None if there is none). Does not raise: the
     caller adds its own checks (request_id) and then calls `violations.raise_if_any()`."""
-    _check_payer(new.payer_fin, new.payer_voen, violations)
+    _check_payer(new.payer_fin, new.payer_voen, new.payer_passport, violations)
     _check_service_code(new.service_code, entry, violations)
     _check_currency(new.currency, entry, violations)
-    _check_amount(new.amount_minor, new.currency, entry, violations)
+    quantity_ok = violations.check(
+        1 <= new.quantity <= MAX_QUANTITY,
+        "payment.quantity",
+        f"Must be 1 to {MAX_QUANTITY} (0 means 1): the units of the fee paid for.",
+        "OUT_OF_RANGE",
+    )
+    _check_amount(new.amount_minor, new.currency, entry, violations, new.quantity if quantity_ok else 1)
     _check_text(new.reference, "payment.reference", MAX_REFERENCE_LENGTH, violations, required=True)
     _check_text(new.description, "payment.description", MAX_DESCRIPTION_LENGTH, violations, required=False)
     _check_metadata(new.metadata, violations)
 
 
-def _check_payer(fin: str | None, voen: str | None, violations: Violations) -> None:
-    if fin and voen:
+def _check_payer(
+    fin: str | None, voen: str | None, passport: ForeignPassport | None, violations: Violations
+) -> None:
+    given = sum(1 for payer in (fin, voen, passport) if payer)
+    if given > 1:
         violations.add(
             "payment.payer",
-            "Set exactly one of fin (a citizen) or voen (an organisation), not both.",
+            "Set exactly one of fin (a citizen), voen (an organisation) or foreign_passport, not several.",
             "ONE_OF",
         )
-    elif not fin and not voen:
+    elif given == 0:
         violations.add(
             "payment.payer",
-            "Required: the payer's fin (a citizen) or voen (an organisation).",
+            "Required: the payer's fin (a citizen), voen (an organisation) or foreign_passport.",
             "REQUIRED",
+        )
+    elif passport:
+        violations.check(
+            is_country_code(passport.issuing_country),
+            "payment.payer.foreign_passport.issuing_country",
+            "Must be an ISO 3166-1 alpha-3 code in capitals, for example DEU.",
+            "FORMAT",
+        )
+        violations.check(
+            is_passport_number(passport.number),
+            "payment.payer.foreign_passport.number",
+            "Must be 1 to 20 capital Latin letters and digits, as printed in the passport.",
+            "FORMAT",
         )
     elif fin:
         violations.check(
@@ -296,7 +345,9 @@ def _check_currency(currency: str, entry: CatalogueEntry | None, violations: Vio
         )
 
 
-def _check_amount(minor: int, currency: str, entry: CatalogueEntry | None, violations: Violations) -> None:
+def _check_amount(
+    minor: int, currency: str, entry: CatalogueEntry | None, violations: Violations, quantity: int = 1
+) -> None:
     field_path = "payment.amount.minor_units"
     # Bounds are quoted in the service's currency: that is what the caller must pay in.
     quote_in = entry.currency if entry else currency
@@ -316,11 +367,12 @@ def _check_amount(minor: int, currency: str, entry: CatalogueEntry | None, viola
     elif entry is None:
         return
     elif entry.fee_kind is FeeKind.FIXED:
-        if entry.fixed_fee_minor is not None and minor != entry.fixed_fee_minor:
+        if entry.fixed_fee_minor is not None and minor != entry.fixed_fee_minor * quantity:
+            times = f" times the quantity {quantity}" if quantity != 1 else ""
             violations.add(
                 field_path,
-                f"Must equal the fixed fee {_describe_money(entry.fixed_fee_minor, entry.currency)} "
-                f"of service {entry.code} ({entry.fixed_fee_minor} minor units).",
+                f"Must equal the fixed fee {_describe_money(entry.fixed_fee_minor, entry.currency)}{times} "
+                f"of service {entry.code} ({entry.fixed_fee_minor * quantity} minor units).",
                 "FIXED_FEE_MISMATCH",
             )
     elif entry.min_amount_minor is not None and minor < entry.min_amount_minor:

@@ -40,5 +40,6 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     grpc_services=(SERVICE_NAME,),
     register=register,
-    public_methods=frozenset({f"/{SERVICE_NAME}/ListServices"}),
+    # ConfirmPayment: a foreign payer pays with the payment's confirmation secret instead of a token.
+    public_methods=frozenset({f"/{SERVICE_NAME}/ListServices", f"/{SERVICE_NAME}/ConfirmPayment"}),
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
@@ -33,6 +33,7 @@ from services.payment.domain import (
     CardDetails,
     CatalogueEntry,
     FeeKind,
+    ForeignPassport,
     NewPayment,
     PaymentStatus,
     baku_date,
@@ -51,6 +52,7 @@ from services.payment.metrics import PaymentMetrics
 from services.payment.refunds import check_refund_request, record_refund, refund_key, reserve_refund
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow, runtime_tables
 from services.runtime.auth import Principal
+from services.runtime.context import principal_var
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import FailedPrecondition, Unavailable
 from services.runtime.idempotency import PENDING, Idempotency, idempotency_key
@@ -59,6 +61,7 @@ from services.runtime.paging import decode_page_token, encode_page_token, filter
 from services.runtime.validation import Violations, check_request_id
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -196,12 +199,19 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         new = NewPayment(
             payer_fin=p.payer.fin if payer == "fin" else None,
             payer_voen=p.payer.voen if payer == "voen" else None,
+            payer_passport=ForeignPassport(
+                issuing_country=p.payer.foreign_passport.issuing_country,
+                number=p.payer.foreign_passport.number,
+            )
+            if payer == "foreign_passport"
+            else None,
             service_code=p.service_code,
             amount_minor=p.amount.minor_units,
             currency=p.amount.currency_code,
             reference=p.reference,
             description=p.description,
             metadata=dict(p.metadata),
+            quantity=p.quantity or 1,
         )
         key = idempotency_key(_METHOD + "CreatePayment", request, principal)
         created = False  # metrics count the payment once, not every replay
@@ -212,12 +222,19 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             validate_new_payment(new, _entry(row) if row else None, violations)
             violations.raise_if_any()
             assert row is not None
-            access.ensure_can_create(principal, new.payer_fin, row.agency_code)
+            foreign = new.payer_passport is not None
+            access.ensure_can_create(principal, new.payer_fin, row.agency_code, foreign_payer=foreign)
+            # Only a payer without ASAN Login needs a secret to pay without a token.
+            secret, secret_hash = access.new_confirmation_secret() if foreign else ("", None)
             now = utcnow()
             payment = PaymentRow(
                 id=str(uuid.uuid4()),
                 payer_fin=new.payer_fin,
                 payer_voen=new.payer_voen,
+                payer_passport_country=new.payer_passport.issuing_country if new.payer_passport else None,
+                payer_passport_number=new.payer_passport.number if new.payer_passport else None,
+                confirmation_secret_hash=secret_hash,
+                quantity=new.quantity,
                 service_code=row.code,
                 service_version=row.version,
                 agency_code=row.agency_code,
@@ -237,7 +254,9 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             session.add(payment)
             session.flush()
             created = True
-            return payment_message(payment)
+            response = payment_message(payment)
+            response.confirmation_secret = secret
+            return response
 
         response = await self.idempotency.run(self.database, key, payment_pb2.Payment, create)
         if created:
@@ -293,7 +312,8 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
     async def ConfirmPayment(
         self, request: payment_service_pb2.ConfirmPaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> payment_pb2.Payment:
-        principal = require_principal()
+        # Public: a foreign payer has no token, only the payment's confirmation secret.
+        principal = principal_var.get()
         card = _card(request)
         key = idempotency_key(_METHOD + "ConfirmPayment", request, principal, scrub=scrub_card)
 
@@ -301,8 +321,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             claimed = self.idempotency.claim(session, key)
             if isinstance(claimed, bytes):
                 return payment_pb2.Payment.FromString(claimed)
-            payment = self._visible(session, principal, request.payment_id, for_update=True)
-            access.ensure_can_pay(principal, payment)
+            payment = self._payable(session, principal, request.payment_id, request.confirmation_secret)
             if claimed is not PENDING:  # a first attempt; PENDING resumes an interrupted one
                 _submit(payment, card, key.request_id)
             return _Charge(
@@ -326,7 +345,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             claimed = self.idempotency.claim(session, key)
             if isinstance(claimed, bytes):  # a concurrent retry recorded it first
                 return payment_pb2.Payment.FromString(claimed)
-            payment = self._visible(session, principal, request.payment_id, for_update=True)
+            payment = self._payable(session, principal, request.payment_id, request.confirmation_secret)
             record_charge(session, payment, result, utcnow())
             response = payment_message(payment)
             self.idempotency.complete(session, key.request_id, response)
@@ -339,24 +358,29 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         return response
 
     async def _charge(self, charge: _Charge, card: CardDetails, request_id: str) -> ChargeResult:
+        call = self.acquirer.charge(
+            payment_id=charge.payment_id,
+            amount_minor=charge.amount_minor,
+            currency=charge.currency,
+            card=card,
+            idempotency_key=charge_key(request_id),
+        )
+        return await self._at_acquirer("charge", call, lambda result: result.outcome.value)
+
+    async def _at_acquirer(self, operation: str, call: Awaitable[R], outcome: Callable[[R], str]) -> R:
+        """Awaits an acquirer call, timing it by outcome; a lost connection is UNAVAILABLE, to retry."""
         started = time.perf_counter()
         try:
-            result = await self.acquirer.charge(
-                payment_id=charge.payment_id,
-                amount_minor=charge.amount_minor,
-                currency=charge.currency,
-                card=card,
-                idempotency_key=charge_key(request_id),
-            )
+            result = await call
         except AcquirerUnavailable:
-            self.metrics.acquirer_seconds.labels("charge", "UNAVAILABLE").observe(
+            self.metrics.acquirer_seconds.labels(operation, "UNAVAILABLE").observe(
                 time.perf_counter() - started
             )
             raise Unavailable(
                 message="The card acquirer did not answer; retry with the same request_id.",
                 reason="ACQUIRER_UNAVAILABLE",
             ) from None
-        self.metrics.acquirer_seconds.labels("charge", result.outcome.value).observe(
+        self.metrics.acquirer_seconds.labels(operation, outcome(result)).observe(
             time.perf_counter() - started
         )
         return result
@@ -441,23 +465,13 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         return response
 
     async def _refund(self, reserved: _RefundIntent, request_id: str) -> str:
-        started = time.perf_counter()
-        try:
-            result = await self.acquirer.refund(
-                transaction_id=reserved.transaction_id,
-                amount_minor=reserved.amount_minor,
-                currency=reserved.currency,
-                idempotency_key=refund_key(request_id),
-            )
-        except AcquirerUnavailable:
-            self.metrics.acquirer_seconds.labels("refund", "UNAVAILABLE").observe(
-                time.perf_counter() - started
-            )
-            raise Unavailable(
-                message="The card acquirer did not answer; retry with the same request_id.",
-                reason="ACQUIRER_UNAVAILABLE",
-            ) from None
-        self.metrics.acquirer_seconds.labels("refund", "APPROVED").observe(time.perf_counter() - started)
+        call = self.acquirer.refund(
+            transaction_id=reserved.transaction_id,
+            amount_minor=reserved.amount_minor,
+            currency=reserved.currency,
+            idempotency_key=refund_key(request_id),
+        )
+        result = await self._at_acquirer("refund", call, lambda _: "APPROVED")
         return result.refund_transaction_id
 
     # --- Receipts and reconciliation ---------------------------------------------------------
@@ -484,7 +498,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
                 payment_id=payment.id,
                 paid_time=convert.timestamp(payment.paid_at),
                 paid_time_local=to_baku_iso(payment.paid_at),
-                payer=convert.party(payment.payer_fin, payment.payer_voen),
+                payer=convert.payer(payment),
                 service_code=payment.service_code,
                 service_name_az=entry.name_az,
                 service_name_en=entry.name_en,
@@ -543,6 +557,21 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         )
         if payment is None or not access.can_see(principal, payment):
             raise access.not_found(payment_id)
+        return payment
+
+    def _payable(
+        self, session: Session, principal: Principal | None, payment_id: str, secret: str
+    ) -> PaymentRow:
+        """The payment, locked, if the caller may pay it: by the payment's confirmation secret,
+        or by a token that may pay it. Without either, NOT_FOUND, as for no payment."""
+        payment = queries.payment_for_update(session, payment_id)
+        if payment is None:
+            raise access.not_found(payment_id)
+        if access.secret_matches(payment, secret):
+            return payment
+        if principal is None or not access.can_see(principal, payment):
+            raise access.not_found(payment_id)
+        access.ensure_can_pay(principal, payment)
         return payment
 
     async def _run_claiming(self, unit: Callable[[Session], T]) -> T:

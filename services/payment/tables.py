@@ -43,6 +43,13 @@ class PaymentRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     payer_fin: Mapped[str | None] = mapped_column(String(7))
     payer_voen: Mapped[str | None] = mapped_column(String(10))
+    # A foreign payer (e-visa applicant): issuing state (ISO alpha-3) and passport number.
+    payer_passport_country: Mapped[str | None] = mapped_column(String(3))
+    payer_passport_number: Mapped[str | None] = mapped_column(String(20))
+    # SHA-256 (hex) of the confirmation secret of a payment payable without a token.
+    confirmation_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # Units of a fixed fee paid at once (the persons of a family visa application).
+    quantity: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     service_code: Mapped[str] = mapped_column(String(100))
     service_version: Mapped[int] = mapped_column(Integer)
     # Copied from the catalogue: officers see their agency's payments.

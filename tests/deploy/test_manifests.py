@@ -222,6 +222,50 @@ def test_pods_outlive_their_drain(overlay: str) -> None:
         assert spec["terminationGracePeriodSeconds"] > pause + drain, workload["metadata"]["name"]
 
 
+# Files a worker reads (services/<name>/worker.py), beyond what its server reads: visa's worker
+# signs the e-visas it approves automatically, so it needs the server's signing key.
+WORKER_FILES = {"visa": ("VISA_SIGNING_KEY_FILE",)}
+
+
+def settings(manifests: list[Manifest], container: dict[str, Any]) -> dict[str, str]:
+    """The variables a container gets from its ConfigMaps and its own literal values."""
+    found: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if reference := source.get("configMapRef"):
+            found.update(named(manifests, "ConfigMap", reference["name"]).get("data", {}))
+    found.update({v["name"]: v["value"] for v in container.get("env", []) if "value" in v})
+    return found
+
+
+def secret_mounted_at(workload: Manifest, container: dict[str, Any], path: str) -> str | None:
+    """The Secret whose volume holds `path` in the container, or None."""
+    volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        if path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            secret: str | None = volumes[mount["name"]].get("secret", {}).get("secretName")
+            return secret
+    return None
+
+
+@pytest.mark.parametrize("service", deployed_services())
+def test_the_files_a_service_reads_are_mounted_from_secrets(overlay: str, service: str) -> None:
+    """A *_FILE setting that points at no mount sends the process elsewhere: tokens it cannot
+    verify, or visa making a signing key of its own in /tmp that no border post knows."""
+    manifests = rendered(overlay)
+    server_deployment = named(manifests, "Deployment", service)
+    server = next(c for c in pod_spec(server_deployment)["containers"] if c["name"] == "server")
+    server_files = {k: v for k, v in settings(manifests, server).items() if k.endswith("_FILE")}
+    for name, path in server_files.items():
+        assert secret_mounted_at(server_deployment, server, path), f"{service}: {name}={path} is not mounted"
+    worker_deployment = named(manifests, "Deployment", f"{service}-worker")
+    worker = pod_spec(worker_deployment)["containers"][0]
+    for name in WORKER_FILES.get(service, ()):
+        path = settings(manifests, worker)[name]
+        assert secret_mounted_at(worker_deployment, worker, path) == secret_mounted_at(
+            server_deployment, server, server_files[name]
+        ), f"{service}-worker: {name} must be the server's Secret"
+
+
 def test_secrets_come_from_secrets_and_only_by_reference(overlay: str) -> None:
     manifests = rendered(overlay)
     for workload in of_kind(manifests, *WORKLOADS):
@@ -389,6 +433,13 @@ def test_prod_runs_several_replicas_and_commits_no_secret() -> None:
             assert memory(requests["memory"]) == memory(limits["memory"]), (
                 f"{workload['metadata']['name']}/{container['name']}: memory guaranteed in production"
             )
+
+
+def test_prod_decides_no_visa_without_an_officer() -> None:
+    for config in of_kind(rendered("prod"), "ConfigMap"):
+        assert config.get("data", {}).get("VISA_SANDBOX_DECISIONS", "false") == "false", (
+            "sandbox passports (SBXA...) would be approved in production"
+        )
 
 
 def test_prod_secrets_are_documented() -> None:

@@ -1,6 +1,7 @@
 """Every metric a dashboard panel, a recording rule or an alert reads is one the running suite
-exports: the real payment server, its real event worker and the real gateway are started,
-each /metrics page is scraped, and the names are compared."""
+exports: every service's real server and real event worker (payment, and visa calling it) and
+the real gateway in front of them are started, each /metrics page is scraped, and the names
+are compared."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from services.payment.service import definition as payment
+from services.visa.service import definition as visa
 from tests.deploy.support import (
     ROOT,
     dashboard_queries,
@@ -26,6 +28,7 @@ from tests.deploy.support import (
     metric_names,
     recorded_names,
     rules,
+    service_names,
 )
 from tests.support.servers import running_service
 from tests.support.workers import WorkerProcess
@@ -86,15 +89,15 @@ async def scrape_when_up(
 
 
 @contextmanager
-def payment_worker(database_url: str, log: Path) -> Iterator[tuple[str, WorkerProcess]]:
-    """`python -m services.payment worker` with its metrics endpoint: its metrics URL and process."""
+def service_worker(service: str, database_url: str, log: Path) -> Iterator[tuple[str, WorkerProcess]]:
+    """`python -m services.<service> worker` with its metrics endpoint: its metrics URL and process."""
     port = free_port()
     env = {
-        "PAYMENT_DATABASE_URL": database_url,
+        f"{service.upper()}_DATABASE_URL": database_url,
         "AMQP_URI": "memory://",
         "ASAN_WORKER_METRICS_PORT": str(port),
     }
-    worker = WorkerProcess([], env, log, argv=["services.payment", "worker"])
+    worker = WorkerProcess([], env, log, argv=[f"services.{service}", "worker"])
     try:
         yield f"http://127.0.0.1:{port}/metrics", worker
     finally:
@@ -102,14 +105,14 @@ def payment_worker(database_url: str, log: Path) -> Iterator[tuple[str, WorkerPr
 
 
 @asynccontextmanager
-async def gateway_process(payment_address: str, log: Path) -> AsyncIterator[str]:
-    """`python -m gateway` in front of the payment server; yields its metrics URL."""
+async def gateway_process(backends: dict[str, str], log: Path) -> AsyncIterator[str]:
+    """`python -m gateway` in front of the servers (service name -> address); yields its metrics URL."""
     port = free_port()
     env = {
         **os.environ,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
-        "GATEWAY_BACKEND_PAYMENT": payment_address,
+        **{f"GATEWAY_BACKEND_{service.upper()}": address for service, address in backends.items()},
     }
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
@@ -151,19 +154,31 @@ def missing(used: dict[str, set[str]], exported: set[str]) -> list[str]:
     )
 
 
+def test_every_service_is_started_here() -> None:
+    assert {payment.name, visa.name} == set(service_names()), (
+        "start the new service's server and worker in the test below"
+    )
+
+
 async def test_every_metric_read_by_rules_and_dashboards_is_exported(
-    new_database_url: Callable[[str, str], str], tmp_path: Path
+    new_database_url: Callable[[str, str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database_url = new_database_url("sqlite", "payment")
+    databases = {service.name: new_database_url("sqlite", service.name) for service in (payment, visa)}
     exported: set[str] = set()
-    async with running_service(payment, database_url) as server:
-        exported |= exported_names(await asyncio.to_thread(server.metrics_text))
-        with payment_worker(database_url, tmp_path / "worker.log") as (worker_url, worker):
-            exported |= exported_names(await scrape_when_up(worker_url, worker.process.poll, worker.output))
-        why_not = gateway_is_importable()
-        if why_not is None:
-            async with gateway_process(server.address, tmp_path / "gateway.log") as gateway_url:
-                exported |= exported_names(await scrape_when_up(gateway_url))
+    async with running_service(payment, databases[payment.name]) as payment_server:
+        # Visa calls payment for the fee (on the first application: none is made here).
+        monkeypatch.setenv("VISA_PAYMENT_TARGET", payment_server.address)
+        async with running_service(visa, databases[visa.name]) as visa_server:
+            servers = {payment.name: payment_server, visa.name: visa_server}
+            for name, server in servers.items():
+                exported |= exported_names(await asyncio.to_thread(server.metrics_text))
+                with service_worker(name, databases[name], tmp_path / f"{name}-worker.log") as (url, worker):
+                    exported |= exported_names(await scrape_when_up(url, worker.process.poll, worker.output))
+            why_not = gateway_is_importable()
+            if why_not is None:
+                backends = {name: server.address for name, server in servers.items()}
+                async with gateway_process(backends, tmp_path / "gateway.log") as gateway_url:
+                    exported |= exported_names(await scrape_when_up(gateway_url))
     used = used_metrics()
     if why_not is not None:
         used = {name: where for name, where in used.items() if not name.startswith(GATEWAY_FAMILIES)}

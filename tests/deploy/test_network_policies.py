@@ -19,6 +19,8 @@ from tests.deploy.support import (
 )
 
 PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "prometheus")
+# Calls between services by contract (deploy/k8s/README.md, "Network"): caller, callee.
+CONTRACT_CALLS = {("visa", "payment")}
 INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx")
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"}, "coredns")
 
@@ -122,6 +124,27 @@ def test_only_the_worker_speaks_to_the_broker(cluster: Cluster, service: str) ->
     )
     assert not cluster.can(cluster.pods[service], cluster.broker, 5672), "the server only writes its outbox"
     assert not cluster.can(cluster.pods["gateway"], cluster.broker, 5672)
+
+
+@pytest.mark.parametrize(("caller", "callee"), sorted(CONTRACT_CALLS))
+def test_a_server_reaches_the_service_its_contract_calls(cluster: Cluster, caller: str, callee: str) -> None:
+    port = definition(callee).grpc_port
+    assert cluster.can(cluster.pods[caller], cluster.pods[callee], port)
+    assert not cluster.can(cluster.pods[f"{caller}-worker"], cluster.pods[callee], port), "the server calls"
+    assert not cluster.can(cluster.pods[caller], cluster.pods[callee], definition(callee).metrics_port)
+    assert not cluster.can(cluster.pods[caller], cluster.pods[f"{callee}-worker"], port)
+
+
+def test_services_call_no_other_service_than_their_contracts_say(cluster: Cluster) -> None:
+    services = deployed_services()
+    for caller in services:
+        for callee in services:
+            if caller == callee or (caller, callee) in CONTRACT_CALLS:
+                continue
+            for pod in (cluster.pods[caller], cluster.pods[f"{caller}-worker"]):
+                assert not cluster.can(pod, cluster.pods[callee], definition(callee).grpc_port), (
+                    f"{pod.name} -> {callee}"
+                )
 
 
 def test_the_gateway_is_reached_from_the_ingress_controller_and_prometheus_only(cluster: Cluster) -> None:

@@ -9,10 +9,10 @@ import builtins as _builtins
 import sys
 import typing as _typing
 
-if sys.version_info >= (3, 10):
-    from typing import TypeAlias as _TypeAlias
+if sys.version_info >= (3, 11):
+    from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
-    from typing_extensions import TypeAlias as _TypeAlias
+    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -24,6 +24,7 @@ class PartyId(_message.Message):
 
     FIN_FIELD_NUMBER: _builtins.int
     VOEN_FIELD_NUMBER: _builtins.int
+    FOREIGN_PASSPORT_FIELD_NUMBER: _builtins.int
     fin: _builtins.str
     """FIN (fərdi identifikasiya nömrəsi): a citizen's 7-character personal code
     of digits and capital Latin letters, printed on the identity card.
@@ -32,18 +33,51 @@ class PartyId(_message.Message):
     """VÖEN (vergi ödəyicisinin eyniləşdirmə nömrəsi): a taxpayer's 10-digit
     identification number, used for organisations and entrepreneurs.
     """
+    @_builtins.property
+    def foreign_passport(self) -> Global___ForeignPassport:
+        """A foreign national without ASAN Login, known by their passport (an
+        e-visa applicant). Only an agency's service account may name one.
+        """
+
     def __init__(
         self,
         *,
         fin: _builtins.str = ...,
         voen: _builtins.str = ...,
+        foreign_passport: Global___ForeignPassport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["fin", b"fin", "id", b"id", "voen", b"voen"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fin", b"fin", "foreign_passport", b"foreign_passport", "id", b"id", "voen", b"voen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fin", b"fin", "id", b"id", "voen", b"voen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fin", b"fin", "foreign_passport", b"foreign_passport", "id", b"id", "voen", b"voen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_id: _TypeAlias = _typing.Literal["fin", "voen"]  # noqa: Y015
+    _WhichOneofReturnType_id: _TypeAlias = _typing.Literal["fin", "voen", "foreign_passport"]  # noqa: Y015
     _WhichOneofArgType_id: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_id) -> _WhichOneofReturnType_id | None: ...
 
 Global___PartyId: _TypeAlias = PartyId  # noqa: Y015
+
+@_typing.final
+class ForeignPassport(_message.Message):
+    """A passport issued by another state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISSUING_COUNTRY_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    issuing_country: _builtins.str
+    """ISO 3166-1 alpha-3 code of the issuing state, for example "DEU"."""
+    number: _builtins.str
+    """Passport number as printed: 1 to 20 capital Latin letters and digits."""
+    def __init__(
+        self,
+        *,
+        issuing_country: _builtins.str = ...,
+        number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issuing_country", b"issuing_country", "number", b"number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForeignPassport: _TypeAlias = ForeignPassport  # noqa: Y015

@@ -233,6 +233,8 @@ class Payment(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     PAID_TIME_FIELD_NUMBER: _builtins.int
+    CONFIRMATION_SECRET_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
     payment_id: _builtins.str
     """Server-assigned id (a UUID). Output only."""
     service_code: _builtins.str
@@ -257,9 +259,21 @@ class Payment(_message.Message):
     """Last four digits of the card used; the full number is never stored. Output only."""
     acquirer_transaction_id: _builtins.str
     """Transaction id given by the acquirer on success. Output only."""
+    confirmation_secret: _builtins.str
+    """Lets a payer without ASAN Login (a `foreign_passport` payer) confirm the
+    payment without a token: 32 random bytes, base64url. Set only in the
+    CreatePayment response (and its replays) to the creating service, which
+    hands it to the payer; payment keeps only its SHA-256 hash. Output only.
+    """
+    quantity: _builtins.int
+    """Units paid for at a fixed fee, for example the persons of a family visa
+    application: `amount` must be the fixed fee times this. 0 means 1; at most 100.
+    """
     @_builtins.property
     def payer(self) -> _identifiers_pb2.PartyId:
-        """Who owes the money: a citizen's FIN or an organisation's VÖEN."""
+        """Who owes the money: a citizen's FIN, an organisation's VÖEN, or a foreign
+        passport (created by an agency's service account).
+        """
 
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
@@ -313,10 +327,12 @@ class Payment(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         paid_time: _timestamp_pb2.Timestamp | None = ...,
+        confirmation_secret: _builtins.str = ...,
+        quantity: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "expire_time", b"expire_time", "paid_time", b"paid_time", "payer", b"payer", "refunded_amount", b"refunded_amount", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquirer_transaction_id", b"acquirer_transaction_id", "amount", b"amount", "card_brand", b"card_brand", "card_last4", b"card_last4", "create_time", b"create_time", "description", b"description", "expire_time", b"expire_time", "failure_code", b"failure_code", "finished", b"finished", "metadata", b"metadata", "paid_time", b"paid_time", "payer", b"payer", "payment_id", b"payment_id", "reference", b"reference", "refunded_amount", b"refunded_amount", "service_code", b"service_code", "service_version", b"service_version", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquirer_transaction_id", b"acquirer_transaction_id", "amount", b"amount", "card_brand", b"card_brand", "card_last4", b"card_last4", "confirmation_secret", b"confirmation_secret", "create_time", b"create_time", "description", b"description", "expire_time", b"expire_time", "failure_code", b"failure_code", "finished", b"finished", "metadata", b"metadata", "paid_time", b"paid_time", "payer", b"payer", "payment_id", b"payment_id", "quantity", b"quantity", "reference", b"reference", "refunded_amount", b"refunded_amount", "service_code", b"service_code", "service_version", b"service_version", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -210,10 +210,16 @@ class ConfirmPaymentRequest(_message.Message):
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
+    CONFIRMATION_SECRET_FIELD_NUMBER: _builtins.int
     payment_id: _builtins.str
     """Id of the payment to pay."""
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
+    confirmation_secret: _builtins.str
+    """The payment's `confirmation_secret`, for a payer without a token (a
+    foreign applicant). With neither a token that may pay nor the right
+    secret, the payment answers NOT_FOUND.
+    """
     @_builtins.property
     def card(self) -> _payment_pb2.Card:
         """The card to charge. Not stored."""
@@ -224,10 +230,11 @@ class ConfirmPaymentRequest(_message.Message):
         payment_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
         card: _payment_pb2.Card | None = ...,
+        confirmation_secret: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "payment_id", b"payment_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "confirmation_secret", b"confirmation_secret", "payment_id", b"payment_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -119,6 +119,7 @@ class PaymentServiceServicer:
 
     def ConfirmPayment(self, request, context):
         """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
+        Callable without a token when `confirmation_secret` is given.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -47,7 +47,9 @@ class PaymentServiceStub:
     agency's, an admin all. Newest first.
     """
     ConfirmPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ConfirmPaymentRequest, _payment_pb2.Payment]
-    """Pays a created payment by card through the acquirer. Idempotent by `request_id`."""
+    """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
+    Callable without a token when `confirmation_secret` is given.
+    """
     CancelPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.CancelPaymentRequest, _payment_pb2.Payment]
     """Cancels a payment that has not been paid. Idempotent by `request_id`."""
     RefundPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_pb2.Refund]
@@ -79,7 +81,9 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     agency's, an admin all. Newest first.
     """
     ConfirmPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ConfirmPaymentRequest, _payment_pb2.Payment]  # type: ignore[assignment]
-    """Pays a created payment by card through the acquirer. Idempotent by `request_id`."""
+    """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
+    Callable without a token when `confirmation_secret` is given.
+    """
     CancelPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.CancelPaymentRequest, _payment_pb2.Payment]  # type: ignore[assignment]
     """Cancels a payment that has not been paid. Idempotent by `request_id`."""
     RefundPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_pb2.Refund]  # type: ignore[assignment]
@@ -138,7 +142,9 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _payment_service_pb2.ConfirmPaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payment_pb2.Payment, _abc.Awaitable[_payment_pb2.Payment]]:
-        """Pays a created payment by card through the acquirer. Idempotent by `request_id`."""
+        """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
+        Callable without a token when `confirmation_secret` is given.
+        """
 
     @_abc_1.abstractmethod
     def CancelPayment(

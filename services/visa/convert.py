@@ -1,0 +1,105 @@
+"""Rows to API messages, and the dates of google.type.Date both ways."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.type import date_pb2
+
+from asan.common.v1 import money_pb2
+from asan.visa.v1 import visa_pb2
+from services.visa.domain import EVISA_ENTRIES, EVISA_STAY_DAYS
+from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, HolidayRow
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    result = Timestamp()
+    result.FromDatetime(value)
+    return result
+
+
+def proto_date(value: date | None) -> date_pb2.Date | None:
+    if value is None:
+        return None
+    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+def to_date(value: date_pb2.Date) -> date:
+    """Raises ValueError for an impossible date (or a partial one: year, month and day are all needed)."""
+    return date(value.year, value.month, value.day)
+
+
+def evisa(applicant: ApplicantRow, application: ApplicationRow) -> visa_pb2.EVisa | None:
+    if applicant.visa_number is None:
+        return None
+    return visa_pb2.EVisa(
+        visa_number=applicant.visa_number,
+        surname=applicant.surname,
+        given_names=applicant.given_names,
+        date_of_birth=proto_date(applicant.date_of_birth),
+        nationality=applicant.nationality,
+        passport_number=applicant.passport_number,
+        valid_from=proto_date(applicant.valid_from),
+        valid_until=proto_date(applicant.valid_until),
+        stay_days=EVISA_STAY_DAYS,
+        entries=EVISA_ENTRIES,
+        issue_time=timestamp(applicant.decided_at),
+        verification_code=applicant.verification_code or "",
+        entry_time=timestamp(applicant.entry_at),
+        application_number=application.number,
+    )
+
+
+def applicant(row: ApplicantRow, application: ApplicationRow) -> visa_pb2.Applicant:
+    return visa_pb2.Applicant(
+        surname=row.surname,
+        given_names=row.given_names,
+        date_of_birth=proto_date(row.date_of_birth),
+        sex=visa_pb2.Sex.Value(f"SEX_{row.sex}"),
+        nationality=row.nationality,
+        passport_number=row.passport_number,
+        passport_expiry_date=proto_date(row.passport_expiry),
+        email=row.email,
+        normalized_name=row.normalized_name,
+        decision=visa_pb2.Decision.Value(f"DECISION_{row.decision or 'UNSPECIFIED'}"),
+        refusal_reason=visa_pb2.RefusalReason.Value(f"REFUSAL_REASON_{row.refusal_reason or 'UNSPECIFIED'}"),
+        decide_time=timestamp(row.decided_at),
+        evisa=evisa(row, application),
+    )
+
+
+def application(row: ApplicationRow) -> visa_pb2.Application:
+    return visa_pb2.Application(
+        application_number=row.number,
+        applicants=[applicant(a, row) for a in row.applicants],
+        arrival_date=proto_date(row.arrival_date),
+        purpose=visa_pb2.Purpose.Value(f"PURPOSE_{row.purpose}"),
+        speed=visa_pb2.Speed.Value(f"SPEED_{row.speed}"),
+        status=visa_pb2.ApplicationStatus.Value(f"APPLICATION_STATUS_{row.status}"),
+        payment_id=row.payment_id,
+        fee=money_pb2.Money(minor_units=row.fee_minor, currency_code=row.fee_currency),
+        create_time=timestamp(row.created_at),
+        submit_time=timestamp(row.submitted_at),
+        due_time=timestamp(row.due_at),
+        decide_time=timestamp(row.decided_at),
+        overdue=row.overdue,
+    )
+
+
+def country_policy(row: CountryPolicyRow) -> visa_pb2.CountryPolicy:
+    return visa_pb2.CountryPolicy(
+        country_code=row.country_code,
+        name=row.name,
+        rule=visa_pb2.CountryRule.Value(f"COUNTRY_RULE_{row.rule}"),
+        visa_free_stay_days=row.visa_free_stay_days or 0,
+        version=row.version,
+    )
+
+
+def holiday_calendar(year: int, rows: list[HolidayRow]) -> visa_pb2.HolidayCalendar:
+    return visa_pb2.HolidayCalendar(
+        year=year, holidays=[visa_pb2.Holiday(date=proto_date(row.day), name=row.name) for row in rows]
+    )

@@ -1,0 +1,247 @@
+"""Applications and applicants, the versioned country table, the holiday calendar and the
+watchlist; seeded with country version 1 and the public holidays of 2026 and 2027.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+from services.runtime.migrations import create_runtime_tables
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+Timestamp = sa.DateTime(timezone=True)
+
+# Country table version 1 (a sample of the real list). Visa-free stays in days.
+COUNTRIES_V1 = [
+    ("TUR", "Türkiye", "VISA_FREE", 90),
+    ("RUS", "Russian Federation", "VISA_FREE", 90),
+    ("GEO", "Georgia", "VISA_FREE", 90),
+    ("UKR", "Ukraine", "VISA_FREE", 90),
+    ("BLR", "Belarus", "VISA_FREE", 90),
+    ("KAZ", "Kazakhstan", "VISA_FREE", 90),
+    ("UZB", "Uzbekistan", "VISA_FREE", 60),
+    ("MDA", "Moldova", "VISA_FREE", 90),
+    ("KGZ", "Kyrgyzstan", "VISA_FREE", 90),
+    ("TJK", "Tajikistan", "VISA_FREE", 90),
+    ("ARE", "United Arab Emirates", "VISA_FREE", 90),
+    ("QAT", "Qatar", "VISA_FREE", 90),
+    ("USA", "United States of America", "EVISA", None),
+    ("GBR", "United Kingdom", "EVISA", None),
+    ("DEU", "Germany", "EVISA", None),
+    ("FRA", "France", "EVISA", None),
+    ("ITA", "Italy", "EVISA", None),
+    ("ESP", "Spain", "EVISA", None),
+    ("NLD", "Netherlands", "EVISA", None),
+    ("POL", "Poland", "EVISA", None),
+    ("CHN", "China", "EVISA", None),
+    ("IND", "India", "EVISA", None),
+    ("JPN", "Japan", "EVISA", None),
+    ("KOR", "Republic of Korea", "EVISA", None),
+    ("CAN", "Canada", "EVISA", None),
+    ("AUS", "Australia", "EVISA", None),
+    ("BRA", "Brazil", "EVISA", None),
+    ("SAU", "Saudi Arabia", "EVISA", None),
+    ("EGY", "Egypt", "EVISA", None),
+    ("PAK", "Pakistan", "EVISA", None),
+    ("ISR", "Israel", "EVISA", None),
+    ("IRN", "Iran", "EVISA", None),
+    ("AFG", "Afghanistan", "EMBASSY", None),
+    ("SOM", "Somalia", "EMBASSY", None),
+    ("YEM", "Yemen", "EMBASSY", None),
+    ("SYR", "Syria", "EMBASSY", None),
+    ("ARM", "Armenia", "EMBASSY", None),
+]
+
+# Non-working public holidays (Labour Code of Azerbaijan, art. 105). Fixed-date: New Year
+# (1-2 Jan), National Mourning Day (20 Jan), Women's Day (8 Mar), Novruz (20-24 Mar), Victory
+# over Fascism (9 May), Independence Day (28 May), National Salvation Day (15 Jun), Armed
+# Forces Day (26 Jun), Victory Day (8 Nov), State Flag Day (9 Nov), Solidarity Day of World
+# Azerbaijanis (31 Dec). Movable (lunar): Ramazan and Qurban bayramı, two days each, on the
+# dates expected from the Hijri calendar; the Caucasus Muslims Board and the Cabinet confirm
+# them each year, and the Cabinet's transfers of holidays falling on a weekend are added by
+# an admin (UpdateHolidayCalendar).
+FIXED_HOLIDAYS = [
+    ((1, 1), "Yeni il bayramı"),
+    ((1, 2), "Yeni il bayramı"),
+    ((1, 20), "Ümumxalq hüzn günü"),
+    ((3, 8), "Qadınlar günü"),
+    ((3, 20), "Novruz bayramı"),
+    ((3, 21), "Novruz bayramı"),
+    ((3, 22), "Novruz bayramı"),
+    ((3, 23), "Novruz bayramı"),
+    ((3, 24), "Novruz bayramı"),
+    ((5, 9), "Faşizm üzərində qələbə günü"),
+    ((5, 28), "Müstəqillik günü"),
+    ((6, 15), "Azərbaycan xalqının milli qurtuluş günü"),
+    ((6, 26), "Azərbaycan Respublikasının Silahlı Qüvvələri günü"),
+    ((11, 8), "Zəfər günü"),
+    ((11, 9), "Dövlət bayrağı günü"),
+    ((12, 31), "Dünya azərbaycanlılarının həmrəyliyi günü"),
+]
+MOVABLE_HOLIDAYS = [
+    (date(2026, 3, 20), "Ramazan bayramı"),
+    (date(2026, 3, 21), "Ramazan bayramı"),
+    (date(2026, 5, 27), "Qurban bayramı"),
+    (date(2026, 5, 28), "Qurban bayramı"),
+    (date(2027, 3, 10), "Ramazan bayramı"),
+    (date(2027, 3, 11), "Ramazan bayramı"),
+    (date(2027, 5, 16), "Qurban bayramı"),
+    (date(2027, 5, 17), "Qurban bayramı"),
+]
+
+
+def holidays() -> list[dict[str, object]]:
+    days: dict[date, list[str]] = {}
+    for year in (2026, 2027):
+        for (month, day_of_month), name in FIXED_HOLIDAYS:
+            days.setdefault(date(year, month, day_of_month), []).append(name)
+    for movable, name in MOVABLE_HOLIDAYS:
+        days.setdefault(movable, []).append(name)
+    return [{"day": day, "year": day.year, "name": ", ".join(names)} for day, names in sorted(days.items())]
+
+
+def upgrade() -> None:
+    create_runtime_tables()
+    countries = op.create_table(
+        "country_policies",
+        sa.Column("country_code", sa.String(3), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("rule", sa.String(10), nullable=False),
+        sa.Column("visa_free_stay_days", sa.Integer(), nullable=True),
+        sa.Column("valid_from", Timestamp, nullable=False),
+        sa.Column("valid_to", Timestamp, nullable=True),
+        sa.Column("changed_by", sa.String(100), nullable=False),
+        sa.PrimaryKeyConstraint("country_code", "version", name=op.f("pk_country_policies")),
+    )
+    holiday_table = op.create_table(
+        "holidays",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_holidays")),
+    )
+    op.create_index(op.f("ix_holidays_year"), "holidays", ["year"])
+    watchlist = op.create_table(
+        "watchlist",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("passport_number", sa.String(20), nullable=True),
+        sa.Column("normalized_name", sa.String(210), nullable=True),
+        sa.Column("date_of_birth", sa.Date(), nullable=True),
+        sa.Column("note", sa.String(300), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_watchlist")),
+    )
+    op.create_index(op.f("ix_watchlist_passport_number"), "watchlist", ["passport_number"])
+    op.create_table(
+        "applications",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("number", sa.String(20), nullable=False),
+        sa.Column("arrival_date", sa.Date(), nullable=False),
+        sa.Column("purpose", sa.String(20), nullable=False),
+        sa.Column("speed", sa.String(10), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("payment_id", sa.String(36), nullable=False),
+        sa.Column("fee_minor", sa.BigInteger(), nullable=False),
+        sa.Column("fee_currency", sa.String(3), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("submitted_at", Timestamp, nullable=True),
+        sa.Column("due_at", Timestamp, nullable=True),
+        sa.Column("decided_at", Timestamp, nullable=True),
+        sa.Column("queue_at", Timestamp, nullable=False),
+        sa.Column("overdue", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_applications")),
+        sa.UniqueConstraint("number", name=op.f("uq_applications_number")),
+        sa.UniqueConstraint("payment_id", name=op.f("uq_applications_payment_id")),
+    )
+    op.create_index("ix_applications_queue", "applications", ["status", "queue_at", "id"])
+    op.create_index("ix_applications_due", "applications", ["status", "overdue", "due_at"])
+    op.create_table(
+        "applicants",
+        sa.Column("application_id", sa.String(36), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("surname", sa.String(100), nullable=False),
+        sa.Column("given_names", sa.String(100), nullable=False),
+        sa.Column("normalized_name", sa.String(210), nullable=False),
+        sa.Column("date_of_birth", sa.Date(), nullable=False),
+        sa.Column("sex", sa.String(10), nullable=False),
+        sa.Column("nationality", sa.String(3), nullable=False),
+        sa.Column("passport_number", sa.String(20), nullable=False),
+        sa.Column("passport_expiry", sa.Date(), nullable=False),
+        sa.Column("email", sa.String(254), nullable=False),
+        sa.Column("decision", sa.String(10), nullable=True),
+        sa.Column("refusal_reason", sa.String(40), nullable=True),
+        sa.Column("decided_at", Timestamp, nullable=True),
+        sa.Column("decided_by", sa.String(100), nullable=True),
+        sa.Column("visa_number", sa.String(20), nullable=True),
+        sa.Column("valid_from", sa.Date(), nullable=True),
+        sa.Column("valid_until", sa.Date(), nullable=True),
+        sa.Column("verification_code", sa.String(600), nullable=True),
+        sa.Column("entry_at", Timestamp, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["application_id"], ["applications.id"], name=op.f("fk_applicants_application_id_applications")
+        ),
+        sa.PrimaryKeyConstraint("application_id", "position", name=op.f("pk_applicants")),
+        sa.UniqueConstraint("visa_number", name=op.f("uq_applicants_visa_number")),
+    )
+    op.create_index(op.f("ix_applicants_passport_number"), "applicants", ["passport_number"])
+
+    valid_from = datetime(2026, 1, 1, tzinfo=UTC)
+    op.bulk_insert(
+        countries,
+        [
+            {
+                "country_code": code,
+                "version": 1,
+                "name": name,
+                "rule": rule,
+                "visa_free_stay_days": stay,
+                "valid_from": valid_from,
+                "valid_to": None,
+                "changed_by": "migration 0001",
+            }
+            for code, name, rule, stay in COUNTRIES_V1
+        ],
+    )
+    op.bulk_insert(holiday_table, holidays())
+    # Fictitious entries, so that the automatic check has something to find in every environment.
+    op.bulk_insert(
+        watchlist,
+        [
+            {
+                "passport_number": "WL0000001",
+                "normalized_name": None,
+                "date_of_birth": None,
+                "note": "sample",
+            },
+            {
+                "passport_number": None,
+                "normalized_name": "MUSTERMANN ERIKA",
+                "date_of_birth": date(1964, 8, 12),
+                "note": "sample",
+            },
+        ],
+    )
+
+
+def downgrade() -> None:
+    for table in (
+        "applicants",
+        "applications",
+        "watchlist",
+        "holidays",
+        "country_policies",
+        "idempotency_keys",
+        "inbox",
+        "outbox",
+    ):
+        op.drop_table(table)

@@ -1,0 +1,54 @@
+"""The overdue sweeper: a submitted application past its due time without every decision is
+reported once (VisaApplicationOverdue) and flagged, so that the next sweep skips it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from asan.visa.v1 import events_pb2, visa_pb2
+from services.runtime.db import Database, utcnow
+from services.runtime.events import add_event
+from services.visa import convert, queries
+from services.visa.metrics import VisaMetrics
+from services.visa.tables import runtime_tables
+
+log = logging.getLogger("asan.visa.overdue")
+
+
+def flag_overdue(session: Session, now: datetime) -> list[str]:
+    """Flags and reports every application that has just become overdue; returns their speeds.
+    Rows another replica is sweeping are skipped."""
+    speeds = []
+    for application in queries.overdue_unflagged(session, now):
+        application.overdue = True
+        add_event(
+            session,
+            runtime_tables.outbox,
+            "visa",
+            events_pb2.VisaApplicationOverdue(
+                application_number=application.number,
+                speed=visa_pb2.Speed.Value(f"SPEED_{application.speed}"),
+                due_time=convert.timestamp(application.due_at),
+                undecided_count=sum(1 for a in application.applicants if not a.decision),
+                detect_time=convert.timestamp(now),
+            ),
+        )
+        speeds.append(application.speed)
+    return speeds
+
+
+async def sweep_forever(database: Database, metrics: VisaMetrics, interval_seconds: float) -> None:
+    while True:
+        try:
+            speeds = await database.run(lambda s: flag_overdue(s, utcnow()))
+            for speed in speeds:
+                metrics.overdue_raised.labels(speed).inc()
+            if speeds:
+                log.warning("applications overdue", extra={"count": len(speeds)})
+        except Exception:
+            log.exception("overdue sweep failed; retrying next interval")
+        await asyncio.sleep(interval_seconds)

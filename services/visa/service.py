@@ -1,0 +1,60 @@
+"""ASAN Viza as the runtime runs it: ports, tables, migrations, servicers, background tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from asan.visa.v1 import visa_service_pb2, visa_service_pb2_grpc
+from services.runtime.config import env_float, env_str
+from services.runtime.credentials import ServiceCredentials
+from services.runtime.server import ServiceDefinition, ServiceRuntime
+from services.visa.access import DECIDING_AGENCY
+from services.visa.metrics import VisaMetrics
+from services.visa.overdue import sweep_forever
+from services.visa.payments import FeeDesk
+from services.visa.servicer import VisaServicer
+from services.visa.signing import VisaSigner
+from services.visa.tables import Base, runtime_tables
+
+SERVICE_NAME = visa_service_pb2.DESCRIPTOR.services_by_name["VisaService"].full_name
+
+
+def register(
+    server: grpc.aio.Server, runtime: ServiceRuntime
+) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+    metrics = VisaMetrics(runtime.registry, runtime.database)
+    # Visa pays through payment as DMX's service account: the e-visa fees are DMX's.
+    credentials = ServiceCredentials.from_env("visa", runtime.config.auth, default_agency=DECIDING_AGENCY)
+    fees = FeeDesk(env_str("VISA_PAYMENT_TARGET", "127.0.0.1:50051"), credentials)
+    servicer = VisaServicer(runtime.database, fees, VisaSigner.from_env(), metrics)
+    visa_service_pb2_grpc.add_VisaServiceServicer_to_server(servicer, server)
+    sweep_seconds = env_float("VISA_OVERDUE_SWEEP_SECONDS", 60.0)
+    return [lambda: sweep_forever(runtime.database, metrics, sweep_seconds), fees.hold_until_shutdown]
+
+
+PUBLIC_METHODS = (
+    "CreateApplication",
+    "GetApplicationStatus",
+    "GetEVisaDocument",
+    "GetVerificationKey",
+    "GetCountryPolicy",
+    "ListCountryPolicies",
+    "GetHolidayCalendar",
+)
+
+definition = ServiceDefinition(
+    name="visa",
+    grpc_port=50052,
+    metrics_port=9102,
+    metadata=Base.metadata,
+    runtime_tables=runtime_tables,
+    migrations=Path(__file__).parent / "migrations",
+    grpc_services=(SERVICE_NAME,),
+    register=register,
+    # Applicants have no ASAN Login: they apply and follow their application without a token.
+    public_methods=frozenset(f"/{SERVICE_NAME}/{method}" for method in PUBLIC_METHODS),
+)

@@ -1,0 +1,171 @@
+"""The e-visa's verification code: a payload signed with the service's Ed25519 key, so that a
+border post can check it offline with the public key (GetVerificationKey).
+
+    code = base64url(payload || signature)     (no padding; the signature is the last 64 bytes)
+    payload = "AZEV1|<key id>|<visa number>|<passport>|<nationality>|<name>|<date of birth>|
+               <valid from>|<valid until>|<stay days>|<entries>"     (UTF-8, dates YYYY-MM-DD)
+
+The key lives in VISA_SIGNING_KEY_FILE (PEM, PKCS#8); on a developer's machine it is made
+on first use under ASAN_VAR_DIR/keys, like the token keys. In production it is mounted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from services.runtime.config import ConfigError, env_str, var_dir
+
+FORMAT = "AZEV1"
+SIGNATURE_LENGTH = 64
+SEPARATOR = "|"
+FIELD_COUNT = 11
+
+
+@dataclass(frozen=True)
+class SignedVisa:
+    """What the code vouches for."""
+
+    key_id: str
+    visa_number: str
+    passport_number: str
+    nationality: str
+    name: str
+    date_of_birth: date
+    valid_from: date
+    valid_until: date
+    stay_days: int
+    entries: int
+
+    def payload(self) -> bytes:
+        fields = [
+            FORMAT,
+            self.key_id,
+            self.visa_number,
+            self.passport_number,
+            self.nationality,
+            self.name,
+            self.date_of_birth.isoformat(),
+            self.valid_from.isoformat(),
+            self.valid_until.isoformat(),
+            str(self.stay_days),
+            str(self.entries),
+        ]
+        if any(SEPARATOR in field for field in fields):
+            raise ValueError("a signed field contains the separator")
+        return SEPARATOR.join(fields).encode()
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> SignedVisa:
+        fields = payload.decode().split(SEPARATOR)
+        if len(fields) != FIELD_COUNT or fields[0] != FORMAT:
+            raise ValueError("not an AZEV1 payload")
+        return cls(
+            key_id=fields[1],
+            visa_number=fields[2],
+            passport_number=fields[3],
+            nationality=fields[4],
+            name=fields[5],
+            date_of_birth=date.fromisoformat(fields[6]),
+            valid_from=date.fromisoformat(fields[7]),
+            valid_until=date.fromisoformat(fields[8]),
+            stay_days=int(fields[9]),
+            entries=int(fields[10]),
+        )
+
+
+class CodeRejected(ValueError):
+    """The code is not one this key signed, or was changed after signing."""
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).decode()[:16]
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class VisaSigner:
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._private_key = private_key
+        self.public_key = private_key.public_key()
+        self.key_id = key_id(self.public_key)
+
+    def public_key_pem(self) -> str:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+
+    def sign(self, visa: SignedVisa) -> str:
+        payload = visa.payload()
+        return _b64encode(payload + self._private_key.sign(payload))
+
+    def verify(self, code: str) -> SignedVisa:
+        return verify_code(self.public_key, code)
+
+    @classmethod
+    def from_env(cls) -> VisaSigner:
+        path = Path(env_str("VISA_SIGNING_KEY_FILE", str(var_dir() / "keys" / "visa_signing_ed25519.pem")))
+        return cls(load_or_create_key(path))
+
+
+def verify_code(public_key: Ed25519PublicKey, code: str) -> SignedVisa:
+    """The signed facts of `code`; CodeRejected if any byte differs from what was signed."""
+    try:
+        raw = _b64decode(code.strip())
+    except (binascii.Error, ValueError):
+        raise CodeRejected("not base64url") from None
+    if len(raw) <= SIGNATURE_LENGTH:
+        raise CodeRejected("too short")
+    payload, signature = raw[:-SIGNATURE_LENGTH], raw[-SIGNATURE_LENGTH:]
+    try:
+        public_key.verify(signature, payload)
+        return SignedVisa.from_payload(payload)
+    except (InvalidSignature, ValueError):
+        raise CodeRejected("signature does not match") from None
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    if not path.exists():
+        _create_key(path)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path} (VISA_SIGNING_KEY_FILE) is not an unencrypted PEM Ed25519 private key")
+    return key
+
+
+def _create_key(path: Path) -> None:
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole under a temporary name (0600 from the start), then linked into place: a
+    # server and a worker starting together keep one key, and neither reads half a file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
