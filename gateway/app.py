@@ -40,8 +40,9 @@ from gateway.errors import ErrorResponse, GatewayError, from_rpc_error, internal
 from gateway.limits import RateLimiter
 from gateway.metrics import UNMATCHED_ROUTE, GatewayMetrics
 from gateway.openapi import openapi_document
-from gateway.routes import Matched, NotAllowed, RouteTable, bindings_of
+from gateway.routes import Matched, Method, NotAllowed, RouteTable, bindings_of
 from gateway.transcoding import build_request, render_response
+from services.runtime.access import is_anonymous
 from services.runtime.auth import TokenVerifier
 from services.runtime.context import correlation_id_var, new_correlation_id
 from services.runtime.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, ServiceError
@@ -320,13 +321,13 @@ class Gateway:
                 ).response(locale),
             )
 
-    def _check_limits_and_token(self, scope: Scope, headers: dict[str, str]) -> Caller | None:
+    def _check_limits_and_token(self, scope: Scope, headers: dict[str, str], method: Method) -> Caller | None:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         wait = self.address_limiter.wait_seconds(f"address:{address}")
         if wait:
             raise _rate_limited(wait)
-        caller = self.tokens.check(headers.get("authorization"))
+        caller = self.tokens.check(headers.get("authorization"), anonymous=is_anonymous(method.descriptor))
         if caller is not None:
             wait = self.subject_limiter.wait_seconds(caller.key)
             if wait:
@@ -347,7 +348,7 @@ class Gateway:
         method = binding.method
         locale = negotiate_locale(headers.get("accept-language"))
         try:
-            self._check_limits_and_token(scope, headers)
+            self._check_limits_and_token(scope, headers, method)
             body = await read_body(receive, headers, self.config.max_body_bytes) if binding.body else b""
             request = build_request(
                 binding,

@@ -2,10 +2,9 @@
 names the subject that the rate limit counts.
 
 A malformed `Authorization` header, a bad signature, an expired token: refused on every route
-before any call. A request without a token goes on: which methods may be called without one
-is the service's decision, and the contracts do not say it (the payment catalogue is public;
-a foreign applicant confirms a payment with a secret instead of a token), so the service
-answers TOKEN_MISSING itself where it needs one.
+before any call. A request without a token is refused too, unless the contract marks the
+method anonymous (`option (asan.common.v1.access).anonymous = true`: the payment catalogue, a
+foreign applicant confirming a payment with its secret), exactly as the service would.
 
 The gateway verifies tokens with the same key and rules as the services
 (`services.runtime.auth`), which still verify every call themselves. Keying the rate limit
@@ -28,6 +27,7 @@ from services.runtime.errors import Unauthenticated
 CACHE_SIZE = 10_000
 
 # The services' message, in the words of HTTP (the services speak of gRPC metadata).
+MISSING_MESSAGE = "This route needs an `Authorization: Bearer <token>` header."
 MALFORMED_MESSAGE = "The Authorization header must be `Bearer <token>` with a JWT access token."
 
 
@@ -55,11 +55,13 @@ class TokenGate:
         self.cache_size = cache_size
         self._verified: OrderedDict[str, Caller] = OrderedDict()
 
-    def check(self, authorization: str | None) -> Caller | None:
-        """The verified caller of an `Authorization` header, None without one; raises
-        Unauthenticated (with the services' reasons) for a token they would refuse."""
+    def check(self, authorization: str | None, *, anonymous: bool) -> Caller | None:
+        """The verified caller of an `Authorization` header, None without one on an anonymous
+        method; raises Unauthenticated (with the services' reasons) where they would."""
         if authorization is None or not authorization.strip():
-            return None
+            if anonymous:
+                return None
+            raise Unauthenticated(message=MISSING_MESSAGE, reason=TokenRejection.MISSING.value)
         try:
             token = bearer_token(authorization)
         except Unauthenticated:

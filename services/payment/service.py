@@ -41,5 +41,4 @@ definition = ServiceDefinition(
     grpc_services=(SERVICE_NAME,),
     register=register,
     # ConfirmPayment: a foreign payer pays with the payment's confirmation secret instead of a token.
-    public_methods=frozenset({f"/{SERVICE_NAME}/ListServices", f"/{SERVICE_NAME}/ConfirmPayment"}),
 )

@@ -280,8 +280,8 @@ class ErrorInterceptor(_Interceptor):
 class AuthInterceptor(_Interceptor):
     """Verifies the bearer token of every call; the principal is then in `principal_var`.
 
-    `public_methods` (full names) accept calls without a token; a token that is sent is
-    still verified. Health and reflection are always open.
+    `public_methods` (full names: the contract's anonymous methods) accept calls without a
+    token; a token that is sent is still verified. Health and reflection are always open.
     """
 
     def __init__(self, service: str, verifier: TokenVerifier, public_methods: Collection[str] = ()) -> None:

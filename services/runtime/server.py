@@ -12,8 +12,8 @@ import contextlib
 import logging
 import math
 import signal
-from collections.abc import Callable, Collection, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Gauge, GCCollector, PlatformCol
 from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
+from services.runtime.access import anonymous_methods
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
@@ -67,8 +68,6 @@ class ServiceDefinition:
     # Adds the servicers to the server; returns the background loops to run while serving
     # (sweepers and the like), which are cancelled on shutdown.
     register: Callable[[grpc.aio.Server, ServiceRuntime], list[Callable[[], Coroutine[Any, Any, None]]]]
-    # Full method names callable without a token, e.g. "/asan.payment.v1.PaymentService/ListServices".
-    public_methods: Collection[str] = field(default_factory=frozenset)
 
 
 class PortInUseError(RuntimeError):
@@ -100,7 +99,7 @@ class ServiceServer:
                 CorrelationInterceptor(),
                 MetricsInterceptor(self.registry),
                 ErrorInterceptor(definition.name),
-                AuthInterceptor(definition.name, self.verifier, definition.public_methods),
+                AuthInterceptor(definition.name, self.verifier, anonymous_methods(definition.grpc_services)),
             ],
             # A second server on a busy port must fail, not share it silently.
             options=[("grpc.so_reuseport", 0)],

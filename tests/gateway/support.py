@@ -218,6 +218,7 @@ def probe_descriptor_set() -> bytes:
         "-m",
         "grpc_tools.protoc",
         *(f"-I{path}" for path in include_paths(PROBE_ROOT)),
+        f"-I{REPO_ROOT / 'protos'}",  # asan/common/v1/options.proto
         "--include_imports",
         "--include_source_info",
         f"--descriptor_set_out={out}",

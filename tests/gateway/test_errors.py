@@ -191,9 +191,12 @@ async def test_payment_invalid_argument_is_400_with_every_violation_and_localize
 
 
 async def test_payment_unauthenticated_is_401(http: httpx.AsyncClient, created: str) -> None:
-    error = error_of(await http.get(f"/v1/payments/{created}"))  # a read goes on without a token
+    expired = "Bearer " + ".".join(["eyJhbGciOiJSUzI1NiJ9", "e30", "c2ln"])  # well-formed, badly signed
+    missing = error_of(await http.get(f"/v1/payments/{created}"))
+    forged = error_of(await http.get(f"/v1/payments/{created}", headers={"Authorization": expired}))
 
-    assert error.http_status == 401 and error.reason == "TOKEN_MISSING" and error.domain == PAYMENT_DOMAIN
+    assert missing.http_status == 401 and missing.reason == "TOKEN_MISSING"
+    assert forged.http_status == 401 and forged.reason == "TOKEN_INVALID"
 
 
 async def test_payment_permission_denied_is_403(

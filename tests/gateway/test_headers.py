@@ -48,22 +48,23 @@ def passport_duty(reference: str = "PASS-HDR") -> dict[str, object]:
 # --- Tokens -------------------------------------------------------------------------------------
 
 
-async def test_a_request_without_a_token_goes_to_the_service_which_decides(
+async def test_a_request_without_a_token_is_refused_early_unless_the_contract_opens_the_method(
     probe_gateway: RunningGateway, probe: RunningProbe, http: httpx.AsyncClient
 ) -> None:
     before = probe.backend.calls
     async with probe_gateway.client() as anonymous:
-        echoed = await anonymous.post(ECHO_POST, json={})
-    catalogue = await http.get("/v1/services")
+        echoed = await anonymous.post(ECHO_POST, json={})  # the probe's methods are all anonymous
+    catalogue = await http.get("/v1/services")  # anonymous in the payment contract
     creation = error_of(
         await http.post("/v1/payments", json=passport_duty(), headers={"Idempotency-Key": str(uuid.uuid4())})
     )
 
     assert echoed.status_code == 200 and probe.backend.calls == before + 1
     assert "authorization" not in echoed.json()["receivedMetadata"]
-    assert catalogue.status_code == 200  # public
+    assert catalogue.status_code == 200
+    # Refused by the gateway itself (its domain), before any call to payment.
     assert creation.http_status == 401 and creation.reason == "TOKEN_MISSING"
-    assert creation.domain == "payment.asan.gov.az"
+    assert creation.domain == GATEWAY_DOMAIN
 
 
 @pytest.mark.parametrize("header", ["Bearer", "Basic dXNlcjpwYXNz", "Bearer not a token", "Bearer a\u00e7b"])

@@ -247,10 +247,12 @@ def test_a_verified_token_is_remembered_until_it_expires(tmp_path: Path) -> None
     gate = TokenGate(CountingVerifier.from_config(auth))
     token = mint(auth, PrincipalKind.CITIZEN, "5ZK3T9P", ttl_seconds=2)
 
-    callers = [gate.check(f"Bearer {token}") for _ in range(3)]
+    callers = [gate.check(f"Bearer {token}", anonymous=False) for _ in range(3)]
     assert CountingVerifier.verified == 1
     assert callers[0] is not None and callers[0].key == "citizen:5ZK3T9P"
     time.sleep(2.1)
     with pytest.raises(Unauthenticated, match="expired"):
-        gate.check(f"Bearer {token}")
-    assert gate.check(None) is None and gate.check("  ") is None
+        gate.check(f"Bearer {token}", anonymous=False)
+    assert gate.check(None, anonymous=True) is None and gate.check("  ", anonymous=True) is None
+    with pytest.raises(Unauthenticated, match="needs an `Authorization"):
+        gate.check(None, anonymous=False)
