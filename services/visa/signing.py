@@ -120,8 +120,16 @@ class VisaSigner:
 
     @classmethod
     def from_env(cls) -> VisaSigner:
-        path = Path(env_str("VISA_SIGNING_KEY_FILE", str(var_dir() / "keys" / "visa_signing_ed25519.pem")))
-        return cls(load_or_create_key(path))
+        """The key named by VISA_SIGNING_KEY_FILE, which must exist (a deployed key: a new one
+        per pod would make e-visas that border posts cannot check); without the variable, a
+        development key under the var directory, made on first use."""
+        configured = env_str("VISA_SIGNING_KEY_FILE", "")
+        if configured:
+            path = Path(configured)
+            if not path.is_file():
+                raise ConfigError(f"VISA_SIGNING_KEY_FILE names {path}, which does not exist")
+            return cls(load_or_create_key(path))
+        return cls(load_or_create_key(var_dir() / "keys" / "visa_signing_ed25519.pem"))
 
 
 def verify_code(public_key: Ed25519PublicKey, code: str) -> SignedVisa:

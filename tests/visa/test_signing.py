@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from asan.visa.v1 import visa_service_pb2
+from services.runtime.config import ConfigError
 from services.visa.signing import CodeRejected, SignedVisa, VisaSigner, load_or_create_key, verify_code
 from tests.support.servers import RunningService
 from tests.visa.builders import visa_stub
@@ -91,3 +92,13 @@ async def test_a_border_post_checks_a_code_offline_with_the_served_public_key(vi
     assert server_signer.key_id == key.key_id
     code = server_signer.sign(_facts(server_signer))
     assert verify_code(public_key, code).passport_number == "C01X00T47"
+
+
+def test_a_configured_signing_key_that_is_missing_is_an_error_not_a_new_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "mounted" / "private.pem"
+    monkeypatch.setenv("VISA_SIGNING_KEY_FILE", str(missing))
+    with pytest.raises(ConfigError, match="VISA_SIGNING_KEY_FILE"):
+        VisaSigner.from_env()
+    assert not missing.exists()
