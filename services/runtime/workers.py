@@ -383,28 +383,41 @@ def run_workers(
 
     def stop() -> None:
         stopping = eventlet.spawn(runner.stop)
-        with eventlet.Timeout(stop_timeout, False):
-            stopping.wait()
-            return
-        log.error("event workers not stopped after %s s (is the broker reachable?); exiting", stop_timeout)
+        try:
+            with eventlet.Timeout(stop_timeout, False):
+                stopping.wait()
+                return
+            log.error("event workers not stopped after %s s (broker unreachable?); exiting", stop_timeout)
+        except Exception:
+            log.exception("event workers failed to stop; exiting")
         logging.shutdown()
         os._exit(1)
 
+    # A signal during start-up is acted on once every container has started: nameko cannot
+    # stop a container that is still starting (and would hang).
+    lifecycle = {"started": False, "stop_requested": False}
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
-        # Signal handlers run outside any greenlet: do the blocking work in one.
-        eventlet.spawn_n(stop)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        lifecycle["stop_requested"] = True
+        if lifecycle["started"]:
+            # Signal handlers run outside any greenlet: do the blocking work in one.
+            eventlet.spawn_n(stop)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    log.info("starting event workers: %s", ", ".join(runner.service_names))
 
     containers = list(runner.containers)
     relays = [c for c in containers if getattr(c.service_cls, "is_outbox_relay", False)]
     SpawningProxy([c for c in containers if c not in relays]).start()
     SpawningProxy(relays).start()
+    lifecycle["started"] = True
     log.info("event workers ready: %s on %s", ", ".join(runner.service_names), _redacted(amqp_uri))
+    if lifecycle["stop_requested"]:
+        eventlet.spawn_n(stop)
 
     # Waiting in a greenlet keeps the EINTR of a signal out of runner.wait (as nameko run does).
     waiter = eventlet.spawn(runner.wait)
