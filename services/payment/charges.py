@@ -12,6 +12,7 @@ from services.payment import convert, queries
 from services.payment.acquirer import ChargeOutcome, ChargeResult, payment_outcome
 from services.payment.domain import FINAL_STATUSES, PaymentStatus, baku_date, ensure_transition
 from services.payment.tables import PaymentRow, runtime_tables
+from services.runtime import protos
 from services.runtime.events import add_event
 
 SERVICE = "payment"
@@ -40,9 +41,9 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
             payment_id=payment.id,
             reference=payment.reference,
             service_code=payment.service_code,
-            amount=convert.money(payment.amount_minor, payment.currency),
+            amount=protos.money(payment.amount_minor, payment.currency),
             acquirer_transaction_id=payment.acquirer_transaction_id or "",
-            paid_time=convert.timestamp(now),
+            paid_time=protos.timestamp(now),
             payer=convert.payer(payment),
             agency_code=payment.agency_code,
         )
@@ -54,6 +55,6 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
         reference=payment.reference,
         service_code=payment.service_code,
         failure_code=payment_pb2.FailureCode.Value(f"FAILURE_CODE_{payment.failure_code}"),
-        fail_time=convert.timestamp(now),
+        fail_time=protos.timestamp(now),
     )
     add_event(session, runtime_tables.outbox, SERVICE, failed)

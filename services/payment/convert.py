@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-
-from asan.common.v1 import identifiers_pb2, money_pb2
+from asan.common.v1 import identifiers_pb2
 from asan.payment.v1 import payment_pb2
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow
-
-
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    result = Timestamp()
-    result.FromDatetime(value)
-    return result
-
-
-def money(minor_units: int | None, currency: str) -> money_pb2.Money | None:
-    if minor_units is None:
-        return None
-    return money_pb2.Money(minor_units=minor_units, currency_code=currency)
+from services.runtime.protos import money, timestamp
 
 
 def party(

@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from asan.payment.v1 import events_pb2, payment_pb2
-from services.payment import convert
 from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeOutcome, ChargeResult
 from services.payment.charges import charge_key, payment_message, record_charge
 from services.payment.domain import FailureCode, PaymentStatus, ensure_transition
 from services.payment.metrics import PaymentMetrics
 from services.payment.tables import PaymentRow, runtime_tables
+from services.runtime import protos
 from services.runtime.db import Database, utcnow
 from services.runtime.events import add_event
 from services.runtime.idempotency import Idempotency
@@ -48,7 +48,7 @@ def expire_due_payments(session: Session, now: datetime, limit: int = 500) -> li
                 payment_id=payment.id,
                 reference=payment.reference,
                 service_code=payment.service_code,
-                expire_time=convert.timestamp(payment.expire_at),
+                expire_time=protos.timestamp(payment.expire_at),
             ),
         )
     return [payment.service_code for payment in due]

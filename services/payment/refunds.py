@@ -13,6 +13,7 @@ from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2
 from services.payment import convert
 from services.payment.domain import PaymentStatus, check_refund, check_refund_reason, ensure_refundable
 from services.payment.tables import PaymentRow, RefundRow, runtime_tables
+from services.runtime import protos
 from services.runtime.auth import Principal
 from services.runtime.events import add_event
 from services.runtime.validation import Violations, check_request_id
@@ -99,9 +100,9 @@ def record_refund(
         refund_id=refund.id,
         reference=payment.reference,
         service_code=payment.service_code,
-        amount=convert.money(refund.amount_minor, refund.currency),
-        total_refunded=convert.money(payment.refunded_minor, payment.currency),
-        refund_time=convert.timestamp(refund.created_at),
+        amount=protos.money(refund.amount_minor, refund.currency),
+        total_refunded=protos.money(payment.refunded_minor, payment.currency),
+        refund_time=protos.timestamp(refund.created_at),
     )
     add_event(session, runtime_tables.outbox, SERVICE, event)
     return convert.refund(refund, payment.amount_minor - payment.refunded_minor)

@@ -51,6 +51,7 @@ from services.payment.domain import (
 from services.payment.metrics import PaymentMetrics
 from services.payment.refunds import check_refund_request, record_refund, refund_key, reserve_refund
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow, runtime_tables
+from services.runtime import protos
 from services.runtime.auth import Principal
 from services.runtime.context import principal_var
 from services.runtime.db import Database, utcnow
@@ -496,14 +497,14 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
             return payment_pb2.Receipt(
                 receipt_number=payment.receipt_number or "",
                 payment_id=payment.id,
-                paid_time=convert.timestamp(payment.paid_at),
+                paid_time=protos.timestamp(payment.paid_at),
                 paid_time_local=to_baku_iso(payment.paid_at),
                 payer=convert.payer(payment),
                 service_code=payment.service_code,
                 service_name_az=entry.name_az,
                 service_name_en=entry.name_en,
                 agency_code=payment.agency_code,
-                amount=convert.money(payment.amount_minor, payment.currency),
+                amount=protos.money(payment.amount_minor, payment.currency),
                 acquirer_transaction_id=payment.acquirer_transaction_id or "",
                 card_display=card_display(payment.card_brand or "", payment.card_last4 or ""),
             )
@@ -536,9 +537,9 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
                 payment_pb2.ServiceDayTotals(
                     service_code=t.service_code,
                     succeeded_count=t.succeeded_count,
-                    gross=convert.money(t.gross_minor, t.currency),
-                    refunded=convert.money(t.refunded_minor, t.currency),
-                    net=convert.money(t.gross_minor - t.refunded_minor, t.currency),
+                    gross=protos.money(t.gross_minor, t.currency),
+                    refunded=protos.money(t.refunded_minor, t.currency),
+                    net=protos.money(t.gross_minor - t.refunded_minor, t.currency),
                 )
                 for t in totals
             ],

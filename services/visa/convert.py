@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import date_pb2
-
 from asan.common.v1 import money_pb2
 from asan.visa.v1 import visa_pb2
+from services.runtime.protos import proto_date, timestamp
 from services.visa.domain import EVISA_ENTRIES, EVISA_STAY_DAYS
 from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, HolidayRow
-
-
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    result = Timestamp()
-    result.FromDatetime(value)
-    return result
-
-
-def proto_date(value: date | None) -> date_pb2.Date | None:
-    if value is None:
-        return None
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-def to_date(value: date_pb2.Date) -> date:
-    """Raises ValueError for an impossible date (or a partial one: year, month and day are all needed)."""
-    return date(value.year, value.month, value.day)
 
 
 def evisa(applicant: ApplicantRow, application: ApplicationRow) -> visa_pb2.EVisa | None:

@@ -12,8 +12,9 @@ from datetime import date, datetime
 from sqlalchemy.orm import Session
 
 from asan.visa.v1 import events_pb2, visa_pb2
+from services.runtime import protos
 from services.runtime.events import add_event
-from services.visa import convert, queries
+from services.visa import queries
 from services.visa.domain import (
     EVISA_ENTRIES,
     EVISA_STAY_DAYS,
@@ -89,8 +90,8 @@ def submit(
             speed=visa_pb2.Speed.Value(f"SPEED_{speed}"),
             applicant_count=len(application.applicants),
             payment_id=application.payment_id,
-            submit_time=convert.timestamp(paid),
-            due_time=convert.timestamp(due),
+            submit_time=protos.timestamp(paid),
+            due_time=protos.timestamp(due),
         ),
     )
     for applicant in application.applicants:
@@ -172,9 +173,9 @@ def approve(
             visa_number=visa_number,
             passport_number=applicant.passport_number,
             nationality=applicant.nationality,
-            valid_from=convert.proto_date(valid_from),
-            valid_until=convert.proto_date(valid_until),
-            issue_time=convert.timestamp(now),
+            valid_from=protos.proto_date(valid_from),
+            valid_until=protos.proto_date(valid_until),
+            issue_time=protos.timestamp(now),
             email=applicant.email,
         ),
     )
@@ -206,7 +207,7 @@ def refuse(
             passport_number=applicant.passport_number,
             nationality=applicant.nationality,
             refusal_reason=visa_pb2.RefusalReason.Value(f"REFUSAL_REASON_{reason}"),
-            refuse_time=convert.timestamp(now),
+            refuse_time=protos.timestamp(now),
             email=applicant.email,
         ),
     )

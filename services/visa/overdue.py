@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from asan.visa.v1 import events_pb2, visa_pb2
+from services.runtime import protos
 from services.runtime.db import Database, utcnow
 from services.runtime.events import add_event
-from services.visa import convert, queries
+from services.visa import queries
 from services.visa.metrics import VisaMetrics
 from services.visa.tables import runtime_tables
 
@@ -32,9 +33,9 @@ def flag_overdue(session: Session, now: datetime) -> list[str]:
             events_pb2.VisaApplicationOverdue(
                 application_number=application.number,
                 speed=visa_pb2.Speed.Value(f"SPEED_{application.speed}"),
-                due_time=convert.timestamp(application.due_at),
+                due_time=protos.timestamp(application.due_at),
                 undecided_count=sum(1 for a in application.applicants if not a.decision),
-                detect_time=convert.timestamp(now),
+                detect_time=protos.timestamp(now),
             ),
         )
         speeds.append(application.speed)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from asan.common.v1 import identifiers_pb2, money_pb2
 from asan.visa.v1 import visa_pb2, visa_service_pb2, visa_service_pb2_grpc
+from services.runtime import protos
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import FailedPrecondition, NotFound
@@ -69,7 +70,7 @@ def _date(violations: Violations, message: Any, field: str, path: str, required:
             violations.add(path, "Required: a date (year, month, day).", "REQUIRED")
         return None
     try:
-        return convert.to_date(getattr(message, field))
+        return protos.to_date(getattr(message, field))
     except ValueError:
         violations.add(path, "Must be a real calendar date with year, month and day.", "FORMAT")
         return None
