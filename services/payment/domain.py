@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from stdnum import luhn
 
 from services.runtime.errors import FailedPrecondition
+from services.runtime.identifiers import is_country_code, is_fin, is_passport_number, is_voen
 from services.runtime.validation import Violations
 
 # --- The payment state machine -------------------------------------------------------------
@@ -139,36 +139,6 @@ def expire_time_for(create_time: datetime) -> datetime:
 def has_expired(expire_time: datetime, now: datetime) -> bool:
     """True from the expiry instant on: a payment is payable strictly before `expire_time`."""
     return now >= expire_time
-
-
-# --- Identifiers -----------------------------------------------------------------------------
-
-# FIN: a citizen's 7-character personal code of digits and capital Latin letters.
-FIN_PATTERN = re.compile(r"^[0-9A-Z]{7}$")
-# VÖEN: a taxpayer's 10-digit number.
-VOEN_PATTERN = re.compile(r"^[0-9]{10}$")
-
-
-# A foreign passport: ISO 3166-1 alpha-3 issuing state, number of capital letters and digits.
-COUNTRY_CODE_PATTERN = re.compile(r"^[A-Z]{3}$")
-PASSPORT_NUMBER_PATTERN = re.compile(r"^[0-9A-Z]{1,20}$")
-
-
-def is_country_code(value: str) -> bool:
-    return COUNTRY_CODE_PATTERN.fullmatch(value) is not None
-
-
-def is_passport_number(value: str) -> bool:
-    return PASSPORT_NUMBER_PATTERN.fullmatch(value) is not None
-
-
-def is_fin(value: str) -> bool:
-    # fullmatch: `$` alone would accept a trailing newline.
-    return FIN_PATTERN.fullmatch(value) is not None
-
-
-def is_voen(value: str) -> bool:
-    return VOEN_PATTERN.fullmatch(value) is not None
 
 
 # --- Money -----------------------------------------------------------------------------------
@@ -624,33 +594,3 @@ def last4(number: str) -> str:
 def card_display(brand: str, last_four: str) -> str:
     """As printed on the receipt: "VISA •••• 1111"."""
     return f"{brand} •••• {last_four}"
-
-
-# --- Baku time -------------------------------------------------------------------------------
-
-BAKU = ZoneInfo("Asia/Baku")
-
-
-def baku_day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The Baku-local `day` as the UTC half-open range [start, end); computed from the zone
-    rules, so a historical daylight-saving day is 23 or 25 hours long."""
-    start = datetime.combine(day, time(), tzinfo=BAKU)
-    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=BAKU)
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def baku_date(moment: datetime) -> date:
-    """The Baku calendar date of an aware instant."""
-    return _require_aware(moment).astimezone(BAKU).date()
-
-
-def to_baku_iso(moment: datetime) -> str:
-    """An aware instant in Baku time, to the second: "2026-11-27T14:05:00+04:00"."""
-    return _require_aware(moment).astimezone(BAKU).isoformat(timespec="seconds")
-
-
-def _require_aware(moment: datetime) -> datetime:
-    # A naive datetime (SQLite returns them) would be read as the host's local time: refuse it.
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("a timezone-aware datetime is required; attach UTC to database values")
-    return moment

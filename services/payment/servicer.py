@@ -29,22 +29,18 @@ from services.payment import access, convert, queries
 from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeResult
 from services.payment.charges import charge_key, payment_message, record_charge
 from services.payment.domain import (
-    BAKU,
     CardDetails,
     CatalogueEntry,
     FeeKind,
     ForeignPassport,
     NewPayment,
     PaymentStatus,
-    baku_date,
-    baku_day_bounds,
     card_brand,
     card_display,
     ensure_transition,
     expire_time_for,
     has_expired,
     last4,
-    to_baku_iso,
     validate_card,
     validate_new_payment,
 )
@@ -53,6 +49,7 @@ from services.payment.refunds import check_refund_request, record_refund, refund
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow, runtime_tables
 from services.runtime import protos
 from services.runtime.auth import Principal
+from services.runtime.baku_time import BAKU, baku_date, baku_day_bounds, to_baku_iso
 from services.runtime.context import principal_var
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import FailedPrecondition, Unavailable

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from services.runtime.config import AuthConfig, ConfigError
 from services.runtime.errors import Unauthenticated
+from services.runtime.identifiers import is_fin
 
 # The only algorithm accepted. Pinning it is what rejects `alg: none` and HS256 tokens
 # "signed" with the public key as an HMAC secret.
@@ -32,8 +33,6 @@ AGENCY_CLAIM = "asan_agency"
 INSTITUTION_CLAIM = "asan_institution"
 REQUIRED_CLAIMS = ("exp", "nbf", "iat", "iss", "aud", "sub")
 
-# FIN (fərdi identifikasiya nömrəsi): the 7-character personal code on an Azerbaijani ID card.
-FIN_PATTERN = re.compile(r"[0-9A-Z]{7}")
 # Agency and institution codes, e.g. "DMX" (State Migration Service), "KAPITALBANK".
 CODE_PATTERN = re.compile(r"[0-9A-Z_]{2,20}")
 MAX_SUBJECT_LENGTH = 255
@@ -138,7 +137,7 @@ def _principal_problem(
 def _subject_problem(kind: PrincipalKind, subject: object) -> str | None:
     if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_LENGTH:
         return f"subject must be a non-empty string of at most {MAX_SUBJECT_LENGTH} characters"
-    if kind is PrincipalKind.CITIZEN and not FIN_PATTERN.fullmatch(subject):
+    if kind is PrincipalKind.CITIZEN and not is_fin(subject):
         return "a citizen's subject must be a FIN: 7 digits or capital Latin letters, e.g. 1AB2C3D"
     return None
 

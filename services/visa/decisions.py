@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from asan.visa.v1 import events_pb2, visa_pb2
 from services.runtime import protos
+from services.runtime.baku_time import baku_date
 from services.runtime.events import add_event
 from services.visa import queries
 from services.visa.domain import (
@@ -29,7 +30,7 @@ from services.visa.domain import (
 )
 from services.visa.signing import SignedVisa, VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow, runtime_tables
-from services.visa.workdays import baku_date, standard_due_time, urgent_due_time
+from services.visa.workdays import standard_due_time, urgent_due_time
 
 SERVICE = "visa"
 AUTOMATIC = "automatic"

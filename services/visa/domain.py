@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from services.runtime.identifiers import is_country_code, is_passport_number
 from services.visa.names import latin_capitals
 from services.visa.workdays import earliest_standard_arrival
 
@@ -85,8 +86,8 @@ MAX_NAME_LENGTH = 100
 MAX_AGE_YEARS = 130
 FEE_CODES: Mapping[Speed, str] = {Speed.STANDARD: "visa.evisa.standard", Speed.URGENT: "visa.evisa.urgent"}
 
-COUNTRY_CODE = re.compile(r"[A-Z]{3}")
-PASSPORT_NUMBER = re.compile(r"[0-9A-Z]{5,20}")
+# A full passport number: shorter ones are document series, not numbers.
+MIN_PASSPORT_NUMBER_LENGTH = 5
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
 MAX_EMAIL_LENGTH = 254
 
@@ -225,7 +226,7 @@ def _check_applicant(
     _check_nationality(applicant.nationality, policies, violations, f"{path}.nationality")
     if not applicant.passport_number:
         violations.add(f"{path}.passport_number", "Required: the passport number.", "REQUIRED")
-    elif not PASSPORT_NUMBER.fullmatch(applicant.passport_number):
+    elif not is_passport_number(applicant.passport_number, MIN_PASSPORT_NUMBER_LENGTH):
         violations.add(
             f"{path}.passport_number",
             "Must be 5 to 20 capital Latin letters and digits, without spaces.",
@@ -262,7 +263,7 @@ def _check_nationality(
     if not code:
         violations.add(path, "Required: an ISO 3166-1 alpha-3 code, for example DEU.", "REQUIRED")
         return
-    if not COUNTRY_CODE.fullmatch(code):
+    if not is_country_code(code):
         violations.add(path, "Must be an ISO 3166-1 alpha-3 code in capitals, for example DEU.", "FORMAT")
         return
     policy = policies.get(code)

@@ -22,16 +22,17 @@ from asan.common.v1 import identifiers_pb2, money_pb2
 from asan.visa.v1 import visa_pb2, visa_service_pb2, visa_service_pb2_grpc
 from services.runtime import protos
 from services.runtime.auth import Principal
+from services.runtime.baku_time import baku_date
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import FailedPrecondition, NotFound
 from services.runtime.idempotency import Idempotency, idempotency_key
+from services.runtime.identifiers import is_country_code
 from services.runtime.interceptors import require_principal
 from services.runtime.paging import decode_page_token, encode_page_token, filter_fingerprint, page_size
 from services.runtime.validation import Violations, check_request_id
 from services.visa import access, convert, decisions, queries
 from services.visa.document import evisa_pdf
 from services.visa.domain import (
-    COUNTRY_CODE,
     FEE_CODES,
     ApplicationStatus,
     CountryRule,
@@ -49,7 +50,6 @@ from services.visa.names import normalized_name
 from services.visa.payments import FeeDesk
 from services.visa.signing import CodeRejected, VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, HolidayRow, runtime_tables
-from services.visa.workdays import baku_date
 
 _METHOD = "/asan.visa.v1.VisaService/"
 _APPLICATION_NUMBER = re.compile(r"EV-[0-9]{4}-[0-9A-Z]{8}")
@@ -626,7 +626,7 @@ def _filter(violations: Violations, enum: Any, value: int, prefix: str, field: s
 
 def _check_country(violations: Violations, code: str, field: str) -> None:
     violations.check(
-        bool(COUNTRY_CODE.fullmatch(code)),
+        is_country_code(code),
         field,
         "Must be an ISO 3166-1 alpha-3 code in capitals, for example DEU.",
         "FORMAT",

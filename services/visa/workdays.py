@@ -9,10 +9,10 @@ hours after payment, whatever the day.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
 
-BAKU = ZoneInfo("Asia/Baku")
+from services.runtime.baku_time import baku_date, end_of_baku_day
+
 STANDARD_WORKING_DAYS = 3
 URGENT_HOURS = 3
 SATURDAY = 5
@@ -37,17 +37,6 @@ def working_days_between(start: date, end: date, holidays: Collection[date]) -> 
     """Working days after `start` up to and including `end`."""
     days = (start + timedelta(offset) for offset in range(1, (end - start).days + 1))
     return sum(1 for day in days if is_working_day(day, holidays))
-
-
-def baku_date(moment: datetime) -> date:
-    if moment.tzinfo is None:
-        raise ValueError("a timezone-aware datetime is required")
-    return moment.astimezone(BAKU).date()
-
-
-def end_of_baku_day(day: date) -> datetime:
-    """24:00 of `day` in Baku, as a UTC instant."""
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=BAKU).astimezone(UTC)
 
 
 def standard_due_time(paid: datetime, holidays: Collection[date]) -> datetime:

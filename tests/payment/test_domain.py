@@ -18,8 +18,6 @@ from services.payment.domain import (
     FeeKind,
     NewPayment,
     PaymentStatus,
-    baku_date,
-    baku_day_bounds,
     card_brand,
     card_display,
     check_refund,
@@ -29,14 +27,12 @@ from services.payment.domain import (
     expire_time_for,
     format_money,
     has_expired,
-    is_fin,
-    is_voen,
     last4,
-    to_baku_iso,
     validate_card,
     validate_new_payment,
 )
 from services.runtime.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from services.runtime.identifiers import is_fin, is_voen
 from services.runtime.validation import Violations
 
 S = PaymentStatus
@@ -645,45 +641,3 @@ def test_card_brand_follows_the_leading_digits(number: str, brand: str) -> None:
 def test_only_the_last_four_digits_are_kept_for_display() -> None:
     assert last4("4444333322221111") == "1111"
     assert card_display("VISA", "1111") == "VISA •••• 1111"
-
-
-# --- Baku time -------------------------------------------------------------------------------
-
-
-def test_baku_day_begins_at_eight_pm_utc_the_day_before() -> None:
-    start, end = baku_day_bounds(date(2026, 11, 27))
-    assert start == datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
-    assert end == datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
-    assert start.utcoffset() == end.utcoffset() == timedelta(0)
-
-
-def test_baku_new_years_day_begins_in_the_previous_utc_year() -> None:
-    assert baku_day_bounds(date(2027, 1, 1)) == (
-        datetime(2026, 12, 31, 20, 0, tzinfo=UTC),
-        datetime(2027, 1, 1, 20, 0, tzinfo=UTC),
-    )
-
-
-def test_baku_day_bounds_follow_the_historical_daylight_saving_change() -> None:
-    # Azerbaijan kept summer time until 2015: 29 March 2015 lasted 23 hours.
-    start, end = baku_day_bounds(date(2015, 3, 29))
-    assert (start, end - start) == (datetime(2015, 3, 28, 20, 0, tzinfo=UTC), timedelta(hours=23))
-
-
-def test_instant_belongs_to_the_baku_day_of_its_local_time() -> None:
-    start, end = baku_day_bounds(date(2026, 11, 27))
-    assert baku_date(start) == date(2026, 11, 27)
-    assert baku_date(end - timedelta(microseconds=1)) == date(2026, 11, 27)
-    assert baku_date(end) == date(2026, 11, 28)
-
-
-def test_instant_is_written_in_baku_time_to_the_second() -> None:
-    moment = datetime(2026, 11, 27, 10, 5, 0, 999_999, tzinfo=UTC)
-    assert to_baku_iso(moment) == "2026-11-27T14:05:00+04:00"
-
-
-def test_naive_datetime_is_refused() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
-        to_baku_iso(datetime(2026, 11, 27, 10, 5))
-    with pytest.raises(ValueError, match="timezone-aware"):
-        baku_date(datetime(2026, 11, 27, 10, 5))

@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from asan.common.v1.paging_pb2 import PageCursor
 from asan.payment.v1 import payment_pb2, payment_service_pb2
 from services.payment.acquirer import SANDBOX_DECLINED_CARD
-from services.payment.domain import BAKU
+from services.runtime.baku_time import BAKU
 from tests.payment.builders import (
     OTHER_CITIZEN_FIN,
     Auth,

@@ -25,8 +25,8 @@ from services.payment.acquirer import (
     SANDBOX_UNAVAILABLE_CARD,
     SandboxAcquirer,
 )
-from services.payment.domain import BAKU
 from services.payment.tables import Base
+from services.runtime.baku_time import BAKU
 from tests.payment.builders import (
     CITIZEN_FIN,
     OTHER_CITIZEN_FIN,

@@ -25,11 +25,11 @@ from asan.common.v1.events_pb2 import EventEnvelope
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from asan.visa.v1 import visa_pb2, visa_service_pb2, visa_service_pb2_grpc
 from services.runtime.auth import PrincipalKind
+from services.runtime.baku_time import BAKU
 from services.runtime.db import utcnow
 from services.runtime.tokens import mint
 from services.visa.service import definition
 from services.visa.tables import runtime_tables
-from services.visa.workdays import BAKU
 from tests.payment.builders import Auth, Rejection, card, new_request_id, shared_auth
 from tests.support.servers import RunningService, running_service, test_config
 
