@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 INSTALLED := $(VENV)/.installed
 BUF := node_modules/.bin/buf
-SERVICES := payment visa
+# Every folder services/<name>/ with a service.py is a service (services/suite.py).
+SERVICES := $(patsubst services/%/service.py,%,$(wildcard services/*/service.py))
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -50,13 +51,11 @@ migrate: install
 ## Start every service, its event worker and the gateway; Ctrl-C stops all.
 run: install migrate
 	@$(PY) -m services.runtime.tokens keys >/dev/null
-	@echo "ASAN suite on this machine (Ctrl-C stops all):"
-	@echo "  payment  gRPC 127.0.0.1:50051   metrics http://127.0.0.1:9101/metrics"
-	@echo "  visa     gRPC 127.0.0.1:50052   metrics http://127.0.0.1:9102/metrics"
-	@echo "  events   all event workers, one process, AMQP_URI=$${AMQP_URI:-memory://}"
-	@echo "  gateway  HTTP http://127.0.0.1:8080   API page http://127.0.0.1:8080/docs   /openapi.json /metrics"
+	@echo "ASAN suite on this machine (Ctrl-C stops all; events over AMQP_URI=$${AMQP_URI:-memory://}):"
+	@$(PY) -m services.suite endpoints
 	@echo "  a token: $(PY) -m services.runtime.tokens mint --kind citizen --subject 5ZK3T9P"
-	$(BIN)/honcho start -f Procfile
+	@mkdir -p var && $(PY) -m services.suite procfile > var/Procfile
+	$(BIN)/honcho start -f var/Procfile
 
 test: install lint
 	$(BIN)/pytest

@@ -190,6 +190,7 @@ def start(workdir: Path) -> Suite:
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(gateway_port),
         "GATEWAY_BACKEND_PAYMENT": f"127.0.0.1:{grpc_port}",
+        "GATEWAY_BACKEND_VISA": "127.0.0.1:9",  # not measured, not started
         # Limits on, but far above the load, so that their cost is measured and they never refuse.
         "GATEWAY_RATE_LIMIT_SUBJECT_PER_SECOND": "1000000",
         "GATEWAY_RATE_LIMIT_SUBJECT_BURST": "1000000",

@@ -7,36 +7,19 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from services.runtime.config import AuthConfig, ConfigError, env_float, env_int, env_str
-
-# Where `make run` starts each domain's service: the README's port table.
-DEFAULT_BACKEND_HOST = "127.0.0.1"
-DEFAULT_BACKEND_PORTS = {"payment": 50051, "visa": 50052, "appeals": 50053, "finance": 50054, "agro": 50055}
+from services.runtime.config import AuthConfig, ConfigError, backend_variable, env_float, env_int, env_str
 
 _METHOD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
-def domain_of(package: str) -> str:
-    """The domain of a proto package: "asan.payment.v1" -> "payment", "gatewaytest.v1" -> "gatewaytest"."""
-    parts = package.split(".")
-    if parts[0] == "asan" and len(parts) > 1:
-        return parts[1]
-    return parts[0]
-
-
-def backend_variable(package: str) -> str:
-    """The variable that sets the address of a package's service: GATEWAY_BACKEND_PAYMENT."""
-    return f"GATEWAY_BACKEND_{domain_of(package).upper()}"
-
-
 def backends_from_env(packages: Iterable[str]) -> dict[str, str]:
-    """host:port of the service of each proto package; the README's ports on 127.0.0.1 by default."""
+    """host:port of the service of each proto package. The gateway keeps no table of services:
+    whoever starts it says where they are (`make run` from services/suite.py, Kubernetes from
+    the gateway's ConfigMap)."""
     targets = {}
     for package in sorted(set(packages)):
         variable = backend_variable(package)
-        default_port = DEFAULT_BACKEND_PORTS.get(domain_of(package))
-        default = f"{DEFAULT_BACKEND_HOST}:{default_port}" if default_port else ""
-        target = env_str(variable, default)
+        target = env_str(variable, "")
         if not target:
             raise ConfigError(f"{variable} must name the host:port of the {package} service")
         targets[package] = target

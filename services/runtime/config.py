@@ -56,6 +56,19 @@ def database_url(service: str) -> str:
     return env_str(f"{service.upper()}_DATABASE_URL", f"sqlite:///{var_dir() / f'{service}.sqlite3'}")
 
 
+def domain_of(package: str) -> str:
+    """The domain of a proto package: "asan.payment.v1" -> "payment", "gatewaytest.v1" -> "gatewaytest"."""
+    parts = package.split(".")
+    if parts[0] == "asan" and len(parts) > 1:
+        return parts[1]
+    return parts[0]
+
+
+def backend_variable(package: str) -> str:
+    """The variable that sets the address of a package's service: GATEWAY_BACKEND_PAYMENT."""
+    return f"GATEWAY_BACKEND_{domain_of(package).upper()}"
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     """How tokens are verified (and, locally, minted)."""

@@ -12,8 +12,8 @@ import contextlib
 import logging
 import math
 import signal
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,8 @@ class ServiceDefinition:
     # Adds the servicers to the server; returns the background loops to run while serving
     # (sweepers and the like), which are cancelled on shutdown.
     register: Callable[[grpc.aio.Server, ServiceRuntime], list[Callable[[], Coroutine[Any, Any, None]]]]
+    # Settings `make run` gives the service's event worker on one machine (sandbox switches).
+    local_worker_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class PortInUseError(RuntimeError):

@@ -46,4 +46,6 @@ definition = ServiceDefinition(
     grpc_services=(SERVICE_NAME,),
     # Applicants have no ASAN Login: the contract marks the methods they use anonymous.
     register=register,
+    # Locally, sandbox passports (SBXA..., SBXR...) are decided without an officer.
+    local_worker_env={"VISA_SANDBOX_DECISIONS": "true"},
 )

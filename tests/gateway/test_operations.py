@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.contracts import Comments, Contracts
-from services.runtime.config import AuthConfig
+from services.runtime.config import AuthConfig, backend_variable
 from tests.gateway.support import (
     PROBE_PACKAGE,
     PROBE_SERVICE,
@@ -162,12 +162,14 @@ def free_port() -> int:
 
 
 async def run_gateway_process(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m gateway` with `env`; the backends it is not given are on a closed port."""
+    closed = {backend_variable(package): "127.0.0.1:9" for package in Contracts.installed().packages}
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "gateway",
         cwd=REPO_ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **closed, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -192,6 +192,7 @@ def test_a_rate_of_zero_turns_the_limit_off() -> None:
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_BACKEND_PAYMENT", "payment:50051")
+    monkeypatch.setenv("GATEWAY_BACKEND_VISA", "127.0.0.1:50052")
     monkeypatch.setenv(
         "GATEWAY_ROUTE_DEADLINES", "ConfirmPayment=30, asan.payment.v1.PaymentService.GetPayment=2"
     )
@@ -220,15 +221,17 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_bad_settings_name_their_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv("GATEWAY_BACKEND_PAYMENT", "payment:50051")
     monkeypatch.setenv(variable, value)
 
     with pytest.raises(ConfigError, match=variable):
         GatewayConfig.from_env(["asan.payment.v1"])
 
 
-def test_a_domain_without_a_default_port_needs_its_variable() -> None:
+def test_every_domain_needs_its_backend_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_BACKEND_PAYMENT", "payment:50051")
     with pytest.raises(ConfigError, match="GATEWAY_BACKEND_PASSPORTS"):
-        GatewayConfig.from_env(["asan.passports.v1"])
+        GatewayConfig.from_env(["asan.payment.v1", "asan.passports.v1"])
 
 
 def test_a_verified_token_is_remembered_until_it_expires(tmp_path: Path) -> None:
