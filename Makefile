@@ -57,8 +57,13 @@ run: install migrate
 	@mkdir -p var && $(PY) -m services.suite procfile > var/Procfile
 	$(BIN)/honcho start -f var/Procfile
 
+## Every test. Most of them wait on processes, sockets and databases rather than compute, so
+## they run in TEST_WORKERS processes; the RabbitMQ tests then run one at a time, since they
+## share one broker and some queue names are fixed by the code under test.
+TEST_WORKERS ?= 4
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not rabbitmq"
+	$(BIN)/pytest -m rabbitmq
 
 clean:
 	rm -rf $(VENV) node_modules third_party var .pytest_cache .mypy_cache .ruff_cache
