@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2
 from services.payment import convert
-from services.payment.domain import PaymentStatus, check_refund, check_refund_reason, ensure_refundable
+from services.payment.refund_rules import check_refund, check_refund_reason, ensure_refundable
+from services.payment.states import PaymentStatus
 from services.payment.tables import PaymentRow, RefundRow, runtime_tables
 from services.runtime import protos
 from services.runtime.auth import Principal

@@ -27,25 +27,18 @@ from asan.common.v1.paging_pb2 import PageCursor
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment import access, convert, queries
 from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeResult
-from services.payment.charges import charge_key, payment_message, record_charge
-from services.payment.domain import (
-    CardDetails,
+from services.payment.cards import CardDetails, card_brand, card_display, last4, validate_card
+from services.payment.catalogue import (
     CatalogueEntry,
     FeeKind,
     ForeignPassport,
     NewPayment,
-    PaymentStatus,
-    card_brand,
-    card_display,
-    ensure_transition,
-    expire_time_for,
-    has_expired,
-    last4,
-    validate_card,
     validate_new_payment,
 )
+from services.payment.charges import charge_key, payment_message, record_charge
 from services.payment.metrics import PaymentMetrics
 from services.payment.refunds import check_refund_request, record_refund, refund_key, reserve_refund
+from services.payment.states import PaymentStatus, ensure_transition, expire_time_for, has_expired
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow, runtime_tables
 from services.runtime import protos
 from services.runtime.auth import Principal
