@@ -98,3 +98,26 @@ def expire_time_for(create_time: datetime) -> datetime:
 def has_expired(expire_time: datetime, now: datetime) -> bool:
     """True from the expiry instant on: a payment is payable strictly before `expire_time`."""
     return now >= expire_time
+
+
+def ensure_not_expired(payment_id: str, expire_time: datetime, now: datetime) -> None:
+    """Raises FAILED_PRECONDITION (PAYMENT_EXPIRED) once the payment has expired, even if the
+    sweeper has not yet moved it to EXPIRED."""
+    if has_expired(expire_time, now):
+        raise FailedPrecondition(
+            message="The payment has expired; create a new one.",
+            reason="PAYMENT_EXPIRED",
+            metadata={"payment_id": payment_id},
+        )
+
+
+def receipt_paid_time(status: PaymentStatus, paid_at: datetime | None) -> datetime:
+    """The paid time a receipt shows. Only a succeeded payment has a receipt: FAILED_PRECONDITION
+    (RECEIPT_NOT_AVAILABLE) otherwise."""
+    if status is not PaymentStatus.SUCCEEDED or paid_at is None:
+        raise FailedPrecondition(
+            message=f"Only a succeeded payment has a receipt; this one is {status}.",
+            reason="RECEIPT_NOT_AVAILABLE",
+            metadata={"status": str(status)},
+        )
+    return paid_at
