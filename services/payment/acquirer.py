@@ -15,7 +15,8 @@ from typing import Protocol
 
 from stdnum import luhn
 
-from services.payment.domain import CardDetails, FailureCode, PaymentStatus, card_brand, last4
+from services.payment.cards import CardDetails, card_brand, last4
+from services.payment.states import FailureCode, PaymentStatus
 
 
 class ChargeOutcome(StrEnum):

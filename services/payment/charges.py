@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from asan.payment.v1 import events_pb2, payment_pb2
 from services.payment import convert, queries
 from services.payment.acquirer import ChargeOutcome, ChargeResult, payment_outcome
-from services.payment.domain import FINAL_STATUSES, PaymentStatus, ensure_transition
+from services.payment.states import FINAL_STATUSES, PaymentStatus, ensure_transition
 from services.payment.tables import PaymentRow, runtime_tables
 from services.runtime import protos
 from services.runtime.baku_time import baku_date

@@ -1,10 +1,15 @@
-"""Rows to API messages. Output only; requests are read in the servicer."""
+"""Rows to API messages. Output only; requests are read in `requests`."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from asan.common.v1 import identifiers_pb2
 from asan.payment.v1 import payment_pb2
+from services.payment.cards import card_display
+from services.payment.queries import DayTotals
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow
+from services.runtime.baku_time import to_baku_iso
 from services.runtime.protos import money, timestamp
 
 
@@ -73,4 +78,38 @@ def refund(row: RefundRow, remaining_minor: int) -> payment_pb2.Refund:
         reason=row.reason,
         create_time=timestamp(row.created_at),
         remaining_refundable=money(remaining_minor, row.currency),
+    )
+
+
+def receipt(row: PaymentRow, entry: CatalogueEntryRow, paid_at: datetime) -> payment_pb2.Receipt:
+    """The receipt of a succeeded payment, with the names of the service as it was paid for."""
+    return payment_pb2.Receipt(
+        receipt_number=row.receipt_number or "",
+        payment_id=row.id,
+        paid_time=timestamp(paid_at),
+        paid_time_local=to_baku_iso(paid_at),
+        payer=payer(row),
+        service_code=row.service_code,
+        service_name_az=entry.name_az,
+        service_name_en=entry.name_en,
+        agency_code=row.agency_code,
+        amount=money(row.amount_minor, row.currency),
+        acquirer_transaction_id=row.acquirer_transaction_id or "",
+        card_display=card_display(row.card_brand or "", row.card_last4 or ""),
+    )
+
+
+def daily_summary(day: date, totals: list[DayTotals]) -> payment_pb2.DailySummary:
+    return payment_pb2.DailySummary(
+        date=day.isoformat(),
+        services=[
+            payment_pb2.ServiceDayTotals(
+                service_code=t.service_code,
+                succeeded_count=t.succeeded_count,
+                gross=money(t.gross_minor, t.currency),
+                refunded=money(t.refunded_minor, t.currency),
+                net=money(t.gross_minor - t.refunded_minor, t.currency),
+            )
+            for t in totals
+        ],
     )

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from asan.payment.v1 import events_pb2, payment_pb2
 from services.payment.acquirer import Acquirer, AcquirerUnavailable, ChargeOutcome, ChargeResult
 from services.payment.charges import charge_key, payment_message, record_charge
-from services.payment.domain import FailureCode, PaymentStatus, ensure_transition
 from services.payment.metrics import PaymentMetrics
+from services.payment.states import FailureCode, PaymentStatus, ensure_transition
 from services.payment.tables import PaymentRow, runtime_tables
 from services.runtime import protos
 from services.runtime.db import Database, utcnow

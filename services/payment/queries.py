@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from services.payment.access import visible_payments
+from services.payment.access import can_see, not_found, visible_payments
 from services.payment.tables import CatalogueEntryRow, PaymentRow, ReceiptCounterRow, RefundRow
 from services.runtime.auth import Principal
 
@@ -32,6 +32,16 @@ def catalogue_entry(session: Session, code: str, version: int) -> CatalogueEntry
 
 def payment_for_update(session: Session, payment_id: str) -> PaymentRow | None:
     return session.scalars(select(PaymentRow).where(PaymentRow.id == payment_id).with_for_update()).first()
+
+
+def visible_payment(
+    session: Session, principal: Principal, payment_id: str, *, for_update: bool = False
+) -> PaymentRow:
+    """The payment, if `principal` may see it; NOT_FOUND otherwise, the same as for no payment."""
+    payment = payment_for_update(session, payment_id) if for_update else session.get(PaymentRow, payment_id)
+    if payment is None or not can_see(principal, payment):
+        raise not_found(payment_id)
+    return payment
 
 
 @dataclass(frozen=True)

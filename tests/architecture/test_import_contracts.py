@@ -50,7 +50,7 @@ def tree_copy(tmp_path: Path) -> Path:
     ("importer", "imported"),
     [
         ("services/payment/access.py", "services.visa.domain"),
-        ("services/runtime/context.py", "services.payment.domain"),
+        ("services/runtime/context.py", "services.payment.states"),
         ("gateway/config.py", "services.visa.domain"),
     ],
 )
@@ -68,7 +68,7 @@ def test_a_new_service_folder_is_covered_without_registration(tree_copy: Path) -
     new = tree_copy / "services" / "appeals_probe"
     new.mkdir()
     (new / "__init__.py").write_text('"""A service made for this test."""\n')
-    (new / "rules.py").write_text("import services.payment.domain  # noqa\n")
+    (new / "rules.py").write_text("import services.payment.states  # noqa\n")
     result = _lint_imports(tree_copy)
     assert result.returncode != 0
-    assert "services.appeals_probe.rules -> services.payment.domain" in result.stdout
+    assert "services.appeals_probe.rules -> services.payment.states" in result.stdout

@@ -20,7 +20,8 @@ from services.payment.acquirer import (
     acquirer_from_name,
     payment_outcome,
 )
-from services.payment.domain import CardDetails, FailureCode, PaymentStatus
+from services.payment.cards import CardDetails
+from services.payment.states import FailureCode, PaymentStatus
 
 TRANSACTION_ID = re.compile(r"^SBX-[0-9A-F]{16}$")
 

@@ -9,27 +9,23 @@ import grpc
 import pytest
 from stdnum import luhn
 
-from services.payment.domain import (
-    FINAL_STATUSES,
+from services.payment.cards import CardDetails, card_brand, card_display, last4, validate_card
+from services.payment.catalogue import (
     MAX_AMOUNT_MINOR,
-    PAYMENT_TTL,
-    CardDetails,
     CatalogueEntry,
     FeeKind,
     NewPayment,
+    validate_new_payment,
+)
+from services.payment.money import format_money
+from services.payment.refund_rules import check_refund, check_refund_reason, ensure_refundable
+from services.payment.states import (
+    FINAL_STATUSES,
+    PAYMENT_TTL,
     PaymentStatus,
-    card_brand,
-    card_display,
-    check_refund,
-    check_refund_reason,
-    ensure_refundable,
     ensure_transition,
     expire_time_for,
-    format_money,
     has_expired,
-    last4,
-    validate_card,
-    validate_new_payment,
 )
 from services.runtime.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.runtime.identifiers import is_fin, is_voen

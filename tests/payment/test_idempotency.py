@@ -20,7 +20,7 @@ from services.payment.acquirer import (
     ChargeResult,
     SandboxAcquirer,
 )
-from services.payment.servicer import scrub_card
+from services.payment.requests import scrub_card
 from services.payment.tables import runtime_tables
 from services.runtime.db import utcnow
 from services.runtime.idempotency import Idempotency, idempotency_key

@@ -11,8 +11,8 @@ from sqlalchemy import update
 
 from asan.payment.v1 import events_pb2, payment_pb2
 from services.payment.acquirer import SANDBOX_APPROVED_CARD, SANDBOX_UNAVAILABLE_CARD, SandboxAcquirer
+from services.payment.cards import CardDetails
 from services.payment.charges import charge_key
-from services.payment.domain import CardDetails
 from services.payment.expiry import STALE_SUBMISSION, settle_stale_submissions
 from services.payment.metrics import PaymentMetrics
 from services.payment.tables import PaymentRow, runtime_tables

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from asan.common.v1 import identifiers_pb2, money_pb2
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment.acquirer import ChargeResult, SandboxAcquirer
-from services.payment.domain import CardDetails
+from services.payment.cards import CardDetails
 from services.payment.metrics import PaymentMetrics
 from services.payment.service import SERVICE_NAME, definition
 from services.payment.servicer import PaymentServicer

@@ -1,0 +1,73 @@
+"""CreatePayment's unit of work: price the new payment against the service's current catalogue
+entry, check who may create it, and add it as CREATED, in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from services.payment import access, queries
+from services.payment.catalogue import CatalogueEntry, FeeKind, NewPayment, validate_new_payment
+from services.payment.states import PaymentStatus, expire_time_for
+from services.payment.tables import CatalogueEntryRow, PaymentRow
+from services.runtime.auth import Principal
+from services.runtime.validation import Violations
+
+
+def create_payment(
+    session: Session, new: NewPayment, principal: Principal, now: datetime
+) -> tuple[PaymentRow, str]:
+    """The new payment and its confirmation secret: "" unless the payer is foreign, since only
+    a payer without ASAN Login needs a secret to pay without a token."""
+    row = queries.current_entry(session, new.service_code) if new.service_code else None
+    violations = Violations()
+    validate_new_payment(new, _entry(row) if row else None, violations)
+    violations.raise_if_any()
+    assert row is not None
+    foreign = new.payer_passport is not None
+    access.ensure_can_create(principal, new.payer_fin, row.agency_code, foreign_payer=foreign)
+    secret, secret_hash = access.new_confirmation_secret() if foreign else ("", None)
+    payment = PaymentRow(
+        id=str(uuid.uuid4()),
+        payer_fin=new.payer_fin,
+        payer_voen=new.payer_voen,
+        payer_passport_country=new.payer_passport.issuing_country if new.payer_passport else None,
+        payer_passport_number=new.payer_passport.number if new.payer_passport else None,
+        confirmation_secret_hash=secret_hash,
+        quantity=new.quantity,
+        service_code=row.code,
+        service_version=row.version,
+        agency_code=row.agency_code,
+        amount_minor=new.amount_minor,
+        currency=new.currency,
+        reference=new.reference,
+        description=new.description,
+        caller_metadata=new.metadata,
+        status=PaymentStatus.CREATED.value,
+        refunded_minor=0,
+        created_by_kind=principal.kind.value,
+        created_by_subject=principal.subject,
+        created_at=now,
+        updated_at=now,
+        expire_at=expire_time_for(now),
+    )
+    session.add(payment)
+    session.flush()
+    return payment, secret
+
+
+def _entry(row: CatalogueEntryRow) -> CatalogueEntry:
+    return CatalogueEntry(
+        code=row.code,
+        version=row.version,
+        name_az=row.name_az,
+        name_en=row.name_en,
+        agency_code=row.agency_code,
+        fee_kind=FeeKind(row.fee_kind),
+        fixed_fee_minor=row.fixed_fee_minor,
+        min_amount_minor=row.min_amount_minor,
+        max_amount_minor=row.max_amount_minor,
+        currency=row.currency,
+    )

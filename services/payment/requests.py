@@ -1,0 +1,201 @@
+"""PaymentService requests read into domain types, with every field checked.
+
+Each reader reports every bad field of its request at once, as one INVALID_ARGUMENT with the
+request's field paths; what needs the database (the catalogue entry, the payment) is checked
+afterwards by the rules. Nothing here reads or writes the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from asan.common.v1.paging_pb2 import PageCursor
+from asan.payment.v1 import payment_pb2, payment_service_pb2
+from services.payment.cards import CardDetails, last4, validate_card
+from services.payment.catalogue import ForeignPassport, NewPayment
+from services.payment.queries import PaymentFilter
+from services.payment.refund_rules import NewRefund, check_refund_reason
+from services.payment.states import PaymentStatus
+from services.runtime.baku_time import BAKU
+from services.runtime.validation import Violations, check_request_id
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def check_payment_id(violations: Violations, payment_id: str) -> None:
+    try:
+        uuid.UUID(payment_id)
+    except ValueError:
+        violations.add("payment_id", "Must be the payment_id (a UUID) that CreatePayment returned.", "FORMAT")
+
+
+def new_payment(request: payment_service_pb2.CreatePaymentRequest) -> NewPayment:
+    """The payment to create. Its fields are checked against the catalogue afterwards, by
+    `validate_new_payment`; here only what the request itself must carry."""
+    violations = Violations()
+    check_request_id(violations, request.request_id)
+    violations.check(request.HasField("payment"), "payment", "Required: the payment to create.", "REQUIRED")
+    violations.raise_if_any()
+    p = request.payment
+    payer = p.payer.WhichOneof("id")
+    return NewPayment(
+        payer_fin=p.payer.fin if payer == "fin" else None,
+        payer_voen=p.payer.voen if payer == "voen" else None,
+        payer_passport=ForeignPassport(
+            issuing_country=p.payer.foreign_passport.issuing_country,
+            number=p.payer.foreign_passport.number,
+        )
+        if payer == "foreign_passport"
+        else None,
+        service_code=p.service_code,
+        amount_minor=p.amount.minor_units,
+        currency=p.amount.currency_code,
+        reference=p.reference,
+        description=p.description,
+        metadata=dict(p.metadata),
+        quantity=p.quantity or 1,
+    )
+
+
+def card(request: payment_service_pb2.ConfirmPaymentRequest, today: date) -> CardDetails:
+    """The request's card, after checking every field of the request. `today` is the date in
+    Baku, for the card's expiry."""
+    violations = Violations()
+    check_payment_id(violations, request.payment_id)
+    check_request_id(violations, request.request_id)
+    violations.check(request.HasField("card"), "card", "Required: the card to charge.", "REQUIRED")
+    details = CardDetails(
+        number=request.card.number,
+        expiry_month=request.card.expiry_month,
+        expiry_year=request.card.expiry_year,
+        cvc=request.card.cvc,
+        holder_name=request.card.holder_name,
+    )
+    if request.HasField("card"):
+        validate_card(details, today, violations)
+    violations.raise_if_any()
+    return details
+
+
+def scrub_card(request: payment_service_pb2.ConfirmPaymentRequest) -> None:
+    """Keep the card out of the idempotency fingerprint: only its last four digits count."""
+    request.card.number = last4(request.card.number)
+    request.card.cvc = ""
+
+
+def new_refund(request: payment_service_pb2.RefundPaymentRequest) -> NewRefund:
+    """The refund asked for, after every check that needs no payment, so that they are reported
+    together, before any state check. `check_refund` judges it against the payment afterwards."""
+    violations = Violations()
+    check_payment_id(violations, request.payment_id)
+    check_request_id(violations, request.request_id)
+    violations.check(request.HasField("amount"), "amount", "Required: the amount to refund.", "REQUIRED")
+    if request.HasField("amount"):
+        violations.check(
+            request.amount.minor_units > 0,
+            "amount.minor_units",
+            "Must be positive: the amount in minor units.",
+            "OUT_OF_RANGE",
+        )
+    if request.HasField("expected_refundable_amount"):
+        violations.check(
+            request.expected_refundable_amount.currency_code == request.amount.currency_code,
+            "expected_refundable_amount.currency_code",
+            "Must be the currency of amount.",
+            "CURRENCY_MISMATCH",
+        )
+    check_refund_reason(request.reason, violations)
+    violations.raise_if_any()
+    return NewRefund(
+        amount_minor=request.amount.minor_units,
+        currency=request.amount.currency_code,
+        expected_refundable_minor=request.expected_refundable_amount.minor_units
+        if request.HasField("expected_refundable_amount")
+        else None,
+        reason=request.reason,
+    )
+
+
+def payment_filter(violations: Violations, request: payment_service_pb2.ListPaymentsRequest) -> PaymentFilter:
+    """The filters of a ListPayments request; bad ones join `violations`."""
+    where = PaymentFilter(
+        status=_status_filter(violations, request.status),
+        service_code=request.service_code or None,
+        created_from=_instant(violations, request, "create_time_from"),
+        created_to=_instant(violations, request, "create_time_to"),
+    )
+    if where.created_from and where.created_to:
+        violations.check(
+            where.created_from < where.created_to,
+            "create_time_to",
+            "Must be after create_time_from.",
+            "OUT_OF_RANGE",
+        )
+    return where
+
+
+def _status_filter(violations: Violations, value: payment_pb2.PaymentStatus.ValueType) -> str | None:
+    """The stored status a ListPayments request filters on; None for any. An enum number the
+    contract does not define is the caller's mistake, not an internal error."""
+    if value == payment_pb2.PAYMENT_STATUS_UNSPECIFIED:
+        return None
+    if value not in payment_pb2.PaymentStatus.values():
+        violations.add("status", "Must be a PaymentStatus value, or unspecified for any.", "OUT_OF_RANGE")
+        return None
+    return payment_pb2.PaymentStatus.Name(value).removeprefix("PAYMENT_STATUS_")
+
+
+def _instant(
+    violations: Violations,
+    request: payment_service_pb2.ListPaymentsRequest,
+    field: Literal["create_time_from", "create_time_to"],
+) -> datetime | None:
+    if not request.HasField(field):
+        return None
+    timestamp: Timestamp = getattr(request, field)
+    try:
+        return timestamp.ToDatetime(BAKU)
+    except (ValueError, OverflowError):  # outside 0001-01-01 .. 9999-12-31, or bad nanos
+        violations.add(field, "Must be a valid instant between the years 1 and 9999.", "OUT_OF_RANGE")
+        return None
+
+
+def page_start(violations: Violations, cursor: PageCursor | None) -> tuple[datetime, str] | None:
+    """(create time, id) of the previous page's last payment. A token altered by the client
+    is refused like any token that is not ours."""
+    if cursor is None:
+        return None
+    try:
+        created = datetime.fromisoformat(cursor.last_sort_key)
+    except ValueError:
+        created = None
+    if created is None or created.tzinfo is None:
+        violations.add("page_token", "Not a page token of this method; pass back next_page_token unchanged.")
+        return None
+    return created, cursor.last_id
+
+
+def summary_day(request: payment_service_pb2.GetDailySummaryRequest) -> date:
+    """The day in Baku a GetDailySummary request asks for."""
+    day: date | None = None
+    # fromisoformat also takes 20261127 and week dates; the contract says YYYY-MM-DD.
+    if _ISO_DAY.fullmatch(request.date):
+        with contextlib.suppress(ValueError):  # a day no calendar has, such as 2026-02-30
+            day = date.fromisoformat(request.date)
+    violations = Violations()
+    violations.check(
+        day is not None, "date", "Must be a day in Asia/Baku time as YYYY-MM-DD, e.g. 2026-11-27.", "FORMAT"
+    )
+    violations.raise_if_any()
+    assert day is not None
+    return day
+
+
+def response_status(message: payment_pb2.Payment) -> PaymentStatus:
+    return PaymentStatus(payment_pb2.PaymentStatus.Name(message.status).removeprefix("PAYMENT_STATUS_"))

@@ -1,0 +1,50 @@
+"""What the two flows around the acquirer share (ConfirmPayment's charge, RefundPayment's refund).
+
+Each flow runs two transactions with the acquirer's call between them: the first records the
+intent, the second the outcome, so that no lock is held while the acquirer answers and a retry
+with the same request_id resumes instead of moving money twice. Both transactions claim the
+request's idempotency key, and the acquirer is called the same way by both flows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.payment.acquirer import AcquirerUnavailable
+from services.payment.metrics import PaymentMetrics
+from services.runtime.db import Database
+from services.runtime.errors import Unavailable
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def run_claiming(database: Database, unit: Callable[[Session], T]) -> T:
+    """Runs a unit that claims an idempotency key; on PostgreSQL two first attempts can race
+    to insert the key, and the loser runs again to find the winner's."""
+    try:
+        return await database.run(unit)
+    except IntegrityError:
+        return await database.run(unit)
+
+
+async def at_acquirer(
+    metrics: PaymentMetrics, operation: str, call: Awaitable[R], outcome: Callable[[R], str]
+) -> R:
+    """Awaits an acquirer call, timing it by outcome; a lost connection is UNAVAILABLE, to retry."""
+    started = time.perf_counter()
+    try:
+        result = await call
+    except AcquirerUnavailable:
+        metrics.acquirer_seconds.labels(operation, "UNAVAILABLE").observe(time.perf_counter() - started)
+        raise Unavailable(
+            message="The card acquirer did not answer; retry with the same request_id.",
+            reason="ACQUIRER_UNAVAILABLE",
+        ) from None
+    metrics.acquirer_seconds.labels(operation, outcome(result)).observe(time.perf_counter() - started)
+    return result
