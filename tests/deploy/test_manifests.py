@@ -468,6 +468,14 @@ def test_dev_runs_one_replica_with_its_own_databases_and_broker() -> None:
         assert database["spec"]["template"]["metadata"]["labels"]["asan.gov.az/database-of"] == service
 
 
+def test_dev_runs_the_images_that_make_images_builds() -> None:
+    for workload in of_kind(rendered("dev"), *WORKLOADS):
+        for container in containers(workload):
+            image = container["image"]
+            if image.startswith("asan/"):
+                assert image.endswith(":dev"), f"{image}: overlays/dev's `images` needs the service"
+
+
 def test_dev_secrets_hold_no_password() -> None:
     import base64
 
