@@ -75,13 +75,15 @@ CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2
 
 .PHONY: images prometheusrule run-prometheus
 
-## Build the image of every service and of the gateway: asan/<name>:$(IMAGE_TAG).
-images:
+## Build the image of every service and of the gateway: asan/<name>:$(IMAGE_TAG). Every
+## service's comes from services/Dockerfile, given its name and ports by services/suite.py.
+images: $(INSTALLED)
 	@[ -n "$(CONTAINER_ENGINE)" ] || { echo "No container engine here (docker or podman): no image built."; exit 1; }
 	@$(CONTAINER_ENGINE) info >/dev/null 2>&1 || { echo "$(CONTAINER_ENGINE) does not answer (is its daemon running?): no image built."; exit 1; }
 	@for name in $(SERVICES); do \
-		echo "$(CONTAINER_ENGINE) build -f services/$$name/Dockerfile -t asan/$$name:$(IMAGE_TAG) ."; \
-		$(CONTAINER_ENGINE) build -f services/$$name/Dockerfile -t asan/$$name:$(IMAGE_TAG) . || exit 1; \
+		build_args="$$($(PY) -m services.suite build-args $$name)" || exit 1; \
+		echo "$(CONTAINER_ENGINE) build -f services/Dockerfile $$build_args -t asan/$$name:$(IMAGE_TAG) ."; \
+		$(CONTAINER_ENGINE) build -f services/Dockerfile $$build_args -t asan/$$name:$(IMAGE_TAG) . || exit 1; \
 	done
 	$(CONTAINER_ENGINE) build -f gateway/Dockerfile -t asan/gateway:$(IMAGE_TAG) .
 

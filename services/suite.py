@@ -8,6 +8,7 @@ dashboards. Adding a service folder is the registration.
     python -m services.suite names       # payment visa ...
     python -m services.suite procfile    # the Procfile of `make run`
     python -m services.suite endpoints   # what `make run` prints
+    python -m services.suite build-args payment   # what `make images` passes to services/Dockerfile
 
 Only tools and tests import this module: it imports every service, which no service and
 not the gateway may do (the import contracts in pyproject.toml).
@@ -121,10 +122,30 @@ def endpoints() -> str:
     return "\n".join(lines)
 
 
+def image_build_args(name: str) -> dict[str, str]:
+    """The build arguments of the service's image (services/Dockerfile): its folder and the
+    ports it exposes."""
+    definition = next((d for d in definitions() if d.name == name), None)
+    if definition is None:
+        raise ValueError(f"no service {name!r}: the services are {', '.join(service_names())}")
+    return {
+        "SERVICE": definition.name,
+        "GRPC_PORT": str(definition.grpc_port),
+        "METRICS_PORT": str(definition.metrics_port),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.suite", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["names", "procfile", "endpoints"])
+    parser.add_argument("what", choices=["names", "procfile", "endpoints", "build-args"])
+    parser.add_argument("service", nargs="?", help="build-args: the service whose image is built")
     args = parser.parse_args(argv)
+    if args.what == "build-args":
+        if args.service not in service_names():
+            parser.error(f"build-args needs a service's name: {', '.join(service_names())}")
+        arguments = image_build_args(args.service)
+        print(shlex.join(f"--build-arg={key}={value}" for key, value in arguments.items()))
+        return
     if args.what == "names":
         print(" ".join(service_names()))
     elif args.what == "procfile":

@@ -349,3 +349,53 @@ def workload_pods(manifests: Iterable[Manifest]) -> dict[str, Pod]:
         )
         for m in of_kind(manifests, "Deployment", "StatefulSet")
     }
+
+
+# --- Build arguments (services/Dockerfile builds every service's image) ----------------------
+
+# The instructions in which the builder itself replaces $NAME and ${NAME} (Docker's reference,
+# "Environment replacement"); RUN, CMD and ENTRYPOINT are left to a shell, if any.
+_SUBSTITUTED = {"ADD", "COPY", "ENV", "EXPOSE", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """`text` with $NAME and ${NAME} replaced where `values` knows NAME; others are left."""
+    return _VARIABLE.sub(lambda m: values.get(m.group(1) or m.group(2), m.group(0)), text)
+
+
+def built_with(stages: list[Stage], build_args: Mapping[str, str]) -> list[Stage]:
+    """The stages as a build given these --build-arg values sees them: each stage's ARGs (with
+    their defaults) and ENVs replaced in the instructions that the builder substitutes."""
+    import shlex
+
+    built: list[Stage] = []
+    for stage in stages:
+        values: dict[str, str] = {}
+        instructions: list[tuple[str, str]] = []
+        for keyword, written in stage.instructions:
+            argument = substitute(written, values) if keyword in _SUBSTITUTED else written
+            if keyword == "ARG":
+                name, _, default = argument.partition("=")
+                if name.strip() in build_args or default:
+                    values[name.strip()] = build_args.get(name.strip(), default.strip())
+            elif keyword == "ENV":
+                for pair in shlex.split(argument):
+                    key, _, value = pair.partition("=")
+                    values[key] = value
+            instructions.append((keyword, argument))
+        built.append(Stage(stage.base, stage.name, instructions))
+    return built
+
+
+def environment(stage: Stage) -> dict[str, str]:
+    """The variables a stage's ENV instructions set (as written: substitute them first)."""
+    import shlex
+
+    found: dict[str, str] = {}
+    for keyword, argument in stage.instructions:
+        if keyword == "ENV":
+            for pair in shlex.split(argument):
+                key, _, value = pair.partition("=")
+                found[key] = value
+    return found

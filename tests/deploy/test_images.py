@@ -1,23 +1,32 @@
 """The images, read from their Dockerfiles (no container engine runs the tests): multi-stage,
-slim Python, non-root, nothing but the shared runtime, the stubs and the one service."""
+slim Python, non-root, nothing but the shared runtime, the stubs and the one service. Every
+service's image comes from services/Dockerfile, built with that service's arguments."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from services import suite
 from tests.deploy.support import (
     ROOT,
     Stage,
+    built_with,
     dockerfile_stages,
     dockerignore_patterns,
     dockerignored,
-    service_names,
+    environment,
+    substitute,
 )
+
+SERVICES_DOCKERFILE = ROOT / "services" / "Dockerfile"
 
 
 @dataclass(frozen=True)
@@ -27,38 +36,48 @@ class Image:
     # What its final stage copies from the build context, and the module its entry point runs.
     own_folders: tuple[str, ...]
     module: str
+    # The --build-arg values `make images` gives it, and the ports it says it listens on.
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    ports: frozenset[int] = frozenset()
 
 
 IMAGES = [
     *(
         Image(
-            name,
-            ROOT / "services" / name / "Dockerfile",
-            ("services/__init__.py", "services/runtime", f"services/{name}"),
-            f"services.{name}",
+            definition.name,
+            SERVICES_DOCKERFILE,
+            ("services/__init__.py", "services/runtime", f"services/{definition.name}"),
+            f"services.{definition.name}",
+            suite.image_build_args(definition.name),
+            frozenset({definition.grpc_port, definition.metrics_port}),
         )
-        for name in service_names()
-        if (ROOT / "services" / name / "Dockerfile").exists()
+        for definition in suite.definitions()
     ),
     Image(
         "gateway",
         ROOT / "gateway" / "Dockerfile",
         ("services/__init__.py", "services/runtime", "gateway"),
         "gateway",
+        ports=frozenset({suite.GATEWAY_PORT}),
     ),
 ]
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|pip|gcc|g\+\+|make|build-essential|cc|git|curl|wget)\b")
 
 
+def stages(image: Image) -> list[Stage]:
+    """The image's stages as its build sees them, its build arguments filled in."""
+    return built_with(dockerfile_stages(image.dockerfile), image.build_args)
+
+
 def final_stage(image: Image) -> Stage:
-    return dockerfile_stages(image.dockerfile)[-1]
+    return stages(image)[-1]
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
 def test_every_image_is_built_in_stages_on_slim_python(image: Image) -> None:
-    stages = dockerfile_stages(image.dockerfile)
-    assert len(stages) >= 2, "a build stage installs, the final stage only copies"
-    for stage in stages:
+    all_stages = stages(image)
+    assert len(all_stages) >= 2, "a build stage installs, the final stage only copies"
+    for stage in all_stages:
         assert re.fullmatch(r"python:3\.11-slim(-\w+)?", stage.base), stage.base
 
 
@@ -83,14 +102,13 @@ def test_the_final_stage_has_no_build_tools_and_no_healthcheck(image: Image) -> 
                 assert not tools or "uninstall" in command, (
                     f"build tools in the final stage: {command.strip()}"
                 )
-    all_stages = dockerfile_stages(image.dockerfile)
+    all_stages = stages(image)
     assert not any(keyword == "HEALTHCHECK" for stage in all_stages for keyword, _ in stage.instructions)
 
 
 @pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
 def test_the_final_stage_copies_the_runtime_the_stubs_and_its_own_code_only(image: Image) -> None:
-    stages = dockerfile_stages(image.dockerfile)
-    build = stages[0].name
+    build = stages(image)[0].name
     copied: list[str] = []
     for keyword, argument in final_stage(image).instructions:
         if keyword not in {"COPY", "ADD"}:
@@ -110,7 +128,7 @@ def test_the_final_stage_copies_the_runtime_the_stubs_and_its_own_code_only(imag
 
 @pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
 def test_the_build_stage_installs_run_time_dependencies_and_the_stubs_without_the_suite(image: Image) -> None:
-    build = dockerfile_stages(image.dockerfile)[0]
+    build = stages(image)[0]
     runs = " ".join(argument for keyword, argument in build.instructions if keyword == "RUN")
     assert "-c constraints.txt" in runs, "pinned by constraints.txt"
     assert "./protos" in runs, "the generated stubs, as the asan-contracts package"
@@ -122,15 +140,53 @@ def test_the_build_stage_installs_run_time_dependencies_and_the_stubs_without_th
     )
 
 
+def started_command(stage: Stage) -> list[str]:
+    """What the container runs: the exec-form ENTRYPOINT and CMD, or, where the entry point is
+    a shell that reads the image's variables, the command it hands over to."""
+    entrypoints = [json.loads(a) for k, a in stage.instructions if k == "ENTRYPOINT"]
+    commands = [json.loads(a) for k, a in stage.instructions if k == "CMD"]
+    assert len(entrypoints) == 1, "one ENTRYPOINT, in exec form"
+    entrypoint: list[str] = entrypoints[0]
+    if entrypoint[:2] != ["/bin/sh", "-c"]:
+        return [*entrypoint, *(commands[-1] if commands else [])]
+    script = shlex.split(substitute(entrypoint[2], environment(stage)))
+    # exec: the shell gives way, so that Python is the first process and gets SIGTERM itself.
+    assert script[0] == "exec" and script[-1] == "$@", entrypoint[2]
+    return [*script[1:-1], *(commands[-1] if commands else [])]
+
+
 @pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
 def test_the_entry_point_runs_the_module(image: Image) -> None:
-    entrypoints = [a for k, a in final_stage(image).instructions if k == "ENTRYPOINT"]
-    assert entrypoints == [f'["python", "-m", "{image.module}"]']
+    command = started_command(final_stage(image))
+    assert command[:3] == ["python", "-m", image.module]
+    assert command[3:] in ([], ["serve"])
 
 
-def test_every_service_has_an_image() -> None:
-    missing = [name for name in service_names() if not (ROOT / "services" / name / "Dockerfile").exists()]
-    assert not missing, f"services without a Dockerfile (copy payment's): {missing}"
+@pytest.mark.parametrize("image", IMAGES, ids=lambda i: i.name)
+def test_the_image_exposes_the_ports_its_process_listens_on(image: Image) -> None:
+    exposed = [a for k, a in final_stage(image).instructions if k == "EXPOSE"]
+    assert {int(port) for argument in exposed for port in argument.split()} == image.ports
+
+
+def test_every_service_is_built_from_the_one_services_dockerfile() -> None:
+    own = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "services").glob("*/Dockerfile"))
+    assert not own, f"a service's image comes from services/Dockerfile, not from its own: {own}"
+    assert {image.name for image in IMAGES} == {*suite.service_names(), "gateway"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "build -f services/Dockerfile $$build_args" in makefile
+    assert "services.suite build-args $$name" in makefile
+
+
+def test_a_service_s_image_cannot_be_built_without_its_name() -> None:
+    """An empty SERVICE would make `COPY services/${SERVICE}` copy every service's folder."""
+    final = dockerfile_stages(SERVICES_DOCKERFILE)[-1]
+    copy = next(i for i, (k, a) in enumerate(final.instructions) if k == "COPY" and "SERVICE" in a)
+    checks = [a for k, a in final.instructions[:copy] if k == "RUN" and 'test -n "${SERVICE}"' in a]
+    assert checks and "exit 1" in checks[0]
+    declared = {a.partition("=")[0] for k, a in final.instructions if k == "ARG"}
+    assert declared == set(suite.image_build_args(suite.service_names()[0])), (
+        "the Dockerfile's arguments are those services/suite.py gives"
+    )
 
 
 def test_the_build_context_holds_what_the_images_copy_and_nothing_private() -> None:

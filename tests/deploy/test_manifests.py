@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services import suite
 from services.runtime.server import ServiceDefinition
 from tests.deploy.support import (
     K8S,
@@ -18,6 +19,7 @@ from tests.deploy.support import (
     Manifest,
     config_map,
     deployed_services,
+    load_yaml,
     named,
     of_kind,
     rendered,
@@ -143,6 +145,67 @@ def test_every_service_is_deployed() -> None:
         f"services with no deploy/k8s/base/<name>/: {missing}; "
         "follow deploy/k8s/README.md, 'Adding a service'"
     )
+
+
+# What ../../components make of every service; a service's own folder makes none of these.
+COMPONENT_KINDS = {
+    "Deployment",
+    "Service",
+    "ServiceAccount",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "ServiceMonitor",
+    "PodMonitor",
+}
+
+
+def documents(path: Path) -> list[Manifest]:
+    import yaml
+
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.mark.parametrize("service", deployed_services())
+def test_a_service_s_folder_holds_only_what_is_its_own(service: str) -> None:
+    """The server, the worker and what surrounds them come from the shared components; the
+    folder gives its parameters and patches in what only this service has."""
+    folder = K8S / "base" / service
+    kustomization = load_yaml(folder / "kustomization.yaml")
+    components = kustomization.get("components", [])
+    assert components[:1] == ["../../components/grpc-service"]
+    assert ("../../components/event-worker" in components) == suite.has_worker(service)
+    resources = kustomization.get("resources", [])
+    patches = [patch["path"] for patch in kustomization.get("patches", []) if "path" in patch]
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder).as_posix()
+        assert relative == "kustomization.yaml" or relative in resources + patches, (
+            f"base/{service}/{relative} is neither a resource nor a patch of its kustomization"
+        )
+    made = [doc for resource in resources for doc in documents(folder / resource)]
+    assert not [doc["kind"] for doc in made if doc["kind"] in COMPONENT_KINDS], (
+        f"base/{service} makes objects of its own that the components make for every service"
+    )
+    parameters = [doc for doc in made if doc["kind"] == "ServiceParameters"]
+    assert len(parameters) == 1, "one ServiceParameters, which the components read"
+    assert parameters[0]["metadata"]["annotations"]["config.kubernetes.io/local-config"] == "true"
+    spec = definition(service)
+    assert parameters[0]["metadata"]["name"] == service
+    assert parameters[0]["spec"] == {
+        "envPrefix": service.upper(),
+        "grpcPort": spec.grpc_port,
+        "metricsPort": spec.metrics_port,
+        "grpcService": parameters[0]["spec"]["grpcService"],
+    }
+    assert parameters[0]["spec"]["grpcService"] in spec.grpc_services
+
+
+def test_the_components_leave_no_placeholder(overlay: str) -> None:
+    text = rendered_text(overlay)
+    left = re.findall(r"(?<![A-Z_])SERVICE(?![A-Z])\S*", text)
+    assert not left, f"template names not replaced (components/*/kustomization.yaml): {left}"
+    assert not re.search(r"(?i)port: 0\b", text), "a template's port 0 was not replaced"
+    assert "ServiceParameters" not in text, "the parameters are read while rendering, never applied"
 
 
 @pytest.mark.parametrize("service", deployed_services())
@@ -405,6 +468,14 @@ def test_dev_runs_one_replica_with_its_own_databases_and_broker() -> None:
         assert database["spec"]["template"]["metadata"]["labels"]["asan.gov.az/database-of"] == service
 
 
+def test_dev_runs_the_images_that_make_images_builds() -> None:
+    for workload in of_kind(rendered("dev"), *WORKLOADS):
+        for container in containers(workload):
+            image = container["image"]
+            if image.startswith("asan/"):
+                assert image.endswith(":dev"), f"{image}: overlays/dev's `images` needs the service"
+
+
 def test_dev_secrets_hold_no_password() -> None:
     import base64
 
@@ -433,6 +504,34 @@ def test_prod_runs_several_replicas_and_commits_no_secret() -> None:
             assert memory(requests["memory"]) == memory(limits["memory"]), (
                 f"{workload['metadata']['name']}/{container['name']}: memory guaranteed in production"
             )
+
+
+def test_prod_spreads_each_server_s_own_pods_over_zones_and_nodes() -> None:
+    """The spread is one patch for every server; each pod's own labels (matchLabelKeys) make
+    it count its own service's pods, and no other's."""
+    manifests = rendered("prod")
+    deployments = of_kind(manifests, "Deployment")
+    for name in [*deployed_services(), "gateway"]:
+        deployment = named(manifests, "Deployment", name)
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        constraints = {c["topologyKey"]: c for c in pod_spec(deployment)["topologySpreadConstraints"]}
+        assert constraints["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert constraints["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+        for constraint in constraints.values():
+            keys = constraint.get("matchLabelKeys", [])
+            assert "pod-template-hash" in keys, "a rollout's new pods are spread among themselves"
+            selector = {
+                "matchLabels": {
+                    **constraint["labelSelector"].get("matchLabels", {}),
+                    **{key: labels[key] for key in keys if key in labels},
+                }
+            }
+            counted = [
+                d["metadata"]["name"]
+                for d in deployments
+                if selects(selector, d["spec"]["template"]["metadata"]["labels"])
+            ]
+            assert counted == [name], f"{name} spreads among the pods of {counted}"
 
 
 def test_prod_decides_no_visa_without_an_officer() -> None:

@@ -8,10 +8,12 @@ import pytest
 
 from services.runtime.server import ServiceDefinition
 from tests.deploy.support import (
+    K8S,
     OVERLAYS,
     Manifest,
     Pod,
     deployed_services,
+    load_yaml,
     of_kind,
     reachable,
     rendered,
@@ -19,8 +21,25 @@ from tests.deploy.support import (
 )
 
 PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "prometheus")
-# Calls between services by contract (deploy/k8s/README.md, "Network"): caller, callee.
-CONTRACT_CALLS = {("visa", "payment")}
+
+
+def contract_calls() -> set[tuple[str, str]]:
+    """Calls between services by contract (deploy/k8s/README.md, "Network"), as (caller, callee):
+    where a service's settings point at another's server, <CALLER>_..._TARGET=<callee>:<port>."""
+    services = deployed_services()
+    calls: set[tuple[str, str]] = set()
+    for caller in services:
+        kustomization = load_yaml(K8S / "base" / caller / "kustomization.yaml")
+        for generator in kustomization.get("configMapGenerator", []):
+            for literal in generator.get("literals", []):
+                key, _, value = literal.partition("=")
+                host = value.partition(":")[0]
+                if key.endswith("_TARGET") and host in services:
+                    calls.add((caller, host))
+    return calls
+
+
+CONTRACT_CALLS = contract_calls()
 INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx")
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"}, "coredns")
 
@@ -124,6 +143,10 @@ def test_only_the_worker_speaks_to_the_broker(cluster: Cluster, service: str) ->
     )
     assert not cluster.can(cluster.pods[service], cluster.broker, 5672), "the server only writes its outbox"
     assert not cluster.can(cluster.pods["gateway"], cluster.broker, 5672)
+
+
+def test_the_calls_by_contract_are_read_from_the_services_settings() -> None:
+    assert ("visa", "payment") in CONTRACT_CALLS, "VISA_PAYMENT_TARGET: visa pays its fee through payment"
 
 
 @pytest.mark.parametrize(("caller", "callee"), sorted(CONTRACT_CALLS))
