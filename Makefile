@@ -68,7 +68,7 @@ clean:
 IMAGE_TAG ?= dev
 CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
 
-.PHONY: images prometheusrule dashboards run-prometheus
+.PHONY: images prometheusrule dashboards prometheus-config run-prometheus
 
 ## Build the image of every service and of the gateway: asan/<name>:$(IMAGE_TAG).
 images:
@@ -88,6 +88,10 @@ prometheusrule: $(INSTALLED)
 ## the overview) from deploy/dashboards: the template and each service's own panels.
 dashboards: $(INSTALLED)
 	$(PY) deploy/dashboards/generate.py
+
+## Regenerate deploy/prometheus/prometheus.yml: a scrape job per service in services/suite.py.
+prometheus-config: $(INSTALLED)
+	$(PY) deploy/prometheus/local_config.py
 
 ## Prometheus on http://127.0.0.1:9090 scraping the suite of `make run`, with the suite's rules.
 run-prometheus:

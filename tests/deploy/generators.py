@@ -1,5 +1,5 @@
 """The generators of deploy/ (scripts, not packages) loaded as modules, so that tests call
-them as `make dashboards` does, and reach their functions."""
+them as `make dashboards` and `make prometheus-config` do, and reach their functions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from types import ModuleType
 from tests.deploy.support import DEPLOY
 
 DASHBOARDS_GENERATOR = DEPLOY / "dashboards" / "generate.py"
+PROMETHEUS_CONFIG_GENERATOR = DEPLOY / "prometheus" / "local_config.py"
 
 
 @cache
@@ -27,3 +28,7 @@ def _script(path: Path, name: str) -> ModuleType:
 
 def dashboards_generator() -> ModuleType:
     return _script(DASHBOARDS_GENERATOR, "asan_deploy_dashboards")
+
+
+def prometheus_config_generator() -> ModuleType:
+    return _script(PROMETHEUS_CONFIG_GENERATOR, "asan_deploy_prometheus_config")
