@@ -79,13 +79,17 @@ def test_every_service_dashboard_shows_the_template_s_panels_with_the_same_queri
 def test_a_service_without_panels_of_its_own_gets_the_generic_dashboard() -> None:
     generator = dashboards_generator()
     template = load_yaml(TEMPLATE)
-    board = generator.service_dashboard(generator.Service("notary", has_worker=True), template)
-    assert (board["uid"], board["title"], board["tags"]) == ("asan-notary", "ASAN notary", ["asan", "notary"])
+    board = generator.service_dashboard(generator.Service("example", has_worker=True), template)
+    assert (board["uid"], board["title"], board["tags"]) == (
+        "asan-example",
+        "ASAN example",
+        ["asan", "example"],
+    )
     assert [p["title"] for p in board["panels"] if p["type"] == "row"] == ["API", "Events", "Processes"]
-    assert variables(board)["service"]["query"] == "notary"
+    assert variables(board)["service"]["query"] == "example"
     for query in dashboard_queries(board):
-        assert re.search(r'(asan_service|source_service)=~?"(\$service|notary)"', query), query
-    without_worker = generator.service_dashboard(generator.Service("notary", has_worker=False), template)
+        assert re.search(r'(asan_service|source_service)=~?"(\$service|example)"', query), query
+    without_worker = generator.service_dashboard(generator.Service("example", has_worker=False), template)
     worker_panels = set(titled(board)) - set(titled(without_worker))
     assert worker_panels == {"Events relayed per second", "Events consumed, by outcome", "Event lag p99"}
 
@@ -94,46 +98,47 @@ def test_a_service_s_notes_replace_the_template_s_descriptions() -> None:
     generator = dashboards_generator()
     template = load_yaml(TEMPLATE)
     own = {
-        "title": "ASAN Notariat (notary)",
+        "title": "ASAN Example (example)",
         "rows": [],
-        "notes": {"Outbox backlog": "DeedCertified waiting."},
+        "notes": {"Outbox backlog": "ExampleCreated waiting."},
     }
-    board = generator.service_dashboard(generator.Service("notary", True, own), template)
-    assert board["title"] == "ASAN Notariat (notary)"
-    assert titled(board)["Outbox backlog"]["description"] == "DeedCertified waiting."
+    board = generator.service_dashboard(generator.Service("example", True, own), template)
+    assert board["title"] == "ASAN Example (example)"
+    assert titled(board)["Outbox backlog"]["description"] == "ExampleCreated waiting."
 
 
 def test_a_note_on_a_panel_the_template_has_not_is_refused() -> None:
     generator = dashboards_generator()
-    own = {"title": "ASAN Notariat (notary)", "rows": [], "notes": {"Latency p42": "?"}}
+    own = {"title": "ASAN Example (example)", "rows": [], "notes": {"Latency p42": "?"}}
     with pytest.raises(
         generator.DefinitionError,
-        match=re.escape("panels/notary.yaml: notes on panels the template has not: ['Latency p42']"),
+        match=re.escape("panels/example.yaml: notes on panels the template has not: ['Latency p42']"),
     ):
-        generator.service_dashboard(generator.Service("notary", True, own), load_yaml(TEMPLATE))
+        generator.service_dashboard(generator.Service("example", True, own), load_yaml(TEMPLATE))
 
 
 def test_a_misspelt_panel_setting_is_refused_rather_than_ignored() -> None:
     generator = dashboards_generator()
-    deeds = {"title": "Deeds", "description": "Certified.", "queries": [{"expr": "up", "legend": "up"}]}
+    examples = {"title": "Examples", "description": "Made up.", "queries": [{"expr": "up", "legend": "up"}]}
     own = {
-        "title": "ASAN Notariat (notary)",
-        "rows": [{"title": "Deeds", "panels": [{**deeds, "treshold": 3}]}],
+        "title": "ASAN Example (example)",
+        "rows": [{"title": "Examples", "panels": [{**examples, "treshold": 3}]}],
     }
     with pytest.raises(
         generator.DefinitionError,
-        match=re.escape("panels/notary.yaml: panel 'Deeds': unknown keys ['treshold']"),
+        match=re.escape("panels/example.yaml: panel 'Examples': unknown keys ['treshold']"),
     ):
-        generator.service_dashboard(generator.Service("notary", True, own), load_yaml(TEMPLATE))
+        generator.service_dashboard(generator.Service("example", True, own), load_yaml(TEMPLATE))
 
 
 def test_panels_for_a_service_the_suite_has_not_are_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generator = dashboards_generator()
-    (tmp_path / "notary.yaml").write_text("title: ASAN Notariat (notary)\nrows: []\n")
+    assert "example" not in suite.service_names()
+    (tmp_path / "example.yaml").write_text("title: ASAN Example (example)\nrows: []\n")
     monkeypatch.setattr(generator, "PANELS", tmp_path)
-    with pytest.raises(generator.DefinitionError, match="panels of services the suite has not: notary"):
+    with pytest.raises(generator.DefinitionError, match="panels of services the suite has not: example"):
         generator.services_of_the_suite()
 
 
