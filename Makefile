@@ -73,7 +73,7 @@ clean:
 IMAGE_TAG ?= dev
 CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
 
-.PHONY: images prometheusrule run-prometheus
+.PHONY: images prometheusrule dashboards prometheus-config run-prometheus
 
 ## Build the image of every service and of the gateway: asan/<name>:$(IMAGE_TAG). Every
 ## service's comes from services/Dockerfile, given its name and ports by services/suite.py.
@@ -90,6 +90,15 @@ images: $(INSTALLED)
 ## Regenerate the PrometheusRule of deploy/k8s from deploy/prometheus/rules/asan.rules.yml.
 prometheusrule: $(INSTALLED)
 	$(PY) deploy/prometheus/prometheusrule.py
+
+## Regenerate the Grafana dashboards of deploy/k8s (one per service in services/suite.py and
+## the overview) from deploy/dashboards: the template and each service's own panels.
+dashboards: $(INSTALLED)
+	$(PY) deploy/dashboards/generate.py
+
+## Regenerate deploy/prometheus/prometheus.yml: a scrape job per service in services/suite.py.
+prometheus-config: $(INSTALLED)
+	$(PY) deploy/prometheus/local_config.py
 
 ## Prometheus on http://127.0.0.1:9090 scraping the suite of `make run`, with the suite's rules.
 run-prometheus:

@@ -1,7 +1,7 @@
 """Every metric a dashboard panel, a recording rule or an alert reads is one the running suite
-exports: every service's real server and real event worker (payment, and visa calling it) and
-the real gateway in front of them are started, each /metrics page is scraped, and the names
-are compared."""
+exports: every service's real server and real event worker (every service in services/suite.py,
+visa calling payment) and the real gateway in front of them are started, each /metrics page
+is scraped, and the names are compared."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import socket
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
 
-from services.payment.service import definition as payment
-from services.visa.service import definition as visa
+from services import suite
+from services.runtime.config import backend_variable
 from tests.deploy.support import (
     ROOT,
     dashboard_queries,
@@ -30,7 +30,7 @@ from tests.deploy.support import (
     rules,
     service_names,
 )
-from tests.support.servers import running_service
+from tests.support.servers import RunningService, running_service
 from tests.support.workers import WorkerProcess
 
 # Metrics that come from outside the suite, with who exports them.
@@ -105,15 +105,15 @@ def service_worker(service: str, database_url: str, log: Path) -> Iterator[tuple
 
 
 @asynccontextmanager
-async def gateway_process(backends: dict[str, str], log: Path) -> AsyncIterator[str]:
-    """`python -m gateway` in front of the servers (service name -> address); yields its metrics URL."""
+async def gateway_process(servers: Mapping[str, RunningService], log: Path) -> AsyncIterator[str]:
+    """`python -m gateway` in front of the servers (by service name); yields its metrics URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        **{f"GATEWAY_BACKEND_{service.upper()}": address for service, address in backends.items()},
+    backends = {
+        backend_variable(package): servers[definition.name].address
+        for definition in suite.definitions()
+        for package in suite.proto_packages(definition)
     }
+    env = {**os.environ, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), **backends}
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -155,30 +155,38 @@ def missing(used: dict[str, set[str]], exported: set[str]) -> list[str]:
 
 
 def test_every_service_is_started_here() -> None:
-    assert {payment.name, visa.name} == set(service_names()), (
-        "start the new service's server and worker in the test below"
+    assert {definition.name for definition in suite.definitions()} == set(service_names()), (
+        "the test below starts the services of services/suite.py: every service folder must be one"
     )
 
 
 async def test_every_metric_read_by_rules_and_dashboards_is_exported(
     new_database_url: Callable[[str, str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    databases = {service.name: new_database_url("sqlite", service.name) for service in (payment, visa)}
+    definitions = suite.definitions()
+    databases = {d.name: new_database_url("sqlite", d.name) for d in definitions}
     exported: set[str] = set()
-    async with running_service(payment, databases[payment.name]) as payment_server:
-        # Visa calls payment for the fee (on the first application: none is made here).
-        monkeypatch.setenv("VISA_PAYMENT_TARGET", payment_server.address)
-        async with running_service(visa, databases[visa.name]) as visa_server:
-            servers = {payment.name: payment_server, visa.name: visa_server}
-            for name, server in servers.items():
-                exported |= exported_names(await asyncio.to_thread(server.metrics_text))
+    async with AsyncExitStack() as started:
+        servers: dict[str, RunningService] = {}
+        # In the order of their ports, so that a callee is up before its callers: a service
+        # reaches another at <CALLER>_<CALLEE>_TARGET (visa calls payment for the fee, at
+        # VISA_PAYMENT_TARGET, on the first application: none is made here).
+        for definition in definitions:
+            server = await started.enter_async_context(
+                running_service(definition, databases[definition.name])
+            )
+            servers[definition.name] = server
+            for caller in definitions:
+                monkeypatch.setenv(f"{caller.name.upper()}_{definition.name.upper()}_TARGET", server.address)
+        for name, server in servers.items():
+            exported |= exported_names(await asyncio.to_thread(server.metrics_text))
+            if suite.has_worker(name):
                 with service_worker(name, databases[name], tmp_path / f"{name}-worker.log") as (url, worker):
                     exported |= exported_names(await scrape_when_up(url, worker.process.poll, worker.output))
-            why_not = gateway_is_importable()
-            if why_not is None:
-                backends = {name: server.address for name, server in servers.items()}
-                async with gateway_process(backends, tmp_path / "gateway.log") as gateway_url:
-                    exported |= exported_names(await scrape_when_up(gateway_url))
+        why_not = gateway_is_importable()
+        if why_not is None:
+            async with gateway_process(servers, tmp_path / "gateway.log") as gateway_url:
+                exported |= exported_names(await scrape_when_up(gateway_url))
     used = used_metrics()
     if why_not is not None:
         used = {name: where for name, where in used.items() if not name.startswith(GATEWAY_FAMILIES)}

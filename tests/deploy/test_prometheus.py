@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from services.runtime.server import ServiceDefinition
+from services import suite
+from tests.deploy.generators import prometheus_config_generator
 from tests.deploy.support import (
     DASHBOARDS,
     K8S,
@@ -25,7 +26,6 @@ from tests.deploy.support import (
     rule_groups,
     rules,
     run,
-    service_names,
     tool,
 )
 
@@ -114,8 +114,6 @@ def test_the_prometheus_rule_carries_the_rule_file() -> None:
 
 
 def test_the_local_prometheus_scrapes_the_suite_of_make_run_with_the_rules() -> None:
-    import importlib
-
     config: dict[str, Any] = load_yaml(PROMETHEUS_CONFIG)
     assert config["rule_files"] == ["rules/*.yml"]
     targets = {
@@ -124,12 +122,83 @@ def test_the_local_prometheus_scrapes_the_suite_of_make_run_with_the_rules() -> 
         for static in job["static_configs"]
         if "labels" in static
     }
-    for service in service_names():
-        definition: ServiceDefinition = importlib.import_module(f"services.{service}.service").definition
-        assert targets.get(service) == [f"127.0.0.1:{definition.metrics_port}"], (
+    for definition in suite.definitions():
+        assert targets.get(definition.name) == [f"127.0.0.1:{definition.metrics_port}"], (
             f"deploy/prometheus/prometheus.yml needs a job scraping 127.0.0.1:{definition.metrics_port}"
         )
     assert targets["gateway"] == ["127.0.0.1:8080"]
+    assert targets["gateway"] == [f"127.0.0.1:{suite.GATEWAY_PORT}"]
+    assert targets["events"] == [f"127.0.0.1:{suite.LOCAL_EVENTS_METRICS_PORT}"]
+    components = {
+        static["labels"]["asan_service"]: static["labels"]["asan_component"]
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        if "labels" in static
+    }
+    assert components == {
+        **{name: "server" for name in suite.service_names()},
+        "gateway": "gateway",
+        "events": "worker",
+    }
+
+
+def test_the_local_prometheus_configuration_is_what_make_prometheus_config_writes() -> None:
+    assert PROMETHEUS_CONFIG.read_text() == prometheus_config_generator().render(), (
+        "deploy/prometheus/prometheus.yml is stale: run `make prometheus-config`"
+    )
+
+
+# --- written once for every service ---------------------------------------------------------
+
+
+def _own_group_service(group: dict[str, Any]) -> str | None:
+    """`payment` for the groups asan-payment.rules and asan-payment.alerts, else None."""
+    match = re.fullmatch(r"asan-(\w+)\.(?:rules|alerts)", group["name"])
+    return match.group(1) if match and match.group(1) in suite.service_names() else None
+
+
+def test_rules_that_are_not_a_service_s_own_select_no_service() -> None:
+    for group in rule_groups():
+        if _own_group_service(group) is not None:
+            continue
+        for rule in group["rules"]:
+            for value in re.findall(r'=~?\s*"([^"]*)"', rule["expr"]):
+                named = set(re.findall(r"\w+", value)) & set(suite.service_names())
+                assert not named, (
+                    f"{rule.get('record') or rule.get('alert')} selects {sorted(named)}: "
+                    f"a rule for one service belongs in its group asan-<service>.rules"
+                )
+
+
+def test_a_service_s_own_groups_are_named_for_a_service_of_the_suite() -> None:
+    generic = {"asan-slo", "asan-grpc", "asan-events", "asan-kubernetes"}
+    for group in rule_groups():
+        base = group["name"].rsplit(".", 1)[0]
+        assert base in generic or _own_group_service(group) is not None, (
+            f"{group['name']}: neither a group for every service nor asan-<service>.rules/.alerts"
+        )
+
+
+def test_alerts_for_every_service_are_shown_firing_for_one_the_suite_has_not() -> None:
+    generic = {
+        alert["alert"]
+        for group in rule_groups()
+        if _own_group_service(group) is None
+        for alert in group["rules"]
+        if "alert" in alert
+    }
+    known = {*suite.service_names(), "gateway"}
+    fired_for: dict[str, set[str]] = defaultdict(set)
+    for test in load_yaml(RULE_TESTS)["tests"]:
+        for case in test.get("alert_rule_test", []):
+            for expected in case.get("exp_alerts") or []:
+                fired_for[case["alertname"]].add(expected["exp_labels"].get("asan_service", ""))
+    for alert in sorted(generic):
+        if fired_for[alert] == {""}:
+            continue  # not per service (AsanPodRestarting: kube-state-metrics' pods)
+        assert fired_for[alert] - known - {""}, (
+            f"{alert}: no promtool test shows it firing for a service outside the suite ({sorted(known)})"
+        )
 
 
 def test_dashboards_have_a_datasource_and_a_service_variable() -> None:
@@ -150,6 +219,6 @@ def test_dashboards_have_a_datasource_and_a_service_variable() -> None:
                 assert target["datasource"]["uid"] == "${datasource}", f"{name}: {panel['title']}"
         assert board["uid"] not in uids
         uids.add(board["uid"])
-    assert {"asan-suite-overview", *(f"asan-{s}" for s in service_names())} <= uids, (
+    assert {"asan-suite-overview", *(f"asan-{s}" for s in suite.service_names())} <= uids, (
         f"a dashboard per service in {DASHBOARDS}"
     )
