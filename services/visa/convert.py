@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from asan.common.v1 import money_pb2
 from asan.visa.v1 import visa_pb2
+from services.runtime.holidays import Holiday
 from services.runtime.protos import proto_date, timestamp
 from services.visa.domain import EVISA_ENTRIES, EVISA_STAY_DAYS
-from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, HolidayRow
+from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow
 
 
 def evisa(applicant: ApplicantRow, application: ApplicationRow) -> visa_pb2.EVisa | None:
@@ -76,7 +79,7 @@ def country_policy(row: CountryPolicyRow) -> visa_pb2.CountryPolicy:
     )
 
 
-def holiday_calendar(year: int, rows: list[HolidayRow]) -> visa_pb2.HolidayCalendar:
+def holiday_calendar(year: int, holidays: Sequence[Holiday]) -> visa_pb2.HolidayCalendar:
     return visa_pb2.HolidayCalendar(
-        year=year, holidays=[visa_pb2.Holiday(date=proto_date(row.day), name=row.name) for row in rows]
+        year=year, holidays=[visa_pb2.Holiday(date=proto_date(h.day), name=h.name) for h in holidays]
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Collection
 from datetime import date, datetime
 
 from sqlalchemy.orm import Session
@@ -22,6 +21,7 @@ from services.visa.domain import (
     ApplicationStatus,
     Decision,
     Speed,
+    due_time,
     ensure_submitted,
     ensure_undecided,
     on_watchlist,
@@ -30,7 +30,6 @@ from services.visa.domain import (
 )
 from services.visa.signing import SignedVisa, VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow, runtime_tables
-from services.visa.workdays import standard_due_time, urgent_due_time
 
 SERVICE = "visa"
 AUTOMATIC = "automatic"
@@ -64,10 +63,6 @@ def new_visa_number(today: date) -> str:
     return f"AZ-EV-{today.year % 100:02d}-{_base32(secrets.randbits(40), 8)}"
 
 
-def due_time(speed: Speed, paid: datetime, holidays: Collection[date]) -> datetime:
-    return urgent_due_time(paid) if speed is Speed.URGENT else standard_due_time(paid, holidays)
-
-
 def submit(
     session: Session, application: ApplicationRow, paid: datetime, *, sandbox: bool, signer: VisaSigner
 ) -> bool:
@@ -75,9 +70,8 @@ def submit(
     (and changes nothing) when the application was submitted before."""
     if application.status != ApplicationStatus.AWAITING_PAYMENT:
         return False
-    year = baku_date(paid).year
     speed = Speed(application.speed)
-    due = due_time(speed, paid, queries.holidays(session, year, year + 1))
+    due = due_time(speed, paid, queries.holidays_ahead(session, baku_date(paid)))
     application.status = ApplicationStatus.SUBMITTED.value
     application.submitted_at = paid
     application.due_at = due

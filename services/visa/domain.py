@@ -16,13 +16,14 @@ import calendar
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from services.runtime.baku_time import baku_date, end_of_baku_day
 from services.runtime.identifiers import is_country_code, is_passport_number
+from services.runtime.workdays import add_working_days
 from services.visa.names import latin_capitals
-from services.visa.workdays import earliest_standard_arrival
 
 if TYPE_CHECKING:
     from services.runtime.validation import Violations
@@ -90,6 +91,32 @@ FEE_CODES: Mapping[Speed, str] = {Speed.STANDARD: "visa.evisa.standard", Speed.U
 MIN_PASSPORT_NUMBER_LENGTH = 5
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
 MAX_EMAIL_LENGTH = 254
+
+
+# --- Due times --------------------------------------------------------------------------------
+
+STANDARD_WORKING_DAYS = 3
+URGENT_HOURS = 3
+
+
+def standard_due_time(paid: datetime, holidays: Collection[date]) -> datetime:
+    """A STANDARD application is due at the end (24:00 in Baku) of the third working day after
+    the Baku day of its payment."""
+    return end_of_baku_day(add_working_days(baku_date(paid), STANDARD_WORKING_DAYS, holidays))
+
+
+def urgent_due_time(paid: datetime) -> datetime:
+    """An URGENT application is due three hours after its payment, whatever the day."""
+    return paid.astimezone(UTC) + timedelta(hours=URGENT_HOURS)
+
+
+def due_time(speed: Speed, paid: datetime, holidays: Collection[date]) -> datetime:
+    return urgent_due_time(paid) if speed is Speed.URGENT else standard_due_time(paid, holidays)
+
+
+def earliest_standard_arrival(today: date, holidays: Collection[date]) -> date:
+    """A standard application made `today` needs its 3 working days before the arrival day."""
+    return add_working_days(today, STANDARD_WORKING_DAYS, holidays) + timedelta(days=1)
 
 
 # --- What an application says ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from services.runtime.auth import Principal
 from services.runtime.baku_time import baku_date
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import FailedPrecondition, NotFound
+from services.runtime.holidays import holidays_of_year, replace_holidays_of_year
 from services.runtime.idempotency import Idempotency, idempotency_key
 from services.runtime.identifiers import is_country_code
 from services.runtime.interceptors import require_principal
@@ -49,7 +50,7 @@ from services.visa.metrics import VisaMetrics
 from services.visa.names import normalized_name
 from services.visa.payments import FeeDesk
 from services.visa.signing import CodeRejected, VisaSigner
-from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, HolidayRow, runtime_tables
+from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, holiday_table, runtime_tables
 
 _METHOD = "/asan.visa.v1.VisaService/"
 _APPLICATION_NUMBER = re.compile(r"EV-[0-9]{4}-[0-9A-Z]{8}")
@@ -143,7 +144,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
                 return stored
             today = baku_date(utcnow())
             policies = queries.current_policies(session, {p.nationality for p in new.applicants})
-            holidays = queries.holidays(session, today.year, today.year + 1)
+            holidays = queries.holidays_ahead(session, today)
             validate_application(new, policies, holidays, today, violations)
             violations.raise_if_any()
             return None
@@ -564,7 +565,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         )
         violations.raise_if_any()
         return await self.database.run(
-            lambda s: convert.holiday_calendar(request.year, queries.holiday_rows(s, request.year))
+            lambda s: convert.holiday_calendar(request.year, holidays_of_year(s, holiday_table, request.year))
         )
 
     async def UpdateHolidayCalendar(
@@ -605,12 +606,8 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         key = idempotency_key(_METHOD + "UpdateHolidayCalendar", request, principal)
 
         def replace(session: Session) -> visa_pb2.HolidayCalendar:
-            for row in queries.holiday_rows(session, year):
-                session.delete(row)
-            session.flush()
-            session.add_all(HolidayRow(day=day, year=year, name=name) for day, name in days.items())
-            session.flush()
-            return convert.holiday_calendar(year, queries.holiday_rows(session, year))
+            replace_holidays_of_year(session, holiday_table, year, days)
+            return convert.holiday_calendar(year, holidays_of_year(session, holiday_table, year))
 
         return await self.idempotency.run(self.database, key, visa_pb2.HolidayCalendar, replace)
 
