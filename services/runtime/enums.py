@@ -3,16 +3,19 @@
 A service stores an enum value as its proto name without the type's prefix
 (`PAYMENT_STATUS_PAID` is stored as "PAID"), so that the database reads as the domain does
 and the numbers can never drift apart from the rows.
+
+Imports nothing of grpc (Violations only for its type): event workers, which run under
+eventlet, convert stored names to proto values for their events.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from services.runtime.validation import Violations
-
 if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+    from services.runtime.validation import Violations
 
 V = TypeVar("V", bound=int)
 

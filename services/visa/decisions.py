@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from asan.visa.v1 import events_pb2, visa_pb2
 from services.runtime import protos
 from services.runtime.baku_time import baku_date
+from services.runtime.enums import proto_value
 from services.runtime.events import add_event
 from services.visa import queries
 from services.visa.domain import (
@@ -82,7 +83,7 @@ def submit(
         SERVICE,
         events_pb2.VisaApplicationSubmitted(
             application_number=application.number,
-            speed=visa_pb2.Speed.Value(f"SPEED_{speed}"),
+            speed=proto_value(visa_pb2.Speed, "SPEED_", speed),
             applicant_count=len(application.applicants),
             payment_id=application.payment_id,
             submit_time=protos.timestamp(paid),
@@ -201,7 +202,7 @@ def refuse(
             application_number=application.number,
             passport_number=applicant.passport_number,
             nationality=applicant.nationality,
-            refusal_reason=visa_pb2.RefusalReason.Value(f"REFUSAL_REASON_{reason}"),
+            refusal_reason=proto_value(visa_pb2.RefusalReason, "REFUSAL_REASON_", reason),
             refuse_time=protos.timestamp(now),
             email=applicant.email,
         ),

@@ -132,9 +132,20 @@ class CountryPolicy:
 
 
 @dataclass(frozen=True)
+class PolicyChange:
+    """An admin's new rule for one nationality: the next version of its country-table row."""
+
+    country_code: str
+    name: str
+    rule: CountryRule
+    visa_free_stay_days: int | None
+
+
+@dataclass(frozen=True)
 class NewApplicant:
     """One applicant as read from the request; a date that was missing or impossible is None
-    (the servicer has reported it)."""
+    (reported when the request was read), and so is an enum left unspecified (reported here as
+    REQUIRED) or set to a number the contract does not define (reported when read)."""
 
     surname: str
     given_names: str
@@ -193,9 +204,9 @@ def validate_application(
             "TOO_MANY",
         )
     _check_arrival(new, holidays, today, violations, prefix)
-    if new.purpose is None:
+    if new.purpose is None and not violations.has(f"{prefix}.purpose"):
         violations.add(f"{prefix}.purpose", "Required: the purpose of travel.", "REQUIRED")
-    if new.speed is None:
+    if new.speed is None and not violations.has(f"{prefix}.speed"):
         violations.add(f"{prefix}.speed", "Required: STANDARD or URGENT.", "REQUIRED")
     seen: set[str] = set()
     for index, applicant in enumerate(new.applicants[:MAX_APPLICANTS]):
@@ -214,7 +225,7 @@ def _check_arrival(
     arrival = new.arrival
     path = f"{prefix}.arrival_date"
     if arrival is None:
-        return  # missing or malformed: reported by the servicer
+        return  # missing or malformed: reported when the request was read
     if arrival < today:
         violations.add(path, "Must not be in the past.", "ARRIVAL_IN_PAST")
     elif arrival > today + timedelta(days=MAX_DAYS_AHEAD):
@@ -248,7 +259,7 @@ def _check_applicant(
             violations.add(f"{path}.date_of_birth", "Must not be in the future.", "IN_FUTURE")
         elif applicant.date_of_birth.year < today.year - MAX_AGE_YEARS:
             violations.add(f"{path}.date_of_birth", "Must be a real date of birth.", "OUT_OF_RANGE")
-    if applicant.sex is None:
+    if applicant.sex is None and not violations.has(f"{path}.sex"):
         violations.add(f"{path}.sex", "Required: as printed in the passport.", "REQUIRED")
     _check_nationality(applicant.nationality, policies, violations, f"{path}.nationality")
     if not applicant.passport_number:
