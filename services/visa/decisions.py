@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Collection
 from datetime import date, datetime
 
 from sqlalchemy.orm import Session
@@ -14,6 +13,7 @@ from sqlalchemy.orm import Session
 from asan.visa.v1 import events_pb2, visa_pb2
 from services.runtime import protos
 from services.runtime.baku_time import baku_date
+from services.runtime.enums import proto_value
 from services.runtime.events import add_event
 from services.visa import queries
 from services.visa.domain import (
@@ -22,6 +22,7 @@ from services.visa.domain import (
     ApplicationStatus,
     Decision,
     Speed,
+    due_time,
     ensure_submitted,
     ensure_undecided,
     on_watchlist,
@@ -30,7 +31,6 @@ from services.visa.domain import (
 )
 from services.visa.signing import SignedVisa, VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow, runtime_tables
-from services.visa.workdays import standard_due_time, urgent_due_time
 
 SERVICE = "visa"
 AUTOMATIC = "automatic"
@@ -64,10 +64,6 @@ def new_visa_number(today: date) -> str:
     return f"AZ-EV-{today.year % 100:02d}-{_base32(secrets.randbits(40), 8)}"
 
 
-def due_time(speed: Speed, paid: datetime, holidays: Collection[date]) -> datetime:
-    return urgent_due_time(paid) if speed is Speed.URGENT else standard_due_time(paid, holidays)
-
-
 def submit(
     session: Session, application: ApplicationRow, paid: datetime, *, sandbox: bool, signer: VisaSigner
 ) -> bool:
@@ -75,9 +71,8 @@ def submit(
     (and changes nothing) when the application was submitted before."""
     if application.status != ApplicationStatus.AWAITING_PAYMENT:
         return False
-    year = baku_date(paid).year
     speed = Speed(application.speed)
-    due = due_time(speed, paid, queries.holidays(session, year, year + 1))
+    due = due_time(speed, paid, queries.holidays_ahead(session, baku_date(paid)))
     application.status = ApplicationStatus.SUBMITTED.value
     application.submitted_at = paid
     application.due_at = due
@@ -88,7 +83,7 @@ def submit(
         SERVICE,
         events_pb2.VisaApplicationSubmitted(
             application_number=application.number,
-            speed=visa_pb2.Speed.Value(f"SPEED_{speed}"),
+            speed=proto_value(visa_pb2.Speed, "SPEED_", speed),
             applicant_count=len(application.applicants),
             payment_id=application.payment_id,
             submit_time=protos.timestamp(paid),
@@ -207,7 +202,7 @@ def refuse(
             application_number=application.number,
             passport_number=applicant.passport_number,
             nationality=applicant.nationality,
-            refusal_reason=visa_pb2.RefusalReason.Value(f"REFUSAL_REASON_{reason}"),
+            refusal_reason=proto_value(visa_pb2.RefusalReason, "REFUSAL_REASON_", reason),
             refuse_time=protos.timestamp(now),
             email=applicant.email,
         ),

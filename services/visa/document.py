@@ -7,11 +7,13 @@ import io
 import textwrap
 
 import segno
+from google.type import date_pb2
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
+from asan.visa.v1 import visa_pb2
 from services.visa.domain import EVISA_ENTRIES
 
 TITLE = "REPUBLIC OF AZERBAIJAN - ELECTRONIC VISA (E-VISA)"
@@ -21,6 +23,30 @@ def qr_png(code: str) -> bytes:
     buffer = io.BytesIO()
     segno.make_qr(code, error="m").save(buffer, kind="png", scale=4, border=4)
     return buffer.getvalue()
+
+
+def evisa_document(visa: visa_pb2.EVisa) -> bytes:
+    """The e-visa as the applicant downloads and prints it."""
+    return evisa_pdf(_facts(visa), visa.verification_code)
+
+
+def _facts(visa: visa_pb2.EVisa) -> list[tuple[str, str]]:
+    return [
+        ("Visa number", visa.visa_number),
+        ("Application number", visa.application_number),
+        ("Surname", visa.surname),
+        ("Given names", visa.given_names),
+        ("Date of birth", _iso(visa.date_of_birth)),
+        ("Nationality", visa.nationality),
+        ("Passport number", visa.passport_number),
+        ("Valid from", _iso(visa.valid_from)),
+        ("Valid until", _iso(visa.valid_until)),
+        ("Duration of stay", f"{visa.stay_days} days"),
+    ]
+
+
+def _iso(value: date_pb2.Date) -> str:
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
 
 
 def evisa_pdf(facts: list[tuple[str, str]], verification_code: str) -> bytes:

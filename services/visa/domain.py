@@ -16,13 +16,14 @@ import calendar
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from services.runtime.baku_time import baku_date, end_of_baku_day
 from services.runtime.identifiers import is_country_code, is_passport_number
+from services.runtime.workdays import add_working_days
 from services.visa.names import latin_capitals
-from services.visa.workdays import earliest_standard_arrival
 
 if TYPE_CHECKING:
     from services.runtime.validation import Violations
@@ -92,6 +93,32 @@ EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
 MAX_EMAIL_LENGTH = 254
 
 
+# --- Due times --------------------------------------------------------------------------------
+
+STANDARD_WORKING_DAYS = 3
+URGENT_HOURS = 3
+
+
+def standard_due_time(paid: datetime, holidays: Collection[date]) -> datetime:
+    """A STANDARD application is due at the end (24:00 in Baku) of the third working day after
+    the Baku day of its payment."""
+    return end_of_baku_day(add_working_days(baku_date(paid), STANDARD_WORKING_DAYS, holidays))
+
+
+def urgent_due_time(paid: datetime) -> datetime:
+    """An URGENT application is due three hours after its payment, whatever the day."""
+    return paid.astimezone(UTC) + timedelta(hours=URGENT_HOURS)
+
+
+def due_time(speed: Speed, paid: datetime, holidays: Collection[date]) -> datetime:
+    return urgent_due_time(paid) if speed is Speed.URGENT else standard_due_time(paid, holidays)
+
+
+def earliest_standard_arrival(today: date, holidays: Collection[date]) -> date:
+    """A standard application made `today` needs its 3 working days before the arrival day."""
+    return add_working_days(today, STANDARD_WORKING_DAYS, holidays) + timedelta(days=1)
+
+
 # --- What an application says ----------------------------------------------------------------
 
 
@@ -105,9 +132,20 @@ class CountryPolicy:
 
 
 @dataclass(frozen=True)
+class PolicyChange:
+    """An admin's new rule for one nationality: the next version of its country-table row."""
+
+    country_code: str
+    name: str
+    rule: CountryRule
+    visa_free_stay_days: int | None
+
+
+@dataclass(frozen=True)
 class NewApplicant:
     """One applicant as read from the request; a date that was missing or impossible is None
-    (the servicer has reported it)."""
+    (reported when the request was read), and so is an enum left unspecified (reported here as
+    REQUIRED) or set to a number the contract does not define (reported when read)."""
 
     surname: str
     given_names: str
@@ -166,9 +204,9 @@ def validate_application(
             "TOO_MANY",
         )
     _check_arrival(new, holidays, today, violations, prefix)
-    if new.purpose is None:
+    if new.purpose is None and not violations.has(f"{prefix}.purpose"):
         violations.add(f"{prefix}.purpose", "Required: the purpose of travel.", "REQUIRED")
-    if new.speed is None:
+    if new.speed is None and not violations.has(f"{prefix}.speed"):
         violations.add(f"{prefix}.speed", "Required: STANDARD or URGENT.", "REQUIRED")
     seen: set[str] = set()
     for index, applicant in enumerate(new.applicants[:MAX_APPLICANTS]):
@@ -187,7 +225,7 @@ def _check_arrival(
     arrival = new.arrival
     path = f"{prefix}.arrival_date"
     if arrival is None:
-        return  # missing or malformed: reported by the servicer
+        return  # missing or malformed: reported when the request was read
     if arrival < today:
         violations.add(path, "Must not be in the past.", "ARRIVAL_IN_PAST")
     elif arrival > today + timedelta(days=MAX_DAYS_AHEAD):
@@ -221,7 +259,7 @@ def _check_applicant(
             violations.add(f"{path}.date_of_birth", "Must not be in the future.", "IN_FUTURE")
         elif applicant.date_of_birth.year < today.year - MAX_AGE_YEARS:
             violations.add(f"{path}.date_of_birth", "Must be a real date of birth.", "OUT_OF_RANGE")
-    if applicant.sex is None:
+    if applicant.sex is None and not violations.has(f"{path}.sex"):
         violations.add(f"{path}.sex", "Required: as printed in the passport.", "REQUIRED")
     _check_nationality(applicant.nationality, policies, violations, f"{path}.nationality")
     if not applicant.passport_number:

@@ -8,8 +8,9 @@ from datetime import date, datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from services.runtime.holidays import holidays_between
 from services.visa.domain import CountryPolicy, CountryRule, WatchlistEntry
-from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, HolidayRow, WatchlistRow
+from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, WatchlistRow, holiday_table
 
 
 def policy(row: CountryPolicyRow) -> CountryPolicy:
@@ -53,17 +54,10 @@ def latest_policy_version(session: Session, code: str) -> int:
     return max(rows, default=0)
 
 
-def holidays(session: Session, first_year: int, last_year: int) -> set[date]:
-    """The public holidays of the years `first_year` to `last_year`."""
-    return set(
-        session.scalars(
-            select(HolidayRow.day).where(HolidayRow.year >= first_year, HolidayRow.year <= last_year)
-        )
-    )
-
-
-def holiday_rows(session: Session, year: int) -> list[HolidayRow]:
-    return list(session.scalars(select(HolidayRow).where(HolidayRow.year == year).order_by(HolidayRow.day)))
+def holidays_ahead(session: Session, today: date) -> set[date]:
+    """The public holidays of `today`'s year and the next: enough for every deadline visa counts
+    from `today` (three working days, an arrival at most 90 days ahead)."""
+    return holidays_between(session, holiday_table, date(today.year, 1, 1), date(today.year + 1, 12, 31))
 
 
 def application_by_number(session: Session, number: str, for_update: bool = False) -> ApplicationRow | None:

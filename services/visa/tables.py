@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, St
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.runtime.db import UtcDateTime, new_metadata
+from services.runtime.holidays import define_holiday_table
 from services.runtime.tables import define_runtime_tables
 
 
@@ -16,6 +17,8 @@ class Base(DeclarativeBase):
 
 
 runtime_tables = define_runtime_tables(Base.metadata)
+# Public holidays, for the standard e-visa's three working days; admins keep it current.
+holiday_table = define_holiday_table(Base.metadata)
 
 
 class CountryPolicyRow(Base):
@@ -32,16 +35,6 @@ class CountryPolicyRow(Base):
     valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
     valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
     changed_by: Mapped[str] = mapped_column(String(100))
-
-
-class HolidayRow(Base):
-    """A public holiday in Baku (weekends are off anyway)."""
-
-    __tablename__ = "holidays"
-
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    year: Mapped[int] = mapped_column(Integer, index=True)
-    name: Mapped[str] = mapped_column(String(200))
 
 
 class WatchlistRow(Base):

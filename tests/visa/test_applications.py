@@ -4,6 +4,7 @@ the officers' queue, the reference tables, the overdue sweeper and the metrics."
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from asan.common.v1.paging_pb2 import PageCursor
 from asan.visa.v1 import events_pb2, visa_pb2, visa_service_pb2
 from services.payment.service import definition as payment_definition
 from services.payment.tables import PaymentRow
@@ -132,6 +134,47 @@ async def test_every_broken_rule_is_its_own_field_violation(visa: RunningService
     assert "90 days" in next(
         v.description for v in rejection.field_violations if v.field.endswith("[0].nationality")
     )
+
+
+async def test_an_enum_number_the_contract_does_not_define_is_out_of_range_not_missing(
+    visa: RunningService,
+) -> None:
+    app = application(
+        applicant(sex=visa_pb2.Sex.ValueType(99)),
+        speed=visa_pb2.Speed.ValueType(7),
+        purpose=visa_pb2.PURPOSE_UNSPECIFIED,
+    )
+    rejection = await rejected(visa_stub(visa).CreateApplication(create_request(app)))
+    # One violation a field: the number is not also reported as a missing value.
+    assert rejection.violated_fields == [
+        "application.applicants[0].sex",
+        "application.speed",
+        "application.purpose",
+    ]
+    assert rejection.violations == {
+        "application.applicants[0].sex": "OUT_OF_RANGE",
+        "application.speed": "OUT_OF_RANGE",
+        "application.purpose": "REQUIRED",
+    }
+    refused = await rejected(
+        visa_stub(visa).RefuseApplicant(
+            visa_service_pb2.RefuseApplicantRequest(
+                request_id=new_request_id(),
+                application_number="EV-2026-7K3P9QXM",
+                passport_number="C01X00T47",
+                refusal_reason=visa_pb2.RefusalReason.ValueType(42),
+            ),
+            metadata=officer(),
+        )
+    )
+    assert refused.violations == {"refusal_reason": "OUT_OF_RANGE"}
+    listed = await rejected(
+        visa_stub(visa).ListApplications(
+            visa_service_pb2.ListApplicationsRequest(status=visa_pb2.ApplicationStatus.ValueType(99)),
+            metadata=officer(),
+        )
+    )
+    assert listed.violations == {"status": "OUT_OF_RANGE"}
 
 
 async def test_a_retried_create_returns_the_same_application_and_makes_one_payment(
@@ -330,6 +373,26 @@ async def test_officers_walk_the_queue_earliest_due_first_in_pages(visa: Running
         metadata=officer(),
     )
     assert [a.application_number for a in awaiting.applications] == numbers[3:]
+
+
+async def test_a_page_token_whose_instant_was_altered_is_refused_on_its_field(visa: RunningService) -> None:
+    for n in range(2):
+        await _apply(visa, application(applicant(f"Q0000{n:04d}")))
+    stub = visa_stub(visa)
+    token = (
+        await stub.ListApplications(visa_service_pb2.ListApplicationsRequest(page_size=1), metadata=officer())
+    ).next_page_token
+    cursor = PageCursor.FromString(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    for altered_key in ("yesterday", "2026-01-01T00:00:00"):  # not an instant; an instant without a zone
+        cursor.last_sort_key = altered_key
+        altered = base64.urlsafe_b64encode(cursor.SerializeToString()).decode().rstrip("=")
+        rejection = await rejected(
+            stub.ListApplications(
+                visa_service_pb2.ListApplicationsRequest(page_size=1, page_token=altered), metadata=officer()
+            )
+        )
+        assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, altered_key
+        assert rejection.violated_fields == ["page_token"], altered_key
 
 
 def _first_token() -> str:

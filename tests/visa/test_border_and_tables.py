@@ -186,6 +186,19 @@ async def test_an_admins_change_is_a_new_version_that_applications_follow(visa: 
         "policy.name": "REQUIRED",
         "policy.visa_free_stay_days": "OUT_OF_RANGE",
     }
+    for rule, reason in ((visa_pb2.COUNTRY_RULE_UNSPECIFIED, "REQUIRED"), (9, "OUT_OF_RANGE")):
+        no_rule = await rejected(
+            stub.UpdateCountryPolicy(
+                visa_service_pb2.UpdateCountryPolicyRequest(
+                    request_id=new_request_id(),
+                    policy=visa_pb2.CountryPolicy(
+                        country_code="DEU", name="Germany", rule=visa_pb2.CountryRule.ValueType(rule)
+                    ),
+                ),
+                metadata=admin(),
+            )
+        )
+        assert no_rule.violations == {"policy.rule": reason}
 
 
 # --- Holidays ----------------------------------------------------------------------------------

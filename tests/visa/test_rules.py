@@ -1,5 +1,5 @@
-"""The rules of ASAN Viza at their boundaries, as pure functions: working days in Baku, the
-due times, the arrival notice, the passport margin, family sizes, names, the border check."""
+"""The rules of ASAN Viza at their boundaries, as pure functions: the due times in working
+days, the arrival notice, the passport margin, family sizes, names, the border check."""
 
 from __future__ import annotations
 
@@ -22,22 +22,18 @@ from services.visa.domain import (
     WatchlistEntry,
     add_months,
     earliest_passport_expiry,
+    earliest_standard_arrival,
     ensure_submitted,
     ensure_undecided,
     on_watchlist,
     sandbox_decision,
+    standard_due_time,
+    urgent_due_time,
     validate_application,
     verify,
     visa_validity,
 )
 from services.visa.names import latin_capitals, normalized_name
-from services.visa.workdays import (
-    add_working_days,
-    earliest_standard_arrival,
-    standard_due_time,
-    urgent_due_time,
-    working_days_between,
-)
 
 NOVRUZ_2026 = {date(2026, 3, d) for d in range(20, 25)}  # Fri 20 to Tue 24 March 2026
 POLICIES = {
@@ -52,17 +48,7 @@ def baku(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC) - timedelta(hours=4)
 
 
-# --- Working days ----------------------------------------------------------------------------
-
-
-def test_three_working_days_after_a_thursday_skip_the_weekend() -> None:
-    assert add_working_days(date(2026, 3, 5), 3, set()) == date(2026, 3, 10)  # Thu -> Tue
-
-
-def test_three_working_days_after_a_thursday_skip_the_weekend_and_novruz() -> None:
-    # Thu 19 March: Fri 20 - Tue 24 is Novruz, Sat/Sun between: Wed 25, Thu 26, Fri 27.
-    assert add_working_days(date(2026, 3, 19), 3, NOVRUZ_2026) == date(2026, 3, 27)
-    assert working_days_between(date(2026, 3, 19), date(2026, 3, 27), NOVRUZ_2026) == 3
+# --- Due times (the working days themselves: tests/runtime/test_workdays.py) ------------------
 
 
 def test_standard_is_due_at_the_end_of_the_third_working_day_in_baku() -> None:

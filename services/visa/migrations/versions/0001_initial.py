@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from alembic import op
 
+from services.runtime.holidays import create_holiday_table, seed_holidays
 from services.runtime.migrations import create_runtime_tables
 
 revision: str = "0001"
@@ -62,52 +63,9 @@ COUNTRIES_V1 = [
     ("ARM", "Armenia", "EMBASSY", None),
 ]
 
-# Non-working public holidays (Labour Code of Azerbaijan, art. 105). Fixed-date: New Year
-# (1-2 Jan), National Mourning Day (20 Jan), Women's Day (8 Mar), Novruz (20-24 Mar), Victory
-# over Fascism (9 May), Independence Day (28 May), National Salvation Day (15 Jun), Armed
-# Forces Day (26 Jun), Victory Day (8 Nov), State Flag Day (9 Nov), Solidarity Day of World
-# Azerbaijanis (31 Dec). Movable (lunar): Ramazan and Qurban bayramı, two days each, on the
-# dates expected from the Hijri calendar; the Caucasus Muslims Board and the Cabinet confirm
-# them each year, and the Cabinet's transfers of holidays falling on a weekend are added by
-# an admin (UpdateHolidayCalendar).
-FIXED_HOLIDAYS = [
-    ((1, 1), "Yeni il bayramı"),
-    ((1, 2), "Yeni il bayramı"),
-    ((1, 20), "Ümumxalq hüzn günü"),
-    ((3, 8), "Qadınlar günü"),
-    ((3, 20), "Novruz bayramı"),
-    ((3, 21), "Novruz bayramı"),
-    ((3, 22), "Novruz bayramı"),
-    ((3, 23), "Novruz bayramı"),
-    ((3, 24), "Novruz bayramı"),
-    ((5, 9), "Faşizm üzərində qələbə günü"),
-    ((5, 28), "Müstəqillik günü"),
-    ((6, 15), "Azərbaycan xalqının milli qurtuluş günü"),
-    ((6, 26), "Azərbaycan Respublikasının Silahlı Qüvvələri günü"),
-    ((11, 8), "Zəfər günü"),
-    ((11, 9), "Dövlət bayrağı günü"),
-    ((12, 31), "Dünya azərbaycanlılarının həmrəyliyi günü"),
-]
-MOVABLE_HOLIDAYS = [
-    (date(2026, 3, 20), "Ramazan bayramı"),
-    (date(2026, 3, 21), "Ramazan bayramı"),
-    (date(2026, 5, 27), "Qurban bayramı"),
-    (date(2026, 5, 28), "Qurban bayramı"),
-    (date(2027, 3, 10), "Ramazan bayramı"),
-    (date(2027, 3, 11), "Ramazan bayramı"),
-    (date(2027, 5, 16), "Qurban bayramı"),
-    (date(2027, 5, 17), "Qurban bayramı"),
-]
-
-
-def holidays() -> list[dict[str, object]]:
-    days: dict[date, list[str]] = {}
-    for year in (2026, 2027):
-        for (month, day_of_month), name in FIXED_HOLIDAYS:
-            days.setdefault(date(year, month, day_of_month), []).append(name)
-    for movable, name in MOVABLE_HOLIDAYS:
-        days.setdefault(movable, []).append(name)
-    return [{"day": day, "year": day.year, "name": ", ".join(names)} for day, names in sorted(days.items())]
+# The public holidays of 2026 and 2027 (Labour Code of Azerbaijan, art. 105, and the expected
+# lunar dates) come from the suite's one source, services.runtime.holidays_az.
+HOLIDAY_YEARS = (2026, 2027)
 
 
 def upgrade() -> None:
@@ -124,14 +82,7 @@ def upgrade() -> None:
         sa.Column("changed_by", sa.String(100), nullable=False),
         sa.PrimaryKeyConstraint("country_code", "version", name=op.f("pk_country_policies")),
     )
-    holiday_table = op.create_table(
-        "holidays",
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("year", sa.Integer(), nullable=False),
-        sa.Column("name", sa.String(200), nullable=False),
-        sa.PrimaryKeyConstraint("day", name=op.f("pk_holidays")),
-    )
-    op.create_index(op.f("ix_holidays_year"), "holidays", ["year"])
+    create_holiday_table()
     watchlist = op.create_table(
         "watchlist",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -212,7 +163,7 @@ def upgrade() -> None:
             for code, name, rule, stay in COUNTRIES_V1
         ],
     )
-    op.bulk_insert(holiday_table, holidays())
+    seed_holidays(HOLIDAY_YEARS)
     # Fictitious entries, so that the automatic check has something to find in every environment.
     op.bulk_insert(
         watchlist,
