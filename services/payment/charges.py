@@ -14,6 +14,7 @@ from services.payment.states import FINAL_STATUSES, PaymentStatus, ensure_transi
 from services.payment.tables import PaymentRow, runtime_tables
 from services.runtime import protos
 from services.runtime.baku_time import baku_date
+from services.runtime.enums import proto_value
 from services.runtime.events import add_event
 
 SERVICE = "payment"
@@ -55,7 +56,7 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
         payment_id=payment.id,
         reference=payment.reference,
         service_code=payment.service_code,
-        failure_code=payment_pb2.FailureCode.Value(f"FAILURE_CODE_{payment.failure_code}"),
+        failure_code=proto_value(payment_pb2.FailureCode, "FAILURE_CODE_", payment.failure_code),
         fail_time=protos.timestamp(now),
     )
     add_event(session, runtime_tables.outbox, SERVICE, failed)

@@ -10,6 +10,7 @@ from services.payment.cards import card_display
 from services.payment.queries import DayTotals
 from services.payment.tables import CatalogueEntryRow, PaymentRow, RefundRow
 from services.runtime.baku_time import to_baku_iso
+from services.runtime.enums import proto_value
 from services.runtime.protos import money, timestamp
 
 
@@ -38,7 +39,7 @@ def payable_service(row: CatalogueEntryRow) -> payment_pb2.PayableService:
         name_az=row.name_az,
         name_en=row.name_en,
         agency_code=row.agency_code,
-        fee_kind=payment_pb2.FeeKind.Value(f"FEE_KIND_{row.fee_kind}"),
+        fee_kind=proto_value(payment_pb2.FeeKind, "FEE_KIND_", row.fee_kind),
         fixed_fee=money(row.fixed_fee_minor, row.currency),
         min_amount=money(row.min_amount_minor, row.currency),
         max_amount=money(row.max_amount_minor, row.currency),
@@ -55,9 +56,9 @@ def payment(row: PaymentRow, finished: bool) -> payment_pb2.Payment:
         reference=row.reference,
         description=row.description,
         metadata=row.caller_metadata,
-        status=payment_pb2.PaymentStatus.Value(f"PAYMENT_STATUS_{row.status}"),
+        status=proto_value(payment_pb2.PaymentStatus, "PAYMENT_STATUS_", row.status),
         finished=finished,
-        failure_code=payment_pb2.FailureCode.Value(f"FAILURE_CODE_{row.failure_code or 'UNSPECIFIED'}"),
+        failure_code=proto_value(payment_pb2.FailureCode, "FAILURE_CODE_", row.failure_code),
         card_brand=row.card_brand or "",
         card_last4=row.card_last4 or "",
         acquirer_transaction_id=row.acquirer_transaction_id or "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from asan.payment.v1 import payment_pb2
+from services.runtime.enums import name_of
 
 
 class PaymentMetrics:
@@ -34,7 +35,7 @@ class PaymentMetrics:
 
     def charged(self, payment: payment_pb2.Payment) -> None:
         """Counts a recorded charge outcome: the status entered and, on success, the money."""
-        status = payment_pb2.PaymentStatus.Name(payment.status).removeprefix("PAYMENT_STATUS_")
+        status = name_of(payment_pb2.PaymentStatus, payment.status, "PAYMENT_STATUS_")
         self.entered(status, payment.service_code)
         if payment.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED:
             self.amount.labels("paid", payment.service_code, payment.amount.currency_code).inc(

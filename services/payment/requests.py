@@ -15,14 +15,13 @@ from typing import Literal
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from asan.common.v1.paging_pb2 import PageCursor
 from asan.payment.v1 import payment_pb2, payment_service_pb2
 from services.payment.cards import CardDetails, last4, validate_card
 from services.payment.catalogue import ForeignPassport, NewPayment
 from services.payment.queries import PaymentFilter
 from services.payment.refund_rules import NewRefund, check_refund_reason
-from services.payment.states import PaymentStatus
 from services.runtime.baku_time import BAKU
+from services.runtime.enums import stored_name
 from services.runtime.validation import Violations, check_request_id
 
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -125,7 +124,14 @@ def new_refund(request: payment_service_pb2.RefundPaymentRequest) -> NewRefund:
 def payment_filter(violations: Violations, request: payment_service_pb2.ListPaymentsRequest) -> PaymentFilter:
     """The filters of a ListPayments request; bad ones join `violations`."""
     where = PaymentFilter(
-        status=_status_filter(violations, request.status),
+        status=stored_name(
+            payment_pb2.PaymentStatus,
+            request.status,
+            "PAYMENT_STATUS_",
+            violations,
+            "status",
+            description="Must be a PaymentStatus value, or unspecified for any.",
+        ),
         service_code=request.service_code or None,
         created_from=_instant(violations, request, "create_time_from"),
         created_to=_instant(violations, request, "create_time_to"),
@@ -138,17 +144,6 @@ def payment_filter(violations: Violations, request: payment_service_pb2.ListPaym
             "OUT_OF_RANGE",
         )
     return where
-
-
-def _status_filter(violations: Violations, value: payment_pb2.PaymentStatus.ValueType) -> str | None:
-    """The stored status a ListPayments request filters on; None for any. An enum number the
-    contract does not define is the caller's mistake, not an internal error."""
-    if value == payment_pb2.PAYMENT_STATUS_UNSPECIFIED:
-        return None
-    if value not in payment_pb2.PaymentStatus.values():
-        violations.add("status", "Must be a PaymentStatus value, or unspecified for any.", "OUT_OF_RANGE")
-        return None
-    return payment_pb2.PaymentStatus.Name(value).removeprefix("PAYMENT_STATUS_")
 
 
 def _instant(
@@ -166,21 +161,6 @@ def _instant(
         return None
 
 
-def page_start(violations: Violations, cursor: PageCursor | None) -> tuple[datetime, str] | None:
-    """(create time, id) of the previous page's last payment. A token altered by the client
-    is refused like any token that is not ours."""
-    if cursor is None:
-        return None
-    try:
-        created = datetime.fromisoformat(cursor.last_sort_key)
-    except ValueError:
-        created = None
-    if created is None or created.tzinfo is None:
-        violations.add("page_token", "Not a page token of this method; pass back next_page_token unchanged.")
-        return None
-    return created, cursor.last_id
-
-
 def summary_day(request: payment_service_pb2.GetDailySummaryRequest) -> date:
     """The day in Baku a GetDailySummary request asks for."""
     day: date | None = None
@@ -195,7 +175,3 @@ def summary_day(request: payment_service_pb2.GetDailySummaryRequest) -> date:
     violations.raise_if_any()
     assert day is not None
     return day
-
-
-def response_status(message: payment_pb2.Payment) -> PaymentStatus:
-    return PaymentStatus(payment_pb2.PaymentStatus.Name(message.status).removeprefix("PAYMENT_STATUS_"))

@@ -29,7 +29,14 @@ from services.runtime.context import principal_var
 from services.runtime.db import Database, utcnow
 from services.runtime.idempotency import Idempotency, idempotency_key
 from services.runtime.interceptors import require_principal
-from services.runtime.paging import decode_page_token, encode_page_token, filter_fingerprint, page_size
+from services.runtime.paging import (
+    decode_keyset,
+    decode_page_token,
+    encode_keyset,
+    encode_page_token,
+    filter_fingerprint,
+    page_size,
+)
 from services.runtime.validation import Violations, check_request_id
 
 # The idempotency keys' method names: a request_id is bound to one method.
@@ -106,9 +113,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         size = page_size(violations, request.page_size, default=50)
         where = requests.payment_filter(violations, request)
         fingerprint = filter_fingerprint(principal.kind, principal.subject, where)
-        after = requests.page_start(
-            violations, decode_page_token(violations, request.page_token, fingerprint)
-        )
+        after = decode_keyset(violations, request.page_token, fingerprint)
         violations.raise_if_any()
         rows = await self.database.run(
             lambda s: [
@@ -118,8 +123,8 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         response = payment_service_pb2.ListPaymentsResponse(payments=rows[:size])
         if len(rows) > size:
             last = rows[size - 1]
-            response.next_page_token = encode_page_token(
-                last.create_time.ToDatetime(BAKU).isoformat(), last.payment_id, fingerprint
+            response.next_page_token = encode_keyset(
+                last.create_time.ToDatetime(BAKU), last.payment_id, fingerprint
             )
         return response
 

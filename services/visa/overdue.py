@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from asan.visa.v1 import events_pb2, visa_pb2
 from services.runtime import protos
 from services.runtime.db import Database, utcnow
+from services.runtime.enums import proto_value
 from services.runtime.events import add_event
 from services.visa import queries
 from services.visa.metrics import VisaMetrics
@@ -32,7 +33,7 @@ def flag_overdue(session: Session, now: datetime) -> list[str]:
             "visa",
             events_pb2.VisaApplicationOverdue(
                 application_number=application.number,
-                speed=visa_pb2.Speed.Value(f"SPEED_{application.speed}"),
+                speed=proto_value(visa_pb2.Speed, "SPEED_", application.speed),
                 due_time=protos.timestamp(application.due_at),
                 undecided_count=sum(1 for a in application.applicants if not a.decision),
                 detect_time=protos.timestamp(now),
