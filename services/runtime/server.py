@@ -2,8 +2,8 @@
 
 `serve(definition)` is what `python -m services.<name> serve` runs: JSON logs, the
 database, interceptors, health (SERVING only while the database answers), reflection,
-`/metrics` on its own port, the service's periodic tasks (one replica at a time), and on
-SIGTERM a graceful drain within the grace period.
+`/metrics` on its own port, the service's periodic tasks and the runtime's retention purge
+(one replica at a time), and on SIGTERM a graceful drain within the grace period.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from services.runtime.interceptors import (
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
+from services.runtime.retention import retention_flow
 from services.runtime.tables import RuntimeTables
 
 log = logging.getLogger("asan.server")
@@ -117,6 +118,7 @@ class ServiceServer:
         self.periodic = PeriodicRunner(definition.name, self.database, self.registry)
         self._background: list[Background] = [
             *definition.register(self.server, self.runtime),
+            retention_flow(self.database, definition.runtime_tables, config.retention, self.registry),
         ]
         for item in self._background:
             if isinstance(item, PeriodicTask | PeriodicFlow):
