@@ -1,6 +1,7 @@
 """Idempotent mutating calls by client-chosen `request_id` (AIP-155).
 
-A key is kept for `RETENTION` (at least 24 hours): a replay within it returns the
+A completed key is kept for `RETENTION` (48 hours; ASAN_RETENTION_IDEMPOTENCY_HOURS, at least
+24), then purged by the runtime (services.runtime.retention): a replay within it returns the
 first response; the same id with other parameters, on another method or by another
 caller is INVALID_ARGUMENT, never a silent replay. The key row is written in the same
 transaction as the effect, so concurrent replays make exactly one effect.
