@@ -3,7 +3,6 @@ submitted payments whose acquirer answer was lost (the caller gave up retrying).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from services.runtime import protos
 from services.runtime.db import Database, utcnow
 from services.runtime.events import add_event
 from services.runtime.idempotency import Idempotency
+from services.runtime.periodic import Periodic, PeriodicFlow, PeriodicTask
 
 log = logging.getLogger("asan.payment.expiry")
 
@@ -118,23 +118,34 @@ def _record_settlement(
     return response
 
 
-async def sweep_forever(
+def sweeper_tasks(
     database: Database,
     acquirer: Acquirer,
     idempotency: Idempotency,
     metrics: PaymentMetrics,
     interval_seconds: float,
-) -> None:
-    while True:
-        try:
-            expired = await database.run(lambda s: expire_due_payments(s, utcnow()))
-            for service_code in expired:
-                metrics.entered(PaymentStatus.EXPIRED, service_code)
-            if expired:
-                log.info("expired unpaid payments", extra={"count": len(expired)})
-            settled = await settle_stale_submissions(database, acquirer, idempotency, metrics)
-            if settled:
-                log.info("settled stale submissions", extra={"count": settled})
-        except Exception:
-            log.exception("payment sweep failed; retrying next interval")
-        await asyncio.sleep(interval_seconds)
+) -> list[Periodic]:
+    """The sweeper as the runtime runs it, every `interval_seconds` in one replica at a time:
+    expiry in one transaction; settlement as a flow, since it asks the acquirer between
+    transactions."""
+
+    def count_expired(expired: list[str]) -> None:
+        for service_code in expired:
+            metrics.entered(PaymentStatus.EXPIRED, service_code)
+        if expired:
+            log.info("expired unpaid payments", extra={"count": len(expired)})
+
+    async def settle() -> None:
+        settled = await settle_stale_submissions(database, acquirer, idempotency, metrics)
+        if settled:
+            log.info("settled stale submissions", extra={"count": settled})
+
+    return [
+        PeriodicTask(
+            "expire_unpaid_payments",
+            interval_seconds,
+            lambda session: expire_due_payments(session, utcnow()),
+            committed=count_expired,
+        ),
+        PeriodicFlow("settle_stale_submissions", interval_seconds, settle),
+    ]

@@ -92,6 +92,41 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the runtime keeps its own rows, and how often and in what batches it purges them."""
+
+    interval_seconds: float
+    # A replay within this time returns the first response (AIP-155 asks for at least a day).
+    idempotency_hours: float
+    # Only published events go; the relay never loses one that has not been.
+    outbox_days: float
+    # Longer than any redelivery of an event may come, or it would be applied twice.
+    inbox_days: float
+    batch_rows: int
+
+    @classmethod
+    def from_env(cls) -> RetentionConfig:
+        config = cls(
+            interval_seconds=env_float("ASAN_RETENTION_INTERVAL_SECONDS", 3600.0),
+            idempotency_hours=env_float("ASAN_RETENTION_IDEMPOTENCY_HOURS", 48.0),
+            outbox_days=env_float("ASAN_RETENTION_OUTBOX_DAYS", 7.0),
+            inbox_days=env_float("ASAN_RETENTION_INBOX_DAYS", 30.0),
+            batch_rows=env_int("ASAN_RETENTION_BATCH_ROWS", 1000),
+        )
+        if config.interval_seconds <= 0:
+            raise ConfigError("ASAN_RETENTION_INTERVAL_SECONDS must be above 0")
+        if config.idempotency_hours < 24:
+            raise ConfigError("ASAN_RETENTION_IDEMPOTENCY_HOURS must be at least 24 (AIP-155)")
+        if config.outbox_days <= 0 or config.inbox_days < 1:
+            raise ConfigError(
+                "ASAN_RETENTION_OUTBOX_DAYS must be above 0, ASAN_RETENTION_INBOX_DAYS at least 1"
+            )
+        if config.batch_rows < 1:
+            raise ConfigError("ASAN_RETENTION_BATCH_ROWS must be at least 1")
+        return config
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """Settings of one service process; `<SERVICE>_` variables override the defaults."""
 
@@ -105,6 +140,7 @@ class ServiceConfig:
     log_level: str
     health_probe_seconds: float
     auth: AuthConfig
+    retention: RetentionConfig
 
     @classmethod
     def from_env(cls, service: str, grpc_port: int, metrics_port: int) -> ServiceConfig:
@@ -120,4 +156,5 @@ class ServiceConfig:
             log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
             health_probe_seconds=env_float("ASAN_HEALTH_PROBE_SECONDS", 5.0),
             auth=AuthConfig.from_env(),
+            retention=RetentionConfig.from_env(),
         )

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 principal_var: ContextVar[Principal | None] = ContextVar("principal", default=None)
+# Full name of the gRPC method being served ("/asan.payment.v1.PaymentService/CreatePayment").
+grpc_method_var: ContextVar[str | None] = ContextVar("grpc_method", default=None)
 
 
 def new_correlation_id() -> str:
@@ -19,3 +21,12 @@ def new_correlation_id() -> str:
 
 def current_correlation_id() -> str | None:
     return correlation_id_var.get()
+
+
+def current_grpc_method() -> str:
+    """The full name of the gRPC method this code serves; outside a call, an error (a key or a
+    log line on no method would pass silently)."""
+    method = grpc_method_var.get()
+    if method is None:
+        raise LookupError("no gRPC method in this context: this code runs outside a call")
+    return method

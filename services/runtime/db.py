@@ -18,8 +18,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Table,
+    TypeDecorator,
+    create_engine,
+    delete,
+    event,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
@@ -90,6 +103,10 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
 
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error."""
@@ -107,6 +124,22 @@ class Database:
         call = functools.partial(context.run, self.run_sync, unit_of_work)
         return await loop.run_in_executor(self._executor, call)
 
+    async def run_retrying_on_conflict(self, unit_of_work: Callable[[Session], T]) -> T:
+        """`run`, once more if a unique key was taken meanwhile: for a unit that reads a key and
+        inserts it when missing (an idempotency key). On PostgreSQL two first calls can both find
+        it missing; the loser's insert fails, and its second run finds the winner's row."""
+        try:
+            return await self.run(unit_of_work)
+        except IntegrityError:
+            return await self.run(unit_of_work)
+
+    async def run_blocking(self, call: Callable[[], T]) -> T:
+        """Runs `call` on the database threads, outside any transaction of this class: for
+        connections a caller manages itself (the lock of a periodic flow)."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, functools.partial(context.run, call))
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as connection:
@@ -116,12 +149,27 @@ class Database:
         return True
 
     async def ping_async(self) -> bool:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.ping)
+        return await self.run_blocking(self.ping)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+def delete_in_batch(session: Session, table: Table, condition: ColumnElement[bool], limit: int | None) -> int:
+    """Deletes the rows of `table` that meet `condition`, at most `limit` of them (all when None);
+    returns how many. A caller purging many rows loops over short transactions of one batch each,
+    so that no purge holds locks or grows the write-ahead log for long."""
+    if limit is None:
+        statement = delete(table).where(condition)
+    else:
+        key = list(table.primary_key.columns)
+        chosen = select(*key).where(condition).limit(limit)
+        # SQLite has no DELETE ... LIMIT by default: choose the rows by primary key instead.
+        in_batch = key[0].in_(chosen) if len(key) == 1 else tuple_(*key).in_(chosen)
+        statement = delete(table).where(in_batch)
+    result = session.execute(statement)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class UtcDateTime(TypeDecorator[datetime]):

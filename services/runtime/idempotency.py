@@ -1,6 +1,7 @@
 """Idempotent mutating calls by client-chosen `request_id` (AIP-155).
 
-A key is kept for `RETENTION` (at least 24 hours): a replay within it returns the
+A completed key is kept for `RETENTION` (48 hours; ASAN_RETENTION_IDEMPOTENCY_HOURS, at least
+24), then purged by the runtime (services.runtime.retention): a replay within it returns the
 first response; the same id with other parameters, on another method or by another
 caller is INVALID_ARGUMENT, never a silent replay. The key row is written in the same
 transaction as the effect, so concurrent replays make exactly one effect.
@@ -18,15 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.runtime.auth import Principal
-from services.runtime.db import Database, utcnow
+from services.runtime.context import current_grpc_method
+from services.runtime.db import Database, delete_in_batch, utcnow
 from services.runtime.errors import FieldViolation, InvalidArgument
 
 M = TypeVar("M", bound=Message)
@@ -50,17 +51,47 @@ class IdempotencyKey:
     fingerprint: str
 
 
+@overload
+def idempotency_key(
+    request: M,
+    principal: Principal | None,
+    *,
+    request_id_field: str = "request_id",
+    scrub: Callable[[M], None] | None = None,
+) -> IdempotencyKey: ...
+
+
+@overload
 def idempotency_key(
     method: str,
     request: M,
     principal: Principal | None,
     request_id_field: str = "request_id",
     scrub: Callable[[M], None] | None = None,
-) -> IdempotencyKey:
+) -> IdempotencyKey: ...
+
+
+def idempotency_key(*args: Any, **kwargs: Any) -> IdempotencyKey:
     """The key of a call: its request_id, plus a fingerprint of everything else it says.
+
+    The method is the current call's (`idempotency_key(request, principal)`); outside a call
+    that is an error, never a key on no method. The older form names it first
+    (`idempotency_key("/pkg.Service/Method", request, principal)`).
 
     `scrub` edits the copy that is fingerprinted, to leave out what must not be kept even as
     a hash (a card number: its digits are few enough to be found again from an unkeyed hash)."""
+    if args and isinstance(args[0], str):
+        return _key(*args, **kwargs)
+    return _key(current_grpc_method(), *args, **kwargs)
+
+
+def _key(
+    method: str,
+    request: M,
+    principal: Principal | None,
+    request_id_field: str = "request_id",
+    scrub: Callable[[M], None] | None = None,
+) -> IdempotencyKey:
     body = type(request)()
     body.CopyFrom(request)
     request_id: str = getattr(request, request_id_field)
@@ -171,17 +202,23 @@ class Idempotency:
             self.complete(session, key.request_id, response)
             return response
 
-        try:
-            return await database.run(unit)
-        except IntegrityError:
-            # A concurrent call with the same key committed first (PostgreSQL): replay it.
-            return await database.run(unit)
+        # A concurrent call with the same key may commit first (PostgreSQL): the rerun replays it.
+        return await database.run_retrying_on_conflict(unit)
 
-    def purge(self, session: Session, now: datetime | None = None) -> int:
-        """Deletes completed keys older than the retention period; returns how many. A pending
-        key stays until its call is settled, so that a late retry still resumes it."""
-        cutoff = (now or utcnow()) - RETENTION
-        result = session.execute(
-            delete(self.table).where(self.table.c.created_at < cutoff, self.table.c.response.is_not(None))
+    def purge(
+        self,
+        session: Session,
+        now: datetime | None = None,
+        *,
+        older_than: timedelta = RETENTION,
+        limit: int | None = None,
+    ) -> int:
+        """Deletes completed keys older than `older_than` (at most `limit` of them); returns how
+        many. A pending key stays until its call is settled, so that a late retry still resumes it."""
+        cutoff = (now or utcnow()) - older_than
+        return delete_in_batch(
+            session,
+            self.table,
+            (self.table.c.created_at < cutoff) & self.table.c.response.is_not(None),
+            limit,
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]

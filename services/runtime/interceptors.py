@@ -12,14 +12,15 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from typing import TYPE_CHECKING, Any, TypeAlias
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import grpc
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.runtime.auth import TokenVerifier, bearer_token
-from services.runtime.context import correlation_id_var, new_correlation_id, principal_var
+from services.runtime.context import correlation_id_var, grpc_method_var, new_correlation_id, principal_var
 from services.runtime.errors import ServiceError, Unauthenticated, internal_status
 
 log = logging.getLogger("asan.grpc")
@@ -27,6 +28,9 @@ log = logging.getLogger("asan.grpc")
 if TYPE_CHECKING:  # at run time these classes are not subscriptable
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+# What an interceptor works out once per method.
+F = TypeVar("F")
 
 # What a caller's x-request-id may be before it is echoed and logged; anything else is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -112,7 +116,14 @@ def wrap_handler(
     )
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):
+class _Interceptor(grpc.aio.ServerInterceptor, Generic[F]):
+    """An interceptor whose per-method facts (`bind_method`: metric children, whether a method is
+    open) and wrapped handler are made once, when a method is first called, not on every call."""
+
+    def __init__(self) -> None:
+        # method -> (the handler it wrapped, the wrapped handler)
+        self._bound: dict[str, tuple[Handler, Handler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
@@ -122,41 +133,51 @@ class _Interceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method: str = handler_call_details.method
+        bound = self._bound.get(method)
+        # The inner handler is the same object call after call (the servicer's, or the next
+        # interceptor's bound one); if it ever differs, bind afresh.
+        if bound is not None and bound[0] is handler:
+            return bound[1]
+        wrapped = self._bind(handler, method)
+        self._bound[method] = (handler, wrapped)
+        return wrapped
+
+    def _bind(self, handler: Handler, method: str) -> Handler:
         if handler.response_streaming:
             # The suite's own methods are unary; streaming ones (health Watch, reflection)
             # are only checked for a token where needed, not timed or counted.
             return self.wrap_stream(handler, method)
+        facts = self.bind_method(method, handler)
 
         async def around(call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context) -> Any:
-            return await self.around(call_next, request, context, method, handler)
+            return await self.around(call_next, request, context, facts)
 
         return wrap_handler(handler, around)
+
+    def bind_method(self, method: str, handler: Handler) -> F:
+        raise NotImplementedError
 
     def wrap_stream(self, handler: Handler, method: str) -> Handler:
         return handler
 
     async def around(
-        self,
-        call_next: Callable[[Any], Awaitable[Any]],
-        request: Any,
-        context: Context,
-        method: str,
-        handler: Handler,
+        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: F
     ) -> Any:
         raise NotImplementedError
 
 
-class CorrelationInterceptor(_Interceptor):
-    """Takes `x-request-id` from the caller (or makes one), returns it, and logs each call."""
+class CorrelationInterceptor(_Interceptor[str]):
+    """Takes `x-request-id` from the caller (or makes one), returns it, and logs each call.
+    Being outermost, it also makes the method known to the call's code (`grpc_method_var`)."""
+
+    def bind_method(self, method: str, handler: Handler) -> str:
+        return method
 
     async def around(
-        self,
-        call_next: Callable[[Any], Awaitable[Any]],
-        request: Any,
-        context: Context,
-        method: str,
-        handler: Handler,
+        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: str
     ) -> Any:
+        method = facts
+        grpc_method_var.set(method)
         offered = metadata_value(context, "x-request-id")
         correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
         correlation_id_var.set(correlation_id)
@@ -179,10 +200,25 @@ class CorrelationInterceptor(_Interceptor):
             )
 
 
-class MetricsInterceptor(_Interceptor):
+@dataclass
+class _MethodMetrics:
+    """The metric children of one method, looked up once."""
+
+    started: Any
+    received: Any
+    sent: Any
+    handling: Any
+    labels: tuple[str, str, str]
+    # By code, made when a code first occurs: only codes that happened are exported.
+    handled: dict[grpc.StatusCode, Any]
+    streams_requests: bool
+
+
+class MetricsInterceptor(_Interceptor[_MethodMetrics]):
     """go-grpc-prometheus metric names and labels, so that stock dashboards and alerts work."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
         labels = ["grpc_type", "grpc_service", "grpc_method"]
         self.started = Counter(
             "grpc_server_started_total",
@@ -217,28 +253,35 @@ class MetricsInterceptor(_Interceptor):
             registry=registry,
         )
 
+    def bind_method(self, method: str, handler: Handler) -> _MethodMetrics:
+        service, name = split_method(method)
+        labels = (rpc_type(handler), service, name)
+        return _MethodMetrics(
+            started=self.started.labels(*labels),
+            received=self.received.labels(*labels),
+            sent=self.sent.labels(*labels),
+            handling=self.handling.labels(*labels),
+            labels=labels,
+            handled={},
+            streams_requests=bool(handler.request_streaming),
+        )
+
     async def around(
         self,
         call_next: Callable[[Any], Awaitable[Any]],
         request: Any,
         context: Context,
-        method: str,
-        handler: Handler,
+        facts: _MethodMetrics,
     ) -> Any:
-        service, name = split_method(method)
-        labels = (rpc_type(handler), service, name)
-        self.started.labels(*labels).inc()
-        if not handler.request_streaming:
-            self.received.labels(*labels).inc()
+        facts.started.inc()
+        if not facts.streams_requests:
+            facts.received.inc()
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
             result = await call_next(request)
             code = context.code() or grpc.StatusCode.OK
-            if handler.response_streaming:
-                self.sent.labels(*labels).inc(len(result))
-            else:
-                self.sent.labels(*labels).inc()
+            facts.sent.inc()  # a unary response (streaming responses are not wrapped)
             return result
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -246,24 +289,27 @@ class MetricsInterceptor(_Interceptor):
         finally:
             if not isinstance(code, grpc.StatusCode):
                 code = grpc.StatusCode.UNKNOWN
-            self.handled.labels(*labels, GO_CODE_NAMES[code]).inc()
-            self.handling.labels(*labels).observe(time.perf_counter() - started)
+            handled = facts.handled.get(code)
+            if handled is None:
+                handled = facts.handled[code] = self.handled.labels(*facts.labels, GO_CODE_NAMES[code])
+            handled.inc()
+            facts.handling.observe(time.perf_counter() - started)
 
 
-class ErrorInterceptor(_Interceptor):
+class ErrorInterceptor(_Interceptor[str]):
     """ServiceError → its google.rpc.Status; any other exception → INTERNAL, logged, no details."""
 
     def __init__(self, service: str) -> None:
+        super().__init__()
         self.service = service
 
+    def bind_method(self, method: str, handler: Handler) -> str:
+        return method
+
     async def around(
-        self,
-        call_next: Callable[[Any], Awaitable[Any]],
-        request: Any,
-        context: Context,
-        method: str,
-        handler: Handler,
+        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: str
     ) -> Any:
+        method = facts
         try:
             return await call_next(request)
         except ServiceError as error:
@@ -277,7 +323,7 @@ class ErrorInterceptor(_Interceptor):
             await context.abort_with_status(rpc_status.to_status(internal_status()))
 
 
-class AuthInterceptor(_Interceptor):
+class AuthInterceptor(_Interceptor[bool]):
     """Verifies the bearer token of every call; the principal is then in `principal_var`.
 
     `public_methods` (full names: the contract's anonymous methods) accept calls without a
@@ -285,31 +331,31 @@ class AuthInterceptor(_Interceptor):
     """
 
     def __init__(self, service: str, verifier: TokenVerifier, public_methods: Collection[str] = ()) -> None:
+        super().__init__()
         self.service = service
         self.verifier = verifier
         self.public_methods = frozenset(public_methods)
 
-    def authenticate(self, context: Context, method: str) -> None:
+    def bind_method(self, method: str, handler: Handler) -> bool:
+        """Whether the method is open: callable without a token."""
         service, _ = split_method(method)
+        return service in UNAUTHENTICATED_SERVICES or method in self.public_methods
+
+    def authenticate(self, context: Context, open_method: bool) -> None:
         header = metadata_value(context, "authorization")
-        open_method = service in UNAUTHENTICATED_SERVICES or method in self.public_methods
         if header is None and open_method:
             principal_var.set(None)
         else:
             principal_var.set(self.verifier.verify(bearer_token(header)))
 
     def wrap_stream(self, handler: Handler, method: str) -> Handler:
-        return _stream_guard(handler, self.service, lambda context: self.authenticate(context, method))
+        open_method = self.bind_method(method, handler)
+        return _stream_guard(handler, self.service, lambda context: self.authenticate(context, open_method))
 
     async def around(
-        self,
-        call_next: Callable[[Any], Awaitable[Any]],
-        request: Any,
-        context: Context,
-        method: str,
-        handler: Handler,
+        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: bool
     ) -> Any:
-        self.authenticate(context, method)
+        self.authenticate(context, open_method=facts)
         return await call_next(request)
 
 

@@ -2,7 +2,8 @@
 
 `serve(definition)` is what `python -m services.<name> serve` runs: JSON logs, the
 database, interceptors, health (SERVING only while the database answers), reflection,
-`/metrics` on its own port, and on SIGTERM a graceful drain within the grace period.
+`/metrics` on its own port, the service's periodic tasks and the runtime's retention purge
+(one replica at a time), and on SIGTERM a graceful drain within the grace period.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import contextlib
 import logging
 import math
 import signal
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -38,9 +39,15 @@ from services.runtime.interceptors import (
 )
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
+from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
+from services.runtime.retention import retention_flow
 from services.runtime.tables import RuntimeTables
 
 log = logging.getLogger("asan.server")
+
+
+# What a service runs in the background of its server.
+Background: TypeAlias = PeriodicTask[Any] | PeriodicFlow | Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -65,9 +72,10 @@ class ServiceDefinition:
     migrations: Path
     # Full names of the gRPC services it serves, for health and reflection.
     grpc_services: tuple[str, ...]
-    # Adds the servicers to the server; returns the background loops to run while serving
-    # (sweepers and the like), which are cancelled on shutdown.
-    register: Callable[[grpc.aio.Server, ServiceRuntime], list[Callable[[], Coroutine[Any, Any, None]]]]
+    # Adds the servicers to the server; returns what to run in the background while serving
+    # (cancelled on shutdown): periodic tasks (services.runtime.periodic), which the runtime
+    # schedules in one replica at a time, and any other loop as a coroutine function.
+    register: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[Background]]
     # Settings `make run` gives the service's event worker on one machine (sandbox switches).
     local_worker_env: Mapping[str, str] = field(default_factory=dict)
 
@@ -107,7 +115,14 @@ class ServiceServer:
             options=[("grpc.so_reuseport", 0)],
         )
         self.runtime = ServiceRuntime(config, self.database, self.registry, self.verifier)
-        self._background = definition.register(self.server, self.runtime)
+        self.periodic = PeriodicRunner(definition.name, self.database, self.registry)
+        self._background: list[Background] = [
+            *definition.register(self.server, self.runtime),
+            retention_flow(self.database, definition.runtime_tables, config.retention, self.registry),
+        ]
+        for item in self._background:
+            if isinstance(item, PeriodicTask | PeriodicFlow):
+                self.periodic.declare(item)
         self._tasks: list[asyncio.Task[None]] = []
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -148,8 +163,14 @@ class ServiceServer:
         await self._probe_database()
         await self.server.start()
         self._tasks = [asyncio.create_task(self._probe_forever())]
-        self._tasks += [asyncio.create_task(loop()) for loop in self._background]
+        self._tasks += [asyncio.create_task(self._run_background(item)) for item in self._background]
         log.info("serving", extra={"grpc_port": self.port, "metrics_port": self.metrics_port})
+
+    async def _run_background(self, item: Background) -> None:
+        if isinstance(item, PeriodicTask | PeriodicFlow):
+            await self.periodic.run_forever(item)
+        else:
+            await item()
 
     async def _probe_database(self) -> None:
         ok = await self.database.ping_async()

@@ -54,6 +54,8 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("event_id", String(36), primary_key=True),
         Column("event_type", String(100), nullable=False),
         Column("received_at", UtcDateTime, nullable=False),
+        # The retention purge deletes by age.
+        Index("ix_inbox_received_at", "received_at"),
     )
     idempotency_keys = Table(
         "idempotency_keys",

@@ -3,7 +3,6 @@ reported once (VisaApplicationOverdue) and flagged, so that the next sweep skips
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -11,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from asan.visa.v1 import events_pb2, visa_pb2
 from services.runtime import protos
-from services.runtime.db import Database, utcnow
+from services.runtime.db import utcnow
 from services.runtime.enums import proto_value
 from services.runtime.events import add_event
+from services.runtime.periodic import PeriodicTask
 from services.visa import queries
 from services.visa.metrics import VisaMetrics
 from services.visa.tables import runtime_tables
@@ -43,14 +43,18 @@ def flag_overdue(session: Session, now: datetime) -> list[str]:
     return speeds
 
 
-async def sweep_forever(database: Database, metrics: VisaMetrics, interval_seconds: float) -> None:
-    while True:
-        try:
-            speeds = await database.run(lambda s: flag_overdue(s, utcnow()))
-            for speed in speeds:
-                metrics.overdue_raised.labels(speed).inc()
-            if speeds:
-                log.warning("applications overdue", extra={"count": len(speeds)})
-        except Exception:
-            log.exception("overdue sweep failed; retrying next interval")
-        await asyncio.sleep(interval_seconds)
+def overdue_task(metrics: VisaMetrics, interval_seconds: float) -> PeriodicTask[list[str]]:
+    """The sweep as the runtime runs it: every `interval_seconds`, in one replica at a time."""
+
+    def count_overdue(speeds: list[str]) -> None:
+        for speed in speeds:
+            metrics.overdue_raised.labels(speed).inc()
+        if speeds:
+            log.warning("applications overdue", extra={"count": len(speeds)})
+
+    return PeriodicTask(
+        "flag_overdue_applications",
+        interval_seconds,
+        lambda session: flag_overdue(session, utcnow()),
+        committed=count_overdue,
+    )

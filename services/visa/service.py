@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import grpc
 
 from asan.visa.v1 import visa_service_pb2, visa_service_pb2_grpc
 from services.runtime.config import env_float, env_str
 from services.runtime.credentials import ServiceCredentials
-from services.runtime.server import ServiceDefinition, ServiceRuntime
+from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 from services.visa.access import DECIDING_AGENCY
 from services.visa.metrics import VisaMetrics
-from services.visa.overdue import sweep_forever
+from services.visa.overdue import overdue_task
 from services.visa.payments import FeeDesk
 from services.visa.servicer import VisaServicer
 from services.visa.signing import VisaSigner
@@ -23,9 +21,7 @@ from services.visa.tables import Base, runtime_tables
 SERVICE_NAME = visa_service_pb2.DESCRIPTOR.services_by_name["VisaService"].full_name
 
 
-def register(
-    server: grpc.aio.Server, runtime: ServiceRuntime
-) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Background]:
     metrics = VisaMetrics(runtime.registry, runtime.database)
     # Visa pays through payment as DMX's service account: the e-visa fees are DMX's.
     credentials = ServiceCredentials.from_env("visa", runtime.config.auth, default_agency=DECIDING_AGENCY)
@@ -33,7 +29,7 @@ def register(
     servicer = VisaServicer(runtime.database, fees, VisaSigner.from_env(), metrics)
     visa_service_pb2_grpc.add_VisaServiceServicer_to_server(servicer, server)
     sweep_seconds = env_float("VISA_OVERDUE_SWEEP_SECONDS", 60.0)
-    return [lambda: sweep_forever(runtime.database, metrics, sweep_seconds), fees.hold_until_shutdown]
+    return [overdue_task(metrics, sweep_seconds), fees.hold_until_shutdown]
 
 
 definition = ServiceDefinition(

@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from asan.common.v1 import identifiers_pb2, money_pb2
@@ -23,7 +24,13 @@ from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb
 from services.payment.service import SERVICE_NAME, definition
 from services.runtime.auth import PrincipalKind
 from services.runtime.config import AuthConfig
-from services.runtime.interceptors import GO_CODE_NAMES
+from services.runtime.interceptors import (
+    GO_CODE_NAMES,
+    AuthInterceptor,
+    CorrelationInterceptor,
+    ErrorInterceptor,
+    MetricsInterceptor,
+)
 from services.runtime.tokens import ensure_keypair, mint
 from tests.runtime.serversupport import (
     CITIZEN,
@@ -347,3 +354,42 @@ async def test_health_watch_answers_without_a_token_and_refuses_a_bad_one(paymen
         await with_bad_token.read()
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert (await error_info(with_bad_token)).reason == "TOKEN_MALFORMED"
+
+
+# --- Cost per call -------------------------------------------------------------------------------
+
+
+class _CallDetails(grpc.HandlerCallDetails):
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
+
+
+async def test_each_interceptor_binds_a_method_once_and_reuses_it_on_later_calls(
+    payment: RunningService,
+) -> None:
+    """Wrapping a handler and looking up its metric children on every call costs CPU on the hot
+    path: the wrapped handler is made on the first call and handed out again after."""
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(echo)
+
+    async def continuation(details: grpc.HandlerCallDetails) -> Any:
+        return handler
+
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        CorrelationInterceptor(),
+        MetricsInterceptor(CollectorRegistry()),
+        ErrorInterceptor("test"),
+        AuthInterceptor("test", payment.server.verifier),
+    ]
+    for interceptor in interceptors:
+        first = await interceptor.intercept_service(continuation, _CallDetails("/test.v1.Echo/Echo"))
+        again = await interceptor.intercept_service(continuation, _CallDetails("/test.v1.Echo/Echo"))
+        other = await interceptor.intercept_service(continuation, _CallDetails("/test.v1.Echo/Other"))
+
+        assert first is again, type(interceptor).__name__
+        assert first is not handler
+        assert other is not first

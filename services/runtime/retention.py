@@ -1,0 +1,109 @@
+"""Retention of the runtime's own rows: each kept for as long as it is needed, then purged.
+
+- Idempotency keys: a completed key after ASAN_RETENTION_IDEMPOTENCY_HOURS (48: the README's
+  promise); a pending key stays until its call is settled, so that a late retry resumes it.
+- Outbox: a row published more than ASAN_RETENTION_OUTBOX_DAYS (7) ago; never an unpublished one.
+- Inbox: a row received more than ASAN_RETENTION_INBOX_DAYS (30) ago, long after any redelivery
+  of its event (a purged row would let a redelivery apply the event twice).
+
+The server runs the purge for every service (`retention_flow`), every
+ASAN_RETENTION_INTERVAL_SECONDS, in batches of ASAN_RETENTION_BATCH_ROWS rows, one short
+transaction each. After purging it counts each table's rows for `asan_runtime_table_rows`: one
+count per interval by the replica that purged, instead of one per scrape by every replica.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.runtime.config import RetentionConfig
+from services.runtime.db import Database, delete_in_batch, utcnow
+from services.runtime.idempotency import Idempotency
+from services.runtime.periodic import PeriodicFlow
+from services.runtime.tables import RuntimeTables
+
+log = logging.getLogger("asan.retention")
+
+TASK_NAME = "retention"
+
+
+def _batches(
+    tables: RuntimeTables, config: RetentionConfig, now: datetime
+) -> dict[str, Callable[[Session], int]]:
+    """By table, a unit of work that deletes one batch of expired rows and says how many."""
+    outbox, inbox, limit = tables.outbox, tables.inbox, config.batch_rows
+    keys = Idempotency(tables.idempotency_keys)
+    key_age = timedelta(hours=config.idempotency_hours)
+    # A NULL published_at (not relayed yet) is never below the cutoff.
+    published_long_ago = outbox.c.published_at < now - timedelta(days=config.outbox_days)
+    received_long_ago = inbox.c.received_at < now - timedelta(days=config.inbox_days)
+    return {
+        keys.table.name: lambda session: keys.purge(session, now, older_than=key_age, limit=limit),
+        outbox.name: lambda session: delete_in_batch(session, outbox, published_long_ago, limit),
+        inbox.name: lambda session: delete_in_batch(session, inbox, received_long_ago, limit),
+    }
+
+
+async def purge_runtime_tables(
+    database: Database, tables: RuntimeTables, config: RetentionConfig, now: datetime | None = None
+) -> dict[str, int]:
+    """Deletes what has outlived its retention, batch by batch; returns the rows deleted by table."""
+    deleted: dict[str, int] = {}
+    for table, batch in _batches(tables, config, now or utcnow()).items():
+        deleted[table] = 0
+        while True:
+            count = await database.run(batch)
+            deleted[table] += count
+            if count < config.batch_rows:
+                break
+    return deleted
+
+
+def count_runtime_rows(session: Session, tables: RuntimeTables) -> dict[str, int]:
+    return {
+        table.name: session.execute(select(func.count()).select_from(table)).scalar_one()
+        for table in (tables.outbox, tables.inbox, tables.idempotency_keys)
+    }
+
+
+class RetentionMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rows = Gauge(
+            "asan_runtime_table_rows",
+            "Rows in a runtime table (outbox, inbox, idempotency_keys), counted after each purge "
+            "by the replica that purged.",
+            ["table"],
+            registry=registry,
+        )
+        self.purged = Counter(
+            "asan_runtime_rows_purged_total",
+            "Rows the retention purge deleted from a runtime table.",
+            ["table"],
+            registry=registry,
+        )
+
+
+def retention_flow(
+    database: Database, tables: RuntimeTables, config: RetentionConfig, registry: CollectorRegistry
+) -> PeriodicFlow:
+    """The purge as the server runs it for every service: a flow, since each batch is a
+    transaction of its own and the lock must cover them all."""
+    metrics = RetentionMetrics(registry)
+
+    async def purge_and_count() -> None:
+        deleted = await purge_runtime_tables(database, tables, config)
+        for table, count in deleted.items():
+            metrics.purged.labels(table).inc(count)
+        if any(deleted.values()):
+            log.info("purged runtime rows", extra={f"purged_{table}": n for table, n in deleted.items()})
+        counts = await database.run(lambda session: count_runtime_rows(session, tables))
+        for table, count in counts.items():
+            metrics.rows.labels(table).set(count)
+
+    return PeriodicFlow(TASK_NAME, config.interval_seconds, purge_and_count)

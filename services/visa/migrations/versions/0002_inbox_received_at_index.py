@@ -1,0 +1,26 @@
+"""An index on inbox.received_at, for the runtime's retention purge (rows deleted by age).
+
+A database created since has it already, since revision 0001 creates the runtime tables as
+services.runtime.tables defines them now; hence IF NOT EXISTS.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-28
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_inbox_received_at", "inbox", ["received_at"], if_not_exists=True)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_inbox_received_at", table_name="inbox", if_exists=True)
