@@ -22,7 +22,7 @@ from services.payment.charges import charge_key, payment_message, record_charge
 from services.payment.metrics import PaymentMetrics
 from services.payment.states import PaymentStatus, ensure_not_expired, ensure_transition
 from services.payment.tables import PaymentRow
-from services.payment.two_phase import at_acquirer, run_claiming
+from services.payment.two_phase import at_acquirer
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
 from services.runtime.idempotency import PENDING, Idempotency, IdempotencyKey
@@ -75,7 +75,7 @@ class ConfirmationFlow:
                 submitted_now=claimed is not PENDING,
             )
 
-        first = await run_claiming(self.database, submit)
+        first = await self.database.run_retrying_on_conflict(submit)
         if isinstance(first, payment_pb2.Payment):
             return first
         if first.submitted_now:
@@ -95,7 +95,7 @@ class ConfirmationFlow:
             recorded = True
             return response
 
-        response = await run_claiming(self.database, record)
+        response = await self.database.run_retrying_on_conflict(record)
         if recorded:
             self.metrics.charged(response)
         return response

@@ -23,7 +23,7 @@ from services.payment.metrics import PaymentMetrics
 from services.payment.refund_rules import NewRefund, check_refund, ensure_refundable
 from services.payment.states import PaymentStatus
 from services.payment.tables import PaymentRow, RefundRow, runtime_tables
-from services.payment.two_phase import at_acquirer, run_claiming
+from services.payment.two_phase import at_acquirer
 from services.runtime import protos
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
@@ -80,7 +80,7 @@ class RefundFlow:
                 )
             return _intent(payment, refund)
 
-        reserved = await run_claiming(self.database, reserve)
+        reserved = await self.database.run_retrying_on_conflict(reserve)
         if isinstance(reserved, payment_pb2.Refund):
             return reserved
         acquirer_refund_id = await self._refund(reserved, key.request_id)
@@ -99,7 +99,7 @@ class RefundFlow:
             recorded = True
             return response
 
-        response = await run_claiming(self.database, record)
+        response = await self.database.run_retrying_on_conflict(record)
         if recorded:
             self.metrics.amount.labels("refunded", reserved.service_code, response.amount.currency_code).inc(
                 response.amount.minor_units

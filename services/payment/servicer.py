@@ -40,7 +40,6 @@ from services.runtime.paging import (
 from services.runtime.validation import Violations, check_request_id
 
 # The idempotency keys' method names: a request_id is bound to one method.
-_METHOD = "/asan.payment.v1.PaymentService/"
 
 
 class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
@@ -78,7 +77,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
     ) -> payment_pb2.Payment:
         principal = require_principal()
         new = requests.new_payment(request)
-        key = idempotency_key(_METHOD + "CreatePayment", request, principal)
+        key = idempotency_key(request, principal)
         created = False  # metrics count the payment once, not every replay
 
         def create(session: Session) -> payment_pb2.Payment:
@@ -134,7 +133,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         # Public: a foreign payer has no token, only the payment's confirmation secret.
         principal = principal_var.get()
         card = requests.card(request, today=baku_date(utcnow()))
-        key = idempotency_key(_METHOD + "ConfirmPayment", request, principal, scrub=requests.scrub_card)
+        key = idempotency_key(request, principal, scrub=requests.scrub_card)
         return await self.confirmation.confirm(
             key, principal, request.payment_id, request.confirmation_secret, card
         )
@@ -147,7 +146,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         requests.check_payment_id(violations, request.payment_id)
         check_request_id(violations, request.request_id)
         violations.raise_if_any()
-        key = idempotency_key(_METHOD + "CancelPayment", request, principal)
+        key = idempotency_key(request, principal)
         cancelled = False  # metrics count the cancellation once, not every replay
 
         def cancel(session: Session) -> payment_pb2.Payment:
@@ -173,7 +172,7 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
     ) -> payment_pb2.Refund:
         principal = require_principal()
         refund = requests.new_refund(request)
-        key = idempotency_key(_METHOD + "RefundPayment", request, principal)
+        key = idempotency_key(request, principal)
         return await self.refunds.refund(key, principal, request.payment_id, refund)
 
     # --- Receipts and reconciliation ---------------------------------------------------------

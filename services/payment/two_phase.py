@@ -3,7 +3,8 @@
 Each flow runs two transactions with the acquirer's call between them: the first records the
 intent, the second the outcome, so that no lock is held while the acquirer answers and a retry
 with the same request_id resumes instead of moving money twice. Both transactions claim the
-request's idempotency key, and the acquirer is called the same way by both flows.
+request's idempotency key (`Database.run_retrying_on_conflict`: two first attempts can race to
+insert it), and the acquirer is called the same way by both flows.
 """
 
 from __future__ import annotations
@@ -12,25 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from services.payment.acquirer import AcquirerUnavailable
 from services.payment.metrics import PaymentMetrics
-from services.runtime.db import Database
 from services.runtime.errors import Unavailable
 
-T = TypeVar("T")
 R = TypeVar("R")
-
-
-async def run_claiming(database: Database, unit: Callable[[Session], T]) -> T:
-    """Runs a unit that claims an idempotency key; on PostgreSQL two first attempts can race
-    to insert the key, and the loser runs again to find the winner's."""
-    try:
-        return await database.run(unit)
-    except IntegrityError:
-        return await database.run(unit)
 
 
 async def at_acquirer(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, TypeVar, overload
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import Table, insert, select, update
@@ -51,47 +51,21 @@ class IdempotencyKey:
     fingerprint: str
 
 
-@overload
 def idempotency_key(
     request: M,
     principal: Principal | None,
     *,
     request_id_field: str = "request_id",
     scrub: Callable[[M], None] | None = None,
-) -> IdempotencyKey: ...
-
-
-@overload
-def idempotency_key(
-    method: str,
-    request: M,
-    principal: Principal | None,
-    request_id_field: str = "request_id",
-    scrub: Callable[[M], None] | None = None,
-) -> IdempotencyKey: ...
-
-
-def idempotency_key(*args: Any, **kwargs: Any) -> IdempotencyKey:
+    method: str | None = None,
+) -> IdempotencyKey:
     """The key of a call: its request_id, plus a fingerprint of everything else it says.
 
-    The method is the current call's (`idempotency_key(request, principal)`); outside a call
-    that is an error, never a key on no method. The older form names it first
-    (`idempotency_key("/pkg.Service/Method", request, principal)`).
-
-    `scrub` edits the copy that is fingerprinted, to leave out what must not be kept even as
-    a hash (a card number: its digits are few enough to be found again from an unkeyed hash)."""
-    if args and isinstance(args[0], str):
-        return _key(*args, **kwargs)
-    return _key(current_grpc_method(), *args, **kwargs)
-
-
-def _key(
-    method: str,
-    request: M,
-    principal: Principal | None,
-    request_id_field: str = "request_id",
-    scrub: Callable[[M], None] | None = None,
-) -> IdempotencyKey:
+    The method is the current call's; outside a call it must be named (`method=`), never a key
+    on no method. `scrub` edits the copy that is fingerprinted, to leave out what must not be
+    kept even as a hash (a card number: its digits are few enough to be found again from an
+    unkeyed hash)."""
+    method = method if method is not None else current_grpc_method()
     body = type(request)()
     body.CopyFrom(request)
     request_id: str = getattr(request, request_id_field)

@@ -33,8 +33,6 @@ from services.visa.payments import FeeDesk
 from services.visa.signing import VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow, runtime_tables
 
-_METHOD = "/asan.visa.v1.VisaService/"
-
 
 class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
     def __init__(self, database: Database, fees: FeeDesk, signer: VisaSigner, metrics: VisaMetrics) -> None:
@@ -51,7 +49,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
     ) -> visa_service_pb2.CreateApplicationResponse:
         violations = Violations()
         new = requests.new_application(request, violations)
-        key = idempotency_key(_METHOD + "CreateApplication", request, None)
+        key = idempotency_key(request, None)
         return await applying.create_application(
             self.database, self.idempotency, self.fees, key=key, new=new, violations=violations
         )
@@ -128,7 +126,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         violations = Violations()
         decision = requests.approval(request, violations)
         violations.raise_if_any()
-        key = idempotency_key(_METHOD + "ApproveApplicant", request, principal)
+        key = idempotency_key(request, principal)
         return await self._decide(key, principal, decision)
 
     async def RefuseApplicant(
@@ -139,7 +137,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         violations = Violations()
         decision = requests.refusal(request, violations)
         violations.raise_if_any()
-        key = idempotency_key(_METHOD + "RefuseApplicant", request, principal)
+        key = idempotency_key(request, principal)
         return await self._decide(key, principal, decision)
 
     async def _decide(
@@ -202,7 +200,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         violations = Violations()
         requests.check_entry(request, violations)
         violations.raise_if_any()
-        key = idempotency_key(_METHOD + "RecordEntry", request, principal)
+        key = idempotency_key(request, principal)
         return await self.idempotency.run(
             self.database,
             key,
@@ -252,7 +250,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         principal = require_principal()
         access.ensure_admin(principal)
         change = requests.policy_change(request, Violations())
-        key = idempotency_key(_METHOD + "UpdateCountryPolicy", request, principal)
+        key = idempotency_key(request, principal)
         return await self.idempotency.run(
             self.database,
             key,
@@ -278,7 +276,7 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         violations = Violations()
         days = requests.holiday_calendar(request, violations)
         violations.raise_if_any()
-        key = idempotency_key(_METHOD + "UpdateHolidayCalendar", request, principal)
+        key = idempotency_key(request, principal)
         return await self.idempotency.run(
             self.database,
             key,

@@ -302,7 +302,7 @@ def test_the_card_number_and_cvc_are_left_out_of_the_confirm_fingerprint() -> No
     other.CopyFrom(one)
     other.card.number, other.card.cvc = "4000056655661111", "999"  # same last four digits
 
-    scrubbed = [idempotency_key(method, request, None, scrub=scrub_card) for request in (one, other)]
+    scrubbed = [idempotency_key(request, None, scrub=scrub_card, method=method) for request in (one, other)]
     assert scrubbed[0].fingerprint == scrubbed[1].fingerprint
-    assert idempotency_key(method, one, None).fingerprint != scrubbed[0].fingerprint
+    assert idempotency_key(one, None, method=method).fingerprint != scrubbed[0].fingerprint
     assert one.card.number == "4444333322221111"  # the request itself is untouched

@@ -32,7 +32,7 @@ class KeysOfTheCall(PaymentServicer):
         principal = principal_var.get()
         self.made.append(idempotency_key(request, principal))
         self.made.append(await self.database.run(lambda _: idempotency_key(request, principal)))
-        self.made.append(idempotency_key(CANCEL, request, principal))
+        self.made.append(idempotency_key(request, principal, method=CANCEL))
         return payment_pb2.Payment()
 
 
