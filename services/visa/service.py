@@ -14,6 +14,7 @@ from services.visa.access import DECIDING_AGENCY
 from services.visa.metrics import VisaMetrics
 from services.visa.overdue import overdue_task
 from services.visa.payments import FeeDesk
+from services.visa.rendering import DocumentRenderer
 from services.visa.servicer import VisaServicer
 from services.visa.signing import VisaSigner
 from services.visa.tables import Base, runtime_tables
@@ -26,10 +27,11 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     # Visa pays through payment as DMX's service account: the e-visa fees are DMX's.
     credentials = ServiceCredentials.from_env("visa", runtime.config.auth, default_agency=DECIDING_AGENCY)
     fees = FeeDesk(env_str("VISA_PAYMENT_TARGET", "127.0.0.1:50051"), credentials)
-    servicer = VisaServicer(runtime.database, fees, VisaSigner.from_env(), metrics)
+    renderer = DocumentRenderer.from_env()
+    servicer = VisaServicer(runtime.database, fees, VisaSigner.from_env(), metrics, renderer)
     visa_service_pb2_grpc.add_VisaServiceServicer_to_server(servicer, server)
     sweep_seconds = env_float("VISA_OVERDUE_SWEEP_SECONDS", 60.0)
-    return [overdue_task(metrics, sweep_seconds), fees.hold_until_shutdown]
+    return [overdue_task(metrics, sweep_seconds), fees.hold_until_shutdown, renderer.hold_until_shutdown]
 
 
 definition = ServiceDefinition(

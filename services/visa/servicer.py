@@ -26,20 +26,29 @@ from services.runtime.paging import (
 )
 from services.runtime.validation import Violations
 from services.visa import access, applying, border, convert, decisions, queries, reference, requests
-from services.visa.document import evisa_document
+from services.visa.document import EVisaDocument, evisa_document
 from services.visa.domain import Decision, StateConflict
 from services.visa.metrics import VisaMetrics
 from services.visa.payments import FeeDesk
+from services.visa.rendering import DocumentRenderer
 from services.visa.signing import VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow, runtime_tables
 
 
 class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
-    def __init__(self, database: Database, fees: FeeDesk, signer: VisaSigner, metrics: VisaMetrics) -> None:
+    def __init__(
+        self,
+        database: Database,
+        fees: FeeDesk,
+        signer: VisaSigner,
+        metrics: VisaMetrics,
+        renderer: DocumentRenderer,
+    ) -> None:
         self.database = database
         self.fees = fees
         self.signer = signer
         self.metrics = metrics
+        self.renderer = renderer
         self.idempotency = Idempotency(runtime_tables.idempotency_keys)
 
     # --- Applying (applicants have no token) ---------------------------------------------------
@@ -75,15 +84,16 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         requests.check_application_pair(violations, request.application_number, request.passport_number)
         violations.raise_if_any()
 
-        def read(session: Session) -> visa_pb2.EVisa:
+        def read(session: Session) -> EVisaDocument:
             application, applicant = _applicant(session, request.application_number, request.passport_number)
-            visa = convert.evisa(applicant, application)
-            if visa is None:
+            country = queries.current_policy_row(session, applicant.nationality)
+            document = evisa_document(applicant, application, country.name if country else "")
+            if document is None:
                 raise _no_visa_yet(applicant)
-            return visa
+            return document
 
-        visa = await self.database.run(read)
-        return httpbody_pb2.HttpBody(content_type="application/pdf", data=evisa_document(visa))
+        document = await self.database.run(read)
+        return httpbody_pb2.HttpBody(content_type="application/pdf", data=await self.renderer.pdf(document))
 
     # --- Review --------------------------------------------------------------------------------
 
