@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import segno
 from google.api import annotations_pb2, http_pb2
+from PIL import Image
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
@@ -334,9 +335,7 @@ def _row(pdf: Canvas, top: float, row: _Row) -> float:
 def _verification(pdf: Canvas, top: float, visa: EVisaDocument) -> None:
     """The QR code on the left; on its right the key id, how to verify, and the code in
     characters for a reader without a camera."""
-    pdf.drawImage(
-        ImageReader(io.BytesIO(qr_png(visa.verification_code))), MARGIN, top - QR_SIZE, QR_SIZE, QR_SIZE
-    )
+    pdf.drawImage(ImageReader(qr_image(visa.verification_code)), MARGIN, top - QR_SIZE, QR_SIZE, QR_SIZE)
     x = MARGIN + QR_SIZE + 5 * mm
     width = PAGE_WIDTH - MARGIN - x
     column = _Column(pdf, x, width)
@@ -411,9 +410,9 @@ def _pieces(word: str, font: str, size: float, width: float) -> Iterator[str]:
     yield piece
 
 
-def qr_png(code: str) -> bytes:
-    """The code as a black and white PNG, quiet zone included, whole pixels per module so
-    that it stays sharp when printed."""
+def qr_image(code: str) -> Image.Image:
+    """The code in black and white (grey scale: a third of the bytes of colour), quiet zone
+    included, whole pixels per module so that it stays sharp when printed."""
     buffer = io.BytesIO()
     segno.make_qr(code, error="m").save(buffer, kind="png", scale=QR_PIXELS_PER_MODULE, border=4)
-    return buffer.getvalue()
+    return Image.open(buffer).convert("L")

@@ -5,7 +5,9 @@ still take the interpreter from the event loop, so that health checks and every 
 wait behind a few downloads. In a separate process it takes nothing from the loop but the
 pickling of a small dataclass and of the PDF. The workers are started with `spawn`, never
 forked from a process that runs gRPC's threads, and on first use, so that a replica that serves
-no document starts none.
+no document starts none. (`spawn` imports the parent's main module again in each worker, unless
+it runs as `python -m package`, as the services do: a script started by path must guard its
+start under `if __name__ == "__main__"`.)
 
 The cache is keyed by the whole `EVisaDocument` (visa number, verification code with its key id
 and signature, and every other printed fact): a download hits it only when the page would come
@@ -47,8 +49,9 @@ class DocumentRenderer:
 
     @classmethod
     def from_env(cls) -> DocumentRenderer:
-        """VISA_DOCUMENT_WORKERS processes (default 1: a replica's CPU limit is half a core) and
-        VISA_DOCUMENT_CACHE_SIZE documents kept (default 64, under 100 KB each)."""
+        """VISA_DOCUMENT_WORKERS processes (default 1: a replica's limit is one core, which its
+        event loop shares; a worker takes about 55 MB) and VISA_DOCUMENT_CACHE_SIZE documents
+        kept (default 64, under 100 KB each)."""
         return cls(env_int("VISA_DOCUMENT_WORKERS", 1), env_int("VISA_DOCUMENT_CACHE_SIZE", 64))
 
     async def pdf(self, document: EVisaDocument) -> bytes:
