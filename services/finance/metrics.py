@@ -74,11 +74,8 @@ class ConsentGauges(Collector):
         family = GaugeMetricFamily("asan_finance_consents", "Consents by status.", labels=["status"])
         try:
             with self.database.transaction() as session:
-                counts = dict(
-                    session.execute(
-                        select(ConsentRow.status, func.count()).group_by(ConsentRow.status)
-                    ).tuples()
-                )
+                rows = session.execute(select(ConsentRow.status, func.count()).group_by(ConsentRow.status))
+                counts: dict[str, int] = {status: count for status, count in rows}
         except Exception:
             # Health reports the database; a scrape must not fail because of it.
             log.warning("could not count consents", exc_info=True)

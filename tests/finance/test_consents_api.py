@@ -109,6 +109,12 @@ async def test_a_bank_asks_the_citizen_approves_the_bank_fetches_and_everything_
     heads = await api.ListChainHeads(finance_service_pb2.ListChainHeadsRequest(), metadata=admin(finance))
     assert [(h.fin, h.sequence, h.entry_hash) for h in heads.heads] == [(CITIZEN, 3, verification.head_hash)]
 
+    metrics = finance.metrics_text()
+    assert 'asan_finance_consents{status="USED"} 1.0' in metrics
+    assert 'asan_finance_fetches_total{outcome="delivered",scope="INCOME"} 1.0' in metrics
+    assert "asan_finance_consent_approval_seconds_count 1.0" in metrics
+    assert 'asan_finance_provider_request_seconds_count{outcome="ok",provider="tax"} 1.0' in metrics
+
     # One-time: used by its fetch.
     second = await rejected(fetch(finance, asked.consent_id))
     assert (second.code, second.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CONSENT_USED")
