@@ -324,3 +324,68 @@ async def test_the_database_keeps_no_record_a_provider_gave(finance: RunningServ
     engine.dispose()
     for value in ("Azərsun", "Azadl", "BAK-2018-004512"):
         assert value not in dump and value.encode() not in dump.encode()
+
+
+async def test_a_repeated_request_makes_one_consent_and_a_repeated_fetch_no_second_package(
+    finance: RunningService,
+) -> None:
+    api = stub(finance)
+    request = consent_request()
+    first = await api.CreateConsent(request, metadata=bank(finance))
+    assert await api.CreateConsent(request, metadata=bank(finance)) == first
+    listed = await api.ListConsents(finance_service_pb2.ListConsentsRequest(), metadata=bank(finance))
+    assert [c.consent_id for c in listed.consents] == [first.consent_id]
+
+    consent = await approved(
+        finance,
+        consent_request(
+            kind=finance_pb2.CONSENT_KIND_PERIODIC,
+            frequency=finance_pb2.FETCH_FREQUENCY_DAILY,
+            expire_days=90,
+        ),
+    )
+    fetch_request = finance_service_pb2.FetchDataRequest(
+        request_id=new_request_id(), consent_id=consent.consent_id
+    )
+    package = await api.FetchData(fetch_request, metadata=bank(finance))
+    again = await rejected(api.FetchData(fetch_request, metadata=bank(finance)))
+    # Finance kept no copy to send again: the replay names the package delivered.
+    assert (again.code, again.reason, again.metadata) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "PACKAGE_ALREADY_DELIVERED",
+        {"package_id": package.package_id, "digest": package.digest},
+    )
+    refreshed = await api.GetConsent(
+        finance_service_pb2.GetConsentRequest(consent_id=consent.consent_id), metadata=bank(finance)
+    )
+    assert refreshed.fetch_count == 1
+
+
+async def test_the_access_log_pages_newest_first_with_tokens_bound_to_the_citizen(
+    finance: RunningService,
+) -> None:
+    api = stub(finance)
+    consent = await approved(finance, consent_request())
+    await fetch(finance, consent.consent_id)
+    sequences: list[int] = []
+    token = ""
+    while True:
+        page = await api.ListAccessLogEntries(
+            finance_service_pb2.ListAccessLogEntriesRequest(page_size=2, page_token=token),
+            metadata=citizen(finance),
+        )
+        sequences += [entry.sequence for entry in page.entries]
+        token = page.next_page_token
+        if not token:
+            break
+    assert sequences == [3, 2, 1]
+    first = await api.ListAccessLogEntries(
+        finance_service_pb2.ListAccessLogEntriesRequest(page_size=1), metadata=citizen(finance)
+    )
+    foreign = await rejected(
+        api.ListAccessLogEntries(
+            finance_service_pb2.ListAccessLogEntriesRequest(page_size=1, page_token=first.next_page_token),
+            metadata=citizen(finance, "1AB2C3D"),
+        )
+    )
+    assert (foreign.code, list(foreign.violations)) == (grpc.StatusCode.INVALID_ARGUMENT, ["page_token"])
