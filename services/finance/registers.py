@@ -9,6 +9,7 @@ own are finance's own sandbox adapters (services.finance.sandbox) at its own por
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from datetime import date
@@ -25,6 +26,8 @@ from services.runtime.config import ConfigError
 from services.runtime.credentials import ServiceCredentials
 from services.runtime.enums import name_of, proto_value
 from services.runtime.errors import Unavailable
+
+log = logging.getLogger("asan.finance.registers")
 
 
 def parse_targets(setting: str) -> dict[str, str]:
@@ -93,6 +96,11 @@ class Registers:
             for provider, answer in zip(asked, answers, strict=True)
             if isinstance(answer, BaseException)
         ]
+        for provider, answer in zip(asked, answers, strict=True):
+            if isinstance(answer, grpc.aio.AioRpcError):
+                log.warning("provider call failed", extra={"provider": provider, "code": answer.code().name})
+            elif isinstance(answer, BaseException):
+                log.error("provider call failed", extra={"provider": provider}, exc_info=answer)
         if failed:
             raise provider_down(failed)
         parts: list[ScopeRecords] = []

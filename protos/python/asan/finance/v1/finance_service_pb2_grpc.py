@@ -183,7 +183,8 @@ class FinanceServiceServicer:
         (CONSENT_PENDING, CONSENT_PAUSED, CONSENT_REVOKED, CONSENT_EXPIRED, CONSENT_REJECTED,
         CONSENT_USED, FREQUENCY_EXCEEDED) or PERMISSION_DENIED (SCOPE_NOT_CONSENTED,
         RANGE_NOT_CONSENTED). A provider down: UNAVAILABLE, and nothing is logged as fetched.
-        Idempotent by `request_id`.
+        Finance keeps no copy of the data: a repeated `request_id` answers ALREADY_EXISTS
+        (PACKAGE_ALREADY_DELIVERED) naming the package and its digest, never a second fetch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

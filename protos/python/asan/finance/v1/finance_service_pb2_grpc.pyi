@@ -64,7 +64,8 @@ class FinanceServiceStub:
     (CONSENT_PENDING, CONSENT_PAUSED, CONSENT_REVOKED, CONSENT_EXPIRED, CONSENT_REJECTED,
     CONSENT_USED, FREQUENCY_EXCEEDED) or PERMISSION_DENIED (SCOPE_NOT_CONSENTED,
     RANGE_NOT_CONSENTED). A provider down: UNAVAILABLE, and nothing is logged as fetched.
-    Idempotent by `request_id`.
+    Finance keeps no copy of the data: a repeated `request_id` answers ALREADY_EXISTS
+    (PACKAGE_ALREADY_DELIVERED) naming the package and its digest, never a second fetch.
     """
     ListAccessLogEntries: _grpc.UnaryUnaryMultiCallable[_finance_service_pb2.ListAccessLogEntriesRequest, _finance_service_pb2.ListAccessLogEntriesResponse]
     """The citizen's own access log, newest first."""
@@ -112,7 +113,8 @@ class FinanceServiceAsyncStub(FinanceServiceStub):
     (CONSENT_PENDING, CONSENT_PAUSED, CONSENT_REVOKED, CONSENT_EXPIRED, CONSENT_REJECTED,
     CONSENT_USED, FREQUENCY_EXCEEDED) or PERMISSION_DENIED (SCOPE_NOT_CONSENTED,
     RANGE_NOT_CONSENTED). A provider down: UNAVAILABLE, and nothing is logged as fetched.
-    Idempotent by `request_id`.
+    Finance keeps no copy of the data: a repeated `request_id` answers ALREADY_EXISTS
+    (PACKAGE_ALREADY_DELIVERED) naming the package and its digest, never a second fetch.
     """
     ListAccessLogEntries: _aio.UnaryUnaryMultiCallable[_finance_service_pb2.ListAccessLogEntriesRequest, _finance_service_pb2.ListAccessLogEntriesResponse]  # type: ignore[assignment]
     """The citizen's own access log, newest first."""
@@ -211,7 +213,8 @@ class FinanceServiceServicer(metaclass=_abc_1.ABCMeta):
         (CONSENT_PENDING, CONSENT_PAUSED, CONSENT_REVOKED, CONSENT_EXPIRED, CONSENT_REJECTED,
         CONSENT_USED, FREQUENCY_EXCEEDED) or PERMISSION_DENIED (SCOPE_NOT_CONSENTED,
         RANGE_NOT_CONSENTED). A provider down: UNAVAILABLE, and nothing is logged as fetched.
-        Idempotent by `request_id`.
+        Finance keeps no copy of the data: a repeated `request_id` answers ALREADY_EXISTS
+        (PACKAGE_ALREADY_DELIVERED) naming the package and its digest, never a second fetch.
         """
 
     @_abc_1.abstractmethod
