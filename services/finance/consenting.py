@@ -131,7 +131,7 @@ def change(
         consent.artefact_key_id = artefact.key_id
     access_log.append(session, consent, _LOGGED[action], now, request_id)
     event = _event(consent, action, now)
-    if event is not None:
+    if event is not None:  # every change the bank can follow; EXPIRE has its own event
         emit(session, event)
 
 
@@ -142,9 +142,12 @@ def _event(consent: ConsentRow, action: Action, now: datetime) -> Message | None
         return events_pb2.ConsentApproved(**common, approve_time=at)
     if action is Action.REJECT:
         return events_pb2.ConsentRejected(**common, reject_time=at)
+    if action is Action.PAUSE:
+        return events_pb2.ConsentPaused(**common, pause_time=at)
+    if action is Action.RESUME:
+        return events_pb2.ConsentResumed(**common, resume_time=at)
     if action is Action.REVOKE:
         return events_pb2.ConsentRevoked(**common, revoke_time=at)
-    # Pausing and resuming are the citizen's own business: logged, not announced.
     return None
 
 

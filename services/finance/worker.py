@@ -1,5 +1,6 @@
 """Finance's event worker: relays its outbox (ConsentRequested, ConsentApproved,
-ConsentRejected, ConsentRevoked, ConsentExpired, DataFetched). It consumes nothing.
+ConsentRejected, ConsentPaused, ConsentResumed, ConsentRevoked, ConsentExpired, DataFetched).
+It consumes nothing.
 
 Runs under eventlet (`python -m services.finance worker`): import nothing of grpc here.
 """

@@ -41,7 +41,7 @@ def outbox_events(finance: RunningService) -> list[Message]:
     return events
 
 
-async def test_every_change_and_fetch_adds_its_event_and_pausing_adds_none(finance: RunningService) -> None:
+async def test_every_change_and_fetch_adds_its_event_in_order(finance: RunningService) -> None:
     api = stub(finance)
 
     async def change(method: str, consent_id: str) -> None:
@@ -73,6 +73,8 @@ async def test_every_change_and_fetch_adds_its_event_and_pausing_adds_none(finan
         "ConsentRejected",
         "ConsentRequested",
         "ConsentApproved",
+        "ConsentPaused",
+        "ConsentResumed",
         "ConsentRevoked",
         "ConsentRequested",
         "ConsentExpired",

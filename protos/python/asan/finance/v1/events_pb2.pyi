@@ -159,6 +159,78 @@ class ConsentRejected(_message.Message):
 Global___ConsentRejected: _TypeAlias = ConsentRejected  # noqa: Y015
 
 @_typing.final
+class ConsentPaused(_message.Message):
+    """The citizen paused a consent: fetches fail (CONSENT_PAUSED) until it is resumed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    FIN_FIELD_NUMBER: _builtins.int
+    INSTITUTION_CODE_FIELD_NUMBER: _builtins.int
+    PAUSE_TIME_FIELD_NUMBER: _builtins.int
+    consent_id: _builtins.str
+    """The consent's id."""
+    fin: _builtins.str
+    """FIN of the citizen."""
+    institution_code: _builtins.str
+    """The bank's code."""
+    @_builtins.property
+    def pause_time(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        consent_id: _builtins.str = ...,
+        fin: _builtins.str = ...,
+        institution_code: _builtins.str = ...,
+        pause_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pause_time", b"pause_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "fin", b"fin", "institution_code", b"institution_code", "pause_time", b"pause_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentPaused: _TypeAlias = ConsentPaused  # noqa: Y015
+
+@_typing.final
+class ConsentResumed(_message.Message):
+    """The citizen resumed a paused consent: the bank may fetch again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    FIN_FIELD_NUMBER: _builtins.int
+    INSTITUTION_CODE_FIELD_NUMBER: _builtins.int
+    RESUME_TIME_FIELD_NUMBER: _builtins.int
+    consent_id: _builtins.str
+    """The consent's id."""
+    fin: _builtins.str
+    """FIN of the citizen."""
+    institution_code: _builtins.str
+    """The bank's code."""
+    @_builtins.property
+    def resume_time(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        consent_id: _builtins.str = ...,
+        fin: _builtins.str = ...,
+        institution_code: _builtins.str = ...,
+        resume_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resume_time", b"resume_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "fin", b"fin", "institution_code", b"institution_code", "resume_time", b"resume_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentResumed: _TypeAlias = ConsentResumed  # noqa: Y015
+
+@_typing.final
 class ConsentRevoked(_message.Message):
     """The citizen revoked a consent."""
 
