@@ -65,8 +65,11 @@ class IdempotencyKey:
 
 def caller_scope(principal: Principal | None, anonymous_scope: str = "") -> str:
     """Whose keys a call uses: "citizen:5ZK3T9P" for a verified caller; for a caller without a
-    token, "anonymous:" and the resource the call acts on (a payment, an applicant's passport),
-    so that strangers do not share one space of keys."""
+    token, "anonymous:" and the resource the call acts on (a payment paid by its secret), so
+    that strangers acting on different things do not share one space of keys. An anonymous call
+    that creates (a visa application) has no resource yet and keeps the plain "anonymous:"
+    scope: its request_id is a random UUID nobody else holds, and a retry that changed the
+    request is better told REQUEST_ID_REUSED than made into a second one."""
     if principal is not None:
         return f"{principal.kind.value}:{principal.subject}"
     if len(anonymous_scope) > _MAX_ANONYMOUS_SCOPE:  # unchecked input: kept to the column's size
