@@ -457,3 +457,31 @@ async def test_the_payment_secret_is_kept_in_neither_database_and_replays_show_i
     assert places_keeping(visa, VisaBase.metadata, secret) == []
     assert places_keeping(payment, PaymentBase.metadata, secret) == []
     assert places_keeping(visa, VisaBase.metadata, first.application.payment_id)  # the scan sees rows
+
+
+async def test_a_visa_number_drawn_twice_is_drawn_again_and_the_approval_succeeds(
+    visa: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Visa numbers are random: a collision with an issued one must cost a new draw, not the
+    officer's approval. Forced here: the first draws repeat an issued number."""
+    first = await _apply(visa, application(applicant("C01X00T47")))
+    second = await _apply(visa, application(applicant("D99Y00001")))
+    for created in (first, second):
+        _submit(visa, created.application.application_number)
+    stub = visa_stub(visa)
+    issued = await stub.ApproveApplicant(
+        _approve(first.application.application_number, "C01X00T47"), metadata=officer()
+    )
+    taken = issued.applicants[0].evisa.visa_number
+    draws = iter([taken, taken, taken])
+    fresh = decisions.new_visa_number
+    monkeypatch.setattr(decisions, "new_visa_number", lambda today: next(draws, None) or fresh(today))
+
+    approved = await stub.ApproveApplicant(
+        _approve(second.application.application_number, "D99Y00001"), metadata=officer()
+    )
+
+    number = approved.applicants[0].evisa.visa_number
+    assert number and number != taken
+    assert next(draws, None) is None  # every forced collision was drawn
+    assert len(outbox_events(visa, events_pb2.VisaIssued)) == 2
