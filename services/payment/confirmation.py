@@ -130,8 +130,13 @@ class ConfirmationFlow:
         if running is None:
             running = asyncio.ensure_future(call())
             self._in_flight[flight] = running
-            running.add_done_callback(lambda _: self._in_flight.pop(flight, None))
+            running.add_done_callback(lambda done: self._landed(flight, done))
         return await asyncio.shield(running)
+
+    def _landed(self, flight: tuple[str, str], done: asyncio.Future[payment_pb2.Payment]) -> None:
+        self._in_flight.pop(flight, None)
+        if not done.cancelled():
+            done.exception()  # seen by every caller still waiting; none may be left to see it
 
     async def _charge_and_record(
         self,

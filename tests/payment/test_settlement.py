@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import timedelta
 
 import grpc
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import update
+from sqlalchemy import JSON, create_engine, insert, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 
 from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment.acquirer import (
@@ -24,11 +27,13 @@ from services.payment.acquirer import (
 from services.payment.cards import CardDetails
 from services.payment.charges import charge_key
 from services.payment.metrics import PaymentMetrics
+from services.payment.service import definition
 from services.payment.settlement import STALE_SUBMISSION, settle_stale_submissions
 from services.payment.tables import PaymentRow, runtime_tables
 from services.runtime.baku_time import baku_date
-from services.runtime.db import utcnow
+from services.runtime.db import UtcDateTime, utcnow
 from services.runtime.idempotency import Idempotency
+from services.runtime.migrations import upgrade
 from tests.payment.builders import (
     Callers,
     Stub,
@@ -314,3 +319,87 @@ async def test_a_payment_charged_whose_answer_was_lost_ends_succeeded_without_a_
         assert (
             metric_value(payment, "asan_payment_settlements_total", kind="charge", outcome="SUCCEEDED") == 1.0
         )
+
+
+async def test_a_payment_submitted_before_the_upgrade_is_settled_under_the_key_it_was_charged_with(
+    database_url: str,
+) -> None:
+    """The previous release charged under "charge:<request_id>": a payment in flight across the
+    upgrade is settled with the charge the acquirer made under that key."""
+    upgrade(database_url, definition.migrations, "0004")
+    payment_id, request_id, now = str(uuid.uuid4()), str(uuid.uuid4()), utcnow()
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:  # the row as the previous release wrote it
+            connection.execute(
+                insert(OLD_PAYMENTS).values(
+                    id=payment_id,
+                    payer_fin="5ZK3T9P",
+                    service_code="state.duty.passport",
+                    service_version=1,
+                    agency_code="DMX",
+                    amount_minor=6000,
+                    currency="AZN",
+                    reference="PASS-OLD",
+                    description="",
+                    metadata={},
+                    status="SUBMITTED",
+                    card_brand="VISA",
+                    card_last4="1111",
+                    confirm_request_id=request_id,
+                    refunded_minor=0,
+                    quantity=1,
+                    created_by_kind="citizen",
+                    created_by_subject="5ZK3T9P",
+                    created_at=now - timedelta(minutes=20),
+                    updated_at=now - timedelta(minutes=20),
+                    expire_at=now + timedelta(minutes=70),
+                )
+            )
+    finally:
+        engine.dispose()
+    acquirer = SandboxAcquirer()
+    charged = await acquirer.charge(
+        payment_id=payment_id,
+        amount_minor=6000,
+        currency="AZN",
+        card=CardDetails(SANDBOX_APPROVED_CARD, 12, utcnow().year + 2, "123", "NIGAR HASANOVA"),
+        idempotency_key=f"charge:{request_id}",
+    )
+    async with payment_service(database_url, acquirer) as payment:  # migrates to the head
+        assert await _settle(payment, acquirer) == 1
+        stub: Stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
+        settled = await get(stub, Callers.of(payment).citizen, payment_id)
+
+    assert settled.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED
+    assert settled.acquirer_transaction_id == charged.transaction_id
+
+
+# The payments columns the previous release wrote (revision 0004).
+OLD_PAYMENTS = sa_table(
+    "payments",
+    *(
+        sa_column(name)
+        for name in [
+            "id",
+            "payer_fin",
+            "service_code",
+            "service_version",
+            "agency_code",
+            "amount_minor",
+            "currency",
+            "reference",
+            "description",
+            "status",
+            "card_brand",
+            "card_last4",
+            "confirm_request_id",
+            "refunded_minor",
+            "quantity",
+            "created_by_kind",
+            "created_by_subject",
+        ]
+    ),
+    sa_column("metadata", JSON),
+    *(sa_column(name, UtcDateTime) for name in ["created_at", "updated_at", "expire_at"]),
+)
