@@ -149,7 +149,7 @@ class Fetching:
                     fetch_time=protos.timestamp(fetched_at),
                 ),
             )
-            self.idempotency.complete(session, key.request_id, kept)
+            self.idempotency.complete(session, key, kept)
 
         try:
             await self.database.run_retrying_on_conflict(record)

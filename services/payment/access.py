@@ -7,10 +7,6 @@ caller can see the payment or the method itself is not theirs.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-
 from sqlalchemy import ColumnElement, false, true
 
 from services.payment.tables import PaymentRow
@@ -75,23 +71,6 @@ def ensure_can_pay(principal: Principal, payment: PaymentRow) -> None:
     if principal.is_service and principal.agency_code == payment.agency_code:
         return
     raise PermissionDenied(message="Only the payer may pay this payment.", reason="PAYMENT_PAY_DENIED")
-
-
-def new_confirmation_secret() -> tuple[str, str]:
-    """(secret, hash to keep): 32 random bytes base64url, and the SHA-256 hex of that text."""
-    secret = secrets.token_urlsafe(32)
-    return secret, confirmation_secret_hash(secret)
-
-
-def confirmation_secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def secret_matches(payment: PaymentRow, secret: str) -> bool:
-    """Whether `secret` is the payment's confirmation secret; compared in constant time."""
-    if not secret or not payment.confirmation_secret_hash:
-        return False
-    return hmac.compare_digest(confirmation_secret_hash(secret), payment.confirmation_secret_hash)
 
 
 def ensure_can_refund(principal: Principal, payment: PaymentRow) -> None:

@@ -79,6 +79,7 @@ def refund(row: RefundRow, remaining_minor: int) -> payment_pb2.Refund:
         reason=row.reason,
         create_time=timestamp(row.created_at),
         remaining_refundable=money(remaining_minor, row.currency),
+        status=proto_value(payment_pb2.RefundStatus, "REFUND_STATUS_", row.status),
     )
 
 

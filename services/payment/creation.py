@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.payment import access, queries
 from services.payment.catalogue import CatalogueEntry, FeeKind, NewPayment, validate_new_payment
+from services.payment.confirmation_key import ConfirmationKey, secret_hash
 from services.payment.states import PaymentStatus, expire_time_for
 from services.payment.tables import CatalogueEntryRow, PaymentRow
 from services.runtime.auth import Principal
@@ -17,10 +18,11 @@ from services.runtime.validation import Violations
 
 
 def create_payment(
-    session: Session, new: NewPayment, principal: Principal, now: datetime
-) -> tuple[PaymentRow, str]:
-    """The new payment and its confirmation secret: "" unless the payer is foreign, since only
-    a payer without ASAN Login needs a secret to pay without a token."""
+    session: Session, new: NewPayment, principal: Principal, now: datetime, confirmation_key: ConfirmationKey
+) -> PaymentRow:
+    """The new payment. A foreign payer's is payable by a confirmation secret, since only a
+    payer without ASAN Login needs one to pay without a token: the payment keeps its hash, the
+    secret itself is derived again whenever it is shown (`ConfirmationKey.secret_for`)."""
     row = queries.current_entry(session, new.service_code) if new.service_code else None
     violations = Violations()
     validate_new_payment(new, _entry(row) if row else None, violations)
@@ -28,14 +30,14 @@ def create_payment(
     assert row is not None
     foreign = new.payer_passport is not None
     access.ensure_can_create(principal, new.payer_fin, row.agency_code, foreign_payer=foreign)
-    secret, secret_hash = access.new_confirmation_secret() if foreign else ("", None)
+    payment_id = str(uuid.uuid4())
     payment = PaymentRow(
-        id=str(uuid.uuid4()),
+        id=payment_id,
         payer_fin=new.payer_fin,
         payer_voen=new.payer_voen,
         payer_passport_country=new.payer_passport.issuing_country if new.payer_passport else None,
         payer_passport_number=new.payer_passport.number if new.payer_passport else None,
-        confirmation_secret_hash=secret_hash,
+        confirmation_secret_hash=secret_hash(confirmation_key.secret_for(payment_id)) if foreign else None,
         quantity=new.quantity,
         service_code=row.code,
         service_version=row.version,
@@ -55,7 +57,7 @@ def create_payment(
     )
     session.add(payment)
     session.flush()
-    return payment, secret
+    return payment
 
 
 def _entry(row: CatalogueEntryRow) -> CatalogueEntry:

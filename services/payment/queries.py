@@ -44,6 +44,17 @@ def visible_payment(
     return payment
 
 
+def refund_by_request(session: Session, kind: str, subject: str, request_id: str) -> RefundRow | None:
+    """The refund one caller (kind and subject) asked for with `request_id`."""
+    return session.scalars(
+        select(RefundRow).where(
+            RefundRow.created_by_kind == kind,
+            RefundRow.created_by_subject == subject,
+            RefundRow.request_id == request_id,
+        )
+    ).first()
+
+
 @dataclass(frozen=True)
 class PaymentFilter:
     status: str | None
@@ -91,7 +102,9 @@ class DayTotals:
 
 
 def day_totals(session: Session, start: datetime, end: datetime, agency_code: str | None) -> list[DayTotals]:
-    """Payments captured and refunds made in [start, end), per service code."""
+    """Payments captured and refunds made in [start, end), per service code. The automatic
+    refund of a charge that arrived after its payment had failed is left out, as that charge
+    is: neither was a payment of the day."""
     paid = (
         select(PaymentRow.service_code, PaymentRow.currency, func.count(), func.sum(PaymentRow.amount_minor))
         .where(PaymentRow.paid_at >= start, PaymentRow.paid_at < end, PaymentRow.status == "SUCCEEDED")
@@ -100,7 +113,12 @@ def day_totals(session: Session, start: datetime, end: datetime, agency_code: st
     refunded = (
         select(PaymentRow.service_code, RefundRow.currency, func.sum(RefundRow.amount_minor))
         .join(PaymentRow, PaymentRow.id == RefundRow.payment_id)
-        .where(RefundRow.created_at >= start, RefundRow.created_at < end, RefundRow.status == "SUCCEEDED")
+        .where(
+            RefundRow.created_at >= start,
+            RefundRow.created_at < end,
+            RefundRow.status == "SUCCEEDED",
+            PaymentRow.status == "SUCCEEDED",
+        )
         .group_by(PaymentRow.service_code, RefundRow.currency)
     )
     if agency_code:

@@ -8,6 +8,7 @@ stable reasons: TOO_LONG, OUT_OF_RANGE, REQUIRED, CURRENCY_MISMATCH.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from services.payment.money import format_money
 from services.payment.states import PaymentStatus
@@ -15,6 +16,16 @@ from services.runtime.errors import FailedPrecondition
 from services.runtime.validation import Violations
 
 MAX_REFUND_REASON_LENGTH = 500
+
+
+class RefundStatus(StrEnum):
+    """Where a refund is; the value is what the database stores."""
+
+    # The amount is reserved (it counts as refunded) while the acquirer is asked.
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    # The acquirer declined: no money moved, and the reserved amount is released.
+    FAILED = "FAILED"
 
 
 @dataclass(frozen=True)

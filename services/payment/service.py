@@ -8,23 +8,36 @@ import grpc
 
 from asan.payment.v1 import payment_service_pb2, payment_service_pb2_grpc
 from services.payment.acquirer import acquirer_from_name
+from services.payment.confirmation_key import ConfirmationKey
 from services.payment.expiry import sweeper_tasks
 from services.payment.metrics import PaymentMetrics
 from services.payment.servicer import PaymentServicer
+from services.payment.settlement import SettlementTimes
 from services.payment.tables import Base, runtime_tables
-from services.runtime.config import env_float, env_str
+from services.runtime.config import env_str
 from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 
 SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 
 
 def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Background]:
-    metrics = PaymentMetrics(runtime.registry)
+    metrics = PaymentMetrics(runtime.registry, runtime.database)
     acquirer = acquirer_from_name(env_str("PAYMENT_ACQUIRER", "sandbox"))
-    servicer = PaymentServicer(runtime.database, acquirer, metrics)
+    times = SettlementTimes.from_env()
+    servicer = PaymentServicer(
+        runtime.database, acquirer, metrics, confirmation_key=ConfirmationKey.from_env(), settlement=times
+    )
     payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server)
-    sweep_seconds = env_float("PAYMENT_EXPIRY_SWEEP_SECONDS", 30.0)
-    return [*sweeper_tasks(runtime.database, acquirer, servicer.idempotency, metrics, sweep_seconds)]
+    return [
+        *sweeper_tasks(
+            runtime.database,
+            acquirer,
+            idempotency=servicer.idempotency,
+            metrics=metrics,
+            refunds=servicer.refund_settlement,
+            times=times,
+        )
+    ]
 
 
 definition = ServiceDefinition(

@@ -19,9 +19,11 @@ from services.payment import access, convert, queries, requests
 from services.payment.acquirer import Acquirer
 from services.payment.charges import payment_message
 from services.payment.confirmation import ConfirmationFlow
+from services.payment.confirmation_key import ConfirmationKey
 from services.payment.creation import create_payment
 from services.payment.metrics import PaymentMetrics
-from services.payment.refunds import RefundFlow
+from services.payment.refunds import RefundFlow, RefundSettlement
+from services.payment.settlement import DEFAULT_TIMES, SettlementTimes
 from services.payment.states import PaymentStatus, ensure_transition, receipt_paid_time
 from services.payment.tables import runtime_tables
 from services.runtime.baku_time import BAKU, baku_date, baku_day_bounds
@@ -39,16 +41,34 @@ from services.runtime.paging import (
 )
 from services.runtime.validation import Violations, check_request_id
 
-# The idempotency keys' method names: a request_id is bound to one method.
-
 
 class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, database: Database, acquirer: Acquirer, metrics: PaymentMetrics) -> None:
+    def __init__(
+        self,
+        database: Database,
+        acquirer: Acquirer,
+        metrics: PaymentMetrics,
+        *,
+        confirmation_key: ConfirmationKey | None = None,
+        settlement: SettlementTimes = DEFAULT_TIMES,
+    ) -> None:
         self.database = database
         self.metrics = metrics
+        self.confirmation_key = confirmation_key or ConfirmationKey.from_env()
         self.idempotency = Idempotency(runtime_tables.idempotency_keys)
-        self.confirmation = ConfirmationFlow(database, self.idempotency, acquirer, metrics)
-        self.refunds = RefundFlow(database, self.idempotency, acquirer, metrics)
+        self.refund_settlement = RefundSettlement(
+            database, self.idempotency, acquirer, metrics, settlement.settled_within
+        )
+        self.confirmation = ConfirmationFlow(
+            database,
+            self.idempotency,
+            acquirer,
+            metrics,
+            confirmation_key=self.confirmation_key,
+            refunds=self.refund_settlement,
+            settled_within=settlement.settled_within,
+        )
+        self.refunds = RefundFlow(database, self.idempotency, self.refund_settlement)
 
     # --- Catalogue ---------------------------------------------------------------------------
 
@@ -82,15 +102,15 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
 
         def create(session: Session) -> payment_pb2.Payment:
             nonlocal created
-            payment, secret = create_payment(session, new, principal, utcnow())
+            payment = create_payment(session, new, principal, utcnow(), self.confirmation_key)
             created = True
-            response = payment_message(payment)
-            response.confirmation_secret = secret
-            return response
+            return payment_message(payment)  # as stored for replays: without the secret
 
         response = await self.idempotency.run(self.database, key, payment_pb2.Payment, create)
         if created:
             self.metrics.entered(PaymentStatus.CREATED, response.service_code)
+        if response.payer.HasField("foreign_passport"):
+            response.confirmation_secret = self.confirmation_key.secret_for(response.payment_id)
         return response
 
     async def GetPayment(
@@ -133,7 +153,10 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         # Public: a foreign payer has no token, only the payment's confirmation secret.
         principal = principal_var.get()
         card = requests.card(request, today=baku_date(utcnow()))
-        key = idempotency_key(request, principal, scrub=requests.scrub_card)
+        # Without a token, the payer's keys are the payment's.
+        key = idempotency_key(
+            request, principal, anonymous_scope=f"payment/{request.payment_id}", scrub=requests.scrub_card
+        )
         return await self.confirmation.confirm(
             key, principal, request.payment_id, request.confirmation_secret, card
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.runtime.db import UtcDateTime, new_metadata
@@ -46,7 +46,8 @@ class PaymentRow(Base):
     # A foreign payer (e-visa applicant): issuing state (ISO alpha-3) and passport number.
     payer_passport_country: Mapped[str | None] = mapped_column(String(3))
     payer_passport_number: Mapped[str | None] = mapped_column(String(20))
-    # SHA-256 (hex) of the confirmation secret of a payment payable without a token.
+    # SHA-256 (hex) of the confirmation secret of a payment payable without a token. The secret
+    # itself is derived from the id when needed (services.payment.confirmation_key), never kept.
     confirmation_secret_hash: Mapped[str | None] = mapped_column(String(64))
     # Units of a fixed fee paid at once (the persons of a family visa application).
     quantity: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -65,8 +66,15 @@ class PaymentRow(Base):
     card_brand: Mapped[str | None] = mapped_column(String(20))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     acquirer_transaction_id: Mapped[str | None] = mapped_column(String(100))
-    # The request_id of the ConfirmPayment that submitted it: the acquirer knows the charge by it.
+    # The ConfirmPayment that submitted it (its key: scope and request_id), whose pending
+    # idempotency key the sweeper completes when it settles the payment.
     confirm_request_id: Mapped[str | None] = mapped_column(String(36))
+    confirm_scope: Mapped[str | None] = mapped_column(String(300))
+    # The acquirer's idempotency key of the payment's one charge (charges.charge_key_of reads
+    # the previous release's rows, which have none).
+    charge_key: Mapped[str | None] = mapped_column(String(80))
+    # When a ConfirmPayment last started charging it: the sweeper leaves it alone for a while.
+    charge_attempted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     receipt_number: Mapped[str | None] = mapped_column(String(30), unique=True)
     created_by_kind: Mapped[str] = mapped_column(String(10))
@@ -93,13 +101,27 @@ class RefundRow(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     reason: Mapped[str] = mapped_column(String(500))
-    # PENDING reserves the amount while the acquirer is asked; then SUCCEEDED or FAILED.
+    # PENDING reserves the amount while the acquirer is asked; then SUCCEEDED, or FAILED (the
+    # acquirer declined), which releases the amount (refund_rules.RefundStatus).
     status: Mapped[str] = mapped_column(String(10))
-    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    # The RefundPayment request, unique per caller as its idempotency key is.
+    request_id: Mapped[str] = mapped_column(String(36))
+    # The acquirer's idempotency key of this refund; NULL in a row of the previous release,
+    # whose key was "refund:<request_id>" (refunds.acquirer_key_of).
+    acquirer_key: Mapped[str | None] = mapped_column(String(80))
     acquirer_refund_id: Mapped[str | None] = mapped_column(String(100))
+    # Who asked: a principal's kind and subject; "system" for an automatic refund.
     created_by_kind: Mapped[str] = mapped_column(String(10))
     created_by_subject: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "created_by_kind", "created_by_subject", "request_id", name="uq_refunds_caller_request_id"
+        ),
+        # The sweeper's search for refunds whose answer was lost.
+        Index("ix_refunds_status_created", "status", "created_at"),
+    )
 
 
 class ReceiptCounterRow(Base):

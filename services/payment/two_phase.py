@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TypeVar
 
 from services.payment.acquirer import AcquirerUnavailable
@@ -20,18 +21,42 @@ from services.runtime.errors import Unavailable
 R = TypeVar("R")
 
 
-async def at_acquirer(
+def whole_minutes(duration: timedelta) -> int:
+    """A duration promised to a person, in minutes, rounded up."""
+    return max(1, -(-int(duration.total_seconds()) // 60))
+
+
+def in_minutes(duration: timedelta) -> str:
+    """ "3 minutes", "1 minute"."""
+    minutes = whole_minutes(duration)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+async def timed(
     metrics: PaymentMetrics, operation: str, call: Awaitable[R], outcome: Callable[[R], str]
 ) -> R:
-    """Awaits an acquirer call, timing it by outcome; a lost connection is UNAVAILABLE, to retry."""
+    """Awaits an acquirer call, timing it by outcome (UNAVAILABLE when it raises AcquirerUnavailable)."""
     started = time.perf_counter()
     try:
         result = await call
     except AcquirerUnavailable:
         metrics.acquirer_seconds.labels(operation, "UNAVAILABLE").observe(time.perf_counter() - started)
-        raise Unavailable(
-            message="The card acquirer did not answer; retry with the same request_id.",
-            reason="ACQUIRER_UNAVAILABLE",
-        ) from None
+        raise
     metrics.acquirer_seconds.labels(operation, outcome(result)).observe(time.perf_counter() - started)
     return result
+
+
+async def at_acquirer(
+    metrics: PaymentMetrics,
+    operation: str,
+    call: Awaitable[R],
+    outcome: Callable[[R], str],
+    *,
+    unavailable: Callable[[], Unavailable],
+) -> R:
+    """`timed`, for a call made on a client's request: a lost connection is `unavailable()`,
+    which tells the client what happens next and what it may do."""
+    try:
+        return await timed(metrics, operation, call, outcome)
+    except AcquirerUnavailable:
+        raise unavailable() from None

@@ -1,5 +1,5 @@
 """Payment's event worker: relays its outbox to the broker (PaymentSucceeded, PaymentFailed,
-PaymentRefunded, PaymentExpired). Payment consumes no events yet.
+PaymentRefunded, PaymentExpired, LateChargeRefunded). Payment consumes no events yet.
 
 Runs under eventlet (`python -m services.payment worker`): import nothing of grpc here.
 """

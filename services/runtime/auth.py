@@ -1,19 +1,31 @@
 """Who is calling: bearer JWTs in the style of ASAN Login, verified once for every service.
 
 A caller sends `authorization: Bearer <token>` gRPC metadata. The token is an RS256 JWT
-signed by the login service; services hold only the public key. Besides the standard
+signed by the login service; services hold only its public keys. Besides the standard
 claims it carries `asan_kind` (citizen, officer, bank, service, admin) and, depending on
 the kind, `asan_agency` or `asan_institution`. Every failure is an `Unauthenticated`
 with a stable reason (TOKEN_MISSING, TOKEN_MALFORMED, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID,
 TokenRejection.INVALID) and a message that names nothing of the key or of the library.
+
+Keys rotate: several may be trusted at once (`VerificationKeys`, from ASAN_AUTH_PUBLIC_KEYS: a
+JWKS file or a directory of PEM files; or the one key of ASAN_AUTH_PUBLIC_KEY_FILE), each
+known by its key id, which a token names in its `kid` header. The source is read again when it
+changes, so that a key added before the login service signs with it, or removed once the last
+token it signed has expired, takes effect without a restart.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
+import json
+import logging
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -32,6 +44,8 @@ KIND_CLAIM = "asan_kind"
 AGENCY_CLAIM = "asan_agency"
 INSTITUTION_CLAIM = "asan_institution"
 REQUIRED_CLAIMS = ("exp", "nbf", "iat", "iss", "aud", "sub")
+
+log = logging.getLogger("asan.auth")
 
 # Agency and institution codes, e.g. "DMX" (State Migration Service), "KAPITALBANK".
 CODE_PATTERN = re.compile(r"[0-9A-Z_]{2,20}")
@@ -178,30 +192,179 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         raise unauthenticated(TokenRejection.INVALID) from None
 
 
-class TokenVerifier:
-    """Verifies access tokens against the login service's public key."""
+# Enough of the thumbprint to tell keys apart in logs and when keys rotate.
+KEY_ID_LENGTH = 16
+# How often a key source is looked at for changes.
+KEYS_REREAD_SECONDS = 30.0
 
-    def __init__(self, public_key_pem: bytes, issuer: str, audience: str, leeway_seconds: int = 30) -> None:
-        key = load_pem_public_key(public_key_pem)
-        if not isinstance(key, RSAPublicKey):
-            raise ValueError("the token public key must be an RSA key (tokens are RS256)")
-        self._key = key
+
+def key_id(public_key: RSAPublicKey) -> str:
+    """A short RFC 7638 JWK thumbprint (SHA-256) of the key: the `kid` of a key read from a PEM
+    file, and the one `tokens mint` puts in its tokens."""
+    numbers = public_key.public_numbers()
+    jwk = {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}
+    canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    return digest[:KEY_ID_LENGTH]
+
+
+def _b64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def rsa_public_key(pem: bytes) -> RSAPublicKey:
+    key = load_pem_public_key(pem)
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("the token public key must be an RSA key (tokens are RS256)")
+    return key
+
+
+def read_keys(path: Path) -> dict[str, RSAPublicKey]:
+    """The keys at `path`, by key id: every `*.pem` of a directory (each key's id its
+    thumbprint, `key_id`), a JWKS file (the ids it gives), or one PEM file. ValueError when
+    there is none or one cannot be read."""
+    if path.is_dir():
+        files = sorted(path.glob("*.pem"))  # a Secret's volume keeps its own files in ..dirs
+        keys = {}
+        for file in files:
+            try:
+                key = rsa_public_key(file.read_bytes())
+            except ValueError as error:
+                raise ValueError(f"{file}: {error}") from None
+            keys[key_id(key)] = key
+    elif path.suffix == ".json":
+        keys = _jwks(path)
+    else:
+        key = rsa_public_key(path.read_bytes())
+        keys = {key_id(key): key}
+    if not keys:
+        raise ValueError(f"{path} holds no public key")
+    return keys
+
+
+def _jwks(path: Path) -> dict[str, RSAPublicKey]:
+    try:
+        key_set = jwt.PyJWKSet.from_json(path.read_text())
+    except (jwt.PyJWKSetError, jwt.InvalidKeyError, ValueError) as error:
+        raise ValueError(f"{path} is not a JWKS of RSA signing keys: {error}") from None
+    keys = {}
+    for jwk in key_set.keys:
+        key = jwk.key
+        if (
+            jwk.key_type != "RSA"
+            or not isinstance(key, RSAPublicKey)
+            or jwk.public_key_use not in (None, "sig")
+        ):
+            continue
+        keys[jwk.key_id or key_id(key)] = key
+    return keys
+
+
+class VerificationKeys:
+    """The public keys tokens may be signed with, by key id; read again from `source` (a path,
+    see `read_keys`) when it changes, at most every `reread_seconds`."""
+
+    def __init__(
+        self,
+        keys: Mapping[str, RSAPublicKey],
+        source: Path | None = None,
+        reread_seconds: float = KEYS_REREAD_SECONDS,
+    ) -> None:
+        self._keys = dict(keys)
+        self.source = source
+        self.reread_seconds = reread_seconds
+        self._state = _state_of(source) if source else None
+        self._looked_at = time.monotonic()
+
+    @classmethod
+    def from_path(cls, path: Path, reread_seconds: float = KEYS_REREAD_SECONDS) -> VerificationKeys:
+        return cls(read_keys(path), path, reread_seconds)
+
+    @property
+    def key_ids(self) -> list[str]:
+        return sorted(self._keys)
+
+    def candidates(self, kid: str | None) -> list[RSAPublicKey]:
+        """The key a token's `kid` names (none if unknown); every key for a token without one."""
+        self._reread_if_changed()
+        if kid is None:
+            return list(self._keys.values())
+        key = self._keys.get(kid)
+        return [key] if key is not None else []
+
+    def _reread_if_changed(self) -> None:
+        now = time.monotonic()
+        if self.source is None or now - self._looked_at < self.reread_seconds:
+            return
+        self._looked_at = now
+        state = _state_of(self.source)
+        if state == self._state:
+            return
+        try:
+            keys = read_keys(self.source)
+        except (OSError, ValueError):
+            # Half-written by a rotation, or broken: keep trusting the keys read before.
+            log.warning("cannot read the token verification keys; keeping the previous ones", exc_info=True)
+            return
+        self._keys, self._state = keys, state
+        log.info("token verification keys read again", extra={"key_ids": sorted(keys)})
+
+
+def _state_of(source: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a key source changes: names, sizes and modification times."""
+    files = sorted(source.glob("*.pem")) if source.is_dir() else [source]
+    state = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        state.append((file.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
+
+
+class TokenVerifier:
+    """Verifies access tokens against the login service's public keys."""
+
+    def __init__(
+        self,
+        public_keys: bytes | VerificationKeys,
+        issuer: str,
+        audience: str,
+        leeway_seconds: int = 30,
+    ) -> None:
+        if isinstance(public_keys, bytes):  # one PEM key
+            key = rsa_public_key(public_keys)
+            public_keys = VerificationKeys({key_id(key): key})
+        self.keys = public_keys
         self.issuer = issuer
         self.audience = audience
         self.leeway_seconds = leeway_seconds
 
     @classmethod
     def from_config(cls, cfg: AuthConfig) -> TokenVerifier:
-        path = cfg.public_key_file
-        if not path.is_file():
-            raise ConfigError(
-                f"No token public key at {path} (ASAN_AUTH_PUBLIC_KEY_FILE). For a local key pair, "
-                "run `python -m services.runtime.tokens keys`."
-            )
+        """The keys of ASAN_AUTH_PUBLIC_KEYS when set, else the one of ASAN_AUTH_PUBLIC_KEY_FILE."""
+        if cfg.public_keys is not None:
+            path, variable = cfg.public_keys, "ASAN_AUTH_PUBLIC_KEYS"
+            if not path.exists():
+                raise ConfigError(
+                    f"No token public keys at {path} ({variable}): a JWKS file or a directory of PEMs."
+                )
+        else:
+            path, variable = cfg.public_key_file, "ASAN_AUTH_PUBLIC_KEY_FILE"
+            if not path.is_file():
+                raise ConfigError(
+                    f"No token public key at {path} ({variable}). For a local key pair, "
+                    "run `python -m services.runtime.tokens keys`."
+                )
         try:
-            return cls(path.read_bytes(), cfg.issuer, cfg.audience, cfg.leeway_seconds)
-        except ValueError:
-            raise ConfigError(f"{path} (ASAN_AUTH_PUBLIC_KEY_FILE) is not a PEM RSA public key") from None
+            keys = VerificationKeys.from_path(path)
+        except ValueError as error:
+            raise ConfigError(
+                f"{path} ({variable}) is not a PEM RSA public key or a key set: {error}"
+            ) from None
+        return cls(keys, cfg.issuer, cfg.audience, cfg.leeway_seconds)
 
     def verify(self, token: str) -> Principal:
         """The principal the token names; raises Unauthenticated if it is not valid now."""
@@ -210,28 +373,34 @@ class TokenVerifier:
         try:
             # Structure first, so that MALFORMED means "not a JWS at all" and a signed token
             # with bad contents counts as INVALID.
-            jwt.get_unverified_header(token)
+            header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
             raise unauthenticated(TokenRejection.MALFORMED) from None
         except jwt.InvalidTokenError:
             raise unauthenticated(TokenRejection.INVALID) from None
-        try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                issuer=self.issuer,
-                audience=self.audience,
-                leeway=self.leeway_seconds,
-                options={"require": list(REQUIRED_CLAIMS)},
-            )
-        except jwt.ExpiredSignatureError:
-            raise unauthenticated(TokenRejection.EXPIRED) from None
-        except jwt.ImmatureSignatureError:
-            raise unauthenticated(TokenRejection.NOT_YET_VALID) from None
-        except jwt.InvalidTokenError:
-            raise unauthenticated(TokenRejection.INVALID) from None
-        return principal_from_claims(claims)
+        kid = header.get("kid")
+        for key in self.keys.candidates(kid if isinstance(kid, str) else None):
+            try:
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[ALGORITHM],
+                    issuer=self.issuer,
+                    audience=self.audience,
+                    leeway=self.leeway_seconds,
+                    options={"require": list(REQUIRED_CLAIMS)},
+                )
+            except jwt.InvalidSignatureError:
+                continue  # another key of the set, for a token naming none
+            except jwt.ExpiredSignatureError:
+                raise unauthenticated(TokenRejection.EXPIRED) from None
+            except jwt.ImmatureSignatureError:
+                raise unauthenticated(TokenRejection.NOT_YET_VALID) from None
+            except jwt.InvalidTokenError:
+                raise unauthenticated(TokenRejection.INVALID) from None
+            return principal_from_claims(claims)
+        # No trusted key signed it: a forgery, or a key retired (or not yet published).
+        raise unauthenticated(TokenRejection.INVALID)
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal of an `authorization` metadata value ("Bearer <token>")."""

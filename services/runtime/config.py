@@ -75,9 +75,12 @@ class AuthConfig:
 
     issuer: str
     audience: str
+    # One RS256 public key (PEM); a set of keys in `public_keys` takes its place.
     public_key_file: Path
     private_key_file: Path
     leeway_seconds: int
+    # The keys trusted at once while they rotate: a JWKS file or a directory of PEM files.
+    public_keys: Path | None = None
 
     @classmethod
     def from_env(cls) -> AuthConfig:
@@ -88,6 +91,7 @@ class AuthConfig:
             public_key_file=Path(env_str("ASAN_AUTH_PUBLIC_KEY_FILE", str(keys / "auth_public.pem"))),
             private_key_file=Path(env_str("ASAN_AUTH_PRIVATE_KEY_FILE", str(keys / "auth_private.pem"))),
             leeway_seconds=env_int("ASAN_AUTH_LEEWAY_SECONDS", 30),
+            public_keys=Path(keys_path) if (keys_path := env_str("ASAN_AUTH_PUBLIC_KEYS", "")) else None,
         )
 
 

@@ -29,6 +29,10 @@ class RuntimeTables:
     idempotency_keys: Table
 
 
+# "<kind>:<subject>" with a subject of up to 255 characters (services.runtime.auth).
+SCOPE_LENGTH = 300
+
+
 def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
     outbox = Table(
         "outbox",
@@ -60,6 +64,10 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
     idempotency_keys = Table(
         "idempotency_keys",
         metadata,
+        # Whose key (services.runtime.idempotency.caller_scope): "citizen:5ZK3T9P", or
+        # "anonymous:" and the resource acted on; "" for keys from before scopes (and from a
+        # previous release during a rolling upgrade, which does not write it).
+        Column("scope", String(SCOPE_LENGTH), primary_key=True, server_default=""),
         Column("request_id", String(36), primary_key=True),
         # Full gRPC method name: the same id on another method is a client bug.
         Column("method", String(200), nullable=False),

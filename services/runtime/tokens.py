@@ -2,17 +2,17 @@
 
 In production the login service holds the private key and services get only the public
 one; on a developer's machine and in tests, this module makes both under ASAN_VAR_DIR.
+Minted tokens name their key in the `kid` header (its thumbprint, `auth.key_id`).
 
     python -m services.runtime.tokens keys
     python -m services.runtime.tokens mint --kind citizen --subject 1AB2C3D
     python -m services.runtime.tokens mint --kind officer --subject officer-17 --agency DMX
+    python -m services.runtime.tokens jwks old_public.pem new_public.pem > jwks.json
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import os
 import sys
@@ -24,13 +24,22 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
-from services.runtime.auth import ALGORITHM, Principal, PrincipalKind, principal_claims
+from services.runtime.auth import (
+    ALGORITHM,
+    Principal,
+    PrincipalKind,
+    key_id,
+    principal_claims,
+    rsa_public_key,
+)
 from services.runtime.config import AuthConfig, ConfigError
 
+# key_id is the verifier's (services.runtime.auth), re-exported: the kid of minted tokens.
+__all__ = ["KEY_SIZE", "ensure_keypair", "jwks", "key_id", "main", "mint"]
+
 KEY_SIZE = 2048
-# Enough of the thumbprint to tell keys apart in logs and when keys rotate.
-KEY_ID_LENGTH = 16
 
 
 def ensure_keypair(cfg: AuthConfig) -> None:
@@ -77,20 +86,6 @@ def _write_private(path: Path, content: bytes) -> None:
         ) from None
     with os.fdopen(fd, "wb") as file:
         file.write(content)
-
-
-def key_id(public_key: rsa.RSAPublicKey) -> str:
-    """A short RFC 7638 JWK thumbprint (SHA-256) of the key, for the `kid` header."""
-    numbers = public_key.public_numbers()
-    jwk = {"e": _b64url_uint(numbers.e), "kty": "RSA", "n": _b64url_uint(numbers.n)}
-    canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
-    digest = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
-    return digest[:KEY_ID_LENGTH]
-
-
-def _b64url_uint(value: int) -> str:
-    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _load_private_key(cfg: AuthConfig) -> rsa.RSAPrivateKey:
@@ -147,6 +142,19 @@ def mint(
     )
 
 
+def jwks(public_keys: Sequence[bytes]) -> dict[str, list[dict[str, str]]]:
+    """A JWKS of PEM public keys, each with the `kid` that `mint` and a directory of PEMs give
+    it: a key set for ASAN_AUTH_PUBLIC_KEYS (RUNBOOK.md, "Rotating the token keys")."""
+    keys = []
+    for pem in public_keys:
+        key = rsa_public_key(pem)
+        jwk = RSAAlgorithm.to_jwk(key, as_dict=True)
+        keys.append(
+            {"kty": "RSA", "n": jwk["n"], "e": jwk["e"], "kid": key_id(key), "use": "sig", "alg": ALGORITHM}
+        )
+    return {"keys": keys}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m services.runtime.tokens",
@@ -160,12 +168,23 @@ def _parser() -> argparse.ArgumentParser:
     mint_parser.add_argument("--agency", help="agency code, required for officer and service, e.g. DMX")
     mint_parser.add_argument("--institution", help="institution code, required for bank, e.g. KAPITALBANK")
     mint_parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    jwks_parser = commands.add_parser(
+        "jwks", help="print a JWKS of PEM public keys (for ASAN_AUTH_PUBLIC_KEYS)"
+    )
+    jwks_parser.add_argument("pem", nargs="+", type=Path, help="RSA public key files, PEM")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "jwks":
+        try:
+            print(json.dumps(jwks([path.read_bytes() for path in args.pem]), indent=2))
+        except (OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
     try:
         cfg = AuthConfig.from_env()
         ensure_keypair(cfg)

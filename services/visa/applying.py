@@ -5,11 +5,16 @@ Payment is asked for the fee's payment before anything is written: the applicati
 idempotency key and the payment id commit together, and the payment request's id is derived
 from the application, which is derived from the request, so that a retry after payment was
 unavailable (nothing written) or after a lost answer (a replay) never makes a second payment.
+
+The payment's confirmation secret is never stored: the response kept for replays has none,
+and a replay asks payment for it again (the same CreatePayment, which payment replays with the
+secret it derives) while the fee is still awaited. Once the fee is paid or expired the secret
+has no use, and a replay comes without it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +27,7 @@ from services.runtime.validation import Violations
 from services.visa import convert, decisions, queries
 from services.visa.domain import FEE_CODES, ApplicationStatus, NewApplication, validate_application
 from services.visa.names import normalized_name
-from services.visa.payments import FeeDesk, FeePayment
+from services.visa.payments import Fee, FeeDesk, FeePayment
 from services.visa.tables import ApplicantRow, ApplicationRow
 
 Response = visa_service_pb2.CreateApplicationResponse
@@ -53,24 +58,56 @@ async def create_application(
 
     stored = await database.run(check)
     if stored is not None:
-        return Response.FromString(stored)
+        return await _replayed(database, fees, new, Response.FromString(stored))
     application_id = decisions.application_id_for(key.request_id, key.fingerprint)
     now = utcnow()
     number = decisions.application_number_for(application_id, baku_date(now).year)
-    payment = await _fee_payment(fees, new, application_id, number)
+    assert new.speed is not None  # validate_application raised otherwise
+    payment = await _fee_payment(fees, new, application_id, number, await fees.unit_fee(FEE_CODES[new.speed]))
 
     def write(session: Session) -> Response:
         return _write(session, new, application_id=application_id, number=number, payment=payment, now=now)
 
-    return await idempotency.run(database, key, Response, write)
+    response = await idempotency.run(database, key, Response, write)
+    # Ours, or the same application written by a concurrent call: the same payment either way.
+    if response.application.payment_id == payment.payment_id:
+        response.payment_confirmation_secret = payment.confirmation_secret
+    return response
 
 
-async def _fee_payment(fees: FeeDesk, new: NewApplication, application_id: str, number: str) -> FeePayment:
-    """One payment for every applicant's fee, payable by the first applicant's passport."""
+# A replay asks payment for the secret again this long after the application at most: well
+# within the 48 hours payment keeps its own key, and long after the fee's payment (90 minutes)
+# can still be paid.
+SECRET_REPLAY_WINDOW = timedelta(hours=24)
+
+
+async def _replayed(database: Database, fees: FeeDesk, new: NewApplication, stored: Response) -> Response:
+    """The stored response, with the payment's confirmation secret while the fee is awaited."""
+    application = await database.run(
+        lambda session: queries.application_by_number(session, stored.application.application_number)
+    )
+    if (
+        application is None
+        or application.status != ApplicationStatus.AWAITING_PAYMENT
+        or application.created_at < utcnow() - SECRET_REPLAY_WINDOW
+    ):
+        return stored
+    applicants = len(application.applicants)
+    unit_fee = Fee(application.fee_minor // applicants, application.fee_currency)
+    payment = await _fee_payment(fees, new, application.id, application.number, unit_fee)
+    if payment.payment_id == application.payment_id:
+        stored.payment_confirmation_secret = payment.confirmation_secret
+    return stored
+
+
+async def _fee_payment(
+    fees: FeeDesk, new: NewApplication, application_id: str, number: str, unit_fee: Fee
+) -> FeePayment:
+    """One payment for every applicant's fee, payable by the first applicant's passport. Asked
+    again for a replay, it is the same request, which payment replays."""
     assert new.speed is not None  # validate_application raised otherwise
     code = FEE_CODES[new.speed]
     lead = new.applicants[0]
-    unit_fee = await fees.unit_fee(code)
     return await fees.create_payment(
         request_id=decisions.payment_request_id_for(application_id),
         service_code=code,
@@ -126,8 +163,8 @@ def _write(
     )
     session.add(row)
     session.flush()
+    # As stored for replays: without the payment's confirmation secret.
     return Response(
         application=convert.application(row),
-        payment_confirmation_secret=payment.confirmation_secret,
         fee=money_pb2.Money(minor_units=row.fee_minor, currency_code=row.fee_currency),
     )

@@ -7,6 +7,12 @@ border post can check it offline with the public key (GetVerificationKey).
 
 The key lives in VISA_SIGNING_KEY_FILE (PEM, PKCS#8); on a developer's machine it is made
 on first use under ASAN_VAR_DIR/keys, like the token keys. In production it is mounted.
+
+Keys rotate: each code names the key that signed it (the payload's key id), and a code is
+checked with that key. After a rotation the new key signs, and the retired keys, whose public
+halves are kept in VISA_RETIRED_KEYS_DIR, only verify: the codes already issued stay valid until
+their e-visas expire (at most 180 days after the rotation: an arrival up to 90 days ahead, then
+90 days of validity), after which a retired key can go (deploy/k8s/RUNBOOK.md).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -84,7 +91,7 @@ class SignedVisa:
 
 
 class CodeRejected(ValueError):
-    """The code is not one this key signed, or was changed after signing."""
+    """The code is not one of our keys signed, or was changed after signing."""
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -101,10 +108,14 @@ def _b64decode(text: str) -> bytes:
 
 
 class VisaSigner:
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+    """Signs with the current key; verifies with it and with the retired keys still kept."""
+
+    def __init__(self, private_key: Ed25519PrivateKey, retired: Iterable[Ed25519PublicKey] = ()) -> None:
         self._private_key = private_key
         self.public_key = private_key.public_key()
         self.key_id = key_id(self.public_key)
+        self.verification_keys = {key_id(key): key for key in retired}
+        self.verification_keys[self.key_id] = self.public_key
 
     def public_key_pem(self) -> str:
         return self.public_key.public_bytes(
@@ -112,35 +123,77 @@ class VisaSigner:
         ).decode()
 
     def sign(self, visa: SignedVisa) -> str:
+        if visa.key_id != self.key_id:
+            raise ValueError(f"the payload names key {visa.key_id}; only the current key {self.key_id} signs")
         payload = visa.payload()
         return _b64encode(payload + self._private_key.sign(payload))
 
     def verify(self, code: str) -> SignedVisa:
-        return verify_code(self.public_key, code)
+        """The signed facts of `code`, checked with the key it names: the current one or a
+        retired one still kept. CodeRejected otherwise."""
+        payload, _ = _split(code)
+        try:
+            named = SignedVisa.from_payload(payload).key_id
+        except (ValueError, UnicodeDecodeError):
+            raise CodeRejected("not an AZEV1 payload") from None
+        key = self.verification_keys.get(named)
+        if key is None:
+            raise CodeRejected("signed with a key that is not ours, or no longer kept")
+        return verify_code(key, code)
 
     @classmethod
     def from_env(cls) -> VisaSigner:
         """The key named by VISA_SIGNING_KEY_FILE, which must exist (a deployed key: a new one
         per pod would make e-visas that border posts cannot check); without the variable, a
-        development key under the var directory, made on first use."""
+        development key under the var directory, made on first use. The retired keys are the
+        `*.pem` files of VISA_RETIRED_KEYS_DIR (by default ASAN_VAR_DIR/keys/visa_retired)."""
         configured = env_str("VISA_SIGNING_KEY_FILE", "")
         if configured:
             path = Path(configured)
             if not path.is_file():
                 raise ConfigError(f"VISA_SIGNING_KEY_FILE names {path}, which does not exist")
-            return cls(load_or_create_key(path))
-        return cls(load_or_create_key(var_dir() / "keys" / "visa_signing_ed25519.pem"))
+        else:
+            path = var_dir() / "keys" / "visa_signing_ed25519.pem"
+        retired = Path(env_str("VISA_RETIRED_KEYS_DIR", "") or var_dir() / "keys" / "visa_retired")
+        return cls(load_or_create_key(path), retired_keys(retired))
 
 
-def verify_code(public_key: Ed25519PublicKey, code: str) -> SignedVisa:
-    """The signed facts of `code`; CodeRejected if any byte differs from what was signed."""
+def retired_keys(directory: Path) -> list[Ed25519PublicKey]:
+    """The public keys of the `*.pem` files in `directory` (none if it does not exist): public
+    keys, or retired private keys, of which only the public half is used."""
+    if not directory.is_dir():
+        return []
+    keys = []
+    for file in sorted(directory.glob("*.pem")):  # a Secret's volume keeps its own files in ..dirs
+        pem = file.read_bytes()
+        key: object
+        try:
+            key = serialization.load_pem_public_key(pem)
+        except ValueError:
+            try:
+                key = serialization.load_pem_private_key(pem, password=None).public_key()
+            except (ValueError, TypeError):
+                key = None
+        if not isinstance(key, Ed25519PublicKey):
+            raise ConfigError(f"{file} (VISA_RETIRED_KEYS_DIR) is not an Ed25519 key in PEM")
+        keys.append(key)
+    return keys
+
+
+def _split(code: str) -> tuple[bytes, bytes]:
     try:
         raw = _b64decode(code.strip())
     except (binascii.Error, ValueError):
         raise CodeRejected("not base64url") from None
     if len(raw) <= SIGNATURE_LENGTH:
         raise CodeRejected("too short")
-    payload, signature = raw[:-SIGNATURE_LENGTH], raw[-SIGNATURE_LENGTH:]
+    return raw[:-SIGNATURE_LENGTH], raw[-SIGNATURE_LENGTH:]
+
+
+def verify_code(public_key: Ed25519PublicKey, code: str) -> SignedVisa:
+    """The signed facts of `code`, checked with `public_key`; CodeRejected if any byte differs
+    from what was signed."""
+    payload, signature = _split(code)
     try:
         public_key.verify(signature, payload)
         return SignedVisa.from_payload(payload)

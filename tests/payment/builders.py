@@ -28,7 +28,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import MetaData, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from asan.common.v1 import identifiers_pb2, money_pb2
@@ -420,3 +421,30 @@ def metric_value(payment: RunningService, sample_name: str, **labels: str) -> fl
         for sample in family.samples
         if sample.name == sample_name and all(sample.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def places_keeping(service: RunningService, metadata: MetaData, secret: str) -> list[str]:
+    """Where the service keeps `secret` at rest: each table with a value holding it (as text or
+    as bytes, such as a stored protobuf response) and, on SQLite, each database file holding its
+    bytes (the main file and the write-ahead log, where rows linger after they change)."""
+    needle = secret.encode()
+
+    def tables_holding(session: Session) -> list[str]:
+        return [
+            table.name
+            for table in metadata.sorted_tables
+            if any(
+                needle in value if isinstance(value, bytes) else secret in str(value)
+                for row in session.execute(select(table))
+                for value in row
+            )
+        ]
+
+    found = service.server.database.run_sync(tables_holding)
+    url = make_url(service.database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database
+        for file in (Path(url.database), Path(url.database + "-wal")):
+            if file.exists() and needle in file.read_bytes():
+                found.append(file.name)
+    return found

@@ -7,11 +7,14 @@ from __future__ import annotations
 import hashlib
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import create_engine, insert, select
 
 from asan.common.v1 import identifiers_pb2
 from asan.payment.v1 import events_pb2, payment_pb2
-from services.payment.tables import PaymentRow
+from services.payment.service import definition
+from services.payment.tables import Base, PaymentRow, runtime_tables
+from services.runtime.db import utcnow
+from services.runtime.migrations import upgrade
 from tests.payment.builders import (
     Callers,
     Stub,
@@ -22,6 +25,7 @@ from tests.payment.builders import (
     money,
     outbox_events,
     passport_duty,
+    places_keeping,
     rejected,
 )
 from tests.support.servers import RunningService
@@ -151,3 +155,45 @@ async def test_a_family_pays_its_fixed_fees_in_one_payment_by_quantity(stub: Stu
 async def test_a_payment_without_a_quantity_is_for_one_unit(stub: Stub, callers: Callers) -> None:
     created = await stub.CreatePayment(create_request(passport_duty()), metadata=callers.citizen)
     assert created.quantity == 1
+
+
+async def test_the_secret_is_kept_nowhere_though_every_replay_shows_it(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    """Neither the payment, nor the response kept for replays, nor the database files hold the
+    secret: it is derived again from the payment id each time it is shown."""
+    request = create_request(foreign_evisa())
+    created = await stub.CreatePayment(request, metadata=callers.dmx_service)
+    replays = [await stub.CreatePayment(request, metadata=callers.dmx_service) for _ in range(2)]
+    pay = confirm_request(created.payment_id)
+    pay.confirmation_secret = replays[-1].confirmation_secret
+    assert (await stub.ConfirmPayment(pay)).status == payment_pb2.PAYMENT_STATUS_SUCCEEDED
+
+    assert {replay.confirmation_secret for replay in replays} == {created.confirmation_secret}
+    assert places_keeping(payment, Base.metadata, created.confirmation_secret) == []
+    assert places_keeping(payment, Base.metadata, created.payment_id)  # the scan sees what is kept
+
+
+def test_an_upgrade_takes_the_secrets_out_of_responses_stored_before(database_url: str) -> None:
+    upgrade(database_url, definition.migrations, "0005")
+    keys = runtime_tables.idempotency_keys
+    stored = payment_pb2.Payment(payment_id="p-1", confirmation_secret="an-old-random-secret")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(keys).values(
+                    scope="",
+                    request_id="3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10",
+                    method="/asan.payment.v1.PaymentService/CreatePayment",
+                    fingerprint="f" * 64,
+                    response=stored.SerializeToString(),
+                    created_at=utcnow(),
+                )
+            )
+        upgrade(database_url, definition.migrations)
+        with engine.begin() as connection:
+            kept = payment_pb2.Payment.FromString(connection.execute(select(keys.c.response)).scalar_one())
+    finally:
+        engine.dispose()
+    assert kept == payment_pb2.Payment(payment_id="p-1")

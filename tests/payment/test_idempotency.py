@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from asan.common.v1 import identifiers_pb2
 from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2
 from services.payment.acquirer import (
     SANDBOX_UNAVAILABLE_CARD,
@@ -20,21 +21,25 @@ from services.payment.acquirer import (
     ChargeResult,
     SandboxAcquirer,
 )
+from services.payment.charges import charge_key
 from services.payment.requests import scrub_card
 from services.payment.tables import runtime_tables
 from services.runtime.db import utcnow
 from services.runtime.idempotency import Idempotency, idempotency_key
 from tests.payment.builders import (
+    OTHER_CITIZEN_FIN,
     Callers,
     Stub,
     cancel_request,
     card,
     confirm_request,
     create,
+    create_and_pay,
     create_request,
     get,
     in_database,
     metric_value,
+    new_request_id,
     outbox_events,
     passport_duty,
     payment_rows,
@@ -42,7 +47,10 @@ from tests.payment.builders import (
     rejected,
     traffic_fine,
 )
+from tests.payment.test_foreign_payers import PASSPORT, foreign_evisa
 from tests.support.servers import RunningService
+
+OTHER_PASSPORT = identifiers_pb2.ForeignPassport(issuing_country="FRA", number="18AV27154")
 
 KEYS = runtime_tables.idempotency_keys
 
@@ -97,20 +105,71 @@ async def test_request_id_reused_for_another_request_is_rejected_on_request_id(
     assert await get(stub, callers.citizen, created.payment_id) == created
 
 
-async def test_another_citizens_request_id_is_never_a_replay_of_someone_elses_payment(
-    stub: Stub, callers: Callers
+async def test_another_citizens_request_id_is_their_own_key_never_a_replay_of_someone_elses(
+    payment: RunningService, stub: Stub, callers: Callers
 ) -> None:
+    """Keys are scoped per caller: citizen B sending citizen A's request_id is simply B's own
+    request, answered as if the id were new; B learns nothing of A's payment, not even that
+    the id was used."""
     request = create_request(traffic_fine())
     created = await stub.CreatePayment(request, metadata=callers.citizen)
-    own_payment = create_request(traffic_fine(payer_fin="7QW2E4R"), request.request_id)
+    own_payment = create_request(traffic_fine(payer_fin=OTHER_CITIZEN_FIN), request.request_id)
 
-    for case, other_request in {"the same request": request, "their own payment": own_payment}.items():
-        rejection = await rejected(stub.CreatePayment(other_request, metadata=callers.other_citizen))
+    for_someone_else = await rejected(stub.CreatePayment(request, metadata=callers.other_citizen))
+    assert (for_someone_else.code, for_someone_else.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "PAYMENT_CREATE_DENIED",
+    )
+    assert created.payment_id not in for_someone_else.readable_text()
+    theirs = await stub.CreatePayment(own_payment, metadata=callers.other_citizen)
+    assert theirs.payment_id != created.payment_id
+    assert theirs.payer.fin == OTHER_CITIZEN_FIN
 
-        assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, case
-        assert rejection.reason == "REQUEST_ID_REUSED", case
-        assert rejection.violations == {"request_id": "REQUEST_ID_REUSED"}, case
-        assert created.payment_id not in rejection.readable_text(), case
+    # Each caller's replay is still their own first answer.
+    assert await stub.CreatePayment(own_payment, metadata=callers.other_citizen) == theirs
+    assert await stub.CreatePayment(request, metadata=callers.citizen) == created
+    assert {row.id for row in await payment_rows(payment)} == {created.payment_id, theirs.payment_id}
+
+
+async def test_two_agencies_refunding_with_one_request_id_make_two_refunds(
+    stub: Stub, callers: Callers, acquirer: SandboxAcquirer
+) -> None:
+    """Scopes are per caller at the acquirer too: each refund has its own key there, so the
+    second is made, not answered with the first's result."""
+    passport = await create_and_pay(stub, callers.citizen, passport_duty())
+    fine = await create_and_pay(stub, callers.citizen, traffic_fine())
+    request_id = new_request_id()
+
+    dmx = await stub.RefundPayment(
+        refund_request(passport.payment_id, 1000, request_id=request_id), metadata=callers.dmx_officer
+    )
+    din = await stub.RefundPayment(
+        refund_request(fine.payment_id, 2000, request_id=request_id), metadata=callers.din_officer
+    )
+
+    assert (dmx.payment_id, din.payment_id) == (passport.payment_id, fine.payment_id)
+    assert dmx.refund_id != din.refund_id
+    assert sorted(refund.amount_minor for refund in acquirer.refunds) == [1000, 2000]
+
+
+async def test_a_payer_without_a_token_has_the_payments_keys(
+    payment: RunningService, stub: Stub, callers: Callers
+) -> None:
+    """Anonymous payers share no space of keys: two foreign payers paying their own payments
+    with one request_id each pay their own."""
+    first, second = [
+        await stub.CreatePayment(create_request(foreign_evisa(passport)), metadata=callers.dmx_service)
+        for passport in (PASSPORT, OTHER_PASSPORT)
+    ]
+    request_id = new_request_id()
+    paid = []
+    for created in (first, second):
+        request = confirm_request(created.payment_id, request_id=request_id)
+        request.confirmation_secret = created.confirmation_secret
+        paid.append(await stub.ConfirmPayment(request))
+
+    assert [p.payment_id for p in paid] == [first.payment_id, second.payment_id]
+    assert all(p.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED for p in paid)
 
 
 async def test_request_id_must_be_a_uuid(stub: Stub, callers: Callers) -> None:
@@ -175,6 +234,8 @@ async def test_fifty_concurrent_confirms_with_one_request_id_charge_the_card_onc
 
     assert all(reply.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED for reply in replies)
     assert {reply.acquirer_transaction_id for reply in replies} == {replies[0].acquirer_transaction_id}
+    # The calls the service made, not the charges the acquirer's own idempotency let through.
+    assert acquirer.calls_of("charge") == [charge_key(created.payment_id)]
     assert len(acquirer.charges) == 1
     assert len(await outbox_events(payment, events_pb2.PaymentSucceeded)) == 1
     code = "state.duty.passport"

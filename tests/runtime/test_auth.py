@@ -7,6 +7,7 @@ exception type. Keys and tokens are real: RS256 with a key pair made for this mo
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -27,11 +28,13 @@ from services.runtime.auth import (
     Principal,
     PrincipalKind,
     TokenVerifier,
+    VerificationKeys,
     bearer_token,
 )
 from services.runtime.config import AuthConfig, ConfigError
 from services.runtime.errors import Unauthenticated
 from services.runtime.tokens import ensure_keypair, mint
+from services.runtime.tokens import jwks as tokens_jwks
 
 ISSUER = "https://login.asan.test"
 AUDIENCE = "asan-services-test"
@@ -362,6 +365,107 @@ def test_verifier_from_env_reads_the_keys_under_the_var_dir(tmp_path: Path) -> N
 
     assert env_cfg.public_key_file.is_relative_to(tmp_path)
     assert TokenVerifier.from_config(env_cfg).verify(mint(env_cfg, PrincipalKind.CITIZEN, FIN)).fin == FIN
+
+
+# Keys that rotate
+
+
+def key_pair(directory: Path) -> AuthConfig:
+    """A key pair of its own (a key of ASAN Login, before or after a rotation)."""
+    config = auth_config(directory)
+    ensure_keypair(config)
+    return config
+
+
+def trusted_directory(directory: Path, *pairs: AuthConfig) -> Path:
+    """A directory of the pairs' public keys, as the Secret's volume mounts them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, pair in enumerate(pairs):
+        (directory / f"key-{index}.pem").write_bytes(pair.public_key_file.read_bytes())
+    return directory
+
+
+def test_tokens_of_the_old_and_the_new_key_both_verify_while_both_are_trusted(
+    tmp_path: Path, cfg: AuthConfig
+) -> None:
+    """Issue with the old key, rotate: the login service signs with the new key from then on,
+    and tokens from before the rotation stay valid until they expire."""
+    before = mint(cfg, PrincipalKind.CITIZEN, FIN)
+    new = key_pair(tmp_path / "new")
+    keys = trusted_directory(tmp_path / "trusted", cfg, new)
+    verifier = TokenVerifier.from_config(dataclasses.replace(cfg, public_keys=keys))
+    after = mint(dataclasses.replace(cfg, private_key_file=new.private_key_file), PrincipalKind.CITIZEN, FIN)
+
+    assert verifier.verify(before).fin == FIN
+    assert verifier.verify(after).fin == FIN
+    old_kid, new_kid = (jwt.get_unverified_header(token)["kid"] for token in (before, after))
+    assert old_kid != new_kid  # the retired private key signs nothing any more
+    assert verifier.keys.key_ids == sorted([old_kid, new_kid])
+
+
+def test_a_key_taken_out_of_the_set_stops_verifying_and_one_put_in_starts_without_a_restart(
+    tmp_path: Path, cfg: AuthConfig
+) -> None:
+    new, next_one = key_pair(tmp_path / "new"), key_pair(tmp_path / "next")
+    directory = trusted_directory(tmp_path / "trusted", cfg, new)
+    verifier = TokenVerifier(VerificationKeys.from_path(directory, reread_seconds=0), ISSUER, AUDIENCE)
+    old_token, new_token, next_token = (
+        mint(pair, PrincipalKind.CITIZEN, FIN) for pair in (cfg, new, next_one)
+    )
+    assert rejection(verifier, next_token) == "TOKEN_INVALID"  # not yet published
+
+    (directory / "key-0.pem").unlink()  # the last token of the old key has expired
+    (directory / "key-2.pem").write_bytes(next_one.public_key_file.read_bytes())
+
+    assert rejection(verifier, old_token) == "TOKEN_INVALID"
+    assert verifier.verify(new_token).fin == FIN
+    assert verifier.verify(next_token).fin == FIN
+
+
+def test_a_half_written_key_set_keeps_the_keys_read_before(tmp_path: Path, cfg: AuthConfig) -> None:
+    directory = trusted_directory(tmp_path / "trusted", cfg)
+    verifier = TokenVerifier(VerificationKeys.from_path(directory, reread_seconds=0), ISSUER, AUDIENCE)
+
+    (directory / "key-1.pem").write_bytes(b"-----BEGIN PUBLIC KEY-----\nMIIB")
+
+    assert verifier.verify(mint(cfg, PrincipalKind.CITIZEN, FIN)).fin == FIN
+
+
+def test_a_jwks_names_its_keys_and_a_token_is_checked_against_the_key_it_names(
+    tmp_path: Path, cfg: AuthConfig
+) -> None:
+    new = key_pair(tmp_path / "new")
+    key_set = tokens_jwks([cfg.public_key_file.read_bytes(), new.public_key_file.read_bytes()])
+    key_set["keys"][0]["kid"], key_set["keys"][1]["kid"] = "login-2026-05", "login-2026-11"
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps(key_set))
+    verifier = TokenVerifier.from_config(dataclasses.replace(cfg, public_keys=path))
+
+    def signed(pair: AuthConfig, kid: str | None) -> str:
+        headers = {"kid": kid} if kid else None
+        return jwt.encode(claims(), pair.private_key_file.read_bytes(), algorithm="RS256", headers=headers)
+
+    assert verifier.verify(signed(cfg, "login-2026-05")).fin == FIN
+    assert verifier.verify(signed(new, "login-2026-11")).fin == FIN
+    assert verifier.verify(signed(new, None)).fin == FIN  # no kid: any trusted key may have signed
+    assert rejection(verifier, signed(new, "login-2026-05")) == "TOKEN_INVALID"  # not the key it names
+    assert rejection(verifier, signed(new, "login-2099-01")) == "TOKEN_INVALID"
+
+
+def test_the_key_set_comes_from_asan_auth_public_keys(
+    tmp_path: Path, cfg: AuthConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = key_pair(tmp_path / "new")
+    monkeypatch.setenv("ASAN_AUTH_PUBLIC_KEYS", str(trusted_directory(tmp_path / "trusted", cfg, new)))
+    monkeypatch.setenv("ASAN_AUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("ASAN_AUTH_AUDIENCE", AUDIENCE)
+
+    verifier = TokenVerifier.from_config(AuthConfig.from_env())
+
+    assert verifier.verify(mint(new, PrincipalKind.CITIZEN, FIN)).fin == FIN
+    monkeypatch.setenv("ASAN_AUTH_PUBLIC_KEYS", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="ASAN_AUTH_PUBLIC_KEYS"):
+        TokenVerifier.from_config(AuthConfig.from_env())
 
 
 # Principals

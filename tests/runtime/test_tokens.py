@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import os
 import stat
 import subprocess
@@ -253,3 +255,21 @@ def test_cli_refuses_an_officer_without_agency_with_exit_status_2(var_dir: Path)
     assert result.returncode == 2
     assert result.stdout == ""
     assert "agency" in result.stderr
+
+
+def test_cli_jwks_lists_public_keys_by_the_kid_tokens_carry(var_dir: Path, tmp_path: Path) -> None:
+    run_cli(var_dir, "keys")
+    cfg = AuthConfig.from_env()
+    other = auth_config(tmp_path / "other")
+    ensure_keypair(other)
+
+    result = run_cli(var_dir, "jwks", str(cfg.public_key_file), str(other.public_key_file))
+
+    assert result.returncode == 0, result.stderr
+    key_set = json.loads(result.stdout)
+    token = mint(cfg, PrincipalKind.CITIZEN, FIN)
+    assert key_set["keys"][0]["kid"] == jwt.get_unverified_header(token)["kid"]
+    assert [key["use"] for key in key_set["keys"]] == ["sig", "sig"]
+    path = tmp_path / "jwks.json"
+    path.write_text(result.stdout)
+    assert TokenVerifier.from_config(dataclasses.replace(cfg, public_keys=path)).verify(token).fin == FIN

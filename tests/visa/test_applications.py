@@ -17,13 +17,15 @@ from sqlalchemy.orm import Session
 from asan.common.v1.paging_pb2 import PageCursor
 from asan.visa.v1 import events_pb2, visa_pb2, visa_service_pb2
 from services.payment.service import definition as payment_definition
+from services.payment.tables import Base as PaymentBase
 from services.payment.tables import PaymentRow
 from services.runtime.db import utcnow
 from services.runtime.paging import encode_page_token, filter_fingerprint
 from services.visa import decisions, queries
 from services.visa.signing import VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow, runtime_tables
-from tests.payment.builders import new_request_id, shared_auth
+from services.visa.tables import Base as VisaBase
+from tests.payment.builders import new_request_id, places_keeping, shared_auth
 from tests.support import servers
 from tests.support.servers import RunningService, running_service
 from tests.visa.builders import (
@@ -37,6 +39,7 @@ from tests.visa.builders import (
     in_database,
     officer,
     outbox_events,
+    pay,
     rejected,
     visa_service,
     visa_stub,
@@ -433,3 +436,52 @@ async def test_sandbox_passports_wait_for_an_officer_unless_enabled(visa: Runnin
         _status(created.application.application_number, "SBXA000001")
     )
     assert seen.applicants[0].decision == visa_pb2.DECISION_UNSPECIFIED
+
+
+async def test_the_payment_secret_is_kept_in_neither_database_and_replays_show_it_until_paid(
+    payment: RunningService, visa: RunningService
+) -> None:
+    """Visa keeps no copy of the fee payment's confirmation secret, nor does payment: a replay
+    asks payment for it again while the fee is awaited; once paid it has no use and is not shown."""
+    request = create_request(application())
+    first = await visa_stub(visa).CreateApplication(request)
+    again = await visa_stub(visa).CreateApplication(request)
+    assert again.payment_confirmation_secret == first.payment_confirmation_secret != ""
+    await pay(payment, first)
+    _submit(visa, first.application.application_number)  # PaymentSucceeded, as the worker applies it
+    after_paying = await visa_stub(visa).CreateApplication(request)
+
+    assert after_paying.application.application_number == first.application.application_number
+    assert after_paying.payment_confirmation_secret == ""
+    secret = first.payment_confirmation_secret
+    assert places_keeping(visa, VisaBase.metadata, secret) == []
+    assert places_keeping(payment, PaymentBase.metadata, secret) == []
+    assert places_keeping(visa, VisaBase.metadata, first.application.payment_id)  # the scan sees rows
+
+
+async def test_a_visa_number_drawn_twice_is_drawn_again_and_the_approval_succeeds(
+    visa: RunningService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Visa numbers are random: a collision with an issued one must cost a new draw, not the
+    officer's approval. Forced here: the first draws repeat an issued number."""
+    first = await _apply(visa, application(applicant("C01X00T47")))
+    second = await _apply(visa, application(applicant("D99Y00001")))
+    for created in (first, second):
+        _submit(visa, created.application.application_number)
+    stub = visa_stub(visa)
+    issued = await stub.ApproveApplicant(
+        _approve(first.application.application_number, "C01X00T47"), metadata=officer()
+    )
+    taken = issued.applicants[0].evisa.visa_number
+    draws = iter([taken, taken, taken])
+    fresh = decisions.new_visa_number
+    monkeypatch.setattr(decisions, "new_visa_number", lambda today: next(draws, None) or fresh(today))
+
+    approved = await stub.ApproveApplicant(
+        _approve(second.application.application_number, "D99Y00001"), metadata=officer()
+    )
+
+    number = approved.applicants[0].evisa.visa_number
+    assert number and number != taken
+    assert next(draws, None) is None  # every forced collision was drawn
+    assert len(outbox_events(visa, events_pb2.VisaIssued)) == 2

@@ -6,18 +6,34 @@ from __future__ import annotations
 import base64
 import os
 import stat
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from sqlalchemy.orm import Session
 
-from asan.visa.v1 import visa_service_pb2
+from asan.visa.v1 import visa_pb2, visa_service_pb2
 from services.runtime.config import ConfigError
+from services.runtime.db import utcnow
+from services.visa import decisions, queries
 from services.visa.signing import CodeRejected, SignedVisa, VisaSigner, load_or_create_key, verify_code
+from tests.payment.builders import new_request_id
 from tests.support.servers import RunningService
-from tests.visa.builders import visa_stub
+from tests.visa.builders import (
+    applicant,
+    application,
+    bearer,
+    create_request,
+    in_database,
+    officer,
+    pay,
+    rejected,
+    visa_service,
+    visa_stub,
+)
 
 
 def _facts(signer: VisaSigner) -> SignedVisa:
@@ -102,3 +118,132 @@ def test_a_configured_signing_key_that_is_missing_is_an_error_not_a_new_key(
     with pytest.raises(ConfigError, match="VISA_SIGNING_KEY_FILE"):
         VisaSigner.from_env()
     assert not missing.exists()
+
+
+# --- Rotating the key --------------------------------------------------------------------------
+
+
+def test_after_a_rotation_the_new_key_signs_and_codes_of_both_keys_verify(tmp_path: Path) -> None:
+    old = VisaSigner(load_or_create_key(tmp_path / "old.pem"))
+    issued_before = old.sign(_facts(old))
+
+    rotated = VisaSigner(load_or_create_key(tmp_path / "new.pem"), retired=[old.public_key])
+    issued_after = rotated.sign(_facts(rotated))
+
+    assert rotated.verify(issued_before).key_id == old.key_id
+    assert rotated.verify(issued_after).key_id == rotated.key_id != old.key_id
+    with pytest.raises(ValueError, match="only the current key"):
+        rotated.sign(_facts(old))  # a retired key signs nothing any more
+    with pytest.raises(CodeRejected):
+        VisaSigner(load_or_create_key(tmp_path / "new.pem")).verify(issued_before)  # once it is dropped
+
+
+def test_a_code_naming_a_kept_key_but_signed_by_another_fails(tmp_path: Path) -> None:
+    old = VisaSigner(load_or_create_key(tmp_path / "old.pem"))
+    forger = VisaSigner(load_or_create_key(tmp_path / "forger.pem"))
+    rotated = VisaSigner(load_or_create_key(tmp_path / "new.pem"), retired=[old.public_key])
+    payload = _facts(old).payload()
+    forged = _code(payload + _raw(forger.sign(_facts(forger)))[-64:])
+
+    with pytest.raises(CodeRejected):
+        rotated.verify(forged)
+
+
+def test_retired_keys_are_read_from_their_directory_as_public_or_private_pems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retired = tmp_path / "retired"
+    retired.mkdir()
+    first = VisaSigner(load_or_create_key(retired / "2025-11.pem"))  # a private key, moved aside
+    second = VisaSigner(load_or_create_key(tmp_path / "2026-05-private.pem"))
+    (retired / "2026-05.pem").write_text(second.public_key_pem())
+    monkeypatch.setenv("VISA_SIGNING_KEY_FILE", str(load_or_create_key_path(tmp_path / "current.pem")))
+    monkeypatch.setenv("VISA_RETIRED_KEYS_DIR", str(retired))
+
+    signer = VisaSigner.from_env()
+
+    assert sorted(signer.verification_keys) == sorted([first.key_id, second.key_id, signer.key_id])
+    for old in (first, second):
+        assert signer.verify(old.sign(_facts(old))).key_id == old.key_id
+    (retired / "broken.pem").write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(ConfigError, match="VISA_RETIRED_KEYS_DIR"):
+        VisaSigner.from_env()
+
+
+def load_or_create_key_path(path: Path) -> Path:
+    load_or_create_key(path)
+    return path
+
+
+async def test_e_visas_issued_before_a_rotation_still_pass_the_border_after_it(
+    payment: RunningService,
+    database_backend: str,
+    new_database_url: Callable[[str, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Issue, rotate (the new key mounted, the old one moved to the retired keys), restart:
+    the border accepts the codes of both keys, new e-visas carry the new key, and the old
+    key's codes are refused once it is dropped."""
+    visa_url = new_database_url(database_backend, "visa")
+    keys = tmp_path / "visa-keys"
+    monkeypatch.setenv("VISA_SIGNING_KEY_FILE", str(load_or_create_key_path(keys / "2026-05.pem")))
+    monkeypatch.setenv("VISA_RETIRED_KEYS_DIR", str(keys / "retired"))
+    async with visa_service(visa_url, payment.address, monkeypatch) as visa:
+        before = await _issued(visa, payment, "C01X00T47")
+
+    (keys / "retired").mkdir()
+    (keys / "2026-05.pem").rename(keys / "retired" / "2026-05.pem")
+    monkeypatch.setenv("VISA_SIGNING_KEY_FILE", str(load_or_create_key_path(keys / "2026-11.pem")))
+    async with visa_service(visa_url, payment.address, monkeypatch) as visa:
+        after = await _issued(visa, payment, "D99Y00001")
+        served = await visa_stub(visa).GetVerificationKey(visa_service_pb2.GetVerificationKeyRequest())
+        for evisa in (before, after):
+            checked = await visa_stub(visa).VerifyVisa(
+                _verify_code(evisa), metadata=bearer("officer", "dsx-post-alat-7", "DSX")
+            )
+            assert checked.result == visa_pb2.VERIFICATION_RESULT_VALID
+        assert _signed_by(after) == served.key_id != _signed_by(before)
+
+    (keys / "retired" / "2026-05.pem").unlink()  # after the last e-visa it signed has expired
+    async with visa_service(visa_url, payment.address, monkeypatch) as visa:
+        refused = await rejected(
+            visa_stub(visa).VerifyVisa(
+                _verify_code(before), metadata=bearer("officer", "dsx-post-alat-7", "DSX")
+            )
+        )
+        assert refused.violations == {"verification_code": "SIGNATURE_INVALID"}
+
+
+async def _issued(visa: RunningService, payment: RunningService, passport: str) -> visa_pb2.EVisa:
+    """An e-visa issued by an officer on a paid URGENT application."""
+    created = await visa_stub(visa).CreateApplication(create_request(application(applicant(passport))))
+    await pay(payment, created)
+    number = created.application.application_number
+    signer = VisaSigner.from_env()
+
+    def submit(session: Session) -> None:  # PaymentSucceeded, as the worker applies it
+        row = queries.application_by_number(session, number, for_update=True)
+        assert row is not None
+        decisions.submit(session, row, utcnow(), sandbox=False, signer=signer)
+
+    in_database(visa, submit)
+    decided = await visa_stub(visa).ApproveApplicant(
+        visa_service_pb2.ApproveApplicantRequest(
+            request_id=new_request_id(), application_number=number, passport_number=passport
+        ),
+        metadata=officer(),
+    )
+    return decided.applicants[0].evisa
+
+
+def _verify_code(evisa: visa_pb2.EVisa) -> visa_service_pb2.VerifyVisaRequest:
+    return visa_service_pb2.VerifyVisaRequest(
+        request_id=new_request_id(),
+        passport_number=evisa.passport_number,
+        verification_code=evisa.verification_code,
+    )
+
+
+def _signed_by(evisa: visa_pb2.EVisa) -> str:
+    return SignedVisa.from_payload(_raw(evisa.verification_code)[:-64]).key_id

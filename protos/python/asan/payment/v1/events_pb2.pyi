@@ -205,3 +205,57 @@ class PaymentExpired(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PaymentExpired: _TypeAlias = PaymentExpired  # noqa: Y015
+
+@_typing.final
+class LateChargeRefunded(_message.Message):
+    """The acquirer charged a payment after it had failed (a retried ConfirmPayment
+    whose charge outran the settlement of the payment): the charge is refunded
+    automatically, in full. PaymentRefunded follows once the acquirer has
+    refunded it. The payment stays FAILED.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    SERVICE_CODE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    ACQUIRER_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
+    DETECT_TIME_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    """Id of the failed payment."""
+    refund_id: _builtins.str
+    """Id of the automatic refund."""
+    reference: _builtins.str
+    """The creating caller's reference."""
+    service_code: _builtins.str
+    """Catalogue code of the service."""
+    acquirer_transaction_id: _builtins.str
+    """Acquirer's transaction id of the late charge."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount charged, and refunded."""
+
+    @_builtins.property
+    def detect_time(self) -> _timestamp_pb2.Timestamp:
+        """When the late charge was found (UTC)."""
+
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        refund_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        service_code: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        acquirer_transaction_id: _builtins.str = ...,
+        detect_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "detect_time", b"detect_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acquirer_transaction_id", b"acquirer_transaction_id", "amount", b"amount", "detect_time", b"detect_time", "payment_id", b"payment_id", "reference", b"reference", "refund_id", b"refund_id", "service_code", b"service_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LateChargeRefunded: _TypeAlias = LateChargeRefunded  # noqa: Y015

@@ -61,7 +61,10 @@ class _PaymentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Payment
     PAYMENT_STATUS_CREATED: _PaymentStatus.ValueType  # 1
     """Created and waiting for the payer's card."""
     PAYMENT_STATUS_SUBMITTED: _PaymentStatus.ValueType  # 2
-    """Card details sent to the acquirer; the answer is awaited."""
+    """Card details sent to the acquirer; the answer is awaited. If the acquirer
+    does not answer, the payment is settled (SUCCEEDED or FAILED) within minutes
+    without any action; meanwhile it can be neither paid again nor cancelled.
+    """
     PAYMENT_STATUS_SUCCEEDED: _PaymentStatus.ValueType  # 3
     """The acquirer captured the money. Final."""
     PAYMENT_STATUS_FAILED: _PaymentStatus.ValueType  # 4
@@ -79,7 +82,10 @@ PAYMENT_STATUS_UNSPECIFIED: PaymentStatus.ValueType  # 0
 PAYMENT_STATUS_CREATED: PaymentStatus.ValueType  # 1
 """Created and waiting for the payer's card."""
 PAYMENT_STATUS_SUBMITTED: PaymentStatus.ValueType  # 2
-"""Card details sent to the acquirer; the answer is awaited."""
+"""Card details sent to the acquirer; the answer is awaited. If the acquirer
+does not answer, the payment is settled (SUCCEEDED or FAILED) within minutes
+without any action; meanwhile it can be neither paid again nor cancelled.
+"""
 PAYMENT_STATUS_SUCCEEDED: PaymentStatus.ValueType  # 3
 """The acquirer captured the money. Final."""
 PAYMENT_STATUS_FAILED: PaymentStatus.ValueType  # 4
@@ -125,6 +131,42 @@ FAILURE_CODE_CANCELLED_BY_SERVICE: FailureCode.ValueType  # 4
 FAILURE_CODE_PROVIDER_ERROR: FailureCode.ValueType  # 5
 """The acquirer failed to answer properly; the payer may try again later."""
 Global___FailureCode: _TypeAlias = FailureCode  # noqa: Y015
+
+class _RefundStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_STATUS_UNSPECIFIED: _RefundStatus.ValueType  # 0
+    """Not set."""
+    REFUND_STATUS_PENDING: _RefundStatus.ValueType  # 1
+    """The acquirer has not answered yet; the amount is reserved (counted as
+    refunded). Finished within minutes without any action.
+    """
+    REFUND_STATUS_SUCCEEDED: _RefundStatus.ValueType  # 2
+    """The money was returned to the card."""
+    REFUND_STATUS_FAILED: _RefundStatus.ValueType  # 3
+    """The acquirer declined the refund: no money moved, and the amount is
+    refundable again.
+    """
+
+class RefundStatus(_RefundStatus, metaclass=_RefundStatusEnumTypeWrapper):
+    """Where a refund is."""
+
+REFUND_STATUS_UNSPECIFIED: RefundStatus.ValueType  # 0
+"""Not set."""
+REFUND_STATUS_PENDING: RefundStatus.ValueType  # 1
+"""The acquirer has not answered yet; the amount is reserved (counted as
+refunded). Finished within minutes without any action.
+"""
+REFUND_STATUS_SUCCEEDED: RefundStatus.ValueType  # 2
+"""The money was returned to the card."""
+REFUND_STATUS_FAILED: RefundStatus.ValueType  # 3
+"""The acquirer declined the refund: no money moved, and the amount is
+refundable again.
+"""
+Global___RefundStatus: _TypeAlias = RefundStatus  # noqa: Y015
 
 @_typing.final
 class PayableService(_message.Message):
@@ -261,9 +303,10 @@ class Payment(_message.Message):
     """Transaction id given by the acquirer on success. Output only."""
     confirmation_secret: _builtins.str
     """Lets a payer without ASAN Login (a `foreign_passport` payer) confirm the
-    payment without a token: 32 random bytes, base64url. Set only in the
-    CreatePayment response (and its replays) to the creating service, which
-    hands it to the payer; payment keeps only its SHA-256 hash. Output only.
+    payment without a token: 32 bytes, base64url, derived from the payment id
+    under a server key. Set only in the CreatePayment response (and its replays)
+    to the creating service, which hands it to the payer; payment stores neither
+    the secret nor a response holding it, only its SHA-256 hash. Output only.
     """
     quantity: _builtins.int
     """Units paid for at a fixed fee, for example the persons of a family visa
@@ -388,12 +431,15 @@ class Refund(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REMAINING_REFUNDABLE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     refund_id: _builtins.str
     """Server-assigned id (a UUID). Output only."""
     payment_id: _builtins.str
     """The payment refunded."""
     reason: _builtins.str
     """Why the money is returned, at most 500 characters."""
+    status: Global___RefundStatus.ValueType
+    """Whether the money was returned. Output only."""
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
         """Amount refunded by this refund."""
@@ -415,10 +461,11 @@ class Refund(_message.Message):
         reason: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         remaining_refundable: _money_pb2.Money | None = ...,
+        status: Global___RefundStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "remaining_refundable", b"remaining_refundable"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "payment_id", b"payment_id", "reason", b"reason", "refund_id", b"refund_id", "remaining_refundable", b"remaining_refundable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "create_time", b"create_time", "payment_id", b"payment_id", "reason", b"reason", "refund_id", b"refund_id", "remaining_refundable", b"remaining_refundable", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

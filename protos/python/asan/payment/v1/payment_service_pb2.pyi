@@ -84,7 +84,9 @@ class CreatePaymentRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
-    """Client-chosen UUID; a retry with the same id returns the first result."""
+    """Client-chosen UUID; a retry with the same id returns the first result. Ids
+    are the caller's own: another caller's use of the same id is another request.
+    """
     @_builtins.property
     def payment(self) -> _payment_pb2.Payment:
         """The payment to create: `payer`, `service_code`, `amount`, `reference` and

@@ -120,13 +120,19 @@ class PaymentServiceServicer:
     def ConfirmPayment(self, request, context):
         """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
         Callable without a token when `confirmation_secret` is given.
+        If the acquirer does not answer (UNAVAILABLE, reason ACQUIRER_UNAVAILABLE),
+        the card may or may not have been charged: the payment stays SUBMITTED and is
+        settled within minutes without any action, SUCCEEDED if it was charged and
+        FAILED if not (GetPayment shows it). Retrying with the same `request_id`
+        learns the answer sooner; never pay it again with another request meanwhile.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelPayment(self, request, context):
-        """Cancels a payment that has not been paid. Idempotent by `request_id`.
+        """Cancels a payment that has not been paid. Idempotent by `request_id`. A
+        SUBMITTED payment cannot be cancelled: its charge is being settled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,7 +140,10 @@ class PaymentServiceServicer:
 
     def RefundPayment(self, request, context):
         """Refunds part or all of a succeeded payment. Only the owning agency or an
-        admin may refund. Idempotent by `request_id`.
+        admin may refund. Idempotent by `request_id`. A refund the acquirer declines
+        comes back FAILED and releases its amount. If the acquirer does not answer
+        (UNAVAILABLE), the refund stays PENDING, its amount reserved, and is finished
+        within minutes without any action.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

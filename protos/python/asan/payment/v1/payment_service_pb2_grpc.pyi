@@ -49,12 +49,22 @@ class PaymentServiceStub:
     ConfirmPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ConfirmPaymentRequest, _payment_pb2.Payment]
     """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
     Callable without a token when `confirmation_secret` is given.
+    If the acquirer does not answer (UNAVAILABLE, reason ACQUIRER_UNAVAILABLE),
+    the card may or may not have been charged: the payment stays SUBMITTED and is
+    settled within minutes without any action, SUCCEEDED if it was charged and
+    FAILED if not (GetPayment shows it). Retrying with the same `request_id`
+    learns the answer sooner; never pay it again with another request meanwhile.
     """
     CancelPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.CancelPaymentRequest, _payment_pb2.Payment]
-    """Cancels a payment that has not been paid. Idempotent by `request_id`."""
+    """Cancels a payment that has not been paid. Idempotent by `request_id`. A
+    SUBMITTED payment cannot be cancelled: its charge is being settled.
+    """
     RefundPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_pb2.Refund]
     """Refunds part or all of a succeeded payment. Only the owning agency or an
-    admin may refund. Idempotent by `request_id`.
+    admin may refund. Idempotent by `request_id`. A refund the acquirer declines
+    comes back FAILED and releases its amount. If the acquirer does not answer
+    (UNAVAILABLE), the refund stays PENDING, its amount reserved, and is finished
+    within minutes without any action.
     """
     GetReceipt: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.GetReceiptRequest, _payment_pb2.Receipt]
     """Returns the receipt of a succeeded payment."""
@@ -83,12 +93,22 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     ConfirmPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ConfirmPaymentRequest, _payment_pb2.Payment]  # type: ignore[assignment]
     """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
     Callable without a token when `confirmation_secret` is given.
+    If the acquirer does not answer (UNAVAILABLE, reason ACQUIRER_UNAVAILABLE),
+    the card may or may not have been charged: the payment stays SUBMITTED and is
+    settled within minutes without any action, SUCCEEDED if it was charged and
+    FAILED if not (GetPayment shows it). Retrying with the same `request_id`
+    learns the answer sooner; never pay it again with another request meanwhile.
     """
     CancelPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.CancelPaymentRequest, _payment_pb2.Payment]  # type: ignore[assignment]
-    """Cancels a payment that has not been paid. Idempotent by `request_id`."""
+    """Cancels a payment that has not been paid. Idempotent by `request_id`. A
+    SUBMITTED payment cannot be cancelled: its charge is being settled.
+    """
     RefundPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_pb2.Refund]  # type: ignore[assignment]
     """Refunds part or all of a succeeded payment. Only the owning agency or an
-    admin may refund. Idempotent by `request_id`.
+    admin may refund. Idempotent by `request_id`. A refund the acquirer declines
+    comes back FAILED and releases its amount. If the acquirer does not answer
+    (UNAVAILABLE), the refund stays PENDING, its amount reserved, and is finished
+    within minutes without any action.
     """
     GetReceipt: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetReceiptRequest, _payment_pb2.Receipt]  # type: ignore[assignment]
     """Returns the receipt of a succeeded payment."""
@@ -144,6 +164,11 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_payment_pb2.Payment, _abc.Awaitable[_payment_pb2.Payment]]:
         """Pays a created payment by card through the acquirer. Idempotent by `request_id`.
         Callable without a token when `confirmation_secret` is given.
+        If the acquirer does not answer (UNAVAILABLE, reason ACQUIRER_UNAVAILABLE),
+        the card may or may not have been charged: the payment stays SUBMITTED and is
+        settled within minutes without any action, SUCCEEDED if it was charged and
+        FAILED if not (GetPayment shows it). Retrying with the same `request_id`
+        learns the answer sooner; never pay it again with another request meanwhile.
         """
 
     @_abc_1.abstractmethod
@@ -152,7 +177,9 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _payment_service_pb2.CancelPaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payment_pb2.Payment, _abc.Awaitable[_payment_pb2.Payment]]:
-        """Cancels a payment that has not been paid. Idempotent by `request_id`."""
+        """Cancels a payment that has not been paid. Idempotent by `request_id`. A
+        SUBMITTED payment cannot be cancelled: its charge is being settled.
+        """
 
     @_abc_1.abstractmethod
     def RefundPayment(
@@ -161,7 +188,10 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payment_pb2.Refund, _abc.Awaitable[_payment_pb2.Refund]]:
         """Refunds part or all of a succeeded payment. Only the owning agency or an
-        admin may refund. Idempotent by `request_id`.
+        admin may refund. Idempotent by `request_id`. A refund the acquirer declines
+        comes back FAILED and releases its amount. If the acquirer does not answer
+        (UNAVAILABLE), the refund stays PENDING, its amount reserved, and is finished
+        within minutes without any action.
         """
 
     @_abc_1.abstractmethod
