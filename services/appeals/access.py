@@ -114,6 +114,13 @@ def ensure_supervisor(principal: Principal, supervisors: tuple[str, ...]) -> Non
     )
 
 
+def may_see_supervisors(principal: Principal | None, agency_code: str) -> bool:
+    """An agency's supervisors are named to admins and to the agency's own officers."""
+    return principal is not None and (
+        principal.is_admin or (principal.is_officer and principal.agency_code == agency_code)
+    )
+
+
 def ensure_admin(principal: Principal) -> None:
     if principal.is_admin:
         return

@@ -62,8 +62,10 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
             lambda s: reference.agencies(s, cursor.last_id if cursor else None, size + 1)
         )
         # Supervisors are the agencies' and the admins' business, not the public's.
+        reader = principal_var.get()
         for agency in found:
-            del agency.supervisor_subjects[:]
+            if not access.may_see_supervisors(reader, agency.code):
+                del agency.supervisor_subjects[:]
         response = appeals_service_pb2.ListAgenciesResponse(agencies=found[:size])
         if len(found) > size:
             response.next_page_token = encode_page_token("", found[size - 1].code, fingerprint)

@@ -83,7 +83,17 @@ async def test_escalations_are_listed_by_the_agency_s_supervisors_only(stub: Stu
     assert await listed(stub, admin(), escalated_only=True) == []
 
 
-async def test_the_public_catalogue_hides_the_supervisors(stub: Stub) -> None:
+async def test_the_supervisors_are_named_to_admins_and_their_agency_s_officers_only(stub: Stub) -> None:
     agencies = await stub.ListAgencies(appeals_service_pb2.ListAgenciesRequest())
     assert [a.code for a in agencies.agencies] == ["AAYDA", "ASAN", "DGK", "DIN", "DMX"]
     assert all(not a.supervisor_subjects for a in agencies.agencies)
+    as_admin = await stub.ListAgencies(appeals_service_pb2.ListAgenciesRequest(), metadata=admin())
+    assert {a.code: list(a.supervisor_subjects) for a in as_admin.agencies}["DIN"] == ["din-supervisor-1"]
+    as_officer = await stub.ListAgencies(appeals_service_pb2.ListAgenciesRequest(), metadata=officer())
+    assert {a.code: list(a.supervisor_subjects) for a in as_officer.agencies} == {
+        "AAYDA": ["aayda-supervisor-1"],
+        "ASAN": [],
+        "DGK": [],
+        "DIN": [],
+        "DMX": [],
+    }
