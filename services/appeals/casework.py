@@ -205,6 +205,7 @@ def register(
         reopened=False,
         similar_numbers=json.dumps(similar),
         copy_of=copy_of,
+        published=content.publish,
         history=[],
     )
     session.add(row)
@@ -301,7 +302,7 @@ def _copy(session: Session, original: AppealRow, agency_code: str, actor: str, n
     linked = None
     if original.linked_service and original.linked_object_id:
         linked = LinkedObject(LinkedService(original.linked_service), original.linked_object_id)
-    content = AppealContent(original.category_code, original.text, [], location, linked)
+    content = AppealContent(original.category_code, original.text, [], location, linked, original.published)
     checked = Checked(original.category_version, agency_code, json.loads(original.attributes))
     return register(
         session, original.citizen_fin, content, checked, now, actor=actor, copy_of=original.number

@@ -60,6 +60,8 @@ class AppealContent:
     attributes: Sequence[tuple[str, Sequence[str]]]
     location: Location | None
     linked_object: LinkedObject | None
+    # Shown, without personal data, in the open Open311 view.
+    publish: bool = False
 
 
 def check_text(text: str, violations: Violations, path: str) -> None:

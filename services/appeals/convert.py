@@ -90,6 +90,7 @@ def appeal(row: AppealRow, *, for_officer: bool, with_history: bool = True) -> a
         similar_appeal_numbers=json.loads(row.similar_numbers) if for_officer else [],
         copy_of=row.copy_of or "",
         history=[history_entry(h) for h in row.history] if with_history else [],
+        publish=row.published,
     )
     if row.latitude_e6 is not None and row.longitude_e6 is not None:
         message.location.CopyFrom(

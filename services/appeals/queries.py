@@ -166,6 +166,39 @@ def list_appeals(
     return list(session.scalars(query.order_by(AppealRow.due_at, AppealRow.number).limit(limit)))
 
 
+@dataclass(frozen=True)
+class PublicFilter:
+    """Open311's filters of requests.json: numbers alone, or categories, a time range and
+    open/closed."""
+
+    numbers: tuple[str, ...]
+    service_codes: tuple[str, ...]
+    start: datetime
+    end: datetime
+    # None: both.
+    open: bool | None
+    limit: int
+
+
+def public_appeals(session: Session, where: PublicFilter) -> list[AppealRow]:
+    """The public appeals `where` selects, newest first."""
+    query = select(AppealRow).where(AppealRow.published.is_(True))
+    if where.numbers:
+        query = query.where(AppealRow.number.in_(where.numbers))
+    else:
+        query = query.where(AppealRow.registered_at >= where.start, AppealRow.registered_at < where.end)
+        if where.service_codes:
+            query = query.where(AppealRow.category_code.in_(where.service_codes))
+        if where.open is not None:
+            chosen = AppealRow.status.in_(open_statuses())
+            query = query.where(chosen if where.open else ~chosen)
+    return list(
+        session.scalars(
+            query.order_by(AppealRow.registered_at.desc(), AppealRow.number.desc()).limit(where.limit)
+        )
+    )
+
+
 def open_statuses() -> list[str]:
     return sorted(status.value for status in OPEN_STATUSES)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from google.type import date_pb2
 
@@ -35,9 +35,10 @@ from services.appeals.content import (
     check_text,
 )
 from services.appeals.deadlines import MAX_EXTENSION_WORKING_DAYS
-from services.appeals.queries import AppealFilter
+from services.appeals.queries import AppealFilter, PublicFilter
 from services.appeals.workflow import ExtensionKind, Outcome, Rating
 from services.runtime import protos
+from services.runtime.baku_time import BAKU
 from services.runtime.enums import stored_name
 from services.runtime.holidays import MAX_NAME_LENGTH as MAX_HOLIDAY_NAME
 from services.runtime.validation import Violations, check_request_id
@@ -211,6 +212,7 @@ def new_appeal(request: appeals_service_pb2.SubmitAppealRequest, violations: Vio
         attributes=[(a.code, list(a.values)) for a in given.attributes],
         location=location,
         linked_object=linked,
+        publish=given.publish,
     )
 
 
@@ -427,3 +429,96 @@ def statistics_month(request: appeals_service_pb2.GetAppealStatisticsRequest) ->
     violations.raise_if_any()
     assert month is not None
     return month
+
+
+# --- The open Open311 view --------------------------------------------------------------------
+
+JSON_SUFFIX = ".json"
+OPEN311_DAYS = 90
+OPEN311_MAX_REQUESTS = 1000
+MAX_REQUEST_IDS = 100
+OPEN311_STATUSES = {"open": True, "closed": False}
+
+
+def _without_json(violations: Violations, file_name: str, field: str, example: str) -> str:
+    violations.check(file_name.endswith(JSON_SUFFIX), field, f"Must end in .json, e.g. {example}.", "FORMAT")
+    return file_name.removesuffix(JSON_SUFFIX)
+
+
+def georeport_service_code(request: appeals_service_pb2.GetGeoReportServiceDefinitionRequest) -> str:
+    violations = Violations()
+    code = _without_json(violations, request.service_file, "service_file", "roads.damage.json")
+    if not violations:
+        check_category_code(code, violations, "service_file")
+    violations.raise_if_any()
+    return code
+
+
+def georeport_request_number(request: appeals_service_pb2.GetGeoReportRequestRequest) -> str:
+    violations = Violations()
+    number = _without_json(violations, request.request_file, "request_file", "MR-2026-000123.json")
+    if not violations:
+        check_appeal_number(violations, number, "request_file")
+    violations.raise_if_any()
+    return number
+
+
+def _listed(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _w3c(violations: Violations, value: str, field: str) -> datetime | None:
+    """A W3C date-time with its offset, or a date (its start in Baku); None when not given."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=BAKU)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        violations.add(
+            field, "Must be a W3C date-time with its offset, e.g. 2026-03-02T10:00:00+04:00.", "FORMAT"
+        )
+        return None
+    return moment
+
+
+def georeport_filter(request: appeals_service_pb2.GetGeoReportRequestsRequest, now: datetime) -> PublicFilter:
+    """Open311's parameters of requests.json; numbers, when given, override the rest."""
+    violations = Violations()
+    numbers = _listed(request.service_request_id)
+    violations.check(
+        len(numbers) <= MAX_REQUEST_IDS, "service_request_id", f"At most {MAX_REQUEST_IDS} ids.", "TOO_MANY"
+    )
+    for number in numbers[:MAX_REQUEST_IDS]:
+        check_appeal_number(violations, number, "service_request_id")
+    codes = _listed(request.service_code)
+    for code in codes:
+        check_category_code(code, violations, "service_code")
+    statuses = _listed(request.status)
+    violations.check(
+        all(status in OPEN311_STATUSES for status in statuses),
+        "status",
+        "Must be open, closed, or both comma-separated.",
+        "FORMAT",
+    )
+    end = _w3c(violations, request.end_date, "end_date") or now
+    start = _w3c(violations, request.start_date, "start_date") or end - timedelta(days=OPEN311_DAYS)
+    violations.check(
+        timedelta(0) < end - start <= timedelta(days=OPEN311_DAYS),
+        "start_date",
+        f"Must be before end_date, and at most {OPEN311_DAYS} days before it.",
+        "OUT_OF_RANGE",
+    )
+    violations.raise_if_any()
+    chosen = {OPEN311_STATUSES[status] for status in statuses}
+    return PublicFilter(
+        numbers=tuple(numbers),
+        service_codes=tuple(codes),
+        start=start,
+        end=end,
+        open=chosen.pop() if len(chosen) == 1 else None,
+        limit=OPEN311_MAX_REQUESTS,
+    )

@@ -12,8 +12,17 @@ import grpc
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
-from asan.appeals.v1 import appeals_pb2, appeals_service_pb2, appeals_service_pb2_grpc
-from services.appeals import access, casework, convert, open_statistics, queries, reference, requests
+from asan.appeals.v1 import appeals_pb2, appeals_service_pb2, appeals_service_pb2_grpc, georeport_pb2
+from services.appeals import (
+    access,
+    casework,
+    convert,
+    georeport,
+    open_statistics,
+    queries,
+    reference,
+    requests,
+)
 from services.appeals.catalogue import check_agency_code, check_category_code
 from services.appeals.metrics import AppealsMetrics
 from services.appeals.submission import Submission
@@ -280,6 +289,31 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
         return await self.database.run(
             lambda s: open_statistics.month_statistics(s, year, month, request.agency_code or None)
         )
+
+    # --- The open Open311 GeoReport v2 view -----------------------------------------------------
+
+    async def GetGeoReportServices(
+        self, request: appeals_service_pb2.GetGeoReportServicesRequest, context: Context
+    ) -> georeport_pb2.GeoReportServices:
+        return await self.database.run(georeport.services)
+
+    async def GetGeoReportServiceDefinition(
+        self, request: appeals_service_pb2.GetGeoReportServiceDefinitionRequest, context: Context
+    ) -> georeport_pb2.GeoReportServiceDefinition:
+        code = requests.georeport_service_code(request)
+        return await self.database.run(lambda s: georeport.service_definition(s, code))
+
+    async def GetGeoReportRequests(
+        self, request: appeals_service_pb2.GetGeoReportRequestsRequest, context: Context
+    ) -> georeport_pb2.GeoReportRequests:
+        where = requests.georeport_filter(request, utcnow())
+        return await self.database.run(lambda s: georeport.requests(s, where))
+
+    async def GetGeoReportRequest(
+        self, request: appeals_service_pb2.GetGeoReportRequestRequest, context: Context
+    ) -> georeport_pb2.GeoReportRequests:
+        number = requests.georeport_request_number(request)
+        return await self.database.run(lambda s: georeport.request(s, number))
 
     # --- Shared -------------------------------------------------------------------------------
 

@@ -113,6 +113,8 @@ class AppealRow(Base):
     # JSON list of the similar earlier appeals' numbers found at registration.
     similar_numbers: Mapped[str] = mapped_column(Text)
     copy_of: Mapped[str | None] = mapped_column(String(20))
+    # The citizen's choice: shown, without personal data, in the open Open311 view.
+    published: Mapped[bool] = mapped_column(Boolean)
 
     history: Mapped[list[HistoryRow]] = relationship(
         back_populates="appeal", order_by="HistoryRow.position", lazy="selectin"
@@ -127,6 +129,8 @@ class AppealRow(Base):
         Index("ix_appeals_due", "status", "overdue", "due_at"),
         # The open statistics, by month of registration.
         Index("ix_appeals_registered_at", "registered_at"),
+        # The open Open311 view, newest first.
+        Index("ix_appeals_published", "published", "registered_at"),
     )
 
 

@@ -252,6 +252,7 @@ def upgrade() -> None:
         sa.Column("closed_at", Timestamp, nullable=True),
         sa.Column("similar_numbers", sa.Text(), nullable=False),
         sa.Column("copy_of", sa.String(20), nullable=True),
+        sa.Column("published", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_appeals")),
         sa.UniqueConstraint("number", name=op.f("uq_appeals_number")),
     )
@@ -259,6 +260,7 @@ def upgrade() -> None:
     op.create_index("ix_appeals_citizen", "appeals", ["citizen_fin", "category_code", "registered_at"])
     op.create_index("ix_appeals_due", "appeals", ["status", "overdue", "due_at"])
     op.create_index("ix_appeals_registered_at", "appeals", ["registered_at"])
+    op.create_index("ix_appeals_published", "appeals", ["published", "registered_at"])
     op.create_table(
         "appeal_history",
         sa.Column("appeal_id", sa.String(36), nullable=False),

@@ -640,6 +640,7 @@ class Appeal(_message.Message):
     SIMILAR_APPEAL_NUMBERS_FIELD_NUMBER: _builtins.int
     COPY_OF_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    PUBLISH_FIELD_NUMBER: _builtins.int
     appeal_number: _builtins.str
     """Readable number, for example "MR-2026-000123". Output only."""
     category_code: _builtins.str
@@ -675,6 +676,10 @@ class Appeal(_message.Message):
     copy_of: _builtins.str
     """Number of the appeal this one is a copy of (sent to another competent
     agency). Output only.
+    """
+    publish: _builtins.bool
+    """The citizen's choice at submission: shown in the open Open311 view (category,
+    status, dates, agency, address and location; never the citizen or the text).
     """
     @_builtins.property
     def attributes(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttributeValue]:
@@ -749,10 +754,11 @@ class Appeal(_message.Message):
         similar_appeal_numbers: _abc.Iterable[_builtins.str] | None = ...,
         copy_of: _builtins.str = ...,
         history: _abc.Iterable[Global___HistoryEntry] | None = ...,
+        publish: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "due_date", b"due_date", "due_time", b"due_time", "linked_object", b"linked_object", "location", b"location", "receive_time", b"receive_time", "register_time", b"register_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "answer_text", b"answer_text", "answer_time", b"answer_time", "appeal_number", b"appeal_number", "attributes", b"attributes", "category_code", b"category_code", "category_version", b"category_version", "citizen_fin", b"citizen_fin", "copy_of", b"copy_of", "due_date", b"due_date", "due_time", b"due_time", "escalated", b"escalated", "executor", b"executor", "history", b"history", "linked_object", b"linked_object", "location", b"location", "outcome", b"outcome", "overdue", b"overdue", "rating", b"rating", "receive_time", b"receive_time", "register_time", b"register_time", "similar_appeal_numbers", b"similar_appeal_numbers", "status", b"status", "term_working_days", b"term_working_days", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "answer_text", b"answer_text", "answer_time", b"answer_time", "appeal_number", b"appeal_number", "attributes", b"attributes", "category_code", b"category_code", "category_version", b"category_version", "citizen_fin", b"citizen_fin", "copy_of", b"copy_of", "due_date", b"due_date", "due_time", b"due_time", "escalated", b"escalated", "executor", b"executor", "history", b"history", "linked_object", b"linked_object", "location", b"location", "outcome", b"outcome", "overdue", b"overdue", "publish", b"publish", "rating", b"rating", "receive_time", b"receive_time", "register_time", b"register_time", "similar_appeal_numbers", b"similar_appeal_numbers", "status", b"status", "term_working_days", b"term_working_days", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

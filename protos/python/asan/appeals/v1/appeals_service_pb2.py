@@ -23,12 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from asan.appeals.v1 import appeals_pb2 as asan_dot_appeals_dot_v1_dot_appeals__pb2
+from asan.appeals.v1 import georeport_pb2 as asan_dot_appeals_dot_v1_dot_georeport__pb2
 from asan.common.v1 import options_pb2 as asan_dot_common_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%asan/appeals/v1/appeals_service.proto\x12\x0f\x61san.appeals.v1\x1a\x1d\x61san/appeals/v1/appeals.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"<\n\x13ListAgenciesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x14ListAgenciesResponse\x12)\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x17.asan.appeals.v1.Agency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"^\n\x13UpdateAgencyRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06\x61gency\x18\x02 \x01(\x0b\x32\x17.asan.appeals.v1.AgencyB\x04\xe2\x41\x01\x02\"S\n\x15ListCategoriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\"`\n\x16ListCategoriesResponse\x12-\n\ncategories\x18\x01 \x03(\x0b\x32\x19.asan.appeals.v1.Category\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x12GetCategoryRequest\x12\x1b\n\rcategory_code\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"d\n\x15UpdateCategoryRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x08\x63\x61tegory\x18\x02 \x01(\x0b\x32\x19.asan.appeals.v1.CategoryB\x04\xe2\x41\x01\x02\"/\n\x19GetHolidayCalendarRequest\x12\x12\n\x04year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"r\n\x1cUpdateHolidayCalendarRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x08\x63\x61lendar\x18\x02 \x01(\x0b\x32 .asan.appeals.v1.HolidayCalendarB\x04\xe2\x41\x01\x02\"^\n\x13SubmitAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06\x61ppeal\x18\x02 \x01(\x0b\x32\x17.asan.appeals.v1.AppealB\x04\xe2\x41\x01\x02\"/\n\x10GetAppealRequest\x12\x1b\n\rappeal_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xbf\x01\n\x12ListAppealsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.asan.appeals.v1.AppealStatus\x12\x10\n\x08\x65xecutor\x18\x04 \x01(\t\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12\x16\n\x0e\x65scalated_only\x18\x06 \x01(\x08\x12\x13\n\x0b\x61gency_code\x18\x07 \x01(\t\"X\n\x13ListAppealsResponse\x12(\n\x07\x61ppeals\x18\x01 \x03(\x0b\x32\x17.asan.appeals.v1.Appeal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"^\n\x13\x41ssignAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\t\"\x99\x01\n\x14\x46orwardAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x61gency_code\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x11\x63opy_agency_codes\x18\x05 \x03(\t\"\xac\x01\n\x13\x45xtendAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.asan.appeals.v1.ExtensionKindB\x04\xe2\x41\x01\x02\x12\x14\n\x0cworking_days\x18\x04 \x01(\x05\x12\x14\n\x06reason\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\"\x91\x01\n\x13\x41nswerAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.asan.appeals.v1.OutcomeB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"\x93\x01\n\x1eLeaveAppealUnconsideredRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12$\n\x16\x65\x61rlier_appeal_numbers\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"K\n\x12\x43loseAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x8a\x01\n\x11RateAnswerRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06rating\x18\x03 \x01(\x0e\x32\x17.asan.appeals.v1.RatingB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"b\n\x13ReopenAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"F\n\x1aGetAppealStatisticsRequest\x12\x13\n\x05month\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t2\xde\x13\n\x0e\x41ppealsService\x12}\n\x0cListAgencies\x12$.asan.appeals.v1.ListAgenciesRequest\x1a%.asan.appeals.v1.ListAgenciesResponse\" \xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/appealAgencies\x12\x7f\n\x0cUpdateAgency\x12$.asan.appeals.v1.UpdateAgencyRequest\x1a\x17.asan.appeals.v1.Agency\"0\x82\xd3\xe4\x93\x02*2 /v1/appealAgencies/{agency.code}:\x06\x61gency\x12\x85\x01\n\x0eListCategories\x12&.asan.appeals.v1.ListCategoriesRequest\x1a\'.asan.appeals.v1.ListCategoriesResponse\"\"\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/appealCategories\x12\x81\x01\n\x0bGetCategory\x12#.asan.appeals.v1.GetCategoryRequest\x1a\x19.asan.appeals.v1.Category\"2\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02&\x12$/v1/appealCategories/{category_code}\x12\x8b\x01\n\x0eUpdateCategory\x12&.asan.appeals.v1.UpdateCategoryRequest\x1a\x19.asan.appeals.v1.Category\"6\x82\xd3\xe4\x93\x02\x30\x32$/v1/appealCategories/{category.code}:\x08\x63\x61tegory\x12\x93\x01\n\x12GetHolidayCalendar\x12*.asan.appeals.v1.GetHolidayCalendarRequest\x1a .asan.appeals.v1.HolidayCalendar\"/\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02#\x12!/v1/appealHolidayCalendars/{year}\x12\xa6\x01\n\x15UpdateHolidayCalendar\x12-.asan.appeals.v1.UpdateHolidayCalendarRequest\x1a .asan.appeals.v1.HolidayCalendar\"<\x82\xd3\xe4\x93\x02\x36\x32*/v1/appealHolidayCalendars/{calendar.year}:\x08\x63\x61lendar\x12p\n\x0cSubmitAppeal\x12$.asan.appeals.v1.SubmitAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"!\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x15\"\x0b/v1/appeals:\x06\x61ppeal\x12l\n\tGetAppeal\x12!.asan.appeals.v1.GetAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/appeals/{appeal_number}\x12m\n\x0bListAppeals\x12#.asan.appeals.v1.ListAppealsRequest\x1a$.asan.appeals.v1.ListAppealsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/appeals\x12|\n\x0c\x41ssignAppeal\x12$.asan.appeals.v1.AssignAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:assign:\x01*\x12\x7f\n\rForwardAppeal\x12%.asan.appeals.v1.ForwardAppealRequest\x1a\x17.asan.appeals.v1.Appeal\".\x82\xd3\xe4\x93\x02(\"#/v1/appeals/{appeal_number}:forward:\x01*\x12|\n\x0c\x45xtendAppeal\x12$.asan.appeals.v1.ExtendAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:extend:\x01*\x12|\n\x0c\x41nswerAppeal\x12$.asan.appeals.v1.AnswerAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:answer:\x01*\x12\x9d\x01\n\x17LeaveAppealUnconsidered\x12/.asan.appeals.v1.LeaveAppealUnconsideredRequest\x1a\x17.asan.appeals.v1.Appeal\"8\x82\xd3\xe4\x93\x02\x32\"-/v1/appeals/{appeal_number}:leaveUnconsidered:\x01*\x12y\n\x0b\x43loseAppeal\x12#.asan.appeals.v1.CloseAppealRequest\x1a\x17.asan.appeals.v1.Appeal\",\x82\xd3\xe4\x93\x02&\"!/v1/appeals/{appeal_number}:close:\x01*\x12|\n\nRateAnswer\x12\".asan.appeals.v1.RateAnswerRequest\x1a\x17.asan.appeals.v1.Appeal\"1\x82\xd3\xe4\x93\x02+\"&/v1/appeals/{appeal_number}:rateAnswer:\x01*\x12|\n\x0cReopenAppeal\x12$.asan.appeals.v1.ReopenAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:reopen:\x01*\x12\x91\x01\n\x13GetAppealStatistics\x12+.asan.appeals.v1.GetAppealStatisticsRequest\x1a!.asan.appeals.v1.AppealStatistics\"*\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/appealStatistics/{month}B\x1a\n\x16\x61z.gov.asan.appeals.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%asan/appeals/v1/appeals_service.proto\x12\x0f\x61san.appeals.v1\x1a\x1d\x61san/appeals/v1/appeals.proto\x1a\x1f\x61san/appeals/v1/georeport.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"<\n\x13ListAgenciesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x14ListAgenciesResponse\x12)\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x17.asan.appeals.v1.Agency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"^\n\x13UpdateAgencyRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06\x61gency\x18\x02 \x01(\x0b\x32\x17.asan.appeals.v1.AgencyB\x04\xe2\x41\x01\x02\"S\n\x15ListCategoriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\"`\n\x16ListCategoriesResponse\x12-\n\ncategories\x18\x01 \x03(\x0b\x32\x19.asan.appeals.v1.Category\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"1\n\x12GetCategoryRequest\x12\x1b\n\rcategory_code\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"d\n\x15UpdateCategoryRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x08\x63\x61tegory\x18\x02 \x01(\x0b\x32\x19.asan.appeals.v1.CategoryB\x04\xe2\x41\x01\x02\"/\n\x19GetHolidayCalendarRequest\x12\x12\n\x04year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"r\n\x1cUpdateHolidayCalendarRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x08\x63\x61lendar\x18\x02 \x01(\x0b\x32 .asan.appeals.v1.HolidayCalendarB\x04\xe2\x41\x01\x02\"^\n\x13SubmitAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06\x61ppeal\x18\x02 \x01(\x0b\x32\x17.asan.appeals.v1.AppealB\x04\xe2\x41\x01\x02\"/\n\x10GetAppealRequest\x12\x1b\n\rappeal_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xbf\x01\n\x12ListAppealsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.asan.appeals.v1.AppealStatus\x12\x10\n\x08\x65xecutor\x18\x04 \x01(\t\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\x12\x16\n\x0e\x65scalated_only\x18\x06 \x01(\x08\x12\x13\n\x0b\x61gency_code\x18\x07 \x01(\t\"X\n\x13ListAppealsResponse\x12(\n\x07\x61ppeals\x18\x01 \x03(\x0b\x32\x17.asan.appeals.v1.Appeal\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"^\n\x13\x41ssignAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\t\"\x99\x01\n\x14\x46orwardAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x61gency_code\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x11\x63opy_agency_codes\x18\x05 \x03(\t\"\xac\x01\n\x13\x45xtendAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x04kind\x18\x03 \x01(\x0e\x32\x1e.asan.appeals.v1.ExtensionKindB\x04\xe2\x41\x01\x02\x12\x14\n\x0cworking_days\x18\x04 \x01(\x05\x12\x14\n\x06reason\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\"\x91\x01\n\x13\x41nswerAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12/\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.asan.appeals.v1.OutcomeB\x04\xe2\x41\x01\x02\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"\x93\x01\n\x1eLeaveAppealUnconsideredRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12$\n\x16\x65\x61rlier_appeal_numbers\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"K\n\x12\x43loseAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x8a\x01\n\x11RateAnswerRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x06rating\x18\x03 \x01(\x0e\x32\x17.asan.appeals.v1.RatingB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"b\n\x13ReopenAppealRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rappeal_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"F\n\x1aGetAppealStatisticsRequest\x12\x13\n\x05month\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\"6\n\x1bGetGeoReportServicesRequest\x12\x17\n\x0fjurisdiction_id\x18\x01 \x01(\t\"[\n$GetGeoReportServiceDefinitionRequest\x12\x1a\n\x0cservice_file\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0fjurisdiction_id\x18\x02 \x01(\t\"\x9e\x01\n\x1bGetGeoReportRequestsRequest\x12\x17\n\x0fjurisdiction_id\x18\x01 \x01(\t\x12\x1a\n\x12service_request_id\x18\x02 \x01(\t\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12\x12\n\nstart_date\x18\x04 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\"Q\n\x1aGetGeoReportRequestRequest\x12\x1a\n\x0crequest_file\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0fjurisdiction_id\x18\x02 \x01(\t2\xf9\x18\n\x0e\x41ppealsService\x12}\n\x0cListAgencies\x12$.asan.appeals.v1.ListAgenciesRequest\x1a%.asan.appeals.v1.ListAgenciesResponse\" \xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/appealAgencies\x12\x7f\n\x0cUpdateAgency\x12$.asan.appeals.v1.UpdateAgencyRequest\x1a\x17.asan.appeals.v1.Agency\"0\x82\xd3\xe4\x93\x02*2 /v1/appealAgencies/{agency.code}:\x06\x61gency\x12\x85\x01\n\x0eListCategories\x12&.asan.appeals.v1.ListCategoriesRequest\x1a\'.asan.appeals.v1.ListCategoriesResponse\"\"\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/appealCategories\x12\x81\x01\n\x0bGetCategory\x12#.asan.appeals.v1.GetCategoryRequest\x1a\x19.asan.appeals.v1.Category\"2\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02&\x12$/v1/appealCategories/{category_code}\x12\x8b\x01\n\x0eUpdateCategory\x12&.asan.appeals.v1.UpdateCategoryRequest\x1a\x19.asan.appeals.v1.Category\"6\x82\xd3\xe4\x93\x02\x30\x32$/v1/appealCategories/{category.code}:\x08\x63\x61tegory\x12\x93\x01\n\x12GetHolidayCalendar\x12*.asan.appeals.v1.GetHolidayCalendarRequest\x1a .asan.appeals.v1.HolidayCalendar\"/\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02#\x12!/v1/appealHolidayCalendars/{year}\x12\xa6\x01\n\x15UpdateHolidayCalendar\x12-.asan.appeals.v1.UpdateHolidayCalendarRequest\x1a .asan.appeals.v1.HolidayCalendar\"<\x82\xd3\xe4\x93\x02\x36\x32*/v1/appealHolidayCalendars/{calendar.year}:\x08\x63\x61lendar\x12p\n\x0cSubmitAppeal\x12$.asan.appeals.v1.SubmitAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"!\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x15\"\x0b/v1/appeals:\x06\x61ppeal\x12l\n\tGetAppeal\x12!.asan.appeals.v1.GetAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/appeals/{appeal_number}\x12m\n\x0bListAppeals\x12#.asan.appeals.v1.ListAppealsRequest\x1a$.asan.appeals.v1.ListAppealsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/appeals\x12|\n\x0c\x41ssignAppeal\x12$.asan.appeals.v1.AssignAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:assign:\x01*\x12\x7f\n\rForwardAppeal\x12%.asan.appeals.v1.ForwardAppealRequest\x1a\x17.asan.appeals.v1.Appeal\".\x82\xd3\xe4\x93\x02(\"#/v1/appeals/{appeal_number}:forward:\x01*\x12|\n\x0c\x45xtendAppeal\x12$.asan.appeals.v1.ExtendAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:extend:\x01*\x12|\n\x0c\x41nswerAppeal\x12$.asan.appeals.v1.AnswerAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:answer:\x01*\x12\x9d\x01\n\x17LeaveAppealUnconsidered\x12/.asan.appeals.v1.LeaveAppealUnconsideredRequest\x1a\x17.asan.appeals.v1.Appeal\"8\x82\xd3\xe4\x93\x02\x32\"-/v1/appeals/{appeal_number}:leaveUnconsidered:\x01*\x12y\n\x0b\x43loseAppeal\x12#.asan.appeals.v1.CloseAppealRequest\x1a\x17.asan.appeals.v1.Appeal\",\x82\xd3\xe4\x93\x02&\"!/v1/appeals/{appeal_number}:close:\x01*\x12|\n\nRateAnswer\x12\".asan.appeals.v1.RateAnswerRequest\x1a\x17.asan.appeals.v1.Appeal\"1\x82\xd3\xe4\x93\x02+\"&/v1/appeals/{appeal_number}:rateAnswer:\x01*\x12|\n\x0cReopenAppeal\x12$.asan.appeals.v1.ReopenAppealRequest\x1a\x17.asan.appeals.v1.Appeal\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/appeals/{appeal_number}:reopen:\x01*\x12\x91\x01\n\x13GetAppealStatistics\x12+.asan.appeals.v1.GetAppealStatisticsRequest\x1a!.asan.appeals.v1.AppealStatistics\"*\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/appealStatistics/{month}\x12\x9b\x01\n\x14GetGeoReportServices\x12,.asan.appeals.v1.GetGeoReportServicesRequest\x1a\".asan.appeals.v1.GeoReportServices\"1\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02%\x12\x19/open311/v2/services.jsonb\x08services\x12\xb6\x01\n\x1dGetGeoReportServiceDefinition\x12\x35.asan.appeals.v1.GetGeoReportServiceDefinitionRequest\x1a+.asan.appeals.v1.GeoReportServiceDefinition\"1\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02%\x12#/open311/v2/services/{service_file}\x12\x9b\x01\n\x14GetGeoReportRequests\x12,.asan.appeals.v1.GetGeoReportRequestsRequest\x1a\".asan.appeals.v1.GeoReportRequests\"1\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02%\x12\x19/open311/v2/requests.jsonb\x08requests\x12\xa3\x01\n\x13GetGeoReportRequest\x12+.asan.appeals.v1.GetGeoReportRequestRequest\x1a\".asan.appeals.v1.GeoReportRequests\";\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02/\x12#/open311/v2/requests/{request_file}b\x08requestsB\x1a\n\x16\x61z.gov.asan.appeals.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -112,6 +113,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REOPENAPPEALREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\002'
   _globals['_GETAPPEALSTATISTICSREQUEST'].fields_by_name['month']._loaded_options = None
   _globals['_GETAPPEALSTATISTICSREQUEST'].fields_by_name['month']._serialized_options = b'\342A\001\002'
+  _globals['_GETGEOREPORTSERVICEDEFINITIONREQUEST'].fields_by_name['service_file']._loaded_options = None
+  _globals['_GETGEOREPORTSERVICEDEFINITIONREQUEST'].fields_by_name['service_file']._serialized_options = b'\342A\001\002'
+  _globals['_GETGEOREPORTREQUESTREQUEST'].fields_by_name['request_file']._loaded_options = None
+  _globals['_GETGEOREPORTREQUESTREQUEST'].fields_by_name['request_file']._serialized_options = b'\342A\001\002'
   _globals['_APPEALSSERVICE'].methods_by_name['ListAgencies']._loaded_options = None
   _globals['_APPEALSSERVICE'].methods_by_name['ListAgencies']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\024\022\022/v1/appealAgencies'
   _globals['_APPEALSSERVICE'].methods_by_name['UpdateAgency']._loaded_options = None
@@ -150,50 +155,66 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPEALSSERVICE'].methods_by_name['ReopenAppeal']._serialized_options = b'\202\323\344\223\002\'\"\"/v1/appeals/{appeal_number}:reopen:\001*'
   _globals['_APPEALSSERVICE'].methods_by_name['GetAppealStatistics']._loaded_options = None
   _globals['_APPEALSSERVICE'].methods_by_name['GetAppealStatistics']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\036\022\034/v1/appealStatistics/{month}'
-  _globals['_LISTAGENCIESREQUEST']._serialized_start=182
-  _globals['_LISTAGENCIESREQUEST']._serialized_end=242
-  _globals['_LISTAGENCIESRESPONSE']._serialized_start=244
-  _globals['_LISTAGENCIESRESPONSE']._serialized_end=334
-  _globals['_UPDATEAGENCYREQUEST']._serialized_start=336
-  _globals['_UPDATEAGENCYREQUEST']._serialized_end=430
-  _globals['_LISTCATEGORIESREQUEST']._serialized_start=432
-  _globals['_LISTCATEGORIESREQUEST']._serialized_end=515
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=517
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=613
-  _globals['_GETCATEGORYREQUEST']._serialized_start=615
-  _globals['_GETCATEGORYREQUEST']._serialized_end=664
-  _globals['_UPDATECATEGORYREQUEST']._serialized_start=666
-  _globals['_UPDATECATEGORYREQUEST']._serialized_end=766
-  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_start=768
-  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_end=815
-  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_start=817
-  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_end=931
-  _globals['_SUBMITAPPEALREQUEST']._serialized_start=933
-  _globals['_SUBMITAPPEALREQUEST']._serialized_end=1027
-  _globals['_GETAPPEALREQUEST']._serialized_start=1029
-  _globals['_GETAPPEALREQUEST']._serialized_end=1076
-  _globals['_LISTAPPEALSREQUEST']._serialized_start=1079
-  _globals['_LISTAPPEALSREQUEST']._serialized_end=1270
-  _globals['_LISTAPPEALSRESPONSE']._serialized_start=1272
-  _globals['_LISTAPPEALSRESPONSE']._serialized_end=1360
-  _globals['_ASSIGNAPPEALREQUEST']._serialized_start=1362
-  _globals['_ASSIGNAPPEALREQUEST']._serialized_end=1456
-  _globals['_FORWARDAPPEALREQUEST']._serialized_start=1459
-  _globals['_FORWARDAPPEALREQUEST']._serialized_end=1612
-  _globals['_EXTENDAPPEALREQUEST']._serialized_start=1615
-  _globals['_EXTENDAPPEALREQUEST']._serialized_end=1787
-  _globals['_ANSWERAPPEALREQUEST']._serialized_start=1790
-  _globals['_ANSWERAPPEALREQUEST']._serialized_end=1935
-  _globals['_LEAVEAPPEALUNCONSIDEREDREQUEST']._serialized_start=1938
-  _globals['_LEAVEAPPEALUNCONSIDEREDREQUEST']._serialized_end=2085
-  _globals['_CLOSEAPPEALREQUEST']._serialized_start=2087
-  _globals['_CLOSEAPPEALREQUEST']._serialized_end=2162
-  _globals['_RATEANSWERREQUEST']._serialized_start=2165
-  _globals['_RATEANSWERREQUEST']._serialized_end=2303
-  _globals['_REOPENAPPEALREQUEST']._serialized_start=2305
-  _globals['_REOPENAPPEALREQUEST']._serialized_end=2403
-  _globals['_GETAPPEALSTATISTICSREQUEST']._serialized_start=2405
-  _globals['_GETAPPEALSTATISTICSREQUEST']._serialized_end=2475
-  _globals['_APPEALSSERVICE']._serialized_start=2478
-  _globals['_APPEALSSERVICE']._serialized_end=5004
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportServices']._loaded_options = None
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportServices']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002%\022\031/open311/v2/services.jsonb\010services'
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportServiceDefinition']._loaded_options = None
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportServiceDefinition']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002%\022#/open311/v2/services/{service_file}'
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportRequests']._loaded_options = None
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportRequests']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002%\022\031/open311/v2/requests.jsonb\010requests'
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportRequest']._loaded_options = None
+  _globals['_APPEALSSERVICE'].methods_by_name['GetGeoReportRequest']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002/\022#/open311/v2/requests/{request_file}b\010requests'
+  _globals['_LISTAGENCIESREQUEST']._serialized_start=215
+  _globals['_LISTAGENCIESREQUEST']._serialized_end=275
+  _globals['_LISTAGENCIESRESPONSE']._serialized_start=277
+  _globals['_LISTAGENCIESRESPONSE']._serialized_end=367
+  _globals['_UPDATEAGENCYREQUEST']._serialized_start=369
+  _globals['_UPDATEAGENCYREQUEST']._serialized_end=463
+  _globals['_LISTCATEGORIESREQUEST']._serialized_start=465
+  _globals['_LISTCATEGORIESREQUEST']._serialized_end=548
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=550
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=646
+  _globals['_GETCATEGORYREQUEST']._serialized_start=648
+  _globals['_GETCATEGORYREQUEST']._serialized_end=697
+  _globals['_UPDATECATEGORYREQUEST']._serialized_start=699
+  _globals['_UPDATECATEGORYREQUEST']._serialized_end=799
+  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_start=801
+  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_end=848
+  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_start=850
+  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_end=964
+  _globals['_SUBMITAPPEALREQUEST']._serialized_start=966
+  _globals['_SUBMITAPPEALREQUEST']._serialized_end=1060
+  _globals['_GETAPPEALREQUEST']._serialized_start=1062
+  _globals['_GETAPPEALREQUEST']._serialized_end=1109
+  _globals['_LISTAPPEALSREQUEST']._serialized_start=1112
+  _globals['_LISTAPPEALSREQUEST']._serialized_end=1303
+  _globals['_LISTAPPEALSRESPONSE']._serialized_start=1305
+  _globals['_LISTAPPEALSRESPONSE']._serialized_end=1393
+  _globals['_ASSIGNAPPEALREQUEST']._serialized_start=1395
+  _globals['_ASSIGNAPPEALREQUEST']._serialized_end=1489
+  _globals['_FORWARDAPPEALREQUEST']._serialized_start=1492
+  _globals['_FORWARDAPPEALREQUEST']._serialized_end=1645
+  _globals['_EXTENDAPPEALREQUEST']._serialized_start=1648
+  _globals['_EXTENDAPPEALREQUEST']._serialized_end=1820
+  _globals['_ANSWERAPPEALREQUEST']._serialized_start=1823
+  _globals['_ANSWERAPPEALREQUEST']._serialized_end=1968
+  _globals['_LEAVEAPPEALUNCONSIDEREDREQUEST']._serialized_start=1971
+  _globals['_LEAVEAPPEALUNCONSIDEREDREQUEST']._serialized_end=2118
+  _globals['_CLOSEAPPEALREQUEST']._serialized_start=2120
+  _globals['_CLOSEAPPEALREQUEST']._serialized_end=2195
+  _globals['_RATEANSWERREQUEST']._serialized_start=2198
+  _globals['_RATEANSWERREQUEST']._serialized_end=2336
+  _globals['_REOPENAPPEALREQUEST']._serialized_start=2338
+  _globals['_REOPENAPPEALREQUEST']._serialized_end=2436
+  _globals['_GETAPPEALSTATISTICSREQUEST']._serialized_start=2438
+  _globals['_GETAPPEALSTATISTICSREQUEST']._serialized_end=2508
+  _globals['_GETGEOREPORTSERVICESREQUEST']._serialized_start=2510
+  _globals['_GETGEOREPORTSERVICESREQUEST']._serialized_end=2564
+  _globals['_GETGEOREPORTSERVICEDEFINITIONREQUEST']._serialized_start=2566
+  _globals['_GETGEOREPORTSERVICEDEFINITIONREQUEST']._serialized_end=2657
+  _globals['_GETGEOREPORTREQUESTSREQUEST']._serialized_start=2660
+  _globals['_GETGEOREPORTREQUESTSREQUEST']._serialized_end=2818
+  _globals['_GETGEOREPORTREQUESTREQUEST']._serialized_start=2820
+  _globals['_GETGEOREPORTREQUESTREQUEST']._serialized_end=2901
+  _globals['_APPEALSSERVICE']._serialized_start=2904
+  _globals['_APPEALSSERVICE']._serialized_end=6097
 # @@protoc_insertion_point(module_scope)

@@ -689,3 +689,125 @@ class GetAppealStatisticsRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAppealStatisticsRequest: _TypeAlias = GetAppealStatisticsRequest  # noqa: Y015
+
+@_typing.final
+class GetGeoReportServicesRequest(_message.Message):
+    """Request of GetGeoReportServices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JURISDICTION_ID_FIELD_NUMBER: _builtins.int
+    jurisdiction_id: _builtins.str
+    """Open311's jurisdiction; accepted and ignored, since the suite is one jurisdiction."""
+    def __init__(
+        self,
+        *,
+        jurisdiction_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jurisdiction_id", b"jurisdiction_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGeoReportServicesRequest: _TypeAlias = GetGeoReportServicesRequest  # noqa: Y015
+
+@_typing.final
+class GetGeoReportServiceDefinitionRequest(_message.Message):
+    """Request of GetGeoReportServiceDefinition."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FILE_FIELD_NUMBER: _builtins.int
+    JURISDICTION_ID_FIELD_NUMBER: _builtins.int
+    service_file: _builtins.str
+    """"<service_code>.json", for example "roads.damage.json"."""
+    jurisdiction_id: _builtins.str
+    """Open311's jurisdiction; accepted and ignored."""
+    def __init__(
+        self,
+        *,
+        service_file: _builtins.str = ...,
+        jurisdiction_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jurisdiction_id", b"jurisdiction_id", "service_file", b"service_file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGeoReportServiceDefinitionRequest: _TypeAlias = GetGeoReportServiceDefinitionRequest  # noqa: Y015
+
+@_typing.final
+class GetGeoReportRequestsRequest(_message.Message):
+    """Request of GetGeoReportRequests (Open311's parameters)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JURISDICTION_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_CODE_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    jurisdiction_id: _builtins.str
+    """Open311's jurisdiction; accepted and ignored."""
+    service_request_id: _builtins.str
+    """Appeal numbers, comma-separated (at most 100); when given, the other filters are
+    ignored, as the spec says.
+    """
+    service_code: _builtins.str
+    """Category codes, comma-separated; empty means every category."""
+    start_date: _builtins.str
+    """Only appeals registered at or after this W3C date-time; by default 90 days before
+    `end_date`.
+    """
+    end_date: _builtins.str
+    """Only appeals registered before this W3C date-time; by default now. At most 90 days
+    after `start_date`.
+    """
+    status: _builtins.str
+    """"open", "closed", or both comma-separated; empty means both."""
+    def __init__(
+        self,
+        *,
+        jurisdiction_id: _builtins.str = ...,
+        service_request_id: _builtins.str = ...,
+        service_code: _builtins.str = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_date", b"end_date", "jurisdiction_id", b"jurisdiction_id", "service_code", b"service_code", "service_request_id", b"service_request_id", "start_date", b"start_date", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGeoReportRequestsRequest: _TypeAlias = GetGeoReportRequestsRequest  # noqa: Y015
+
+@_typing.final
+class GetGeoReportRequestRequest(_message.Message):
+    """Request of GetGeoReportRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FILE_FIELD_NUMBER: _builtins.int
+    JURISDICTION_ID_FIELD_NUMBER: _builtins.int
+    request_file: _builtins.str
+    """"<service_request_id>.json", for example "MR-2026-000123.json"."""
+    jurisdiction_id: _builtins.str
+    """Open311's jurisdiction; accepted and ignored."""
+    def __init__(
+        self,
+        *,
+        request_file: _builtins.str = ...,
+        jurisdiction_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jurisdiction_id", b"jurisdiction_id", "request_file", b"request_file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGeoReportRequestRequest: _TypeAlias = GetGeoReportRequestRequest  # noqa: Y015

@@ -5,6 +5,7 @@ import warnings
 
 from asan.appeals.v1 import appeals_pb2 as asan_dot_appeals_dot_v1_dot_appeals__pb2
 from asan.appeals.v1 import appeals_service_pb2 as asan_dot_appeals_dot_v1_dot_appeals__service__pb2
+from asan.appeals.v1 import georeport_pb2 as asan_dot_appeals_dot_v1_dot_georeport__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -137,6 +138,26 @@ class AppealsServiceStub:
                 '/asan.appeals.v1.AppealsService/GetAppealStatistics',
                 request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealStatisticsRequest.SerializeToString,
                 response_deserializer=asan_dot_appeals_dot_v1_dot_appeals__pb2.AppealStatistics.FromString,
+                _registered_method=True)
+        self.GetGeoReportServices = channel.unary_unary(
+                '/asan.appeals.v1.AppealsService/GetGeoReportServices',
+                request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportServicesRequest.SerializeToString,
+                response_deserializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportServices.FromString,
+                _registered_method=True)
+        self.GetGeoReportServiceDefinition = channel.unary_unary(
+                '/asan.appeals.v1.AppealsService/GetGeoReportServiceDefinition',
+                request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportServiceDefinitionRequest.SerializeToString,
+                response_deserializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportServiceDefinition.FromString,
+                _registered_method=True)
+        self.GetGeoReportRequests = channel.unary_unary(
+                '/asan.appeals.v1.AppealsService/GetGeoReportRequests',
+                request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestsRequest.SerializeToString,
+                response_deserializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.FromString,
+                _registered_method=True)
+        self.GetGeoReportRequest = channel.unary_unary(
+                '/asan.appeals.v1.AppealsService/GetGeoReportRequest',
+                request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestRequest.SerializeToString,
+                response_deserializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.FromString,
                 _registered_method=True)
 
 
@@ -311,6 +332,38 @@ class AppealsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGeoReportServices(self, request, context):
+        """Open311 GeoReport v2 services.json: the active categories. No token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGeoReportServiceDefinition(self, request, context):
+        """Open311 GeoReport v2 services/{service_code}.json: a category's attributes. No
+        token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGeoReportRequests(self, request, context):
+        """Open311 GeoReport v2 requests.json: public appeals (their citizens chose so),
+        without personal data, newest first, at most 1,000, by default of the last 90
+        days. No token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGeoReportRequest(self, request, context):
+        """Open311 GeoReport v2 requests/{service_request_id}.json: one public appeal, as
+        an array of one. No token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AppealsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -408,6 +461,26 @@ def add_AppealsServiceServicer_to_server(servicer, server):
                     servicer.GetAppealStatistics,
                     request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealStatisticsRequest.FromString,
                     response_serializer=asan_dot_appeals_dot_v1_dot_appeals__pb2.AppealStatistics.SerializeToString,
+            ),
+            'GetGeoReportServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGeoReportServices,
+                    request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportServicesRequest.FromString,
+                    response_serializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportServices.SerializeToString,
+            ),
+            'GetGeoReportServiceDefinition': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGeoReportServiceDefinition,
+                    request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportServiceDefinitionRequest.FromString,
+                    response_serializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportServiceDefinition.SerializeToString,
+            ),
+            'GetGeoReportRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGeoReportRequests,
+                    request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestsRequest.FromString,
+                    response_serializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.SerializeToString,
+            ),
+            'GetGeoReportRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGeoReportRequest,
+                    request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestRequest.FromString,
+                    response_serializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -931,6 +1004,114 @@ class AppealsService:
             '/asan.appeals.v1.AppealsService/GetAppealStatistics',
             asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealStatisticsRequest.SerializeToString,
             asan_dot_appeals_dot_v1_dot_appeals__pb2.AppealStatistics.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGeoReportServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.appeals.v1.AppealsService/GetGeoReportServices',
+            asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportServicesRequest.SerializeToString,
+            asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportServices.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGeoReportServiceDefinition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.appeals.v1.AppealsService/GetGeoReportServiceDefinition',
+            asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportServiceDefinitionRequest.SerializeToString,
+            asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportServiceDefinition.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGeoReportRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.appeals.v1.AppealsService/GetGeoReportRequests',
+            asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestsRequest.SerializeToString,
+            asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGeoReportRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.appeals.v1.AppealsService/GetGeoReportRequest',
+            asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestRequest.SerializeToString,
+            asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.FromString,
             options,
             channel_credentials,
             insecure,

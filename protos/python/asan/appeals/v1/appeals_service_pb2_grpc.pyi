@@ -5,6 +5,7 @@ isort:skip_file
 
 from asan.appeals.v1 import appeals_pb2 as _appeals_pb2
 from asan.appeals.v1 import appeals_service_pb2 as _appeals_service_pb2
+from asan.appeals.v1 import georeport_pb2 as _georeport_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -123,6 +124,21 @@ class AppealsServiceStub:
     on time, overdue now, median time to answer, satisfaction. No personal data.
     No token needed.
     """
+    GetGeoReportServices: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportServicesRequest, _georeport_pb2.GeoReportServices]
+    """Open311 GeoReport v2 services.json: the active categories. No token needed."""
+    GetGeoReportServiceDefinition: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportServiceDefinitionRequest, _georeport_pb2.GeoReportServiceDefinition]
+    """Open311 GeoReport v2 services/{service_code}.json: a category's attributes. No
+    token needed.
+    """
+    GetGeoReportRequests: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportRequestsRequest, _georeport_pb2.GeoReportRequests]
+    """Open311 GeoReport v2 requests.json: public appeals (their citizens chose so),
+    without personal data, newest first, at most 1,000, by default of the last 90
+    days. No token needed.
+    """
+    GetGeoReportRequest: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportRequestRequest, _georeport_pb2.GeoReportRequests]
+    """Open311 GeoReport v2 requests/{service_request_id}.json: one public appeal, as
+    an array of one. No token needed.
+    """
 
 @_typing.type_check_only
 class AppealsServiceAsyncStub(AppealsServiceStub):
@@ -217,6 +233,21 @@ class AppealsServiceAsyncStub(AppealsServiceStub):
     """Open statistics of one month per agency and category: received, answered,
     on time, overdue now, median time to answer, satisfaction. No personal data.
     No token needed.
+    """
+    GetGeoReportServices: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportServicesRequest, _georeport_pb2.GeoReportServices]  # type: ignore[assignment]
+    """Open311 GeoReport v2 services.json: the active categories. No token needed."""
+    GetGeoReportServiceDefinition: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportServiceDefinitionRequest, _georeport_pb2.GeoReportServiceDefinition]  # type: ignore[assignment]
+    """Open311 GeoReport v2 services/{service_code}.json: a category's attributes. No
+    token needed.
+    """
+    GetGeoReportRequests: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportRequestsRequest, _georeport_pb2.GeoReportRequests]  # type: ignore[assignment]
+    """Open311 GeoReport v2 requests.json: public appeals (their citizens chose so),
+    without personal data, newest first, at most 1,000, by default of the last 90
+    days. No token needed.
+    """
+    GetGeoReportRequest: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportRequestRequest, _georeport_pb2.GeoReportRequests]  # type: ignore[assignment]
+    """Open311 GeoReport v2 requests/{service_request_id}.json: one public appeal, as
+    an array of one. No token needed.
     """
 
 class AppealsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -423,6 +454,45 @@ class AppealsServiceServicer(metaclass=_abc_1.ABCMeta):
         """Open statistics of one month per agency and category: received, answered,
         on time, overdue now, median time to answer, satisfaction. No personal data.
         No token needed.
+        """
+
+    @_abc_1.abstractmethod
+    def GetGeoReportServices(
+        self,
+        request: _appeals_service_pb2.GetGeoReportServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_georeport_pb2.GeoReportServices, _abc.Awaitable[_georeport_pb2.GeoReportServices]]:
+        """Open311 GeoReport v2 services.json: the active categories. No token needed."""
+
+    @_abc_1.abstractmethod
+    def GetGeoReportServiceDefinition(
+        self,
+        request: _appeals_service_pb2.GetGeoReportServiceDefinitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_georeport_pb2.GeoReportServiceDefinition, _abc.Awaitable[_georeport_pb2.GeoReportServiceDefinition]]:
+        """Open311 GeoReport v2 services/{service_code}.json: a category's attributes. No
+        token needed.
+        """
+
+    @_abc_1.abstractmethod
+    def GetGeoReportRequests(
+        self,
+        request: _appeals_service_pb2.GetGeoReportRequestsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_georeport_pb2.GeoReportRequests, _abc.Awaitable[_georeport_pb2.GeoReportRequests]]:
+        """Open311 GeoReport v2 requests.json: public appeals (their citizens chose so),
+        without personal data, newest first, at most 1,000, by default of the last 90
+        days. No token needed.
+        """
+
+    @_abc_1.abstractmethod
+    def GetGeoReportRequest(
+        self,
+        request: _appeals_service_pb2.GetGeoReportRequestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_georeport_pb2.GeoReportRequests, _abc.Awaitable[_georeport_pb2.GeoReportRequests]]:
+        """Open311 GeoReport v2 requests/{service_request_id}.json: one public appeal, as
+        an array of one. No token needed.
         """
 
 def add_AppealsServiceServicer_to_server(servicer: AppealsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
