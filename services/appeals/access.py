@@ -43,6 +43,14 @@ def not_found(number: str) -> NotFound:
     )
 
 
+def attachment_not_found(number: str, index: int) -> NotFound:
+    return NotFound(
+        message=f"Appeal {number} has no attachment {index}.",
+        reason="ATTACHMENT_NOT_FOUND",
+        metadata={"appeal_number": number, "index": str(index)},
+    )
+
+
 def ensure_citizen(principal: Principal | None) -> Principal:
     """Appeals are written by citizens with ASAN Login: no token is refused as the law says."""
     if principal is None:

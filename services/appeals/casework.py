@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from asan.appeals.v1 import appeals_pb2, events_pb2
 from services.appeals import access, convert, notices, queries, similarity
+from services.appeals.attachments import CheckedAttachment
 from services.appeals.catalogue import Names
 from services.appeals.content import AppealContent, LinkedObject, LinkedService, Location
 from services.appeals.deadlines import (
@@ -35,7 +36,7 @@ from services.appeals.requests import (
     Reopening,
     Unconsidered,
 )
-from services.appeals.tables import AppealRow, HistoryRow, runtime_tables
+from services.appeals.tables import AppealRow, AttachmentRow, HistoryRow, runtime_tables
 from services.appeals.workflow import (
     Action,
     AppealStatus,
@@ -207,6 +208,16 @@ def register(
         copy_of=copy_of,
         published=content.publish,
         history=[],
+        attachments=[
+            AttachmentRow(
+                position=position,
+                file_name=a.file_name,
+                content_type=a.content_type,
+                size_bytes=len(a.content),
+                content=a.content,
+            )
+            for position, a in enumerate(content.attachments)
+        ],
     )
     session.add(row)
     record(row, "REGISTERED", actor, now, f"copy of {copy_of}" if copy_of else "")
@@ -302,7 +313,10 @@ def _copy(session: Session, original: AppealRow, agency_code: str, actor: str, n
     linked = None
     if original.linked_service and original.linked_object_id:
         linked = LinkedObject(LinkedService(original.linked_service), original.linked_object_id)
-    content = AppealContent(original.category_code, original.text, [], location, linked, original.published)
+    files = [CheckedAttachment(a.file_name, a.content_type, a.content) for a in original.attachments]
+    content = AppealContent(
+        original.category_code, original.text, [], location, linked, original.published, files
+    )
     checked = Checked(original.category_version, agency_code, json.loads(original.attributes))
     return register(
         session, original.citizen_fin, content, checked, now, actor=actor, copy_of=original.number

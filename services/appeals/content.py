@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
+from services.appeals.attachments import CheckedAttachment
 from services.appeals.catalogue import LIST_TYPES, AttributeDefinition, AttributeType
 from services.runtime.validation import Violations
 
@@ -62,6 +63,7 @@ class AppealContent:
     linked_object: LinkedObject | None
     # Shown, without personal data, in the open Open311 view.
     publish: bool = False
+    attachments: Sequence[CheckedAttachment] = ()
 
 
 def check_text(text: str, violations: Violations, path: str) -> None:

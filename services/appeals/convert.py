@@ -91,6 +91,12 @@ def appeal(row: AppealRow, *, for_officer: bool, with_history: bool = True) -> a
         copy_of=row.copy_of or "",
         history=[history_entry(h) for h in row.history] if with_history else [],
         publish=row.published,
+        attachments=[
+            appeals_pb2.Attachment(
+                file_name=a.file_name, content_type=a.content_type, size_bytes=a.size_bytes
+            )
+            for a in row.attachments
+        ],
     )
     if row.latitude_e6 is not None and row.longitude_e6 is not None:
         message.location.CopyFrom(

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from google.type import date_pb2
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2
+from services.appeals.attachments import NewAttachment, check_attachments
 from services.appeals.catalogue import (
     Agency,
     AttributeDefinition,
@@ -52,6 +53,14 @@ MAX_EARLIER_APPEALS = 20
 MAX_HOLIDAYS_PER_YEAR = 60
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 ANY_VALUE = "Must be a value of the enum, or unspecified for any."
+
+
+def attachment_index(request: appeals_service_pb2.GetAppealAttachmentRequest) -> int:
+    violations = Violations()
+    check_appeal_number(violations, request.appeal_number)
+    violations.check(request.index >= 0, "index", "Must be an attachment's place, from 0.", "OUT_OF_RANGE")
+    violations.raise_if_any()
+    return request.index
 
 
 def check_appeal_number(violations: Violations, number: str, field: str = "appeal_number") -> None:
@@ -213,6 +222,11 @@ def new_appeal(request: appeals_service_pb2.SubmitAppealRequest, violations: Vio
         location=location,
         linked_object=linked,
         publish=given.publish,
+        attachments=check_attachments(
+            [NewAttachment(a.file_name, a.content) for a in given.attachments],
+            violations,
+            "appeal.attachments",
+        ),
     )
 
 

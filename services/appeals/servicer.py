@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
@@ -183,6 +184,22 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
             row = queries.appeal_by_number(session, request.appeal_number)
             visible = access.ensure_visible(principal, row, request.appeal_number)
             return convert.appeal(visible, for_officer=not principal.is_citizen)
+
+        return await self.database.run(read)
+
+    async def GetAppealAttachment(
+        self, request: appeals_service_pb2.GetAppealAttachmentRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        principal = require_principal()
+        index = requests.attachment_index(request)
+
+        def read(session: Session) -> httpbody_pb2.HttpBody:
+            row = queries.appeal_by_number(session, request.appeal_number)
+            visible = access.ensure_visible(principal, row, request.appeal_number)
+            if index >= len(visible.attachments):
+                raise access.attachment_not_found(request.appeal_number, index)
+            attachment = visible.attachments[index]
+            return httpbody_pb2.HttpBody(content_type=attachment.content_type, data=attachment.content)
 
         return await self.database.run(read)
 

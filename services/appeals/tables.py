@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.runtime.db import UtcDateTime, new_metadata
@@ -119,6 +119,10 @@ class AppealRow(Base):
     history: Mapped[list[HistoryRow]] = relationship(
         back_populates="appeal", order_by="HistoryRow.position", lazy="selectin"
     )
+    # Their names and types; the contents are loaded only when one is read.
+    attachments: Mapped[list[AttachmentRow]] = relationship(
+        back_populates="appeal", order_by="AttachmentRow.position", lazy="selectin"
+    )
 
     __table_args__ = (
         # The officers' queue: an agency's appeals, earliest due first.
@@ -150,3 +154,18 @@ class HistoryRow(Base):
     due_date: Mapped[date | None] = mapped_column(Date)
 
     appeal: Mapped[AppealRow] = relationship(back_populates="history")
+
+
+class AttachmentRow(Base):
+    """A file the citizen attached, its type read from its content."""
+
+    __tablename__ = "appeal_attachments"
+
+    appeal_id: Mapped[str] = mapped_column(ForeignKey("appeals.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+    appeal: Mapped[AppealRow] = relationship(back_populates="attachments")

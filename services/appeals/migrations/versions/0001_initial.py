@@ -1,4 +1,4 @@
-"""Appeals and their history, the yearly number counters, the versioned catalogue of agencies
+"""Appeals with their history and attachments, the yearly number counters, the versioned catalogue of agencies
 and categories, and the holiday calendar; seeded with catalogue version 1 and the public
 holidays of 2026 and 2027.
 
@@ -277,6 +277,19 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("appeal_id", "position", name=op.f("pk_appeal_history")),
     )
+    op.create_table(
+        "appeal_attachments",
+        sa.Column("appeal_id", sa.String(36), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("file_name", sa.String(200), nullable=False),
+        sa.Column("content_type", sa.String(40), nullable=False),
+        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appeal_id"], ["appeals.id"], name=op.f("fk_appeal_attachments_appeal_id_appeals")
+        ),
+        sa.PrimaryKeyConstraint("appeal_id", "position", name=op.f("pk_appeal_attachments")),
+    )
 
     valid_from = datetime(2026, 1, 1, tzinfo=UTC)
     op.bulk_insert(
@@ -320,6 +333,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
+        "appeal_attachments",
         "appeal_history",
         "appeals",
         "appeal_numbers",

@@ -641,6 +641,7 @@ class Appeal(_message.Message):
     COPY_OF_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
     PUBLISH_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     appeal_number: _builtins.str
     """Readable number, for example "MR-2026-000123". Output only."""
     category_code: _builtins.str
@@ -726,6 +727,13 @@ class Appeal(_message.Message):
     def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]:
         """What happened to it, oldest first. Output only."""
 
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]:
+        """Files the citizen attached: images or PDFs, at most 5, together at most 2 MiB
+        (through the gateway, what its body limit leaves). Their contents are read with
+        GetAppealAttachment.
+        """
+
     def __init__(
         self,
         *,
@@ -755,14 +763,53 @@ class Appeal(_message.Message):
         copy_of: _builtins.str = ...,
         history: _abc.Iterable[Global___HistoryEntry] | None = ...,
         publish: _builtins.bool = ...,
+        attachments: _abc.Iterable[Global___Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "due_date", b"due_date", "due_time", b"due_time", "linked_object", b"linked_object", "location", b"location", "receive_time", b"receive_time", "register_time", b"register_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "answer_text", b"answer_text", "answer_time", b"answer_time", "appeal_number", b"appeal_number", "attributes", b"attributes", "category_code", b"category_code", "category_version", b"category_version", "citizen_fin", b"citizen_fin", "copy_of", b"copy_of", "due_date", b"due_date", "due_time", b"due_time", "escalated", b"escalated", "executor", b"executor", "history", b"history", "linked_object", b"linked_object", "location", b"location", "outcome", b"outcome", "overdue", b"overdue", "publish", b"publish", "rating", b"rating", "receive_time", b"receive_time", "register_time", b"register_time", "similar_appeal_numbers", b"similar_appeal_numbers", "status", b"status", "term_working_days", b"term_working_days", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "answer_text", b"answer_text", "answer_time", b"answer_time", "appeal_number", b"appeal_number", "attachments", b"attachments", "attributes", b"attributes", "category_code", b"category_code", "category_version", b"category_version", "citizen_fin", b"citizen_fin", "copy_of", b"copy_of", "due_date", b"due_date", "due_time", b"due_time", "escalated", b"escalated", "executor", b"executor", "history", b"history", "linked_object", b"linked_object", "location", b"location", "outcome", b"outcome", "overdue", b"overdue", "publish", b"publish", "rating", b"rating", "receive_time", b"receive_time", "register_time", b"register_time", "similar_appeal_numbers", b"similar_appeal_numbers", "status", b"status", "term_working_days", b"term_working_days", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Appeal: _TypeAlias = Appeal  # noqa: Y015
+
+@_typing.final
+class Attachment(_message.Message):
+    """A file attached to an appeal: a JPEG or PNG image or a PDF, its type read from its
+    content, never from its name.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    file_name: _builtins.str
+    """The file's name as the citizen gave it, 1 to 200 characters; its extension (.jpg,
+    .jpeg, .png, .pdf) must be that of the content.
+    """
+    content: _builtins.bytes
+    """The file itself, at most 1 MiB; given on submission only, left out of every answer."""
+    content_type: _builtins.str
+    """The type read from the content: image/jpeg, image/png or application/pdf. Output only."""
+    size_bytes: _builtins.int
+    """The content's size in bytes. Output only."""
+    def __init__(
+        self,
+        *,
+        file_name: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "file_name", b"file_name", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
 
 @_typing.final
 class HolidayCalendar(_message.Message):

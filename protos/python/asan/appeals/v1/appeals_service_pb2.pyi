@@ -317,6 +317,32 @@ class GetAppealRequest(_message.Message):
 Global___GetAppealRequest: _TypeAlias = GetAppealRequest  # noqa: Y015
 
 @_typing.final
+class GetAppealAttachmentRequest(_message.Message):
+    """Request of GetAppealAttachment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPEAL_NUMBER_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    appeal_number: _builtins.str
+    """Appeal number."""
+    index: _builtins.int
+    """The attachment's place in the appeal's `attachments`, from 0."""
+    def __init__(
+        self,
+        *,
+        appeal_number: _builtins.str = ...,
+        index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_number", b"appeal_number", "index", b"index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAppealAttachmentRequest: _TypeAlias = GetAppealAttachmentRequest  # noqa: Y015
+
+@_typing.final
 class ListAppealsRequest(_message.Message):
     """Request of ListAppeals."""
 

@@ -6,6 +6,7 @@ import warnings
 from asan.appeals.v1 import appeals_pb2 as asan_dot_appeals_dot_v1_dot_appeals__pb2
 from asan.appeals.v1 import appeals_service_pb2 as asan_dot_appeals_dot_v1_dot_appeals__service__pb2
 from asan.appeals.v1 import georeport_pb2 as asan_dot_appeals_dot_v1_dot_georeport__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -88,6 +89,11 @@ class AppealsServiceStub:
                 '/asan.appeals.v1.AppealsService/GetAppeal',
                 request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealRequest.SerializeToString,
                 response_deserializer=asan_dot_appeals_dot_v1_dot_appeals__pb2.Appeal.FromString,
+                _registered_method=True)
+        self.GetAppealAttachment = channel.unary_unary(
+                '/asan.appeals.v1.AppealsService/GetAppealAttachment',
+                request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealAttachmentRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.ListAppeals = channel.unary_unary(
                 '/asan.appeals.v1.AppealsService/ListAppeals',
@@ -240,6 +246,14 @@ class AppealsServiceServicer:
     def GetAppeal(self, request, context):
         """One appeal with its history. A citizen sees only their own, an officer
         their agency's; anything else answers NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAppealAttachment(self, request, context):
+        """One file attached to an appeal, as it was attached, with its content type. Whoever
+        may see the appeal; anything else answers NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -411,6 +425,11 @@ def add_AppealsServiceServicer_to_server(servicer, server):
                     servicer.GetAppeal,
                     request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealRequest.FromString,
                     response_serializer=asan_dot_appeals_dot_v1_dot_appeals__pb2.Appeal.SerializeToString,
+            ),
+            'GetAppealAttachment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAppealAttachment,
+                    request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealAttachmentRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'ListAppeals': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAppeals,
@@ -734,6 +753,33 @@ class AppealsService:
             '/asan.appeals.v1.AppealsService/GetAppeal',
             asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealRequest.SerializeToString,
             asan_dot_appeals_dot_v1_dot_appeals__pb2.Appeal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAppealAttachment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.appeals.v1.AppealsService/GetAppealAttachment',
+            asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetAppealAttachmentRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

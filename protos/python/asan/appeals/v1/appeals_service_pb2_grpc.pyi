@@ -7,6 +7,7 @@ from asan.appeals.v1 import appeals_pb2 as _appeals_pb2
 from asan.appeals.v1 import appeals_service_pb2 as _appeals_service_pb2
 from asan.appeals.v1 import georeport_pb2 as _georeport_pb2
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
@@ -77,6 +78,10 @@ class AppealsServiceStub:
     GetAppeal: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.GetAppealRequest, _appeals_pb2.Appeal]
     """One appeal with its history. A citizen sees only their own, an officer
     their agency's; anything else answers NOT_FOUND.
+    """
+    GetAppealAttachment: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.GetAppealAttachmentRequest, _httpbody_pb2.HttpBody]
+    """One file attached to an appeal, as it was attached, with its content type. Whoever
+    may see the appeal; anything else answers NOT_FOUND.
     """
     ListAppeals: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.ListAppealsRequest, _appeals_service_pb2.ListAppealsResponse]
     """Appeals the caller may see, earliest due first: a citizen their own, an
@@ -187,6 +192,10 @@ class AppealsServiceAsyncStub(AppealsServiceStub):
     GetAppeal: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.GetAppealRequest, _appeals_pb2.Appeal]  # type: ignore[assignment]
     """One appeal with its history. A citizen sees only their own, an officer
     their agency's; anything else answers NOT_FOUND.
+    """
+    GetAppealAttachment: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.GetAppealAttachmentRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
+    """One file attached to an appeal, as it was attached, with its content type. Whoever
+    may see the appeal; anything else answers NOT_FOUND.
     """
     ListAppeals: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.ListAppealsRequest, _appeals_service_pb2.ListAppealsResponse]  # type: ignore[assignment]
     """Appeals the caller may see, earliest due first: a citizen their own, an
@@ -348,6 +357,16 @@ class AppealsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_appeals_pb2.Appeal, _abc.Awaitable[_appeals_pb2.Appeal]]:
         """One appeal with its history. A citizen sees only their own, an officer
         their agency's; anything else answers NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAppealAttachment(
+        self,
+        request: _appeals_service_pb2.GetAppealAttachmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
+        """One file attached to an appeal, as it was attached, with its content type. Whoever
+        may see the appeal; anything else answers NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
