@@ -1,0 +1,1 @@
+"""ASAN müraciət: citizens' appeals to state bodies, on the legal clock, with open statistics."""
