@@ -5,6 +5,9 @@ The request is filled in grpc-gateway's order: the body (all of it with `body: "
 the named field), then the path variables (which win over the body), then, unless the body
 took the whole request, the query parameters: `a.b=1` for nested fields, `x=1&x=2` for
 repeated ones. Unknown fields, in the body or the query, are a 400 that names them.
+
+A JSON body may nest arrays and objects at most MAX_JSON_DEPTH deep: the contracts need a
+handful of levels, and a deeper body (a wall of brackets) is a 400, never a stack overflow.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ _WRAPPERS = {
 }
 _STRING_LIKE = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
 SCALAR_MESSAGES = _WRAPPERS | _STRING_LIKE
+# Levels of arrays and objects a JSON body may nest (README, "The gateway"). The deepest
+# request of the contracts needs five; protobuf's own parser stops at 100.
+MAX_JSON_DEPTH = 32
 
 
 def invalid(
@@ -133,13 +139,44 @@ def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
+    except RecursionError:
+        # The decoder recursed as deep as the interpreter allows: far beyond the limit.
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as error:
         raise invalid(
             [FieldViolation("", f"The body is not valid JSON: {error}", "INVALID_JSON")],
             "The request body is not valid JSON.",
             "INVALID_JSON",
         ) from None
+    if _nests_deeper_than(document, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return document
+
+
+def _too_deep() -> InvalidArgument:
+    return InvalidArgument(
+        message=f"The request body nests deeper than {MAX_JSON_DEPTH} levels.",
+        reason="INVALID_JSON",
+        metadata={"max_depth": str(MAX_JSON_DEPTH)},
+        violations=[
+            FieldViolation("", f"Arrays and objects nest deeper than {MAX_JSON_DEPTH} levels.", "TOO_DEEP")
+        ],
+    )
+
+
+def _nests_deeper_than(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels; a loop, not a recursion."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _fill_body(binding: Binding, request: Message, raw: bytes, content_type: str) -> None:

@@ -92,6 +92,7 @@ def gateway_config(auth: AuthConfig, backends: Mapping[str, str], **changes: Any
     config = GatewayConfig(
         host="127.0.0.1",
         port=0,
+        metrics_port=0,
         backends=dict(backends),
         deadline_seconds=5.0,
         route_deadlines={},
@@ -116,6 +117,10 @@ class RunningGateway:
 
     def client(self, **options: Any) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10.0, **options)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway.metrics_port}/metrics"
 
 
 @asynccontextmanager
@@ -389,7 +394,7 @@ class HttpError:
     def violations(self) -> dict[str, str]:
         """Field -> reason of the BadRequest's field violations."""
         return {
-            v["field"]: v.get("reason", "")
+            v.get("field", ""): v.get("reason", "")
             for b in self.of_type("google.rpc.BadRequest")
             for v in b["fieldViolations"]
         }
