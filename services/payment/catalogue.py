@@ -3,7 +3,7 @@
 Pure: no I/O, no protobuf. Field violations use the CreatePayment request's field paths
 ("payment.amount.minor_units") and these stable reasons: REQUIRED, FORMAT, TOO_LONG,
 TOO_MANY, OUT_OF_RANGE, ONE_OF, UNKNOWN_SERVICE, UNSUPPORTED_CURRENCY, CURRENCY_MISMATCH,
-FIXED_FEE_MISMATCH.
+FIXED_FEE_MISMATCH, FIXED_FEE_ONLY.
 """
 
 from __future__ import annotations
@@ -84,16 +84,30 @@ def validate_new_payment(new: NewPayment, entry: CatalogueEntry | None, violatio
     _check_payer(new.payer_fin, new.payer_voen, new.payer_passport, violations)
     _check_service_code(new.service_code, entry, violations)
     _check_currency(new.currency, entry, violations)
-    quantity_ok = violations.check(
-        1 <= new.quantity <= MAX_QUANTITY,
-        "payment.quantity",
-        f"Must be 1 to {MAX_QUANTITY} (0 means 1): the units of the fee paid for.",
-        "OUT_OF_RANGE",
-    )
+    quantity_ok = _check_quantity(new.quantity, entry, violations)
     _check_amount(new.amount_minor, new.currency, entry, violations, new.quantity if quantity_ok else 1)
     _check_text(new.reference, "payment.reference", MAX_REFERENCE_LENGTH, violations, required=True)
     _check_text(new.description, "payment.description", MAX_DESCRIPTION_LENGTH, violations, required=False)
     _check_metadata(new.metadata, violations)
+
+
+def _check_quantity(quantity: int, entry: CatalogueEntry | None, violations: Violations) -> bool:
+    """Whether the quantity can price the amount: units of a fixed fee only. A caller that
+    sets the amount of a variable fee has no units to count; a quantity there is refused
+    rather than ignored, since it would say something the payment does not hold."""
+    if not violations.check(
+        1 <= quantity <= MAX_QUANTITY,
+        "payment.quantity",
+        f"Must be 1 to {MAX_QUANTITY} (0 means 1): the units of the fee paid for.",
+        "OUT_OF_RANGE",
+    ):
+        return False
+    return violations.check(
+        quantity == 1 or entry is None or entry.fee_kind is FeeKind.FIXED,
+        "payment.quantity",
+        "Only a fixed-fee service takes a quantity; leave it 0 and set the amount.",
+        "FIXED_FEE_ONLY",
+    )
 
 
 def _check_payer(
