@@ -46,7 +46,7 @@ from gateway.limits import RateLimiter
 from gateway.metrics import UNMATCHED_ROUTE, GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.routes import Matched, Method, NotAllowed, RouteTable, bindings_of
-from gateway.transcoding import build_request, render_response
+from gateway.transcoding import build_request, download_disposition, render_response
 from services.runtime.access import is_anonymous
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError
@@ -418,7 +418,10 @@ class Gateway:
             log.exception("gateway failed to render a response", extra={"grpc_method": method.full_name})
             await _send_error(send, internal_error())
             return
-        await _send(send, 200, content, content_type.encode())
+        answer_headers = []
+        if binding.sends_raw_response:
+            answer_headers.append((b"content-disposition", download_disposition(binding, request)))
+        await _send(send, 200, content, content_type.encode(), answer_headers)
 
     # --- Operational endpoints ------------------------------------------------------------------
 

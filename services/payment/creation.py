@@ -16,16 +16,22 @@ from services.runtime.auth import Principal
 from services.runtime.validation import Violations
 
 
+def priced_entry(session: Session, new: NewPayment, violations: Violations) -> CatalogueEntryRow:
+    """The catalogue entry that prices `new`; raises INVALID_ARGUMENT with every violation of
+    `new`, and those already in `violations`."""
+    row = queries.current_entry(session, new.service_code) if new.service_code else None
+    validate_new_payment(new, _entry(row) if row else None, violations)
+    violations.raise_if_any()
+    assert row is not None
+    return row
+
+
 def create_payment(
     session: Session, new: NewPayment, principal: Principal, now: datetime
 ) -> tuple[PaymentRow, str]:
     """The new payment and its confirmation secret: "" unless the payer is foreign, since only
     a payer without ASAN Login needs a secret to pay without a token."""
-    row = queries.current_entry(session, new.service_code) if new.service_code else None
-    violations = Violations()
-    validate_new_payment(new, _entry(row) if row else None, violations)
-    violations.raise_if_any()
-    assert row is not None
+    row = priced_entry(session, new, Violations())
     foreign = new.payer_passport is not None
     access.ensure_can_create(principal, new.payer_fin, row.agency_code, foreign_payer=foreign)
     secret, secret_hash = access.new_confirmation_secret() if foreign else ("", None)

@@ -13,14 +13,16 @@ import pytest
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 
+from asan.visa.v1 import visa_service_pb2
 from gateway.app import negotiate_locale
 from gateway.auth import TokenGate
 from gateway.config import DEFAULT_METRICS_PORT, GatewayConfig, RateLimit
 from gateway.contracts import Contracts
 from gateway.errors import HTTP_STATUS
 from gateway.limits import RateLimiter
-from gateway.routes import ContractError, Matched, NotAllowed, RouteTable, bindings_of
+from gateway.routes import Binding, ContractError, Matched, NotAllowed, RouteTable, bindings_of
 from gateway.templates import TemplateError, parse
+from gateway.transcoding import download_disposition
 from services import suite
 from services.runtime.auth import Principal, PrincipalKind, TokenVerifier
 from services.runtime.config import AuthConfig, ConfigError
@@ -136,6 +138,35 @@ def test_the_payment_routes_are_those_that_test_payment_routes_drives() -> None:
         ("GET", "/v1/payments/{payment_id}/receipt"),
         ("GET", "/v1/dailySummaries/{date}"),
     }
+
+
+def evisa_document_binding() -> Binding:
+    (binding,) = [
+        b
+        for b in bindings_of(Contracts.installed().services)
+        if b.method.full_name == "asan.visa.v1.VisaService.GetEVisaDocument"
+    ]
+    return binding
+
+
+@pytest.mark.parametrize(
+    ("application_number", "disposition"),
+    [
+        ("EV-2026-7K3P9QXM", b'attachment; filename="evisa-EV-2026-7K3P9QXM.pdf"'),
+        (
+            'EV"; filename=x.exe\r\nSet-Cookie: a=b',
+            b'attachment; filename="evisa-EVfilenamex.exeSet-Cookieab.pdf"',
+        ),
+    ],
+)
+def test_the_evisa_file_is_named_from_the_request_with_nothing_that_breaks_the_header(
+    application_number: str, disposition: bytes
+) -> None:
+    binding = evisa_document_binding()
+    request = visa_service_pb2.GetEVisaDocumentRequest(application_number=application_number)
+
+    assert binding.method.download_filename == "evisa-{application_number}.pdf"
+    assert download_disposition(binding, request) == disposition
 
 
 def test_every_status_code_but_ok_has_the_http_status_of_the_issues_table() -> None:
