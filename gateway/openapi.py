@@ -83,8 +83,8 @@ transcoded by its `google.api.http` binding; bodies follow the protobuf JSON map
 
 **Tokens.** Send `Authorization: Bearer <token>`. A malformed, forged or expired token is
 refused (401) on every route. Each operation's `security` says whether it needs one: most
-refuse a request without a token with 401 `TOKEN_MISSING`; the catalogue, a foreign payer's
-confirmation and an e-visa applicant's calls need none.
+refuse a request without a token with 401 `TOKEN_MISSING`; the payment catalogue, the visa
+reference tables, a foreign payer's confirmation and an e-visa applicant's calls need none.
 
 **Errors.** A `google.rpc.Status`: `code`, `message` and `details` (an `ErrorInfo` with a
 stable `reason`; a `BadRequest` with one violation per bad field; a `LocalizedMessage`
