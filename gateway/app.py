@@ -2,14 +2,19 @@
 
 Layers, outermost first:
   1. `Gateway.__call__` routes the request first, so that every layer knows the route
-     template; it takes or makes the X-Request-Id, returns it, counts the request in the
-     metrics by template, method and status, and logs it.
+     template; it takes or makes the X-Request-Id, returns it with `X-Content-Type-Options:
+     nosniff` on every answer, counts the request in the metrics by template, method and
+     status, and logs it. Whatever fails unexpectedly below is logged and answered as a JSON
+     500, never as the server's text.
   2. CORS, for the configured frontend origins (off when none are).
   3. `dispatch`: the operational endpoints (a small Starlette app that also runs the
      lifespan: channels opened at start-up, closed at shutdown), or a transcoded call.
 
 A transcoded call: address rate limit, token check, subject rate limit, body (size
 limit), request message, gRPC call with the route's deadline, response.
+
+The metrics are served on a port of their own (GATEWAY_METRICS_PORT), which only Prometheus
+reaches, as the services do: not on the API's port, which the internet reaches.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import grpc
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -41,9 +46,10 @@ from gateway.limits import RateLimiter
 from gateway.metrics import UNMATCHED_ROUTE, GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.routes import Matched, Method, NotAllowed, RouteTable, bindings_of
-from gateway.transcoding import build_request, render_response
+from gateway.transcoding import build_request, download_disposition, render_response
 from services.runtime.access import is_anonymous
 from services.runtime.auth import TokenVerifier
+from services.runtime.config import ConfigError
 from services.runtime.context import correlation_id_var, new_correlation_id
 from services.runtime.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, ServiceError
 
@@ -61,6 +67,9 @@ LOCALES = ("az", "en", "ru")
 MAX_QUERY_FIELDS = 200
 _JSON = b"application/json"
 _STATE = "asan.gateway"
+# On every answer: browsers take the content type as sent (a PDF or JSON is never sniffed
+# into something that runs).
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def negotiate_locale(accept_language: str | None) -> str | None:
@@ -196,13 +205,15 @@ class Gateway:
                 Route("/", self._home),
                 Route("/healthz", self._healthz),
                 Route("/readyz", self._readyz),
-                Route("/metrics", self._metrics),
                 Route("/openapi.json", self._openapi),
                 Route("/docs", self._docs),
             ],
             lifespan=self._lifespan,
         )
         self._ops_paths = frozenset(route.path for route in self.ops.routes if isinstance(route, Route))
+        # The port /metrics answers on once started (the configured one, or the one given for 0).
+        self.metrics_port = 0
+        self._metrics_httpd: Any = None
         self.app: ASGIApp = self.dispatch
         if config.cors_origins:
             self.app = CORSMiddleware(
@@ -252,19 +263,29 @@ class Gateway:
         correlation_id_var.set(request_id)
         method: str = scope["method"]
         status = 500
+        started_answer = False
         encoded_id = request_id.encode()
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_answer
             if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", encoded_id)]
+                status, started_answer = message["status"], True
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", encoded_id),
+                    _NOSNIFF,
+                ]
             await send(message)
 
         in_flight = self.metrics.in_flight.labels(route, method)
         in_flight.inc()
         try:
             await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            log.exception("gateway failed to answer", extra={"http_method": method, "route": route})
+            if started_answer:
+                raise  # too late for an answer of our own: the server closes the connection
+            await _send_error(send_with_request_id, internal_error())
         finally:
             in_flight.dec()
             seconds = time.perf_counter() - started
@@ -397,19 +418,46 @@ class Gateway:
             log.exception("gateway failed to render a response", extra={"grpc_method": method.full_name})
             await _send_error(send, internal_error())
             return
-        await _send(send, 200, content, content_type.encode())
+        answer_headers = []
+        if binding.sends_raw_response:
+            answer_headers.append((b"content-disposition", download_disposition(binding, request)))
+        await _send(send, 200, content, content_type.encode(), answer_headers)
 
     # --- Operational endpoints ------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._start_metrics()
         self.backends.open()
-        log.info("gateway ready", extra={"routes": len(self.bindings), "backends": self.backends.targets})
+        log.info(
+            "gateway ready",
+            extra={
+                "routes": len(self.bindings),
+                "backends": self.backends.targets,
+                "metrics_port": self.metrics_port,
+            },
+        )
         try:
             yield
         finally:
             await self.backends.close()
+            self._stop_metrics()
             log.info("gateway stopped")
+
+    def _start_metrics(self) -> None:
+        try:
+            self._metrics_httpd, _ = start_http_server(
+                self.config.metrics_port, addr=self.config.host, registry=self.metrics.registry
+            )
+        except OSError as error:
+            raise ConfigError(f"cannot serve metrics on port {self.config.metrics_port}: {error}") from None
+        self.metrics_port = self._metrics_httpd.server_port
+
+    def _stop_metrics(self) -> None:
+        if self._metrics_httpd is not None:
+            self._metrics_httpd.shutdown()
+            self._metrics_httpd.server_close()
+            self._metrics_httpd = None
 
     async def _home(self, request: Request) -> Response:
         return RedirectResponse("/docs")
@@ -427,9 +475,6 @@ class Gateway:
         serving = [status == "SERVING" for status in health.values()]
         status = "ready" if all(serving) else "degraded" if any(serving) else "not ready"
         return JSONResponse({"status": status, "services": health}, status_code=200 if any(serving) else 503)
-
-    async def _metrics(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _openapi(self, request: Request) -> Response:
         return Response(self._document_json, media_type="application/json")

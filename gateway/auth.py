@@ -21,14 +21,29 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from services.runtime.auth import Principal, TokenRejection, TokenVerifier, bearer_token
+from services.runtime.auth import Principal, TokenRejection, TokenVerifier, bearer_token, unauthenticated
 from services.runtime.errors import Unauthenticated
 
 CACHE_SIZE = 10_000
 
-# The services' message, in the words of HTTP (the services speak of gRPC metadata).
-MISSING_MESSAGE = "This route needs an `Authorization: Bearer <token>` header."
-MALFORMED_MESSAGE = "The Authorization header must be `Bearer <token>` with a JWT access token."
+# Token errors in the words of HTTP. The services' own messages for these two speak of gRPC
+# metadata, which means nothing to an HTTP client: the gateway, which refuses every missing or
+# malformed token before a service sees it, says "Authorization header" instead. The reasons
+# stay the services' own.
+HTTP_MESSAGES = {
+    TokenRejection.MISSING.value: "This route needs an `Authorization: Bearer <token>` header.",
+    TokenRejection.MALFORMED.value: (
+        "The Authorization header must be `Bearer <token>` with a JWT access token."
+    ),
+}
+
+
+def in_http_words(error: Unauthenticated) -> Unauthenticated:
+    """The same refusal, with the HTTP message where the services' speaks of metadata."""
+    message = HTTP_MESSAGES.get(error.reason)
+    if message is None:
+        return error
+    return Unauthenticated(message=message, reason=error.reason, metadata=error.metadata)
 
 
 @dataclass(frozen=True)
@@ -58,14 +73,17 @@ class TokenGate:
     def check(self, authorization: str | None, *, anonymous: bool) -> Caller | None:
         """The verified caller of an `Authorization` header, None without one on an anonymous
         method; raises Unauthenticated (with the services' reasons) where they would."""
+        try:
+            return self._verified_caller(authorization, anonymous=anonymous)
+        except Unauthenticated as error:
+            raise in_http_words(error) from None
+
+    def _verified_caller(self, authorization: str | None, *, anonymous: bool) -> Caller | None:
         if authorization is None or not authorization.strip():
             if anonymous:
                 return None
-            raise Unauthenticated(message=MISSING_MESSAGE, reason=TokenRejection.MISSING.value)
-        try:
-            token = bearer_token(authorization)
-        except Unauthenticated:
-            raise Unauthenticated(message=MALFORMED_MESSAGE, reason=TokenRejection.MALFORMED.value) from None
+            raise unauthenticated(TokenRejection.MISSING)
+        token = bearer_token(authorization)
         cached = self._verified.get(token)
         if cached is not None:
             if time.time() < cached.expires_at + self.verifier.leeway_seconds:

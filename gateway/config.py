@@ -9,6 +9,9 @@ from dataclasses import dataclass
 
 from services.runtime.config import AuthConfig, ConfigError, backend_variable, env_float, env_int, env_str
 
+DEFAULT_PORT = 8080
+# Beside the services' 9101... and the event workers' 9200.
+DEFAULT_METRICS_PORT = 9190
 _METHOD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
@@ -69,6 +72,8 @@ class RateLimit:
 class GatewayConfig:
     host: str
     port: int
+    # Prometheus's port: /metrics on its own, away from the API's port (0: any free one).
+    metrics_port: int
     # Proto package ("asan.payment.v1") -> host:port of the service that serves it.
     backends: Mapping[str, str]
     deadline_seconds: float
@@ -95,7 +100,8 @@ class GatewayConfig:
         origins = tuple(o.strip() for o in env_str("GATEWAY_CORS_ORIGINS", "").split(",") if o.strip())
         return cls(
             host=env_str("GATEWAY_HOST", "0.0.0.0"),  # noqa: S104 (a server's bind address)
-            port=env_int("GATEWAY_PORT", 8080),
+            port=env_int("GATEWAY_PORT", DEFAULT_PORT),
+            metrics_port=env_int("GATEWAY_METRICS_PORT", DEFAULT_METRICS_PORT),
             backends=backends_from_env(packages),
             deadline_seconds=_positive(
                 "GATEWAY_DEADLINE_SECONDS", env_float("GATEWAY_DEADLINE_SECONDS", 10.0)

@@ -4,7 +4,9 @@ the `google.rpc.Status` as JSON with its details.
 What a service says on purpose (a status with details in `grpc-status-details-bin`) reaches
 the client intact, field violations included. What the gRPC library or the network says
 (a refused connection, a passed deadline) is replaced by a message that names no host or
-internal; and a 5xx never carries the service's text or details (they are logged).
+internal. A 500 or 501 (INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED) never carries the
+service's text or details (they are logged); a 503 or 504 that a service sent on purpose
+(payment's unreachable acquirer) keeps its message and details, which tell when to retry.
 """
 
 from __future__ import annotations

@@ -4,6 +4,13 @@ Schemas follow the protobuf JSON mapping the gateway speaks: lowerCamelCase prop
 enums by name, 64-bit integers as strings, Timestamps as RFC 3339 strings. Every message is
 one component named by its full proto name; objects refuse unknown properties, as the
 gateway does.
+
+What a client must send and may not send comes from the contracts' field annotations
+(gateway/fields.py): REQUIRED fields are `required`, OUTPUT_ONLY ones `readOnly`, UUID4 ones
+`format: uuid`. `request_id` is never listed as required: the `Idempotency-Key` header, which
+every change requires, fills it. A PATCH whose request has an `update_mask` takes any subset
+of the resource (its body's fields are the mask). Each operation's `security` is the
+contract's `access` option: a bearer token, or none needed.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from gateway.contracts import Comments
-from gateway.routes import HTTP_BODY, Binding, body_descriptor, response_descriptor
-from gateway.transcoding import SCALAR_MESSAGES
+from gateway.fields import is_immutable, is_output_only, is_required, is_uuid
+from gateway.routes import HTTP_BODY, REQUEST_ID_FIELD, Binding, body_descriptor, response_descriptor
+from gateway.transcoding import SCALAR_MESSAGES, takes_partial_update
+from services.runtime.access import is_anonymous
 
 OPENAPI_VERSION = "3.1.0"
 STATUS_SCHEMA = "google.rpc.Status"
@@ -73,15 +82,20 @@ transcoded by its `google.api.http` binding; bodies follow the protobuf JSON map
 (lowerCamelCase names, enums by name, 64-bit integers as strings).
 
 **Tokens.** Send `Authorization: Bearer <token>`. A malformed, forged or expired token is
-refused (401) on every route. Without a token, the service answers what it allows anyone:
-most routes refuse with 401 `TOKEN_MISSING`; the catalogue is public.
+refused (401) on every route. Each operation's `security` says whether it needs one: most
+refuse a request without a token with 401 `TOKEN_MISSING`; the payment catalogue, the visa
+reference tables, a foreign payer's confirmation and an e-visa applicant's calls need none.
 
 **Errors.** A `google.rpc.Status`: `code`, `message` and `details` (an `ErrorInfo` with a
 stable `reason`; a `BadRequest` with one violation per bad field; a `LocalizedMessage`
 for text a citizen reads, in the language of `Accept-Language`: az, en or ru).
 
-**Retries.** Changes take an `Idempotency-Key` header (a UUID), which becomes the request's
-`request_id`: repeat a change with the same key and get the first answer back.
+**Retries.** Changes require an `Idempotency-Key` header (a UUID), which becomes the
+request's `request_id`: repeat a change with the same key and get the first answer back.
+
+**Fields.** `required` lists what must be sent; `readOnly` fields are the service's and are
+ignored in requests. A PATCH changes only the fields its body holds (or those its
+`updateMask` names).
 
 **Tracing.** `X-Request-Id` is taken from the request or made, returned, and passed to the
 services.
@@ -115,19 +129,28 @@ class _Schemas:
         return self.ref(name)
 
     def object_schema(
-        self, descriptor: Descriptor, description: str, leave_out: Iterable[str] = ()
+        self,
+        descriptor: Descriptor,
+        description: str,
+        leave_out: Iterable[str] = (),
+        *,
+        partial: bool = False,
     ) -> dict[str, Any]:
+        """The object of a message without the fields in `leave_out` (set by the path);
+        `partial` for a PATCH body, which need not hold the required fields."""
         left_out = set(leave_out)
         properties = {}
+        required = []
         for field_descriptor in descriptor.fields:
             if field_descriptor.name in left_out:
                 continue
-            schema = self.field(field_descriptor)
-            comment = self.comments.of(f"{descriptor.full_name}.{field_descriptor.name}")
-            if comment:
-                schema = {**schema, "description": comment}
-            properties[field_descriptor.json_name] = schema
+            properties[field_descriptor.json_name] = self.annotated(descriptor, field_descriptor)
+            # request_id is filled from the Idempotency-Key header, which is required instead.
+            if is_required(field_descriptor) and field_descriptor.name != REQUEST_ID_FIELD and not partial:
+                required.append(field_descriptor.json_name)
         result: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+        if required:
+            result["required"] = required
         if description:
             result["description"] = description
         exclusive = [
@@ -139,6 +162,18 @@ class _Schemas:
         if pairs:
             result["allOf"] = [{"not": {"required": pair}} for pair in pairs]
         return result
+
+    def annotated(self, message: Descriptor, field_descriptor: FieldDescriptor) -> dict[str, Any]:
+        """A property's schema with its comment and what its field_behavior says."""
+        schema = self.field(field_descriptor)
+        comment = self.comments.of(f"{message.full_name}.{field_descriptor.name}")
+        if is_immutable(field_descriptor):
+            comment = f"{comment} Immutable: set on creation, never changed.".strip()
+        if comment:
+            schema = {**schema, "description": comment}
+        if is_output_only(field_descriptor):
+            schema = {**schema, "readOnly": True}
+        return schema
 
     def enum(self, descriptor: EnumDescriptor) -> dict[str, Any]:
         name = descriptor.full_name
@@ -171,9 +206,12 @@ class _Schemas:
                 "type": "object",
                 "additionalProperties": self.single(message_type.fields_by_name["value"]),
             }
+        single = self.single(field_descriptor)
+        if is_uuid(field_descriptor) and single.get("type") == "string":
+            single = {**single, "format": "uuid"}
         if field_descriptor.is_repeated:
-            return {"type": "array", "items": self.single(field_descriptor)}
-        return self.single(field_descriptor)
+            return {"type": "array", "items": single}
+        return single
 
 
 def _query_parameters(
@@ -184,8 +222,10 @@ def _query_parameters(
     proto_prefix: str,
     excluded: set[str],
     seen: tuple[str, ...],
+    required_chain: bool = True,
 ) -> list[dict[str, Any]]:
-    """One parameter per leaf field the query may set, nested fields as `a.b` (JSON names)."""
+    """One parameter per leaf field the query may set, nested fields as `a.b` (JSON names);
+    required where the field and every message above it are REQUIRED."""
     parameters = []
     for field_descriptor in descriptor.fields:
         proto_path = proto_prefix + field_descriptor.name
@@ -203,6 +243,7 @@ def _query_parameters(
                 proto_prefix=f"{proto_path}.",
                 excluded=excluded,
                 seen=(*seen, message_type.full_name),
+                required_chain=required_chain and is_required(field_descriptor),
             )
             continue
         parameter: dict[str, Any] = {
@@ -210,6 +251,8 @@ def _query_parameters(
             "in": "query",
             "schema": schemas.field(field_descriptor),
         }
+        if required_chain and is_required(field_descriptor) and proto_path != REQUEST_ID_FIELD:
+            parameter["required"] = True
         comment = schemas.comments.of(f"{descriptor.full_name}.{field_descriptor.name}")
         if comment:
             parameter["description"] = comment
@@ -262,13 +305,31 @@ def _request_body(schemas: _Schemas, binding: Binding) -> dict[str, Any] | None:
             if top_level_path_fields
             else schemas.message(request)
         )
+        # A body is needed when it must carry a field; an empty one reads as `{}`.
+        needed = any(
+            is_required(f) and f.name != REQUEST_ID_FIELD and f.name not in top_level_path_fields
+            for f in request.fields
+        )
+        return {"required": needed, "content": {"application/json": {"schema": schema}}}
+    field_descriptor = request.fields_by_name[binding.body]
+    comment = schemas.comments.of(f"{request.full_name}.{field_descriptor.name}")
+    # Fields of the body's message that the path sets (`{policy.country_code}`) are left out.
+    path_fields = {
+        v.field_path[1]
+        for v in binding.path.variables
+        if len(v.field_path) == 2 and v.field_path[0] == binding.body
+    }
+    partial = takes_partial_update(binding)
+    if target is not None and (path_fields or partial):
+        schema = schemas.object_schema(target, comment, path_fields, partial=partial)
     else:
-        field_descriptor = request.fields_by_name[binding.body]
         schema = schemas.field(field_descriptor)
-        comment = schemas.comments.of(f"{request.full_name}.{field_descriptor.name}")
         if comment:
             schema = {**schema, "description": comment}
-    return {"required": False, "content": {"application/json": {"schema": schema}}}
+    return {
+        "required": is_required(field_descriptor),
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 def _response_schema(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
@@ -298,8 +359,19 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
     ]
     if method.takes_request_id:
         headers.insert(0, {"$ref": "#/components/parameters/IdempotencyKey"})
+    answer_headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
     if response_descriptor(binding).full_name == HTTP_BODY:
         content: dict[str, Any] = {"*/*": {"schema": {}}}
+        filename = method.download_filename
+        answer_headers["Content-Disposition"] = {
+            "description": (
+                f'A file to save: `attachment; filename="{filename}"`, with the request\'s values.'
+                if filename
+                else "A file to save: `attachment`."
+            ),
+            "required": True,
+            "schema": {"type": "string"},
+        }
     else:
         content = {"application/json": {"schema": _response_schema(schemas, binding)}}
     output_comment = schemas.comments.of(method.descriptor.output_type.full_name)
@@ -312,13 +384,13 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": output_comment or "The answer.",
-                "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "headers": answer_headers,
                 "content": content,
             },
             "default": {"$ref": "#/components/responses/Error"},
         },
-        # Whether a method needs a token is the service's decision (see DESCRIPTION).
-        "security": [{}, {"bearerAuth": []}],
+        # The contract's access option: open methods take a token too (it is verified).
+        "security": [{}, {"bearerAuth": []}] if is_anonymous(method.descriptor) else [{"bearerAuth": []}],
     }
     body = _request_body(schemas, binding)
     if body is not None:
@@ -372,7 +444,7 @@ def openapi_document(
             "IdempotencyKey": {
                 "name": "Idempotency-Key",
                 "in": "header",
-                "required": False,
+                "required": True,
                 "description": "A UUID chosen by the client, the same on every retry: becomes `request_id`.",
                 "schema": {"type": "string", "format": "uuid"},
             },

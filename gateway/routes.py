@@ -17,11 +17,13 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from asan.common.v1 import options_pb2
 from gateway.templates import PathTemplate, TemplateError, parse
 
 HTTP_BODY = httpbody_pb2.HttpBody.DESCRIPTOR.full_name
-# The http extension of MethodOptions (by value: the stubs type it loosely).
+# The http and download extensions of MethodOptions (by value: the stubs type them loosely).
 _HTTP_RULE: Any = annotations_pb2.http
+_DOWNLOAD: Any = options_pb2.download
 _VERBS = ("get", "put", "post", "delete", "patch")
 # Request messages that carry an AIP-155 request id, which Idempotency-Key fills.
 REQUEST_ID_FIELD = "request_id"
@@ -56,6 +58,14 @@ class Method:
     @property
     def package(self) -> str:
         return str(self.service.file.package)
+
+    @property
+    def download_filename(self) -> str:
+        """The file name template of a raw answer (`(asan.common.v1.download).filename`), or ""."""
+        options = self.descriptor.GetOptions()
+        if not options.HasExtension(_DOWNLOAD):
+            return ""
+        return str(options.Extensions[_DOWNLOAD].filename)
 
     @property
     def takes_request_id(self) -> bool:

@@ -5,17 +5,27 @@ The request is filled in grpc-gateway's order: the body (all of it with `body: "
 the named field), then the path variables (which win over the body), then, unless the body
 took the whole request, the query parameters: `a.b=1` for nested fields, `x=1&x=2` for
 repeated ones. Unknown fields, in the body or the query, are a 400 that names them.
+
+A JSON body may nest arrays and objects at most MAX_JSON_DEPTH deep: the contracts need a
+handful of levels, and a deeper body (a wall of brackets) is a 400, never a stack overflow.
+
+A PATCH whose body is one field and whose request has an `update_mask` (AIP-134) changes the
+fields the body holds, as grpc-gateway's PATCH feature does: without an `updateMask` in the
+query, the mask is the body's field paths, so that a client sending one field changes one.
+A raw (`google.api.HttpBody`) answer is sent as a file: `Content-Disposition: attachment`,
+with the name the contract's `(asan.common.v1.download).filename` gives.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from google.api import httpbody_pb2
-from google.protobuf import json_format
+from google.protobuf import field_mask_pb2, json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -31,6 +41,13 @@ _WRAPPERS = {
 }
 _STRING_LIKE = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
 SCALAR_MESSAGES = _WRAPPERS | _STRING_LIKE
+UPDATE_MASK_FIELD = "update_mask"
+_FIELD_MASK = "google.protobuf.FieldMask"
+_TEMPLATE_FIELD = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)\}")
+_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+# Levels of arrays and objects a JSON body may nest (README, "The gateway"). The deepest
+# request of the contracts needs five; protobuf's own parser stops at 100.
+MAX_JSON_DEPTH = 32
 
 
 def invalid(
@@ -133,26 +150,58 @@ def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
+    except RecursionError:
+        # The decoder recursed as deep as the interpreter allows: far beyond the limit.
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as error:
         raise invalid(
             [FieldViolation("", f"The body is not valid JSON: {error}", "INVALID_JSON")],
             "The request body is not valid JSON.",
             "INVALID_JSON",
         ) from None
+    if _nests_deeper_than(document, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return document
 
 
-def _fill_body(binding: Binding, request: Message, raw: bytes, content_type: str) -> None:
+def _too_deep() -> InvalidArgument:
+    return InvalidArgument(
+        message=f"The request body nests deeper than {MAX_JSON_DEPTH} levels.",
+        reason="INVALID_JSON",
+        metadata={"max_depth": str(MAX_JSON_DEPTH)},
+        violations=[
+            FieldViolation("", f"Arrays and objects nest deeper than {MAX_JSON_DEPTH} levels.", "TOO_DEEP")
+        ],
+    )
+
+
+def _nests_deeper_than(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels; a loop, not a recursion."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _fill_body(binding: Binding, request: Message, raw: bytes, content_type: str) -> Any:
+    """Fills the request from the body; the JSON document it read (None for raw bytes)."""
     if binding.body == "*" and request.DESCRIPTOR.full_name == HTTP_BODY:
         assert isinstance(request, httpbody_pb2.HttpBody)
         request.content_type, request.data = content_type, raw
-        return
+        return None
     if binding.body not in ("", "*"):
         body_field = request.DESCRIPTOR.fields_by_name[binding.body]
         if body_field.message_type is not None and body_field.message_type.full_name == HTTP_BODY:
             raw_body = getattr(request, binding.body)
             raw_body.content_type, raw_body.data = content_type, raw
-            return
+            return None
     document = _parse_json(raw)
     where = binding.body if binding.body != "*" else ""
     try:
@@ -168,6 +217,7 @@ def _fill_body(binding: Binding, request: Message, raw: bytes, content_type: str
             "The request body does not fit the request message; see the field violations.",
             "INVALID_BODY",
         ) from None
+    return document
 
 
 def build_request(
@@ -181,8 +231,7 @@ def build_request(
 ) -> Message:
     """The request message of one HTTP request; InvalidArgument says what to fix."""
     request = binding.method.request_class()
-    if binding.body:
-        _fill_body(binding, request, body, content_type)
+    document = _fill_body(binding, request, body, content_type) if binding.body else None
     descriptor: Descriptor = binding.method.descriptor.input_type
     for name, value in path_values.items():
         fields = _resolve(descriptor, name)
@@ -190,9 +239,55 @@ def build_request(
         _set(request, fields, [value], name)
     if binding.body != "*":
         _fill_query(binding, request, query)
+    if takes_partial_update(binding) and not request.HasField(UPDATE_MASK_FIELD):
+        body_message = descriptor.fields_by_name[binding.body].message_type
+        assert body_message is not None, "takes_partial_update checked it"
+        mask: field_mask_pb2.FieldMask = getattr(request, UPDATE_MASK_FIELD)
+        mask.paths.extend(_paths_of(document if isinstance(document, dict) else {}, body_message))
     if idempotency_key is not None and binding.method.takes_request_id:
         _apply_idempotency_key(request, idempotency_key)
     return request
+
+
+def takes_partial_update(binding: Binding) -> bool:
+    """A PATCH of one message field whose request has an `update_mask`: its body holds the
+    fields that change."""
+    if binding.http_method != "PATCH" or binding.body in ("", "*"):
+        return False
+    request: Descriptor = binding.method.descriptor.input_type
+    mask = request.fields_by_name.get(UPDATE_MASK_FIELD)
+    body = request.fields_by_name[binding.body]
+    return (
+        mask is not None
+        and mask.message_type is not None
+        and mask.message_type.full_name == _FIELD_MASK
+        and body.message_type is not None
+        and not body.is_repeated
+    )
+
+
+def _paths_of(document: dict[str, Any], message: Descriptor, prefix: str = "") -> list[str]:
+    """The field paths a JSON object sets, as grpc-gateway's FieldMaskFromRequestBody: into
+    nested messages, not into maps, lists or well-known types."""
+    paths = []
+    for key, value in document.items():
+        fields = _resolve(message, key)
+        if fields is None:
+            continue  # refused when the body was read
+        field_descriptor = fields[0]
+        nested = field_descriptor.message_type
+        if (
+            isinstance(value, dict)
+            and nested is not None
+            and not field_descriptor.is_repeated
+            and not nested.GetOptions().map_entry
+            and not nested.full_name.startswith("google.protobuf.")
+            and value
+        ):
+            paths += _paths_of(value, nested, f"{prefix}{field_descriptor.name}.")
+        else:
+            paths.append(prefix + field_descriptor.name)
+    return paths
 
 
 def _fill_query(binding: Binding, request: Message, query: Iterable[tuple[str, str]]) -> None:
@@ -239,6 +334,24 @@ def _apply_idempotency_key(request: Message, key: str) -> None:
             ],
             "request_id and the Idempotency-Key header disagree.",
         )
+
+
+def download_disposition(binding: Binding, request: Message) -> bytes:
+    """The Content-Disposition of a raw answer: a file to save, named as the contract says
+    (its `{field}`s filled from the request, anything but letters, digits, '.', '-' and '_'
+    dropped, so that no value can break the header)."""
+    template = binding.method.download_filename
+    filename = _UNSAFE_IN_FILENAME.sub(
+        "", _TEMPLATE_FIELD.sub(lambda m: _value_at(request, m.group(1)), template)
+    )
+    return f'attachment; filename="{filename}"'.encode() if filename else b"attachment"
+
+
+def _value_at(message: Message, dotted: str) -> str:
+    value: Any = message
+    for name in dotted.split("."):
+        value = getattr(value, name, "")
+    return str(value)
 
 
 def render_response(binding: Binding, response: Message) -> tuple[bytes, str]:

@@ -31,6 +31,8 @@ LOCAL_HOST = "127.0.0.1"
 # only within a process); its metrics answer here.
 LOCAL_EVENTS_METRICS_PORT = 9200
 GATEWAY_PORT = 8080
+# The gateway's /metrics, on a port of its own (GATEWAY_METRICS_PORT's default).
+GATEWAY_METRICS_PORT = 9190
 
 
 def service_names() -> list[str]:
@@ -117,7 +119,9 @@ def endpoints() -> str:
         f"metrics http://{LOCAL_HOST}:{LOCAL_EVENTS_METRICS_PORT}/metrics"
     )
     lines.append(
-        f"  {'gateway':<9}HTTP http://{LOCAL_HOST}:{GATEWAY_PORT}   API page http://{LOCAL_HOST}:{GATEWAY_PORT}/docs"
+        f"  {'gateway':<9}HTTP http://{LOCAL_HOST}:{GATEWAY_PORT}   "
+        f"API page http://{LOCAL_HOST}:{GATEWAY_PORT}/docs   "
+        f"metrics http://{LOCAL_HOST}:{GATEWAY_METRICS_PORT}/metrics"
     )
     return "\n".join(lines)
 

@@ -58,7 +58,7 @@ def _job(name: str, port: int, service: str, component: str, extra: str = "") ->
 
 def render() -> str:
     jobs = [_job(d.name, d.metrics_port, d.name, "server") for d in suite.definitions()]
-    jobs.append(_job("gateway", suite.GATEWAY_PORT, "gateway", "gateway", "    metrics_path: /metrics\n"))
+    jobs.append(_job("gateway", suite.GATEWAY_METRICS_PORT, "gateway", "gateway"))
     if any(suite.has_worker(name) for name in suite.service_names()):
         jobs.append(EVENTS_COMMENT + _job("events", suite.LOCAL_EVENTS_METRICS_PORT, "events", "worker"))
     jobs.append(

@@ -3,7 +3,7 @@
 Pure: no I/O, no protobuf. Field violations use the CreatePayment request's field paths
 ("payment.amount.minor_units") and these stable reasons: REQUIRED, FORMAT, TOO_LONG,
 TOO_MANY, OUT_OF_RANGE, ONE_OF, UNKNOWN_SERVICE, UNSUPPORTED_CURRENCY, CURRENCY_MISMATCH,
-FIXED_FEE_MISMATCH.
+FIXED_FEE_MISMATCH, FIXED_FEE_ONLY.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ class NewPayment:
     payer_passport: ForeignPassport | None = None
     # Units of a fixed fee paid at once; 0 in a request means 1.
     quantity: int = 1
+    # False when the request left `amount` out (then amount_minor and currency are empty).
+    has_amount: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,17 +85,39 @@ def validate_new_payment(new: NewPayment, entry: CatalogueEntry | None, violatio
     caller adds its own checks (request_id) and then calls `violations.raise_if_any()`."""
     _check_payer(new.payer_fin, new.payer_voen, new.payer_passport, violations)
     _check_service_code(new.service_code, entry, violations)
-    _check_currency(new.currency, entry, violations)
-    quantity_ok = violations.check(
-        1 <= new.quantity <= MAX_QUANTITY,
-        "payment.quantity",
-        f"Must be 1 to {MAX_QUANTITY} (0 means 1): the units of the fee paid for.",
-        "OUT_OF_RANGE",
-    )
-    _check_amount(new.amount_minor, new.currency, entry, violations, new.quantity if quantity_ok else 1)
+    if new.has_amount:
+        _check_currency(new.currency, entry, violations)
+    else:
+        violations.add(
+            "payment.amount",
+            "Required: the amount, as minor_units and currency_code, for example 6000 AZN.",
+            "REQUIRED",
+        )
+    quantity_ok = _check_quantity(new.quantity, entry, violations)
+    if new.has_amount:
+        _check_amount(new.amount_minor, new.currency, entry, violations, new.quantity if quantity_ok else 1)
     _check_text(new.reference, "payment.reference", MAX_REFERENCE_LENGTH, violations, required=True)
     _check_text(new.description, "payment.description", MAX_DESCRIPTION_LENGTH, violations, required=False)
     _check_metadata(new.metadata, violations)
+
+
+def _check_quantity(quantity: int, entry: CatalogueEntry | None, violations: Violations) -> bool:
+    """Whether the quantity can price the amount: units of a fixed fee only. A caller that
+    sets the amount of a variable fee has no units to count; a quantity there is refused
+    rather than ignored, since it would say something the payment does not hold."""
+    if not violations.check(
+        1 <= quantity <= MAX_QUANTITY,
+        "payment.quantity",
+        f"Must be 1 to {MAX_QUANTITY} (0 means 1): the units of the fee paid for.",
+        "OUT_OF_RANGE",
+    ):
+        return False
+    return violations.check(
+        quantity == 1 or entry is None or entry.fee_kind is FeeKind.FIXED,
+        "payment.quantity",
+        "Only a fixed-fee service takes a quantity; leave it 0 and set the amount.",
+        "FIXED_FEE_ONLY",
+    )
 
 
 def _check_payer(
@@ -113,18 +137,7 @@ def _check_payer(
             "REQUIRED",
         )
     elif passport:
-        violations.check(
-            is_country_code(passport.issuing_country),
-            "payment.payer.foreign_passport.issuing_country",
-            "Must be an ISO 3166-1 alpha-3 code in capitals, for example DEU.",
-            "FORMAT",
-        )
-        violations.check(
-            is_passport_number(passport.number),
-            "payment.payer.foreign_passport.number",
-            "Must be 1 to 20 capital Latin letters and digits, as printed in the passport.",
-            "FORMAT",
-        )
+        _check_passport(passport, violations)
     elif fin:
         violations.check(
             is_fin(fin),
@@ -135,6 +148,28 @@ def _check_payer(
     elif voen:
         violations.check(
             is_voen(voen), "payment.payer.voen", "Must be 10 digits, for example 1401555071.", "FORMAT"
+        )
+
+
+def _check_passport(passport: ForeignPassport, violations: Violations) -> None:
+    path = "payment.payer.foreign_passport"
+    if not passport.issuing_country:
+        violations.add(f"{path}.issuing_country", "Required: the issuing state, for example DEU.", "REQUIRED")
+    else:
+        violations.check(
+            is_country_code(passport.issuing_country),
+            f"{path}.issuing_country",
+            "Must be an ISO 3166-1 alpha-3 code in capitals, for example DEU.",
+            "FORMAT",
+        )
+    if not passport.number:
+        violations.add(f"{path}.number", "Required: the passport number as printed.", "REQUIRED")
+    else:
+        violations.check(
+            is_passport_number(passport.number),
+            f"{path}.number",
+            "Must be 1 to 20 capital Latin letters and digits, as printed in the passport.",
+            "FORMAT",
         )
 
 

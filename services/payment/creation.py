@@ -17,17 +17,23 @@ from services.runtime.auth import Principal
 from services.runtime.validation import Violations
 
 
+def priced_entry(session: Session, new: NewPayment, violations: Violations) -> CatalogueEntryRow:
+    """The catalogue entry that prices `new`; raises INVALID_ARGUMENT with every violation of
+    `new`, and those already in `violations`."""
+    row = queries.current_entry(session, new.service_code) if new.service_code else None
+    validate_new_payment(new, _entry(row) if row else None, violations)
+    violations.raise_if_any()
+    assert row is not None
+    return row
+
+
 def create_payment(
     session: Session, new: NewPayment, principal: Principal, now: datetime, confirmation_key: ConfirmationKey
 ) -> PaymentRow:
     """The new payment. A foreign payer's is payable by a confirmation secret, since only a
     payer without ASAN Login needs one to pay without a token: the payment keeps its hash, the
     secret itself is derived again whenever it is shown (`ConfirmationKey.secret_for`)."""
-    row = queries.current_entry(session, new.service_code) if new.service_code else None
-    violations = Violations()
-    validate_new_payment(new, _entry(row) if row else None, violations)
-    violations.raise_if_any()
-    assert row is not None
+    row = priced_entry(session, new, Violations())
     foreign = new.payer_passport is not None
     access.ensure_can_create(principal, new.payer_fin, row.agency_code, foreign_payer=foreign)
     payment_id = str(uuid.uuid4())

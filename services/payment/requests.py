@@ -1,7 +1,9 @@
 """PaymentService requests read into domain types, with every field checked.
 
 Each reader reports every bad field of its request at once, as one INVALID_ARGUMENT with the
-request's field paths; what needs the database (the catalogue entry, the payment) is checked
+request's field paths; a field the contract marks REQUIRED (`google.api.field_behavior`) that
+is left out is reported as REQUIRED, and nothing else (tests/gateway/test_required_fields.py
+holds the two together); what needs the database (the catalogue entry, the payment) is checked
 afterwards by the rules. Nothing here reads or writes the database.
 """
 
@@ -28,19 +30,23 @@ _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def check_payment_id(violations: Violations, payment_id: str) -> None:
+    if not payment_id:
+        violations.add("payment_id", "Required: the payment_id that CreatePayment returned.", "REQUIRED")
+        return
     try:
         uuid.UUID(payment_id)
     except ValueError:
         violations.add("payment_id", "Must be the payment_id (a UUID) that CreatePayment returned.", "FORMAT")
 
 
-def new_payment(request: payment_service_pb2.CreatePaymentRequest) -> NewPayment:
-    """The payment to create. Its fields are checked against the catalogue afterwards, by
-    `validate_new_payment`; here only what the request itself must carry."""
-    violations = Violations()
+def new_payment(request: payment_service_pb2.CreatePaymentRequest, violations: Violations) -> NewPayment:
+    """The payment to create; raises at once if there is none. Its fields are checked against
+    the catalogue afterwards, by `validate_new_payment`, and reported with `violations`."""
     check_request_id(violations, request.request_id)
-    violations.check(request.HasField("payment"), "payment", "Required: the payment to create.", "REQUIRED")
-    violations.raise_if_any()
+    if not violations.check(
+        request.HasField("payment"), "payment", "Required: the payment to create.", "REQUIRED"
+    ):
+        violations.raise_if_any()
     p = request.payment
     payer = p.payer.WhichOneof("id")
     return NewPayment(
@@ -59,6 +65,7 @@ def new_payment(request: payment_service_pb2.CreatePaymentRequest) -> NewPayment
         description=p.description,
         metadata=dict(p.metadata),
         quantity=p.quantity or 1,
+        has_amount=p.HasField("amount"),
     )
 
 
@@ -77,7 +84,21 @@ def card(request: payment_service_pb2.ConfirmPaymentRequest, today: date) -> Car
         holder_name=request.card.holder_name,
     )
     if request.HasField("card"):
-        validate_card(details, today, violations)
+        # An expiry left out is missing, not out of range: one violation a field.
+        violations.check(
+            details.expiry_month != 0, "card.expiry_month", "Required: the expiry month, 1 to 12.", "REQUIRED"
+        )
+        violations.check(
+            details.expiry_year != 0,
+            "card.expiry_year",
+            "Required: the expiry year, four digits.",
+            "REQUIRED",
+        )
+        judged = Violations()
+        validate_card(details, today, judged)
+        for violation in judged.items:
+            if not violations.has(violation.field):
+                violations.items.append(violation)
     violations.raise_if_any()
     return details
 
@@ -102,13 +123,16 @@ def new_refund(request: payment_service_pb2.RefundPaymentRequest) -> NewRefund:
             "Must be positive: the amount in minor units.",
             "OUT_OF_RANGE",
         )
+        _check_currency_given(violations, request.amount.currency_code, "amount.currency_code")
     if request.HasField("expected_refundable_amount"):
-        violations.check(
-            request.expected_refundable_amount.currency_code == request.amount.currency_code,
-            "expected_refundable_amount.currency_code",
-            "Must be the currency of amount.",
-            "CURRENCY_MISMATCH",
-        )
+        expected = request.expected_refundable_amount.currency_code
+        if _check_currency_given(violations, expected, "expected_refundable_amount.currency_code"):
+            violations.check(
+                expected == request.amount.currency_code,
+                "expected_refundable_amount.currency_code",
+                "Must be the currency of amount.",
+                "CURRENCY_MISMATCH",
+            )
     check_refund_reason(request.reason, violations)
     violations.raise_if_any()
     return NewRefund(
@@ -118,6 +142,12 @@ def new_refund(request: payment_service_pb2.RefundPaymentRequest) -> NewRefund:
         if request.HasField("expected_refundable_amount")
         else None,
         reason=request.reason,
+    )
+
+
+def _check_currency_given(violations: Violations, currency_code: str, field: str) -> bool:
+    return violations.check(
+        bool(currency_code), field, "Required: an ISO 4217 code, the payment's currency.", "REQUIRED"
     )
 
 
@@ -169,9 +199,15 @@ def summary_day(request: payment_service_pb2.GetDailySummaryRequest) -> date:
         with contextlib.suppress(ValueError):  # a day no calendar has, such as 2026-02-30
             day = date.fromisoformat(request.date)
     violations = Violations()
-    violations.check(
-        day is not None, "date", "Must be a day in Asia/Baku time as YYYY-MM-DD, e.g. 2026-11-27.", "FORMAT"
-    )
+    if not request.date:
+        violations.add("date", "Required: a day in Asia/Baku time as YYYY-MM-DD.", "REQUIRED")
+    else:
+        violations.check(
+            day is not None,
+            "date",
+            "Must be a day in Asia/Baku time as YYYY-MM-DD, e.g. 2026-11-27.",
+            "FORMAT",
+        )
     violations.raise_if_any()
     assert day is not None
     return day

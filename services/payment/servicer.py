@@ -20,7 +20,7 @@ from services.payment.acquirer import Acquirer
 from services.payment.charges import payment_message
 from services.payment.confirmation import ConfirmationFlow
 from services.payment.confirmation_key import ConfirmationKey
-from services.payment.creation import create_payment
+from services.payment.creation import create_payment, priced_entry
 from services.payment.metrics import PaymentMetrics
 from services.payment.refunds import RefundFlow, RefundSettlement
 from services.payment.settlement import DEFAULT_TIMES, SettlementTimes
@@ -96,7 +96,11 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         self, request: payment_service_pb2.CreatePaymentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> payment_pb2.Payment:
         principal = require_principal()
-        new = requests.new_payment(request)
+        violations = Violations()
+        new = requests.new_payment(request, violations)
+        if violations:
+            # A bad request_id names no key to claim: it is reported with the payment's own.
+            await self.database.run(lambda s: priced_entry(s, new, violations))
         key = idempotency_key(request, principal)
         created = False  # metrics count the payment once, not every replay
 

@@ -31,6 +31,12 @@ def country_policy(session: Session, code: str) -> visa_pb2.CountryPolicy:
     return convert.country_policy(row)
 
 
+def current_policy(session: Session, code: str, *, for_update: bool = False) -> visa_pb2.CountryPolicy | None:
+    """The current rule for a nationality, or None for one the table does not have yet."""
+    row = queries.current_policy_row(session, code, for_update=for_update)
+    return convert.country_policy(row) if row is not None else None
+
+
 def country_policies(session: Session, after_code: str | None, limit: int) -> list[visa_pb2.CountryPolicy]:
     """Current rules in country-code order, after `after_code` (the previous page's last)."""
     return [convert.country_policy(row) for row in queries.current_policy_rows(session, after_code, limit)]

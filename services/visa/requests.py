@@ -2,15 +2,22 @@
 and adds one field violation per bad field, named by its path in the request, for the servicer
 to raise. CreateApplication's are raised together with the domain's own (validate_application),
 which need the database's country table and calendar; a request with nothing to read (no
-application, no country rule) is raised at once.
+application, no policy, no calendar) is raised at once. A field the contract marks REQUIRED
+(`google.api.field_behavior`) that is left out is reported as REQUIRED, and nothing else
+(tests/gateway/test_required_fields.py holds the two together).
+
+Updates take an `update_mask` (AIP-134): `update_paths` reads it against the resource's fields.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.type import date_pb2
 
 from asan.visa.v1 import visa_pb2, visa_service_pb2
@@ -41,8 +48,10 @@ def new_application(
     """The application as the domain reads it; raises at once when there is no application to
     read. A date or enum that is missing stays None: the domain's rules report it."""
     check_request_id(violations, request.request_id)
-    violations.check(request.HasField("application"), "application", "Required: the application.", "REQUIRED")
-    violations.raise_if_any()
+    if not violations.check(
+        request.HasField("application"), "application", "Required: the application.", "REQUIRED"
+    ):
+        violations.raise_if_any()
     a = request.application
     applicants = []
     for index, p in enumerate(a.applicants):
@@ -75,14 +84,21 @@ def new_application(
     )
 
 
-def check_application_pair(violations: Violations, application_number: str, passport_number: str) -> None:
-    """An applicant names their application by its number and one of its passports."""
+def check_application_number(violations: Violations, application_number: str) -> None:
+    if not application_number:
+        violations.add("application_number", "Required: the number CreateApplication returned.", "REQUIRED")
+        return
     violations.check(
         APPLICATION_NUMBER.fullmatch(application_number) is not None,
         "application_number",
         "Must be the application number CreateApplication returned, e.g. EV-2026-7K3P9QXM.",
         "FORMAT",
     )
+
+
+def check_application_pair(violations: Violations, application_number: str, passport_number: str) -> None:
+    """An applicant names their application by its number and one of its passports."""
+    check_application_number(violations, application_number)
     violations.check(bool(passport_number), "passport_number", "Required: the passport number.", "REQUIRED")
 
 
@@ -176,6 +192,9 @@ def check_entry(request: visa_service_pb2.RecordEntryRequest, violations: Violat
 
 
 def check_country_code(violations: Violations, code: str, field: str) -> None:
+    if not code:
+        violations.add(field, "Required: an ISO 3166-1 alpha-3 code, for example DEU.", "REQUIRED")
+        return
     violations.check(
         is_country_code(code),
         field,
@@ -184,14 +203,100 @@ def check_country_code(violations: Violations, code: str, field: str) -> None:
     )
 
 
-def policy_change(
+# The fields of a CountryPolicy an admin changes; `country_code` names it, `version` is ours.
+UPDATABLE_POLICY_FIELDS = ("name", "rule", "visa_free_stay_days")
+# The field of a HolidayCalendar an admin changes; `year` names it.
+UPDATABLE_CALENDAR_FIELDS = ("holidays",)
+
+
+def update_paths(
+    violations: Violations,
+    mask: FieldMask,
+    resource: Descriptor,
+    updatable: Collection[str],
+    field: str = "update_mask",
+) -> frozenset[str] | None:
+    """The fields of `resource` that an update changes (AIP-134): None for the whole resource
+    (no mask, or "*"). A path naming a field that no update changes (an identifier, an
+    output-only field) changes nothing; a path naming no field is a violation that names it."""
+    paths = list(mask.paths)
+    if not paths or paths == ["*"]:
+        return None
+    unknown = [path for path in paths if path not in resource.fields_by_name]
+    changing = frozenset(path for path in paths if path in updatable)
+    fields = ", ".join(updatable)
+    if unknown:
+        violations.add(
+            field,
+            f"Not fields of {resource.name}: {', '.join(unknown)}. An update changes {fields}.",
+            "UNKNOWN_FIELD",
+        )
+    elif not changing:
+        violations.add(field, f"Names no field an update changes; those are {fields}.", "NOTHING_TO_CHANGE")
+    return changing
+
+
+@dataclass(frozen=True)
+class PolicyUpdate:
+    """An admin's change of one nationality's rule, before it meets the current rule."""
+
+    policy: visa_pb2.CountryPolicy
+    # The fields that change; None: the whole policy.
+    paths: frozenset[str] | None
+
+    @property
+    def country_code(self) -> str:
+        return self.policy.country_code
+
+
+def policy_update(
     request: visa_service_pb2.UpdateCountryPolicyRequest, violations: Violations
-) -> PolicyChange:
-    """The change; raises INVALID_ARGUMENT with every bad field, since a rule that is missing
-    leaves no change to return."""
+) -> PolicyUpdate:
+    """The update asked for. A whole policy is judged here, every field at once; one that
+    changes some fields is judged by `policy_change` once they are merged with the current."""
     check_request_id(violations, request.request_id)
-    policy = request.policy
-    check_country_code(violations, policy.country_code, "policy.country_code")
+    if not violations.check(
+        request.HasField("policy"), "policy", "Required: the policy, with its country_code.", "REQUIRED"
+    ):
+        return PolicyUpdate(request.policy, None)
+    check_country_code(violations, request.policy.country_code, "policy.country_code")
+    paths = update_paths(
+        violations, request.update_mask, visa_pb2.CountryPolicy.DESCRIPTOR, UPDATABLE_POLICY_FIELDS
+    )
+    if paths is None:
+        _judge_policy(request.policy, violations)
+    return PolicyUpdate(request.policy, paths)
+
+
+def updated_policy(update: PolicyUpdate, current: visa_pb2.CountryPolicy | None) -> visa_pb2.CountryPolicy:
+    """The policy after the update: the given one whole, or the current one (none for a new
+    country) with the fields the mask names taken from the given one."""
+    if update.paths is None:
+        return update.policy
+    merged = visa_pb2.CountryPolicy(country_code=update.country_code)
+    if current is not None:
+        merged.CopyFrom(current)
+    FieldMask(paths=sorted(update.paths)).MergeMessage(update.policy, merged)
+    return merged
+
+
+def policy_change(policy: visa_pb2.CountryPolicy) -> PolicyChange:
+    """The rule as the domain reads it; raises INVALID_ARGUMENT with every bad field."""
+    violations = Violations()
+    rule = _judge_policy(policy, violations)
+    violations.raise_if_any()
+    assert rule is not None  # reported above otherwise
+    return PolicyChange(
+        country_code=policy.country_code,
+        name=policy.name.strip(),
+        rule=CountryRule(rule),
+        visa_free_stay_days=policy.visa_free_stay_days or None,
+    )
+
+
+def _judge_policy(policy: visa_pb2.CountryPolicy, violations: Violations) -> str | None:
+    """Adds a violation per bad field of the rule (its country code is judged with the
+    request); the rule's stored name, or None if it has none."""
     if not policy.name.strip() or len(policy.name) > MAX_COUNTRY_NAME:
         violations.add(
             "policy.name",
@@ -216,17 +321,13 @@ def policy_change(
             "Only a visa-free rule has a stay; leave it 0.",
             "OUT_OF_RANGE",
         )
-    violations.raise_if_any()
-    assert rule is not None  # reported above otherwise
-    return PolicyChange(
-        country_code=policy.country_code,
-        name=policy.name.strip(),
-        rule=CountryRule(rule),
-        visa_free_stay_days=policy.visa_free_stay_days or None,
-    )
+    return rule
 
 
 def check_calendar_year(violations: Violations, year: int, field: str) -> None:
+    if year == 0:
+        violations.add(field, "Required: the year, for example 2026.", "REQUIRED")
+        return
     violations.check(
         FIRST_CALENDAR_YEAR <= year <= LAST_CALENDAR_YEAR,
         field,
@@ -240,6 +341,13 @@ def holiday_calendar(
 ) -> dict[date, str]:
     """The year's holidays by day, each a day of `request.calendar.year`, given once."""
     check_request_id(violations, request.request_id)
+    if not violations.check(
+        request.HasField("calendar"), "calendar", "Required: the year and its holidays.", "REQUIRED"
+    ):
+        return {}
+    update_paths(
+        violations, request.update_mask, visa_pb2.HolidayCalendar.DESCRIPTOR, UPDATABLE_CALENDAR_FIELDS
+    )
     calendar = request.calendar
     year = calendar.year
     check_calendar_year(violations, year, "calendar.year")

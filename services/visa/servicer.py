@@ -101,6 +101,9 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
         self, request: visa_service_pb2.GetApplicationRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> visa_pb2.Application:
         access.ensure_case_officer(require_principal())
+        violations = Violations()
+        requests.check_application_number(violations, request.application_number)
+        violations.raise_if_any()
 
         def read(session: Session) -> visa_pb2.Application:
             application = queries.application_by_number(session, request.application_number)
@@ -259,14 +262,17 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
     ) -> visa_pb2.CountryPolicy:
         principal = require_principal()
         access.ensure_admin(principal)
-        change = requests.policy_change(request, Violations())
+        violations = Violations()
+        update = requests.policy_update(request, violations)
+        violations.raise_if_any()
         key = idempotency_key(request, principal)
-        return await self.idempotency.run(
-            self.database,
-            key,
-            visa_pb2.CountryPolicy,
-            lambda s: reference.change_country_policy(s, change, principal.subject, utcnow()),
-        )
+
+        def change(session: Session) -> visa_pb2.CountryPolicy:
+            current = reference.current_policy(session, update.country_code, for_update=True)
+            policy = requests.policy_change(requests.updated_policy(update, current))
+            return reference.change_country_policy(session, policy, principal.subject, utcnow())
+
+        return await self.idempotency.run(self.database, key, visa_pb2.CountryPolicy, change)
 
     async def GetHolidayCalendar(
         self, request: visa_service_pb2.GetHolidayCalendarRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
+from google.api import field_behavior_pb2, field_info_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 from tests.contracts import PROTOS_DIR, compile_protos, contract_files
@@ -34,6 +36,32 @@ HTTP_OPTION = "google.api.http"
 PACKAGE = re.compile(r"asan\.[a-z][a-z0-9_]*\.v[1-9][0-9]*")
 READ_ONLY_PREFIXES = ("Get", "List")
 FLOATING_WRAPPERS = {".google.protobuf.FloatValue", ".google.protobuf.DoubleValue"}
+FIELD_BEHAVIOR_OPTION = "google.api.field_behavior"
+FIELD_INFO_OPTION = "google.api.field_info"
+FIELD_MASK = ".google.protobuf.FieldMask"
+# Fields that name or describe a person (or their card): never in a URL, where proxies,
+# ingresses and browsers' histories keep them. A field path is personal when any of its
+# parts is one of these (`payer.fin`, `card.number`, `foreign_passport.number`).
+PERSONAL_FIELDS = frozenset(
+    {
+        "passport_number",
+        "passport",
+        "foreign_passport",
+        "fin",
+        "voen",
+        "payer",
+        "surname",
+        "given_names",
+        "normalized_name",
+        "holder_name",
+        "email",
+        "phone_number",
+        "address",
+        "date_of_birth",
+        "card",
+        "cvc",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +145,49 @@ def http_verb(method: descriptor_pb2.MethodDescriptorProto) -> str | None:
     return None
 
 
+def http_rules(method: descriptor_pb2.MethodDescriptorProto) -> list[http_pb2.HttpRule]:
+    """The method's google.api.http rule and its additional bindings: every route to it."""
+    for option, value in method.options.ListFields():
+        if option.full_name == HTTP_OPTION:
+            return [value, *value.additional_bindings]
+    return []
+
+
+def field_options(field: FieldProto) -> dict[str, object]:
+    return {option.full_name: value for option, value in field.options.ListFields()}
+
+
+def behaviors(field: FieldProto) -> set[int]:
+    """The field's google.api.field_behavior values (a repeated option)."""
+    return set(cast(Iterable[int], field_options(field).get(FIELD_BEHAVIOR_OPTION, ())))
+
+
+def is_uuid4(field: FieldProto) -> bool:
+    info = field_options(field).get(FIELD_INFO_OPTION)
+    return isinstance(info, field_info_pb2.FieldInfo) and info.format == field_info_pb2.FieldInfo.UUID4
+
+
+def query_fields(
+    index: dict[str, MessageProto], message: MessageProto, bound: set[str], prefix: str = ""
+) -> Iterator[str]:
+    """The field paths a query string may set, as the gateway reads it: every field not bound
+    by the path or the body, into singular messages."""
+    for field in message.field:
+        path = prefix + field.name
+        if path in bound:
+            continue
+        nested = index.get(field.type_name) if field.type == FieldProto.TYPE_MESSAGE else None
+        if (
+            nested is not None
+            and field.label != FieldProto.LABEL_REPEATED
+            and not nested.options.map_entry
+            and not field.type_name.startswith(".google.protobuf.")
+        ):
+            yield from query_fields(index, nested, bound, f"{path}.")
+            continue
+        yield path
+
+
 def singular_field(message: MessageProto, name: str, type_: FieldProto.Type.ValueType) -> bool:
     return any(
         field.name == name and field.type == type_ and field.label != FieldProto.LABEL_REPEATED
@@ -191,6 +262,71 @@ def floating_point_fields(descriptors: descriptor_pb2.FileDescriptorSet) -> list
     ]
 
 
+def personal_data_in_urls(descriptors: descriptor_pb2.FileDescriptorSet) -> list[str]:
+    """No personal field in any route's path template or query: lookups by a passport take it
+    in a POST body (AIP-136 custom methods)."""
+    index = message_index(descriptors)
+    offenders = []
+    for rpc in rpcs(descriptors):
+        request = index[rpc.method.input_type]
+        for rule in http_rules(rpc.method):
+            verb = rule.WhichOneof("pattern")
+            template = getattr(rule, verb) if verb != "custom" else rule.custom.path
+            where = f"{rpc.full_name}: {(verb or '').upper()} {template}"
+            in_path = re.findall(r"\{([A-Za-z0-9_.]+)", template)
+            offenders += [
+                f"{where}: path {path}" for path in in_path if PERSONAL_FIELDS & set(path.split("."))
+            ]
+            if rule.body == "*":
+                continue
+            bound = {*in_path, *([rule.body] if rule.body else [])}
+            offenders += [
+                f"{where}: query {path}"
+                for path in query_fields(index, request, bound)
+                if PERSONAL_FIELDS & set(path.split("."))
+            ]
+    return offenders
+
+
+def request_ids_without_uuid_and_required(descriptors: descriptor_pb2.FileDescriptorSet) -> list[str]:
+    """AIP-155 and AIP-202: a `request_id` is REQUIRED and a UUID4, so that OpenAPI and
+    generated clients know it (the gateway fills it from the Idempotency-Key header)."""
+    return [
+        f"{full_name}.{field.name}"
+        for file in contract_files(descriptors)
+        for full_name, message, _ in messages(file)
+        for field in message.field
+        if field.name == "request_id"
+        and (field_behavior_pb2.REQUIRED not in behaviors(field) or not is_uuid4(field))
+    ]
+
+
+def updates_without_update_mask(descriptors: descriptor_pb2.FileDescriptorSet) -> list[str]:
+    """AIP-134: an Update method takes a `google.protobuf.FieldMask update_mask`."""
+    index = message_index(descriptors)
+    return [
+        rpc.full_name
+        for rpc in rpcs(descriptors)
+        if rpc.method.name.startswith("Update")
+        and not any(
+            field.name == "update_mask" and field.type_name == FIELD_MASK
+            for field in index[rpc.method.input_type].field
+        )
+    ]
+
+
+def output_only_fields_marked_required(descriptors: descriptor_pb2.FileDescriptorSet) -> list[str]:
+    """AIP-203: a field is the service's (OUTPUT_ONLY) or the client's to send (REQUIRED),
+    never both."""
+    return [
+        f"{full_name}.{field.name}"
+        for file in contract_files(descriptors)
+        for full_name, message, _ in messages(file)
+        for field in message.field
+        if {field_behavior_pb2.REQUIRED, field_behavior_pb2.OUTPUT_ONLY} <= behaviors(field)
+    ]
+
+
 def misplaced_packages(descriptors: descriptor_pb2.FileDescriptorSet) -> list[str]:
     """Packages are asan.<domain>.v<major>, and a file lives in the folder its package names."""
     offenders = []
@@ -251,6 +387,44 @@ def test_no_field_is_a_floating_point_number(contracts: descriptor_pb2.FileDescr
     )
 
 
+def test_no_route_carries_personal_data_in_its_path_or_query(
+    contracts: descriptor_pb2.FileDescriptorSet,
+) -> None:
+    offenders = personal_data_in_urls(contracts)
+    assert not offenders, offenders_message(
+        "routes with personal data in the URL (send it in a POST body, AIP-136)", offenders
+    )
+
+
+def test_every_request_id_is_a_required_uuid(contracts: descriptor_pb2.FileDescriptorSet) -> None:
+    offenders = request_ids_without_uuid_and_required(contracts)
+    assert not offenders, offenders_message(
+        "request_id fields without field_behavior REQUIRED and field_info.format UUID4", offenders
+    )
+
+
+def test_every_update_takes_an_update_mask(contracts: descriptor_pb2.FileDescriptorSet) -> None:
+    offenders = updates_without_update_mask(contracts)
+    assert not offenders, offenders_message("Update methods without update_mask (AIP-134)", offenders)
+
+
+def test_no_field_is_both_required_and_output_only(contracts: descriptor_pb2.FileDescriptorSet) -> None:
+    offenders = output_only_fields_marked_required(contracts)
+    assert not offenders, offenders_message("fields both REQUIRED and OUTPUT_ONLY", offenders)
+
+
+def test_the_contracts_annotate_what_clients_send_and_what_they_read(
+    contracts: descriptor_pb2.FileDescriptorSet,
+) -> None:
+    """The payment and visa contracts mark their required and output-only fields (AIP-203),
+    which the OpenAPI document and the services' validation follow."""
+    index = message_index(contracts)
+    for resource in (".asan.payment.v1.Payment", ".asan.visa.v1.Application", ".asan.visa.v1.CountryPolicy"):
+        marks = {behavior for field in index[resource].field for behavior in behaviors(field)}
+        assert field_behavior_pb2.REQUIRED in marks, resource
+        assert resource == ".asan.visa.v1.CountryPolicy" or field_behavior_pb2.OUTPUT_ONLY in marks, resource
+
+
 def test_packages_are_versioned_domains_mirrored_by_folders(
     contracts: descriptor_pb2.FileDescriptorSet,
 ) -> None:
@@ -283,6 +457,44 @@ BAD_SAMPLE = {
           rpc GetThing(GetThingRequest) returns (Thing) {
             option (google.api.http) = {get: "/v1/things/{thing_id}"};
           }
+
+          // Documented; a passport in the path, an e-mail in the query.
+          rpc GetThingOfOwner(GetThingOfOwnerRequest) returns (Thing) {
+            option (google.api.http) = {
+              get: "/v1/owners/{owner.passport_number}/thing"
+              additional_bindings {post: "/v1/owners:find" body: "*"}
+            };
+          }
+
+          // Documented; replaces the thing whole.
+          rpc UpdateThing(UpdateThingRequest) returns (Thing) {
+            option (google.api.http) = {
+              patch: "/v1/things:update"
+              body: "thing"
+            };
+          }
+        }
+
+        // Documented.
+        message Owner {
+          // Documented.
+          string passport_number = 1;
+        }
+
+        // Documented.
+        message GetThingOfOwnerRequest {
+          // Documented.
+          Owner owner = 1;
+          // Documented.
+          string email = 2;
+        }
+
+        // Documented.
+        message UpdateThingRequest {
+          // Neither required nor a UUID.
+          string request_id = 1;
+          // Documented.
+          Thing thing = 2;
         }
 
         message Thing {
@@ -375,6 +587,20 @@ BAD_SAMPLE_OFFENDERS: list[tuple[Rule, list[str]]] = [
             "asan.demo.v1.ListThingsResponse.weight (asan/wrong/v1/bad.proto)",
         ],
     ),
+    (
+        personal_data_in_urls,
+        [
+            "asan.demo.v1.DemoService.GetThingOfOwner: GET /v1/owners/{owner.passport_number}/thing: "
+            "path owner.passport_number",
+            "asan.demo.v1.DemoService.GetThingOfOwner: GET /v1/owners/{owner.passport_number}/thing: "
+            "query email",
+        ],
+    ),
+    (
+        request_ids_without_uuid_and_required,
+        ["asan.demo.v1.CreateThingRequest.request_id", "asan.demo.v1.UpdateThingRequest.request_id"],
+    ),
+    (updates_without_update_mask, ["asan.demo.v1.DemoService.UpdateThing"]),
     (
         misplaced_packages,
         [

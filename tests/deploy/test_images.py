@@ -58,7 +58,7 @@ IMAGES = [
         ROOT / "gateway" / "Dockerfile",
         ("services/__init__.py", "services/runtime", "gateway"),
         "gateway",
-        ports=frozenset({suite.GATEWAY_PORT}),
+        ports=frozenset({suite.GATEWAY_PORT, suite.GATEWAY_METRICS_PORT}),
     ),
 ]
 BUILD_TOOLS = re.compile(r"\b(apt-get|apt|apk|pip|gcc|g\+\+|make|build-essential|cc|git|curl|wget)\b")

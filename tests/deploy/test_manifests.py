@@ -375,7 +375,10 @@ def test_the_gateway_is_deployed_behind_an_ingress(overlay: str) -> None:
     manifests = rendered(overlay)
     deployment = named(manifests, "Deployment", "gateway")
     container = pod_spec(deployment)["containers"][0]
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9190, "protocol": "TCP"},
+    ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for name in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "ServiceMonitor"):
@@ -401,7 +404,7 @@ def test_every_metrics_port_is_scraped(overlay: str) -> None:
         labels = workload["spec"]["template"]["metadata"]["labels"]
         for container in pod_spec(workload)["containers"]:
             for port in container.get("ports", []):
-                if port["name"] != "metrics" and labels.get("app.kubernetes.io/name") != "gateway":
+                if port["name"] != "metrics":
                     continue
                 by_pod = any(
                     selects(monitor["spec"]["selector"], labels)

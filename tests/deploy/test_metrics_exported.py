@@ -107,13 +107,19 @@ def service_worker(service: str, database_url: str, log: Path) -> Iterator[tuple
 @asynccontextmanager
 async def gateway_process(servers: Mapping[str, RunningService], log: Path) -> AsyncIterator[str]:
     """`python -m gateway` in front of the servers (by service name); yields its metrics URL."""
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     backends = {
         backend_variable(package): servers[definition.name].address
         for definition in suite.definitions()
         for package in suite.proto_packages(definition)
     }
-    env = {**os.environ, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), **backends}
+    env = {
+        **os.environ,
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_METRICS_PORT": str(metrics_port),
+        **backends,
+    }
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -126,7 +132,7 @@ async def gateway_process(servers: Mapping[str, RunningService], log: Path) -> A
         )
     try:
         await scrape_when_up(f"http://127.0.0.1:{port}/healthz", lambda: process.returncode, log.read_text)
-        yield f"http://127.0.0.1:{port}/metrics"
+        yield f"http://127.0.0.1:{metrics_port}/metrics"
     finally:
         if process.returncode is None:
             process.terminate()

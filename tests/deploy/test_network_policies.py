@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from services import suite
 from services.runtime.server import ServiceDefinition
 from tests.deploy.support import (
     K8S,
@@ -173,8 +174,10 @@ def test_services_call_no_other_service_than_their_contracts_say(cluster: Cluste
 def test_the_gateway_is_reached_from_the_ingress_controller_and_prometheus_only(cluster: Cluster) -> None:
     gateway = cluster.pods["gateway"]
     assert cluster.can(INGRESS_CONTROLLER, gateway, 8080)
-    assert cluster.can(PROMETHEUS, gateway, 8080)
+    assert cluster.can(PROMETHEUS, gateway, suite.GATEWAY_METRICS_PORT)
+    assert not cluster.can(INGRESS_CONTROLLER, gateway, suite.GATEWAY_METRICS_PORT)  # never public
     assert not cluster.can(cluster.stranger, gateway, 8080)
+    assert not cluster.can(cluster.stranger, gateway, suite.GATEWAY_METRICS_PORT)
     assert not cluster.can(gateway, cluster.databases["another"], 5432)
 
 

@@ -126,8 +126,7 @@ def test_the_local_prometheus_scrapes_the_suite_of_make_run_with_the_rules() -> 
         assert targets.get(definition.name) == [f"127.0.0.1:{definition.metrics_port}"], (
             f"deploy/prometheus/prometheus.yml needs a job scraping 127.0.0.1:{definition.metrics_port}"
         )
-    assert targets["gateway"] == ["127.0.0.1:8080"]
-    assert targets["gateway"] == [f"127.0.0.1:{suite.GATEWAY_PORT}"]
+    assert targets["gateway"] == [f"127.0.0.1:{suite.GATEWAY_METRICS_PORT}"]
     assert targets["events"] == [f"127.0.0.1:{suite.LOCAL_EVENTS_METRICS_PORT}"]
     components = {
         static["labels"]["asan_service"]: static["labels"]["asan_component"]

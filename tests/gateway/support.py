@@ -17,13 +17,14 @@ import dataclasses
 import functools
 import importlib
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,7 @@ def gateway_config(auth: AuthConfig, backends: Mapping[str, str], **changes: Any
     config = GatewayConfig(
         host="127.0.0.1",
         port=0,
+        metrics_port=0,
         backends=dict(backends),
         deadline_seconds=5.0,
         route_deadlines={},
@@ -116,6 +118,10 @@ class RunningGateway:
 
     def client(self, **options: Any) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10.0, **options)
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway.metrics_port}/metrics"
 
 
 @asynccontextmanager
@@ -182,17 +188,35 @@ def contracts_of(packages: list[str]) -> Contracts:
     return Contracts.of_files(stub_files(), Comments.installed(), pattern)
 
 
+@contextlib.contextmanager
+def reachable_at(callee: str, address: str) -> Iterator[None]:
+    """`<CALLER>_<CALLEE>_TARGET` of every service set to `address` while the block runs, so
+    that a service started later reaches `callee` there (visa pays through payment)."""
+    variables = [f"{caller.name.upper()}_{callee.upper()}_TARGET" for caller in service_definitions()]
+    before = {variable: os.environ.get(variable) for variable in variables}
+    os.environ.update(dict.fromkeys(variables, address))
+    try:
+        yield
+    finally:
+        for variable, value in before.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
+
+
 @asynccontextmanager
 async def running_services(directory: Path) -> AsyncIterator[dict[str, RunningService]]:
-    """Every service that exists, each on SQLite in `directory`, trusting the shared key pair."""
+    """Every service that exists, each on SQLite in `directory`, trusting the shared key pair;
+    in the order of their ports, so that a callee is up before its callers, which reach it."""
     async with contextlib.AsyncExitStack() as stack:
         running = {}
-        for definition in service_definitions():
+        for definition in sorted(service_definitions(), key=lambda d: d.grpc_port):
             database_url = f"sqlite:///{directory / f'{definition.name}.sqlite3'}"
             config = dataclasses.replace(test_config(definition, database_url), auth=shared_auth())
-            running[package_of(definition)] = await stack.enter_async_context(
-                running_service(definition, database_url, config)
-            )
+            service = await stack.enter_async_context(running_service(definition, database_url, config))
+            stack.enter_context(reachable_at(definition.name, service.address))
+            running[package_of(definition)] = service
         yield running
 
 
@@ -389,7 +413,7 @@ class HttpError:
     def violations(self) -> dict[str, str]:
         """Field -> reason of the BadRequest's field violations."""
         return {
-            v["field"]: v.get("reason", "")
+            v.get("field", ""): v.get("reason", "")
             for b in self.of_type("google.rpc.BadRequest")
             for v in b["fieldViolations"]
         }

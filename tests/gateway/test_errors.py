@@ -142,6 +142,24 @@ async def test_an_unexpected_failure_in_the_gateway_is_a_bare_500(
     assert SECRET not in response.text
 
 
+async def test_an_unexpected_failure_before_the_call_is_a_json_500_too(
+    probe: RunningProbe, auth: AuthConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the server's plain-text page: whatever escapes is answered as a Status."""
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RecursionError(SECRET)
+
+    monkeypatch.setattr("gateway.app.build_request", broken)
+    config = gateway_config(auth, {PROBE_PACKAGE: probe.address})
+    async with running_gateway(config, probe_contracts()) as gateway, gateway.client() as http:
+        response = await http.post("/v1/shelves/s/books/b:echo", json={}, headers=token_header())
+
+    error = error_of(response)
+    assert error.http_status == 500 and error.code == grpc.StatusCode.INTERNAL.value[0]
+    assert SECRET not in response.text and response.headers["x-content-type-options"] == "nosniff"
+
+
 # --- The codes the payment service returns, through the real service --------------------------
 
 
@@ -238,3 +256,5 @@ async def test_payment_unavailable_acquirer_is_503_with_the_services_advice(
 
     assert error.http_status == 503 and error.reason == "ACQUIRER_UNAVAILABLE"
     assert "retry with the same request_id" in error.message
+    # A 503 the service sent on purpose keeps its details: its own domain, not the gateway's.
+    assert error.domain == PAYMENT_DOMAIN

@@ -1,6 +1,6 @@
 """Headers: tokens (a bad one refused early, a good one passed on, none left to the service),
-Idempotency-Key as request_id, X-Request-Id, Accept-Language, and CORS for the configured
-frontend origins."""
+Idempotency-Key as request_id, X-Request-Id, Accept-Language, nosniff on every answer, and
+CORS for the configured frontend origins."""
 
 from __future__ import annotations
 
@@ -80,6 +80,20 @@ async def test_a_malformed_authorization_header_is_refused_on_every_route(
     assert read.domain == GATEWAY_DOMAIN
     assert read.http_status == change.http_status == 401
     assert probe.backend.calls == before
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer not a token", "Bearer abc.def.ghi"])
+async def test_token_errors_speak_of_the_authorization_header_not_of_grpc_metadata(
+    http: httpx.AsyncClient, header: str | None
+) -> None:
+    """One wording for HTTP clients, whether the header is missing, not `Bearer <token>`, or
+    a token that is no JWT at all (which the services' verifier judges)."""
+    headers = {"Authorization": header} if header is not None else {}
+    error = error_of(await http.get(f"/v1/payments/{uuid.uuid4()}", headers=headers))
+
+    assert error.reason in {"TOKEN_MISSING", "TOKEN_MALFORMED"}
+    assert "Authorization" in error.message and "header" in error.message
+    assert "metadata" not in error.message
 
 
 async def test_a_token_the_services_would_refuse_is_refused_early(
@@ -162,6 +176,25 @@ async def test_the_same_key_for_another_request_is_refused_by_the_service(
     error = error_of(await http.post("/v1/payments", json=passport_duty("PASS-OTHER"), headers=headers))
 
     assert error.http_status == 400 and error.reason == "REQUEST_ID_REUSED"
+
+
+# --- nosniff ------------------------------------------------------------------------------------
+
+
+async def test_every_answer_says_nosniff(http: httpx.AsyncClient, callers: Callers) -> None:
+    answers = [
+        await http.get("/v1/services"),
+        await http.get(f"/v1/payments/{uuid.uuid4()}", headers=bearer(callers.citizen)),
+        await http.get("/v1/no/such/route"),
+        await http.post("/v1/services"),
+        await http.get("/healthz"),
+        await http.get("/readyz"),
+        await http.get("/openapi.json"),
+        await http.get("/docs"),
+        await http.get("/", follow_redirects=False),
+    ]
+
+    assert [a.headers.get("x-content-type-options") for a in answers] == ["nosniff"] * len(answers)
 
 
 # --- X-Request-Id and Accept-Language --------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Limits: rate per token subject and per client address (429 with Retry-After), the body
-size (413), and the per-route deadline, which the service sees and which ends in a 504."""
+size (413), the nesting of a JSON body (400), and the per-route deadline, which the service
+sees and which ends in a 504."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,9 +13,11 @@ import httpx
 import pytest
 
 from gateway.config import RateLimit
+from gateway.transcoding import MAX_JSON_DEPTH
 from services.payment.acquirer import SandboxAcquirer
 from services.runtime.config import AuthConfig
 from tests.gateway.support import (
+    GATEWAY_DOMAIN,
     PROBE_PACKAGE,
     RunningProbe,
     error_of,
@@ -102,6 +106,47 @@ async def test_a_body_over_the_limit_is_a_413_before_the_service(
         assert error.of_type("google.rpc.ErrorInfo")[0]["metadata"] == {"max_bytes": "1024"}
     assert small.status_code == 200
     assert probe.backend.calls == before + 1
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    "body",
+    [nested(990), b'{"a":' * 5000 + b"1" + b"}" * 5000, nested(MAX_JSON_DEPTH + 1)],
+    ids=["990 arrays", "5000 objects", "one level too deep"],
+)
+async def test_a_deeply_nested_body_is_a_400_that_states_the_limit(
+    http: httpx.AsyncClient, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The issue's probe: no token, an anonymous route, brackets only."""
+    with caplog.at_level(logging.INFO, logger="asan.gateway"):
+        response = await http.post(
+            "/v1/applications", content=body, headers={"Content-Type": "application/json"}
+        )
+    error = error_of(response)
+
+    assert error.http_status == 400 and error.code == 3
+    assert (error.reason, error.domain) == ("INVALID_JSON", GATEWAY_DOMAIN)
+    (info,) = error.of_type("google.rpc.ErrorInfo")
+    assert info["metadata"] == {"max_depth": str(MAX_JSON_DEPTH)}
+    assert error.violations == {"": "TOO_DEEP"}
+    assert f"deeper than {MAX_JSON_DEPTH} levels" in error.message
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_body_nested_to_the_limit_is_read(probe_http: httpx.AsyncClient) -> None:
+    # An object holding lists in lists: MAX_JSON_DEPTH levels in all.
+    lists = MAX_JSON_DEPTH - 1
+    at_limit = b'{"tags": ' + b"[" * lists + b"]" * lists + b"}"
+
+    error = error_of(
+        await probe_http.post(ECHO_POST, content=at_limit, headers={"Content-Type": "application/json"})
+    )
+
+    # Read as JSON, then refused for its shape (tags are strings), not for its depth.
+    assert error.reason == "INVALID_BODY"
 
 
 async def test_the_route_deadline_reaches_the_service(probe: RunningProbe, auth: AuthConfig) -> None:

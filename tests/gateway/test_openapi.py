@@ -66,7 +66,7 @@ async def test_operations_carry_the_method_comments(document: dict[str, Any]) ->
         "name": "payment_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "minLength": 1},
+        "schema": {"type": "string", "format": "uuid", "minLength": 1},
         "description": "Id of the payment.",
     }
     body = confirm["requestBody"]["content"]["application/json"]["schema"]

@@ -1,5 +1,5 @@
-"""Operations: /healthz, /readyz from each backend's gRPC health, /metrics by route template,
-graceful shutdown, and `python -m gateway` as a real process."""
+"""Operations: /healthz, /readyz from each backend's gRPC health, /metrics by route template on
+a port of its own, graceful shutdown, and `python -m gateway` as a real process."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ from services.runtime.config import AuthConfig, backend_variable
 from tests.gateway.support import (
     PROBE_PACKAGE,
     PROBE_SERVICE,
+    RunningGateway,
     RunningProbe,
     bearer,
     contracts_of,
+    error_of,
     gateway_config,
     probe_contracts,
     running_gateway,
@@ -109,14 +111,21 @@ async def test_readyz_is_503_when_a_backend_does_not_answer(auth: AuthConfig) ->
     assert response.json()["services"] == {PROBE_SERVICE: "UNREACHABLE"}
 
 
+async def scrape(gateway: RunningGateway) -> str:
+    async with httpx.AsyncClient(timeout=5) as prometheus:
+        response = await prometheus.get(gateway.metrics_url)
+    assert response.status_code == 200
+    return response.text
+
+
 async def test_metrics_count_requests_by_route_template_not_by_path(
-    http: httpx.AsyncClient, callers: Callers
+    http: httpx.AsyncClient, callers: Callers, gateway: RunningGateway
 ) -> None:
     for _ in range(2):
         await http.get(f"/v1/payments/{uuid.uuid4()}", headers=bearer(callers.citizen))
     await http.get("/v1/no/such/route")
 
-    text = (await http.get("/metrics")).text
+    text = await scrape(gateway)
 
     requests = samples(text, "http_requests_total")
     assert requests[(("method", "GET"), ("route", "/v1/payments/{payment_id}"), ("status", "404"))] >= 2
@@ -127,7 +136,6 @@ async def test_metrics_count_requests_by_route_template_not_by_path(
     durations = samples(text, "http_request_duration_seconds_count")
     assert durations[(("method", "GET"), ("route", "/v1/payments/{payment_id}"), ("status", "404"))] >= 2
     in_flight = samples(text, "http_requests_in_flight")
-    assert in_flight[(("method", "GET"), ("route", "/metrics"))] == 1  # this very request
     assert in_flight[(("method", "GET"), ("route", "/v1/payments/{payment_id}"))] == 0
     handled = samples(text, "grpc_client_handled_total")
     assert (
@@ -141,6 +149,18 @@ async def test_metrics_count_requests_by_route_template_not_by_path(
         ]
         >= 2
     )
+
+
+async def test_metrics_are_served_on_their_own_port_not_on_the_apis(
+    http: httpx.AsyncClient, gateway: RunningGateway
+) -> None:
+    """The API's port faces the internet; only Prometheus reaches the metrics port."""
+    on_the_api = await http.get("/metrics")
+    text = await scrape(gateway)
+
+    assert gateway.gateway.metrics_port != 0 and not gateway.url.endswith(f":{gateway.gateway.metrics_port}")
+    assert error_of(on_the_api).http_status == 404
+    assert "http_requests_total" in text and "grpc_client_handled_total" in text
 
 
 async def test_shutdown_lets_requests_in_flight_finish_then_closes_the_channels(
@@ -167,6 +187,7 @@ def free_port() -> int:
 async def run_gateway_process(env: dict[str, str]) -> asyncio.subprocess.Process:
     """`python -m gateway` with `env`; the backends it is not given are on a closed port."""
     closed = {backend_variable(package): "127.0.0.1:9" for package in Contracts.installed().packages}
+    closed["GATEWAY_METRICS_PORT"] = "0"  # any free port: tests run side by side
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

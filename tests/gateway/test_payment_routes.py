@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.runtime.config import AuthConfig
-from tests.gateway.support import bearer, gateway_for, json_of
+from tests.gateway.support import bearer, error_of, gateway_for, json_of
 from tests.payment.builders import CITIZEN_FIN, Callers, Stub, payment_service
 
 BAKU = ZoneInfo("Asia/Baku")
@@ -205,3 +205,27 @@ async def test_daily_summary_for_an_agency(stack: Stack) -> None:
     assert passport["succeededCount"] == "1"
     assert passport["gross"] == {"minorUnits": "6000", "currencyCode": "AZN"}
     assert passport["net"] == {"minorUnits": "6000", "currencyCode": "AZN"}
+
+
+async def test_a_variable_fee_takes_no_quantity_and_a_fixed_fee_is_multiplied_by_it(stack: Stack) -> None:
+    fine = {
+        "payer": {"fin": CITIZEN_FIN},
+        "serviceCode": "traffic.fine",
+        "amount": {"minorUnits": "15000", "currencyCode": "AZN"},
+        "reference": "YHQ-2026-000452",
+    }
+    response = await stack.http.post(
+        "/v1/payments",
+        json={**fine, "quantity": 3},
+        headers={**bearer(stack.callers.din_service), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    error = error_of(response)
+    three_passports = {
+        **passport_duty(),
+        "quantity": 3,
+        "amount": {"minorUnits": "18000", "currencyCode": "AZN"},
+    }
+    family = await create(stack, three_passports)
+
+    assert error.http_status == 400 and error.violations == {"payment.quantity": "FIXED_FEE_ONLY"}
+    assert (family["quantity"], family["amount"]["minorUnits"]) == (3, "18000")

@@ -1,6 +1,8 @@
-"""schemathesis against /openapi.json of the real gateway in front of the real payment service:
-a bounded, derandomized number of examples per operation, none of which may get a 5xx or an
-answer that the document does not describe."""
+"""schemathesis against /openapi.json of the real gateway in front of every real service (visa
+reaching payment): a bounded, derandomized number of examples per operation, none of which
+may get a 5xx or an answer that the document does not describe. The document says which
+fields, bodies and headers (Idempotency-Key) are required and which fields are read-only, so
+the generated requests carry them and reach the services' own rules."""
 
 from __future__ import annotations
 

@@ -13,14 +13,17 @@ import pytest
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 
+from asan.visa.v1 import visa_service_pb2
 from gateway.app import negotiate_locale
 from gateway.auth import TokenGate
-from gateway.config import GatewayConfig, RateLimit
+from gateway.config import DEFAULT_METRICS_PORT, GatewayConfig, RateLimit
 from gateway.contracts import Contracts
 from gateway.errors import HTTP_STATUS
 from gateway.limits import RateLimiter
-from gateway.routes import ContractError, Matched, NotAllowed, RouteTable, bindings_of
+from gateway.routes import Binding, ContractError, Matched, NotAllowed, RouteTable, bindings_of
 from gateway.templates import TemplateError, parse
+from gateway.transcoding import download_disposition
+from services import suite
 from services.runtime.auth import Principal, PrincipalKind, TokenVerifier
 from services.runtime.config import AuthConfig, ConfigError
 from services.runtime.errors import Unauthenticated
@@ -137,6 +140,35 @@ def test_the_payment_routes_are_those_that_test_payment_routes_drives() -> None:
     }
 
 
+def evisa_document_binding() -> Binding:
+    (binding,) = [
+        b
+        for b in bindings_of(Contracts.installed().services)
+        if b.method.full_name == "asan.visa.v1.VisaService.GetEVisaDocument"
+    ]
+    return binding
+
+
+@pytest.mark.parametrize(
+    ("application_number", "disposition"),
+    [
+        ("EV-2026-7K3P9QXM", b'attachment; filename="evisa-EV-2026-7K3P9QXM.pdf"'),
+        (
+            'EV"; filename=x.exe\r\nSet-Cookie: a=b',
+            b'attachment; filename="evisa-EVfilenamex.exeSet-Cookieab.pdf"',
+        ),
+    ],
+)
+def test_the_evisa_file_is_named_from_the_request_with_nothing_that_breaks_the_header(
+    application_number: str, disposition: bytes
+) -> None:
+    binding = evisa_document_binding()
+    request = visa_service_pb2.GetEVisaDocumentRequest(application_number=application_number)
+
+    assert binding.method.download_filename == "evisa-{application_number}.pdf"
+    assert download_disposition(binding, request) == disposition
+
+
 def test_every_status_code_but_ok_has_the_http_status_of_the_issues_table() -> None:
     assert {
         code.name: status for code, status in HTTP_STATUS.items() if code != grpc.StatusCode.OK
@@ -202,6 +234,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert config.backends == {"asan.payment.v1": "payment:50051", "asan.visa.v1": "127.0.0.1:50052"}
     assert config.port == 8080 and config.max_body_bytes == 1_048_576
+    assert config.metrics_port == 9190
     assert config.cors_origins == ("https://my.gov.az", "https://e-visa.gov.az")
     assert config.deadline_for("asan.payment.v1.PaymentService.ConfirmPayment") == 30
     assert config.deadline_for("asan.payment.v1.PaymentService.GetPayment") == 2
@@ -218,6 +251,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("GATEWAY_MAX_BODY_BYTES", "0"),
         ("GATEWAY_RATE_LIMIT_SUBJECT_PER_SECOND", "-5"),
         ("GATEWAY_PORT", "http"),
+        ("GATEWAY_METRICS_PORT", "metrics"),
     ],
 )
 def test_bad_settings_name_their_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
@@ -226,6 +260,13 @@ def test_bad_settings_name_their_variable(monkeypatch: pytest.MonkeyPatch, varia
 
     with pytest.raises(ConfigError, match=variable):
         GatewayConfig.from_env(["asan.payment.v1"])
+
+
+def test_the_metrics_port_is_the_suites_and_no_service_uses_it() -> None:
+    service_ports = {port for d in suite.definitions() for port in (d.grpc_port, d.metrics_port)}
+
+    assert DEFAULT_METRICS_PORT == suite.GATEWAY_METRICS_PORT
+    assert DEFAULT_METRICS_PORT not in service_ports | {suite.GATEWAY_PORT, suite.LOCAL_EVENTS_METRICS_PORT}
 
 
 def test_every_domain_needs_its_backend_variable(monkeypatch: pytest.MonkeyPatch) -> None:

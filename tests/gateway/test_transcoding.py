@@ -113,6 +113,8 @@ async def test_http_body_response_is_sent_raw_with_its_content_type(probe_http: 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/pdf"
     assert response.content == b"%PDF-1.7\nevisa-77\n%%EOF\n"
+    # A file to save, unnamed: the probe's contract gives no name.
+    assert response.headers["content-disposition"] == "attachment"
 
 
 async def test_http_body_request_takes_the_raw_bytes(probe_http: httpx.AsyncClient) -> None:

@@ -282,5 +282,6 @@ async def test_summary_date_must_be_a_calendar_day_written_yyyy_mm_dd(stub: Stub
             )
         )
 
+        # Left out is REQUIRED, as the contract's field_behavior says; malformed is FORMAT.
         assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, date
-        assert rejection.violations == {"date": "FORMAT"}, date
+        assert rejection.violations == {"date": "REQUIRED" if date == "" else "FORMAT"}, date

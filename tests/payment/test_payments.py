@@ -612,8 +612,10 @@ async def test_malformed_payment_id_is_invalid_argument(stub: Stub, callers: Cal
         for payment_id in ["", "42", "not-a-uuid"]:
             rejection = await rejected(call(stub, payment_id, callers.admin))
 
+            # Left out is REQUIRED, as the contract's field_behavior says; malformed is FORMAT.
+            expected = "REQUIRED" if payment_id == "" else "FORMAT"
             assert rejection.code == grpc.StatusCode.INVALID_ARGUMENT, (method, payment_id)
-            assert rejection.violations == {"payment_id": "FORMAT"}, (method, payment_id)
+            assert rejection.violations == {"payment_id": expected}, (method, payment_id)
 
 
 # --- Receipts --------------------------------------------------------------------------------

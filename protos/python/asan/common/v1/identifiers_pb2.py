@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n asan/common/v1/identifiers.proto\x12\x0e\x61san.common.v1\"k\n\x07PartyId\x12\r\n\x03\x66in\x18\x01 \x01(\tH\x00\x12\x0e\n\x04voen\x18\x02 \x01(\tH\x00\x12;\n\x10\x66oreign_passport\x18\x03 \x01(\x0b\x32\x1f.asan.common.v1.ForeignPassportH\x00\x42\x04\n\x02id\":\n\x0f\x46oreignPassport\x12\x17\n\x0fissuing_country\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\tB\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n asan/common/v1/identifiers.proto\x12\x0e\x61san.common.v1\x1a\x1fgoogle/api/field_behavior.proto\"k\n\x07PartyId\x12\r\n\x03\x66in\x18\x01 \x01(\tH\x00\x12\x0e\n\x04voen\x18\x02 \x01(\tH\x00\x12;\n\x10\x66oreign_passport\x18\x03 \x01(\x0b\x32\x1f.asan.common.v1.ForeignPassportH\x00\x42\x04\n\x02id\"F\n\x0f\x46oreignPassport\x12\x1d\n\x0fissuing_country\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x42\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,8 +33,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asan.common.v1.identifiers_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025az.gov.asan.common.v1P\001'
-  _globals['_PARTYID']._serialized_start=52
-  _globals['_PARTYID']._serialized_end=159
-  _globals['_FOREIGNPASSPORT']._serialized_start=161
-  _globals['_FOREIGNPASSPORT']._serialized_end=219
+  _globals['_FOREIGNPASSPORT'].fields_by_name['issuing_country']._loaded_options = None
+  _globals['_FOREIGNPASSPORT'].fields_by_name['issuing_country']._serialized_options = b'\342A\001\002'
+  _globals['_FOREIGNPASSPORT'].fields_by_name['number']._loaded_options = None
+  _globals['_FOREIGNPASSPORT'].fields_by_name['number']._serialized_options = b'\342A\001\002'
+  _globals['_PARTYID']._serialized_start=85
+  _globals['_PARTYID']._serialized_end=192
+  _globals['_FOREIGNPASSPORT']._serialized_start=194
+  _globals['_FOREIGNPASSPORT']._serialized_end=264
 # @@protoc_insertion_point(module_scope)

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61san/common/v1/money.proto\x12\x0e\x61san.common.v1\"3\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x15\n\rcurrency_code\x18\x02 \x01(\tB\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61san/common/v1/money.proto\x12\x0e\x61san.common.v1\x1a\x1fgoogle/api/field_behavior.proto\"9\n\x05Money\x12\x13\n\x0bminor_units\x18\x01 \x01(\x03\x12\x1b\n\rcurrency_code\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x42\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,6 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asan.common.v1.money_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025az.gov.asan.common.v1P\001'
-  _globals['_MONEY']._serialized_start=46
-  _globals['_MONEY']._serialized_end=97
+  _globals['_MONEY'].fields_by_name['currency_code']._loaded_options = None
+  _globals['_MONEY'].fields_by_name['currency_code']._serialized_options = b'\342A\001\002'
+  _globals['_MONEY']._serialized_start=79
+  _globals['_MONEY']._serialized_end=136
 # @@protoc_insertion_point(module_scope)

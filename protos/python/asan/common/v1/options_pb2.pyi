@@ -44,6 +44,35 @@ class MethodAccess(_message.Message):
 
 Global___MethodAccess: _TypeAlias = MethodAccess  # noqa: Y015
 
+@_typing.final
+class Download(_message.Message):
+    """How the gateway hands a method's `google.api.HttpBody` answer to a browser: as a file to
+    save (`Content-Disposition: attachment`), under this name.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILENAME_FIELD_NUMBER: _builtins.int
+    filename: _builtins.str
+    """The file's name; `{field}` is replaced by that request field's value, for example
+    "evisa-{application_number}.pdf". Only letters, digits, '.', '-' and '_' are kept.
+    """
+    def __init__(
+        self,
+        *,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filename", b"filename"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Download: _TypeAlias = Download  # noqa: Y015
+
 ACCESS_FIELD_NUMBER: _builtins.int
+DOWNLOAD_FIELD_NUMBER: _builtins.int
 access: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___MethodAccess]
 """The access rule of a method; absent means a verified bearer token is required."""
+download: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___Download]
+"""The file a method's `google.api.HttpBody` answer is saved as."""

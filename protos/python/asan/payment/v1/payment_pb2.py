@@ -24,10 +24,12 @@ _sym_db = _symbol_database.Default()
 
 from asan.common.v1 import identifiers_pb2 as asan_dot_common_dot_v1_dot_identifiers__pb2
 from asan.common.v1 import money_pb2 as asan_dot_common_dot_v1_dot_money__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61san/payment/v1/payment.proto\x12\x0f\x61san.payment.v1\x1a asan/common/v1/identifiers.proto\x1a\x1a\x61san/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n\x0ePayableService\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0f\n\x07name_az\x18\x03 \x01(\t\x12\x0f\n\x07name_en\x18\x04 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x05 \x01(\t\x12*\n\x08\x66\x65\x65_kind\x18\x06 \x01(\x0e\x32\x18.asan.payment.v1.FeeKind\x12(\n\tfixed_fee\x18\x07 \x01(\x0b\x32\x15.asan.common.v1.Money\x12)\n\nmin_amount\x18\x08 \x01(\x0b\x32\x15.asan.common.v1.Money\x12)\n\nmax_amount\x18\t \x01(\x0b\x32\x15.asan.common.v1.Money\"\x8e\x06\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12&\n\x05payer\x18\x02 \x01(\x0b\x32\x17.asan.common.v1.PartyId\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12\x17\n\x0fservice_version\x18\x04 \x01(\x05\x12%\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x11\n\treference\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32&.asan.payment.v1.Payment.MetadataEntry\x12.\n\x06status\x18\t \x01(\x0e\x32\x1e.asan.payment.v1.PaymentStatus\x12\x10\n\x08\x66inished\x18\n \x01(\x08\x12\x32\n\x0c\x66\x61ilure_code\x18\x0b \x01(\x0e\x32\x1c.asan.payment.v1.FailureCode\x12\x12\n\ncard_brand\x18\x0c \x01(\t\x12\x12\n\ncard_last4\x18\r \x01(\t\x12\x1f\n\x17\x61\x63quirer_transaction_id\x18\x0e \x01(\t\x12.\n\x0frefunded_amount\x18\x0f \x01(\x0b\x32\x15.asan.common.v1.Money\x12/\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tpaid_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x63onfirmation_secret\x18\x14 \x01(\t\x12\x10\n\x08quantity\x18\x15 \x01(\x05\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"c\n\x04\x43\x61rd\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x14\n\x0c\x65xpiry_month\x18\x02 \x01(\x05\x12\x13\n\x0b\x65xpiry_year\x18\x03 \x01(\x05\x12\x0b\n\x03\x63vc\x18\x04 \x01(\t\x12\x13\n\x0bholder_name\x18\x05 \x01(\t\"\xfb\x01\n\x06Refund\x12\x11\n\trefund_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12%\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x14remaining_refundable\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12-\n\x06status\x18\x07 \x01(\x0e\x32\x1d.asan.payment.v1.RefundStatus\"\xe0\x02\n\x07Receipt\x12\x16\n\x0ereceipt_number\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12-\n\tpaid_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpaid_time_local\x18\x04 \x01(\t\x12&\n\x05payer\x18\x05 \x01(\x0b\x32\x17.asan.common.v1.PartyId\x12\x14\n\x0cservice_code\x18\x06 \x01(\t\x12\x17\n\x0fservice_name_az\x18\x07 \x01(\t\x12\x17\n\x0fservice_name_en\x18\x08 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\t \x01(\t\x12%\n\x06\x61mount\x18\n \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1f\n\x17\x61\x63quirer_transaction_id\x18\x0b \x01(\t\x12\x14\n\x0c\x63\x61rd_display\x18\x0c \x01(\t\"\xb4\x01\n\x10ServiceDayTotals\x12\x14\n\x0cservice_code\x18\x01 \x01(\t\x12\x17\n\x0fsucceeded_count\x18\x02 \x01(\x03\x12$\n\x05gross\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\'\n\x08refunded\x18\x04 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\"\n\x03net\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\"Q\n\x0c\x44\x61ilySummary\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.asan.payment.v1.ServiceDayTotals*N\n\x07\x46\x65\x65Kind\x12\x18\n\x14\x46\x45\x45_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46\x45\x45_KIND_FIXED\x10\x01\x12\x15\n\x11\x46\x45\x45_KIND_VARIABLE\x10\x02*\xdc\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATUS_CREATED\x10\x01\x12\x1c\n\x18PAYMENT_STATUS_SUBMITTED\x10\x02\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x03\x12\x19\n\x15PAYMENT_STATUS_FAILED\x10\x04\x12\x1c\n\x18PAYMENT_STATUS_CANCELLED\x10\x05\x12\x1a\n\x16PAYMENT_STATUS_EXPIRED\x10\x06*\xcc\x01\n\x0b\x46\x61ilureCode\x12\x1c\n\x18\x46\x41ILURE_CODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x41ILURE_CODE_REJECTED\x10\x01\x12\x18\n\x14\x46\x41ILURE_CODE_EXPIRED\x10\x02\x12\"\n\x1e\x46\x41ILURE_CODE_CANCELLED_BY_USER\x10\x03\x12%\n!FAILURE_CODE_CANCELLED_BY_SERVICE\x10\x04\x12\x1f\n\x1b\x46\x41ILURE_CODE_PROVIDER_ERROR\x10\x05*\x7f\n\x0cRefundStatus\x12\x1d\n\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15REFUND_STATUS_PENDING\x10\x01\x12\x1b\n\x17REFUND_STATUS_SUCCEEDED\x10\x02\x12\x18\n\x14REFUND_STATUS_FAILED\x10\x03\x42\x1a\n\x16\x61z.gov.asan.payment.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61san/payment/v1/payment.proto\x12\x0f\x61san.payment.v1\x1a asan/common/v1/identifiers.proto\x1a\x1a\x61san/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x02\n\x0ePayableService\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x0f\n\x07name_az\x18\x03 \x01(\t\x12\x0f\n\x07name_en\x18\x04 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x05 \x01(\t\x12*\n\x08\x66\x65\x65_kind\x18\x06 \x01(\x0e\x32\x18.asan.payment.v1.FeeKind\x12(\n\tfixed_fee\x18\x07 \x01(\x0b\x32\x15.asan.common.v1.Money\x12)\n\nmin_amount\x18\x08 \x01(\x0b\x32\x15.asan.common.v1.Money\x12)\n\nmax_amount\x18\t \x01(\x0b\x32\x15.asan.common.v1.Money\"\x82\x07\n\x07Payment\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x03\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12,\n\x05payer\x18\x02 \x01(\x0b\x32\x17.asan.common.v1.PartyIdB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cservice_code\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fservice_version\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12+\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x02\x12\x17\n\treference\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x38\n\x08metadata\x18\x08 \x03(\x0b\x32&.asan.payment.v1.Payment.MetadataEntry\x12\x34\n\x06status\x18\t \x01(\x0e\x32\x1e.asan.payment.v1.PaymentStatusB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x66inished\x18\n \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x38\n\x0c\x66\x61ilure_code\x18\x0b \x01(\x0e\x32\x1c.asan.payment.v1.FailureCodeB\x04\xe2\x41\x01\x03\x12\x18\n\ncard_brand\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\ncard_last4\x18\r \x01(\tB\x04\xe2\x41\x01\x03\x12%\n\x17\x61\x63quirer_transaction_id\x18\x0e \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\x0frefunded_amount\x18\x0f \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x33\n\tpaid_time\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12!\n\x13\x63onfirmation_secret\x18\x14 \x01(\tB\x04\xe2\x41\x01\x03\x12\x10\n\x08quantity\x18\x15 \x01(\x05\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"{\n\x04\x43\x61rd\x12\x14\n\x06number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x65xpiry_month\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x65xpiry_year\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x11\n\x03\x63vc\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0bholder_name\x18\x05 \x01(\t\"\xa5\x02\n\x06Refund\x12\x1f\n\trefund_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x03\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x1c\n\npayment_id\x18\x02 \x01(\tB\x08\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12%\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x14remaining_refundable\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x03\x12\x33\n\x06status\x18\x07 \x01(\x0e\x32\x1d.asan.payment.v1.RefundStatusB\x04\xe2\x41\x01\x03\"\xea\x02\n\x07Receipt\x12\x16\n\x0ereceipt_number\x18\x01 \x01(\t\x12\x1c\n\npayment_id\x18\x02 \x01(\tB\x08\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12-\n\tpaid_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpaid_time_local\x18\x04 \x01(\t\x12&\n\x05payer\x18\x05 \x01(\x0b\x32\x17.asan.common.v1.PartyId\x12\x14\n\x0cservice_code\x18\x06 \x01(\t\x12\x17\n\x0fservice_name_az\x18\x07 \x01(\t\x12\x17\n\x0fservice_name_en\x18\x08 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\t \x01(\t\x12%\n\x06\x61mount\x18\n \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1f\n\x17\x61\x63quirer_transaction_id\x18\x0b \x01(\t\x12\x14\n\x0c\x63\x61rd_display\x18\x0c \x01(\t\"\xb4\x01\n\x10ServiceDayTotals\x12\x14\n\x0cservice_code\x18\x01 \x01(\t\x12\x17\n\x0fsucceeded_count\x18\x02 \x01(\x03\x12$\n\x05gross\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\'\n\x08refunded\x18\x04 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\"\n\x03net\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\"Q\n\x0c\x44\x61ilySummary\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x33\n\x08services\x18\x02 \x03(\x0b\x32!.asan.payment.v1.ServiceDayTotals*N\n\x07\x46\x65\x65Kind\x12\x18\n\x14\x46\x45\x45_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46\x45\x45_KIND_FIXED\x10\x01\x12\x15\n\x11\x46\x45\x45_KIND_VARIABLE\x10\x02*\xdc\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATUS_CREATED\x10\x01\x12\x1c\n\x18PAYMENT_STATUS_SUBMITTED\x10\x02\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x03\x12\x19\n\x15PAYMENT_STATUS_FAILED\x10\x04\x12\x1c\n\x18PAYMENT_STATUS_CANCELLED\x10\x05\x12\x1a\n\x16PAYMENT_STATUS_EXPIRED\x10\x06*\xcc\x01\n\x0b\x46\x61ilureCode\x12\x1c\n\x18\x46\x41ILURE_CODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x41ILURE_CODE_REJECTED\x10\x01\x12\x18\n\x14\x46\x41ILURE_CODE_EXPIRED\x10\x02\x12\"\n\x1e\x46\x41ILURE_CODE_CANCELLED_BY_USER\x10\x03\x12%\n!FAILURE_CODE_CANCELLED_BY_SERVICE\x10\x04\x12\x1f\n\x1b\x46\x41ILURE_CODE_PROVIDER_ERROR\x10\x05*\x7f\n\x0cRefundStatus\x12\x1d\n\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15REFUND_STATUS_PENDING\x10\x01\x12\x1b\n\x17REFUND_STATUS_SUCCEEDED\x10\x02\x12\x18\n\x14REFUND_STATUS_FAILED\x10\x03\x42\x1a\n\x16\x61z.gov.asan.payment.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,28 +39,84 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\026az.gov.asan.payment.v1P\001'
   _globals['_PAYMENT_METADATAENTRY']._loaded_options = None
   _globals['_PAYMENT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_FEEKIND']._serialized_start=2183
-  _globals['_FEEKIND']._serialized_end=2261
-  _globals['_PAYMENTSTATUS']._serialized_start=2264
-  _globals['_PAYMENTSTATUS']._serialized_end=2484
-  _globals['_FAILURECODE']._serialized_start=2487
-  _globals['_FAILURECODE']._serialized_end=2691
-  _globals['_REFUNDSTATUS']._serialized_start=2693
-  _globals['_REFUNDSTATUS']._serialized_end=2820
-  _globals['_PAYABLESERVICE']._serialized_start=146
-  _globals['_PAYABLESERVICE']._serialized_end=420
-  _globals['_PAYMENT']._serialized_start=423
-  _globals['_PAYMENT']._serialized_end=1205
-  _globals['_PAYMENT_METADATAENTRY']._serialized_start=1158
-  _globals['_PAYMENT_METADATAENTRY']._serialized_end=1205
-  _globals['_CARD']._serialized_start=1207
-  _globals['_CARD']._serialized_end=1306
-  _globals['_REFUND']._serialized_start=1309
-  _globals['_REFUND']._serialized_end=1560
-  _globals['_RECEIPT']._serialized_start=1563
-  _globals['_RECEIPT']._serialized_end=1915
-  _globals['_SERVICEDAYTOTALS']._serialized_start=1918
-  _globals['_SERVICEDAYTOTALS']._serialized_end=2098
-  _globals['_DAILYSUMMARY']._serialized_start=2100
-  _globals['_DAILYSUMMARY']._serialized_end=2181
+  _globals['_PAYMENT'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['payment_id']._serialized_options = b'\342A\001\003\342\214\317\327\010\002\010\001'
+  _globals['_PAYMENT'].fields_by_name['payer']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['payer']._serialized_options = b'\342A\001\002'
+  _globals['_PAYMENT'].fields_by_name['service_code']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['service_code']._serialized_options = b'\342A\001\002'
+  _globals['_PAYMENT'].fields_by_name['service_version']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['service_version']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['amount']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['amount']._serialized_options = b'\342A\001\002'
+  _globals['_PAYMENT'].fields_by_name['reference']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['reference']._serialized_options = b'\342A\001\002'
+  _globals['_PAYMENT'].fields_by_name['status']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['status']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['finished']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['finished']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['failure_code']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['failure_code']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['card_brand']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['card_brand']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['card_last4']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['card_last4']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['acquirer_transaction_id']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['acquirer_transaction_id']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['refunded_amount']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['refunded_amount']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['create_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['update_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['expire_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['expire_time']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['paid_time']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['paid_time']._serialized_options = b'\342A\001\003'
+  _globals['_PAYMENT'].fields_by_name['confirmation_secret']._loaded_options = None
+  _globals['_PAYMENT'].fields_by_name['confirmation_secret']._serialized_options = b'\342A\001\003'
+  _globals['_CARD'].fields_by_name['number']._loaded_options = None
+  _globals['_CARD'].fields_by_name['number']._serialized_options = b'\342A\001\002'
+  _globals['_CARD'].fields_by_name['expiry_month']._loaded_options = None
+  _globals['_CARD'].fields_by_name['expiry_month']._serialized_options = b'\342A\001\002'
+  _globals['_CARD'].fields_by_name['expiry_year']._loaded_options = None
+  _globals['_CARD'].fields_by_name['expiry_year']._serialized_options = b'\342A\001\002'
+  _globals['_CARD'].fields_by_name['cvc']._loaded_options = None
+  _globals['_CARD'].fields_by_name['cvc']._serialized_options = b'\342A\001\002'
+  _globals['_REFUND'].fields_by_name['refund_id']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['refund_id']._serialized_options = b'\342A\001\003\342\214\317\327\010\002\010\001'
+  _globals['_REFUND'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['payment_id']._serialized_options = b'\342\214\317\327\010\002\010\001'
+  _globals['_REFUND'].fields_by_name['create_time']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_REFUND'].fields_by_name['remaining_refundable']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['remaining_refundable']._serialized_options = b'\342A\001\003'
+  _globals['_REFUND'].fields_by_name['status']._loaded_options = None
+  _globals['_REFUND'].fields_by_name['status']._serialized_options = b'\342A\001\003'
+  _globals['_RECEIPT'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_RECEIPT'].fields_by_name['payment_id']._serialized_options = b'\342\214\317\327\010\002\010\001'
+  _globals['_FEEKIND']._serialized_start=2437
+  _globals['_FEEKIND']._serialized_end=2515
+  _globals['_PAYMENTSTATUS']._serialized_start=2518
+  _globals['_PAYMENTSTATUS']._serialized_end=2738
+  _globals['_FAILURECODE']._serialized_start=2741
+  _globals['_FAILURECODE']._serialized_end=2945
+  _globals['_REFUNDSTATUS']._serialized_start=2947
+  _globals['_REFUNDSTATUS']._serialized_end=3074
+  _globals['_PAYABLESERVICE']._serialized_start=208
+  _globals['_PAYABLESERVICE']._serialized_end=482
+  _globals['_PAYMENT']._serialized_start=485
+  _globals['_PAYMENT']._serialized_end=1383
+  _globals['_PAYMENT_METADATAENTRY']._serialized_start=1336
+  _globals['_PAYMENT_METADATAENTRY']._serialized_end=1383
+  _globals['_CARD']._serialized_start=1385
+  _globals['_CARD']._serialized_end=1508
+  _globals['_REFUND']._serialized_start=1511
+  _globals['_REFUND']._serialized_end=1804
+  _globals['_RECEIPT']._serialized_start=1807
+  _globals['_RECEIPT']._serialized_end=2169
+  _globals['_SERVICEDAYTOTALS']._serialized_start=2172
+  _globals['_SERVICEDAYTOTALS']._serialized_end=2352
+  _globals['_DAILYSUMMARY']._serialized_start=2354
+  _globals['_DAILYSUMMARY']._serialized_end=2435
 # @@protoc_insertion_point(module_scope)

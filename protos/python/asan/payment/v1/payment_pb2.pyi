@@ -311,6 +311,7 @@ class Payment(_message.Message):
     quantity: _builtins.int
     """Units paid for at a fixed fee, for example the persons of a family visa
     application: `amount` must be the fixed fee times this. 0 means 1; at most 100.
+    A variable-fee service takes no quantity: leave it 0 (or 1) and set `amount`.
     """
     @_builtins.property
     def payer(self) -> _identifiers_pb2.PartyId:

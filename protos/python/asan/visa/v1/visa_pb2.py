@@ -23,11 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from asan.common.v1 import money_pb2 as asan_dot_common_dot_v1_dot_money__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61san/visa/v1/visa.proto\x12\x0c\x61san.visa.v1\x1a\x1a\x61san/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xb6\x03\n\tApplicant\x12\x0f\n\x07surname\x18\x01 \x01(\t\x12\x13\n\x0bgiven_names\x18\x02 \x01(\t\x12(\n\rdate_of_birth\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12\x1e\n\x03sex\x18\x04 \x01(\x0e\x32\x11.asan.visa.v1.Sex\x12\x13\n\x0bnationality\x18\x05 \x01(\t\x12\x17\n\x0fpassport_number\x18\x06 \x01(\t\x12/\n\x14passport_expiry_date\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12\r\n\x05\x65mail\x18\x08 \x01(\t\x12\x17\n\x0fnormalized_name\x18\t \x01(\t\x12(\n\x08\x64\x65\x63ision\x18\n \x01(\x0e\x32\x16.asan.visa.v1.Decision\x12\x33\n\x0erefusal_reason\x18\x0b \x01(\x0e\x32\x1b.asan.visa.v1.RefusalReason\x12/\n\x0b\x64\x65\x63ide_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x05\x65visa\x18\r \x01(\x0b\x32\x13.asan.visa.v1.EVisa\"\x86\x04\n\x0b\x41pplication\x12\x1a\n\x12\x61pplication_number\x18\x01 \x01(\t\x12+\n\napplicants\x18\x02 \x03(\x0b\x32\x17.asan.visa.v1.Applicant\x12\'\n\x0c\x61rrival_date\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12&\n\x07purpose\x18\x04 \x01(\x0e\x32\x15.asan.visa.v1.Purpose\x12\"\n\x05speed\x18\x05 \x01(\x0e\x32\x13.asan.visa.v1.Speed\x12/\n\x06status\x18\x06 \x01(\x0e\x32\x1f.asan.visa.v1.ApplicationStatus\x12\x12\n\npayment_id\x18\x07 \x01(\t\x12\"\n\x03\x66\x65\x65\x18\x08 \x01(\x0b\x32\x15.asan.common.v1.Money\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bsubmit_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64ue_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65\x63ide_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\r \x01(\x08\"\xa4\x03\n\x05\x45Visa\x12\x13\n\x0bvisa_number\x18\x01 \x01(\t\x12\x0f\n\x07surname\x18\x02 \x01(\t\x12\x13\n\x0bgiven_names\x18\x03 \x01(\t\x12(\n\rdate_of_birth\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0bnationality\x18\x05 \x01(\t\x12\x17\n\x0fpassport_number\x18\x06 \x01(\t\x12%\n\nvalid_from\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12&\n\x0bvalid_until\x18\x08 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tstay_days\x18\t \x01(\x05\x12\x0f\n\x07\x65ntries\x18\n \x01(\x05\x12.\n\nissue_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11verification_code\x18\x0c \x01(\t\x12.\n\nentry_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x61pplication_number\x18\x0e \x01(\t\"\x8a\x01\n\rCountryPolicy\x12\x14\n\x0c\x63ountry_code\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x04rule\x18\x03 \x01(\x0e\x32\x19.asan.visa.v1.CountryRule\x12\x1b\n\x13visa_free_stay_days\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\x05\"8\n\x07Holiday\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\x0c\n\x04name\x18\x02 \x01(\t\"H\n\x0fHolidayCalendar\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\'\n\x08holidays\x18\x02 \x03(\x0b\x32\x15.asan.visa.v1.Holiday\"L\n\x0fVerificationKey\x12\x16\n\x0epublic_key_pem\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\"h\n\x10VisaVerification\x12\x30\n\x06result\x18\x01 \x01(\x0e\x32 .asan.visa.v1.VerificationResult\x12\"\n\x05\x65visa\x18\x02 \x01(\x0b\x32\x13.asan.visa.v1.EVisa*D\n\x05Speed\x12\x15\n\x11SPEED_UNSPECIFIED\x10\x00\x12\x12\n\x0eSPEED_STANDARD\x10\x01\x12\x10\n\x0cSPEED_URGENT\x10\x02*C\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0e\n\nSEX_FEMALE\x10\x01\x12\x0c\n\x08SEX_MALE\x10\x02\x12\t\n\x05SEX_X\x10\x03*\x90\x01\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPURPOSE_TOURISM\x10\x01\x12\x14\n\x10PURPOSE_BUSINESS\x10\x02\x12\x19\n\x15PURPOSE_PRIVATE_VISIT\x10\x03\x12\x11\n\rPURPOSE_EVENT\x10\x04\x12\x13\n\x0fPURPOSE_MEDICAL\x10\x05*\xc2\x01\n\x11\x41pplicationStatus\x12\"\n\x1e\x41PPLICATION_STATUS_UNSPECIFIED\x10\x00\x12\'\n#APPLICATION_STATUS_AWAITING_PAYMENT\x10\x01\x12 \n\x1c\x41PPLICATION_STATUS_SUBMITTED\x10\x02\x12\x1e\n\x1a\x41PPLICATION_STATUS_DECIDED\x10\x03\x12\x1e\n\x1a\x41PPLICATION_STATUS_EXPIRED\x10\x04*Q\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x14\n\x10\x44\x45\x43ISION_REFUSED\x10\x02*\xe5\x01\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18REFUSAL_REASON_WATCHLIST\x10\x01\x12#\n\x1fREFUSAL_REASON_INVALID_DOCUMENT\x10\x02\x12(\n$REFUSAL_REASON_IMMIGRATION_VIOLATION\x10\x03\x12\x1b\n\x17REFUSAL_REASON_SECURITY\x10\x04\x12*\n&REFUSAL_REASON_PURPOSE_NOT_ESTABLISHED\x10\x05*y\n\x0b\x43ountryRule\x12\x1c\n\x18\x43OUNTRY_RULE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OUNTRY_RULE_EVISA\x10\x01\x12\x1a\n\x16\x43OUNTRY_RULE_VISA_FREE\x10\x02\x12\x18\n\x14\x43OUNTRY_RULE_EMBASSY\x10\x03*\xee\x01\n\x12VerificationResult\x12#\n\x1fVERIFICATION_RESULT_UNSPECIFIED\x10\x00\x12\x1d\n\x19VERIFICATION_RESULT_VALID\x10\x01\x12%\n!VERIFICATION_RESULT_NOT_YET_VALID\x10\x02\x12\x1f\n\x1bVERIFICATION_RESULT_EXPIRED\x10\x03\x12&\n\"VERIFICATION_RESULT_WRONG_PASSPORT\x10\x04\x12$\n VERIFICATION_RESULT_ALREADY_USED\x10\x05\x42\x17\n\x13\x61z.gov.asan.visa.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61san/visa/v1/visa.proto\x12\x0c\x61san.visa.v1\x1a\x1a\x61san/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\xfe\x03\n\tApplicant\x12\x15\n\x07surname\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0bgiven_names\x18\x02 \x01(\t\x12.\n\rdate_of_birth\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12$\n\x03sex\x18\x04 \x01(\x0e\x32\x11.asan.visa.v1.SexB\x04\xe2\x41\x01\x02\x12\x19\n\x0bnationality\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x14passport_expiry_date\x18\x07 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12\x13\n\x05\x65mail\x18\x08 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fnormalized_name\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12.\n\x08\x64\x65\x63ision\x18\n \x01(\x0e\x32\x16.asan.visa.v1.DecisionB\x04\xe2\x41\x01\x03\x12\x39\n\x0erefusal_reason\x18\x0b \x01(\x0e\x32\x1b.asan.visa.v1.RefusalReasonB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x64\x65\x63ide_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12(\n\x05\x65visa\x18\r \x01(\x0b\x32\x13.asan.visa.v1.EVisaB\x04\xe2\x41\x01\x03\"\xdc\x04\n\x0b\x41pplication\x12 \n\x12\x61pplication_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x31\n\napplicants\x18\x02 \x03(\x0b\x32\x17.asan.visa.v1.ApplicantB\x04\xe2\x41\x01\x02\x12-\n\x0c\x61rrival_date\x18\x03 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12,\n\x07purpose\x18\x04 \x01(\x0e\x32\x15.asan.visa.v1.PurposeB\x04\xe2\x41\x01\x02\x12(\n\x05speed\x18\x05 \x01(\x0e\x32\x13.asan.visa.v1.SpeedB\x04\xe2\x41\x01\x02\x12\x35\n\x06status\x18\x06 \x01(\x0e\x32\x1f.asan.visa.v1.ApplicationStatusB\x04\xe2\x41\x01\x03\x12 \n\npayment_id\x18\x07 \x01(\tB\x0c\xe2\x41\x01\x03\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12(\n\x03\x66\x65\x65\x18\x08 \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bsubmit_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x64ue_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x64\x65\x63ide_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x15\n\x07overdue\x18\r \x01(\x08\x42\x04\xe2\x41\x01\x03\"\xa4\x03\n\x05\x45Visa\x12\x13\n\x0bvisa_number\x18\x01 \x01(\t\x12\x0f\n\x07surname\x18\x02 \x01(\t\x12\x13\n\x0bgiven_names\x18\x03 \x01(\t\x12(\n\rdate_of_birth\x18\x04 \x01(\x0b\x32\x11.google.type.Date\x12\x13\n\x0bnationality\x18\x05 \x01(\t\x12\x17\n\x0fpassport_number\x18\x06 \x01(\t\x12%\n\nvalid_from\x18\x07 \x01(\x0b\x32\x11.google.type.Date\x12&\n\x0bvalid_until\x18\x08 \x01(\x0b\x32\x11.google.type.Date\x12\x11\n\tstay_days\x18\t \x01(\x05\x12\x0f\n\x07\x65ntries\x18\n \x01(\x05\x12.\n\nissue_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11verification_code\x18\x0c \x01(\t\x12.\n\nentry_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x61pplication_number\x18\x0e \x01(\t\"\xa3\x01\n\rCountryPolicy\x12\x1b\n\x0c\x63ountry_code\x18\x01 \x01(\tB\x05\xe2\x41\x02\x02\x05\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x04rule\x18\x03 \x01(\x0e\x32\x19.asan.visa.v1.CountryRuleB\x04\xe2\x41\x01\x02\x12\x1b\n\x13visa_free_stay_days\x18\x04 \x01(\x05\x12\x15\n\x07version\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x03\"D\n\x07Holiday\x12%\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"O\n\x0fHolidayCalendar\x12\x13\n\x04year\x18\x01 \x01(\x05\x42\x05\xe2\x41\x02\x02\x05\x12\'\n\x08holidays\x18\x02 \x03(\x0b\x32\x15.asan.visa.v1.Holiday\"L\n\x0fVerificationKey\x12\x16\n\x0epublic_key_pem\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t\"h\n\x10VisaVerification\x12\x30\n\x06result\x18\x01 \x01(\x0e\x32 .asan.visa.v1.VerificationResult\x12\"\n\x05\x65visa\x18\x02 \x01(\x0b\x32\x13.asan.visa.v1.EVisa*D\n\x05Speed\x12\x15\n\x11SPEED_UNSPECIFIED\x10\x00\x12\x12\n\x0eSPEED_STANDARD\x10\x01\x12\x10\n\x0cSPEED_URGENT\x10\x02*C\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0e\n\nSEX_FEMALE\x10\x01\x12\x0c\n\x08SEX_MALE\x10\x02\x12\t\n\x05SEX_X\x10\x03*\x90\x01\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPURPOSE_TOURISM\x10\x01\x12\x14\n\x10PURPOSE_BUSINESS\x10\x02\x12\x19\n\x15PURPOSE_PRIVATE_VISIT\x10\x03\x12\x11\n\rPURPOSE_EVENT\x10\x04\x12\x13\n\x0fPURPOSE_MEDICAL\x10\x05*\xc2\x01\n\x11\x41pplicationStatus\x12\"\n\x1e\x41PPLICATION_STATUS_UNSPECIFIED\x10\x00\x12\'\n#APPLICATION_STATUS_AWAITING_PAYMENT\x10\x01\x12 \n\x1c\x41PPLICATION_STATUS_SUBMITTED\x10\x02\x12\x1e\n\x1a\x41PPLICATION_STATUS_DECIDED\x10\x03\x12\x1e\n\x1a\x41PPLICATION_STATUS_EXPIRED\x10\x04*Q\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x14\n\x10\x44\x45\x43ISION_REFUSED\x10\x02*\xe5\x01\n\rRefusalReason\x12\x1e\n\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18REFUSAL_REASON_WATCHLIST\x10\x01\x12#\n\x1fREFUSAL_REASON_INVALID_DOCUMENT\x10\x02\x12(\n$REFUSAL_REASON_IMMIGRATION_VIOLATION\x10\x03\x12\x1b\n\x17REFUSAL_REASON_SECURITY\x10\x04\x12*\n&REFUSAL_REASON_PURPOSE_NOT_ESTABLISHED\x10\x05*y\n\x0b\x43ountryRule\x12\x1c\n\x18\x43OUNTRY_RULE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OUNTRY_RULE_EVISA\x10\x01\x12\x1a\n\x16\x43OUNTRY_RULE_VISA_FREE\x10\x02\x12\x18\n\x14\x43OUNTRY_RULE_EMBASSY\x10\x03*\xee\x01\n\x12VerificationResult\x12#\n\x1fVERIFICATION_RESULT_UNSPECIFIED\x10\x00\x12\x1d\n\x19VERIFICATION_RESULT_VALID\x10\x01\x12%\n!VERIFICATION_RESULT_NOT_YET_VALID\x10\x02\x12\x1f\n\x1bVERIFICATION_RESULT_EXPIRED\x10\x03\x12&\n\"VERIFICATION_RESULT_WRONG_PASSPORT\x10\x04\x12$\n VERIFICATION_RESULT_ALREADY_USED\x10\x05\x42\x17\n\x13\x61z.gov.asan.visa.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,36 +37,100 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asan.visa.v1.visa_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023az.gov.asan.visa.v1P\001'
-  _globals['_SPEED']._serialized_start=1968
-  _globals['_SPEED']._serialized_end=2036
-  _globals['_SEX']._serialized_start=2038
-  _globals['_SEX']._serialized_end=2105
-  _globals['_PURPOSE']._serialized_start=2108
-  _globals['_PURPOSE']._serialized_end=2252
-  _globals['_APPLICATIONSTATUS']._serialized_start=2255
-  _globals['_APPLICATIONSTATUS']._serialized_end=2449
-  _globals['_DECISION']._serialized_start=2451
-  _globals['_DECISION']._serialized_end=2532
-  _globals['_REFUSALREASON']._serialized_start=2535
-  _globals['_REFUSALREASON']._serialized_end=2764
-  _globals['_COUNTRYRULE']._serialized_start=2766
-  _globals['_COUNTRYRULE']._serialized_end=2887
-  _globals['_VERIFICATIONRESULT']._serialized_start=2890
-  _globals['_VERIFICATIONRESULT']._serialized_end=3128
-  _globals['_APPLICANT']._serialized_start=127
-  _globals['_APPLICANT']._serialized_end=565
-  _globals['_APPLICATION']._serialized_start=568
-  _globals['_APPLICATION']._serialized_end=1086
-  _globals['_EVISA']._serialized_start=1089
-  _globals['_EVISA']._serialized_end=1509
-  _globals['_COUNTRYPOLICY']._serialized_start=1512
-  _globals['_COUNTRYPOLICY']._serialized_end=1650
-  _globals['_HOLIDAY']._serialized_start=1652
-  _globals['_HOLIDAY']._serialized_end=1708
-  _globals['_HOLIDAYCALENDAR']._serialized_start=1710
-  _globals['_HOLIDAYCALENDAR']._serialized_end=1782
-  _globals['_VERIFICATIONKEY']._serialized_start=1784
-  _globals['_VERIFICATIONKEY']._serialized_end=1860
-  _globals['_VISAVERIFICATION']._serialized_start=1862
-  _globals['_VISAVERIFICATION']._serialized_end=1966
+  _globals['_APPLICANT'].fields_by_name['surname']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['surname']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICANT'].fields_by_name['date_of_birth']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['date_of_birth']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICANT'].fields_by_name['sex']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['sex']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICANT'].fields_by_name['nationality']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['nationality']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICANT'].fields_by_name['passport_number']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['passport_number']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICANT'].fields_by_name['passport_expiry_date']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['passport_expiry_date']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICANT'].fields_by_name['email']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['email']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICANT'].fields_by_name['normalized_name']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['normalized_name']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICANT'].fields_by_name['decision']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['decision']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICANT'].fields_by_name['refusal_reason']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['refusal_reason']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICANT'].fields_by_name['decide_time']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['decide_time']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICANT'].fields_by_name['evisa']._loaded_options = None
+  _globals['_APPLICANT'].fields_by_name['evisa']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['application_number']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['application_number']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['applicants']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['applicants']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATION'].fields_by_name['arrival_date']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['arrival_date']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATION'].fields_by_name['purpose']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['purpose']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATION'].fields_by_name['speed']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['speed']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATION'].fields_by_name['status']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['status']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['payment_id']._serialized_options = b'\342A\001\003\342\214\317\327\010\002\010\001'
+  _globals['_APPLICATION'].fields_by_name['fee']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['fee']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['create_time']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['submit_time']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['submit_time']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['due_time']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['due_time']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['decide_time']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['decide_time']._serialized_options = b'\342A\001\003'
+  _globals['_APPLICATION'].fields_by_name['overdue']._loaded_options = None
+  _globals['_APPLICATION'].fields_by_name['overdue']._serialized_options = b'\342A\001\003'
+  _globals['_COUNTRYPOLICY'].fields_by_name['country_code']._loaded_options = None
+  _globals['_COUNTRYPOLICY'].fields_by_name['country_code']._serialized_options = b'\342A\002\002\005'
+  _globals['_COUNTRYPOLICY'].fields_by_name['name']._loaded_options = None
+  _globals['_COUNTRYPOLICY'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_COUNTRYPOLICY'].fields_by_name['rule']._loaded_options = None
+  _globals['_COUNTRYPOLICY'].fields_by_name['rule']._serialized_options = b'\342A\001\002'
+  _globals['_COUNTRYPOLICY'].fields_by_name['version']._loaded_options = None
+  _globals['_COUNTRYPOLICY'].fields_by_name['version']._serialized_options = b'\342A\001\003'
+  _globals['_HOLIDAY'].fields_by_name['date']._loaded_options = None
+  _globals['_HOLIDAY'].fields_by_name['date']._serialized_options = b'\342A\001\002'
+  _globals['_HOLIDAY'].fields_by_name['name']._loaded_options = None
+  _globals['_HOLIDAY'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_HOLIDAYCALENDAR'].fields_by_name['year']._loaded_options = None
+  _globals['_HOLIDAYCALENDAR'].fields_by_name['year']._serialized_options = b'\342A\002\002\005'
+  _globals['_SPEED']._serialized_start=2232
+  _globals['_SPEED']._serialized_end=2300
+  _globals['_SEX']._serialized_start=2302
+  _globals['_SEX']._serialized_end=2369
+  _globals['_PURPOSE']._serialized_start=2372
+  _globals['_PURPOSE']._serialized_end=2516
+  _globals['_APPLICATIONSTATUS']._serialized_start=2519
+  _globals['_APPLICATIONSTATUS']._serialized_end=2713
+  _globals['_DECISION']._serialized_start=2715
+  _globals['_DECISION']._serialized_end=2796
+  _globals['_REFUSALREASON']._serialized_start=2799
+  _globals['_REFUSALREASON']._serialized_end=3028
+  _globals['_COUNTRYRULE']._serialized_start=3030
+  _globals['_COUNTRYRULE']._serialized_end=3151
+  _globals['_VERIFICATIONRESULT']._serialized_start=3154
+  _globals['_VERIFICATIONRESULT']._serialized_end=3392
+  _globals['_APPLICANT']._serialized_start=189
+  _globals['_APPLICANT']._serialized_end=699
+  _globals['_APPLICATION']._serialized_start=702
+  _globals['_APPLICATION']._serialized_end=1306
+  _globals['_EVISA']._serialized_start=1309
+  _globals['_EVISA']._serialized_end=1729
+  _globals['_COUNTRYPOLICY']._serialized_start=1732
+  _globals['_COUNTRYPOLICY']._serialized_end=1895
+  _globals['_HOLIDAY']._serialized_start=1897
+  _globals['_HOLIDAY']._serialized_end=1965
+  _globals['_HOLIDAYCALENDAR']._serialized_start=1967
+  _globals['_HOLIDAYCALENDAR']._serialized_end=2046
+  _globals['_VERIFICATIONKEY']._serialized_start=2048
+  _globals['_VERIFICATIONKEY']._serialized_end=2124
+  _globals['_VISAVERIFICATION']._serialized_start=2126
+  _globals['_VISAVERIFICATION']._serialized_end=2230
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from asan.common.v1 import money_pb2 as _money_pb2
 from asan.visa.v1 import visa_pb2 as _visa_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
@@ -457,21 +458,34 @@ class UpdateCountryPolicyRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     @_builtins.property
     def policy(self) -> _visa_pb2.CountryPolicy:
-        """The new rule: `country_code`, `name`, `rule` and, for visa-free, the stay."""
+        """The new rule: `country_code`, `name`, `rule` and, for visa-free, the stay.
+        With an `update_mask`, only `country_code` and the fields it names are read.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of `policy` to change: `name`, `rule`, `visa_free_stay_days`
+        (`country_code` names the policy, `version` is the service's; both change
+        nothing). Empty or "*": the whole policy is replaced, and every required
+        field must be given. A path that is no field of CountryPolicy is
+        INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         policy: _visa_pb2.CountryPolicy | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -507,21 +521,29 @@ class UpdateHolidayCalendarRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CALENDAR_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     @_builtins.property
     def calendar(self) -> _visa_pb2.HolidayCalendar:
         """The year and all its holidays; replaces what the year had."""
 
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of `calendar` to change: only `holidays` can (`year` names the
+        calendar). Empty or "*" mean the same. Any other path is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         calendar: _visa_pb2.HolidayCalendar | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -141,7 +141,9 @@ class VisaServiceServicer:
     def GetApplicationStatus(self, request, context):
         """An application as its applicant sees it, by application number plus the
         passport number of one of its applicants. No token needed; a wrong pair
-        answers NOT_FOUND.
+        answers NOT_FOUND. Over HTTP a POST with the passport number in the body
+        (AIP-136 custom method), so that it stays out of URLs and the logs that
+        keep them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,7 +151,8 @@ class VisaServiceServicer:
 
     def GetEVisaDocument(self, request, context):
         """The e-visa document of one approved applicant as a PDF with its QR code. No
-        token needed: by application number plus that applicant's passport number.
+        token needed: by application number plus that applicant's passport number,
+        which over HTTP travels in the body of a POST, never in the URL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -224,7 +227,9 @@ class VisaServiceServicer:
 
     def UpdateCountryPolicy(self, request, context):
         """Changes the rule of one nationality: a new version of the table. Admins.
-        Idempotent by `request_id`.
+        Idempotent by `request_id`. With an `update_mask`, only the fields it names
+        change (AIP-134); over HTTP, a PATCH without one changes the fields its body
+        holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -239,6 +244,7 @@ class VisaServiceServicer:
 
     def UpdateHolidayCalendar(self, request, context):
         """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+        The holidays are the one field to update (`update_mask` "holidays", or none).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

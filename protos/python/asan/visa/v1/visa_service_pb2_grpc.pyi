@@ -49,11 +49,14 @@ class VisaServiceStub:
     GetApplicationStatus: _grpc.UnaryUnaryMultiCallable[_visa_service_pb2.GetApplicationStatusRequest, _visa_pb2.Application]
     """An application as its applicant sees it, by application number plus the
     passport number of one of its applicants. No token needed; a wrong pair
-    answers NOT_FOUND.
+    answers NOT_FOUND. Over HTTP a POST with the passport number in the body
+    (AIP-136 custom method), so that it stays out of URLs and the logs that
+    keep them.
     """
     GetEVisaDocument: _grpc.UnaryUnaryMultiCallable[_visa_service_pb2.GetEVisaDocumentRequest, _httpbody_pb2.HttpBody]
     """The e-visa document of one approved applicant as a PDF with its QR code. No
-    token needed: by application number plus that applicant's passport number.
+    token needed: by application number plus that applicant's passport number,
+    which over HTTP travels in the body of a POST, never in the URL.
     """
     GetApplication: _grpc.UnaryUnaryMultiCallable[_visa_service_pb2.GetApplicationRequest, _visa_pb2.Application]
     """One application, for officers."""
@@ -83,12 +86,16 @@ class VisaServiceStub:
     """The current country table, by country code. No token needed."""
     UpdateCountryPolicy: _grpc.UnaryUnaryMultiCallable[_visa_service_pb2.UpdateCountryPolicyRequest, _visa_pb2.CountryPolicy]
     """Changes the rule of one nationality: a new version of the table. Admins.
-    Idempotent by `request_id`.
+    Idempotent by `request_id`. With an `update_mask`, only the fields it names
+    change (AIP-134); over HTTP, a PATCH without one changes the fields its body
+    holds.
     """
     GetHolidayCalendar: _grpc.UnaryUnaryMultiCallable[_visa_service_pb2.GetHolidayCalendarRequest, _visa_pb2.HolidayCalendar]
     """The public holidays of one year. No token needed."""
     UpdateHolidayCalendar: _grpc.UnaryUnaryMultiCallable[_visa_service_pb2.UpdateHolidayCalendarRequest, _visa_pb2.HolidayCalendar]
-    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`."""
+    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+    The holidays are the one field to update (`update_mask` "holidays", or none).
+    """
 
 @_typing.type_check_only
 class VisaServiceAsyncStub(VisaServiceStub):
@@ -109,11 +116,14 @@ class VisaServiceAsyncStub(VisaServiceStub):
     GetApplicationStatus: _aio.UnaryUnaryMultiCallable[_visa_service_pb2.GetApplicationStatusRequest, _visa_pb2.Application]  # type: ignore[assignment]
     """An application as its applicant sees it, by application number plus the
     passport number of one of its applicants. No token needed; a wrong pair
-    answers NOT_FOUND.
+    answers NOT_FOUND. Over HTTP a POST with the passport number in the body
+    (AIP-136 custom method), so that it stays out of URLs and the logs that
+    keep them.
     """
     GetEVisaDocument: _aio.UnaryUnaryMultiCallable[_visa_service_pb2.GetEVisaDocumentRequest, _httpbody_pb2.HttpBody]  # type: ignore[assignment]
     """The e-visa document of one approved applicant as a PDF with its QR code. No
-    token needed: by application number plus that applicant's passport number.
+    token needed: by application number plus that applicant's passport number,
+    which over HTTP travels in the body of a POST, never in the URL.
     """
     GetApplication: _aio.UnaryUnaryMultiCallable[_visa_service_pb2.GetApplicationRequest, _visa_pb2.Application]  # type: ignore[assignment]
     """One application, for officers."""
@@ -143,12 +153,16 @@ class VisaServiceAsyncStub(VisaServiceStub):
     """The current country table, by country code. No token needed."""
     UpdateCountryPolicy: _aio.UnaryUnaryMultiCallable[_visa_service_pb2.UpdateCountryPolicyRequest, _visa_pb2.CountryPolicy]  # type: ignore[assignment]
     """Changes the rule of one nationality: a new version of the table. Admins.
-    Idempotent by `request_id`.
+    Idempotent by `request_id`. With an `update_mask`, only the fields it names
+    change (AIP-134); over HTTP, a PATCH without one changes the fields its body
+    holds.
     """
     GetHolidayCalendar: _aio.UnaryUnaryMultiCallable[_visa_service_pb2.GetHolidayCalendarRequest, _visa_pb2.HolidayCalendar]  # type: ignore[assignment]
     """The public holidays of one year. No token needed."""
     UpdateHolidayCalendar: _aio.UnaryUnaryMultiCallable[_visa_service_pb2.UpdateHolidayCalendarRequest, _visa_pb2.HolidayCalendar]  # type: ignore[assignment]
-    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`."""
+    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+    The holidays are the one field to update (`update_mask` "holidays", or none).
+    """
 
 class VisaServiceServicer(metaclass=_abc_1.ABCMeta):
     """ASAN Viza: electronic visas for foreign nationals, from application to the border.
@@ -178,7 +192,9 @@ class VisaServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_visa_pb2.Application, _abc.Awaitable[_visa_pb2.Application]]:
         """An application as its applicant sees it, by application number plus the
         passport number of one of its applicants. No token needed; a wrong pair
-        answers NOT_FOUND.
+        answers NOT_FOUND. Over HTTP a POST with the passport number in the body
+        (AIP-136 custom method), so that it stays out of URLs and the logs that
+        keep them.
         """
 
     @_abc_1.abstractmethod
@@ -188,7 +204,8 @@ class VisaServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_httpbody_pb2.HttpBody, _abc.Awaitable[_httpbody_pb2.HttpBody]]:
         """The e-visa document of one approved applicant as a PDF with its QR code. No
-        token needed: by application number plus that applicant's passport number.
+        token needed: by application number plus that applicant's passport number,
+        which over HTTP travels in the body of a POST, never in the URL.
         """
 
     @_abc_1.abstractmethod
@@ -278,7 +295,9 @@ class VisaServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_visa_pb2.CountryPolicy, _abc.Awaitable[_visa_pb2.CountryPolicy]]:
         """Changes the rule of one nationality: a new version of the table. Admins.
-        Idempotent by `request_id`.
+        Idempotent by `request_id`. With an `update_mask`, only the fields it names
+        change (AIP-134); over HTTP, a PATCH without one changes the fields its body
+        holds.
         """
 
     @_abc_1.abstractmethod
@@ -295,6 +314,8 @@ class VisaServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _visa_service_pb2.UpdateHolidayCalendarRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_visa_pb2.HolidayCalendar, _abc.Awaitable[_visa_pb2.HolidayCalendar]]:
-        """Replaces the public holidays of one year. Admins. Idempotent by `request_id`."""
+        """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+        The holidays are the one field to update (`update_mask` "holidays", or none).
+        """
 
 def add_VisaServiceServicer_to_server(servicer: VisaServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
