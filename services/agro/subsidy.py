@@ -35,6 +35,10 @@ class Crop(enum.StrEnum):
     SUGAR_BEET = "SUGAR_BEET"
 
 
+# Sown once for several years: declared in the autumn or spring window only.
+PERENNIAL_CROPS = frozenset({Crop.ALFALFA})
+
+
 class Condition(enum.StrEnum):
     """When a row of the coefficient table applies."""
 
