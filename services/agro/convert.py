@@ -26,7 +26,7 @@ def farmer(row: FarmerRow) -> agro_pb2.Farmer:
         cooperative_voen=row.cooperative_voen or "",
         member_count=row.member_count,
         iban=row.iban,
-        input_card_token=row.input_card_token,
+        input_card_reference=row.input_card_reference,
         register_time=timestamp(row.registered_at),
     )
 

@@ -15,7 +15,13 @@ from asan.agro.v1 import agro_pb2, events_pb2
 from services.agro import access, convert, queries
 from services.agro import subsidy as rules
 from services.agro.conditions import missing_conditions
-from services.agro.geometry import OVERLAP_TOLERANCE_SQUARE_METRES, area_outside, overlap_area, read_contour
+from services.agro.geometry import (
+    OVERLAP_TOLERANCE_SQUARE_METRES,
+    area_outside,
+    lon_cell,
+    overlap_area,
+    read_contour,
+)
 from services.agro.numbers import declaration_number_for
 from services.agro.requests import NewDeclaration
 from services.agro.tables import DeclarationRow, FarmerRow, ParcelRow, runtime_tables
@@ -171,6 +177,7 @@ def declare(
         min_lat=min_lat,
         max_lon=max_lon,
         max_lat=max_lat,
+        lon_cell=lon_cell(min_lon),
         modern_irrigation=new.modern_irrigation,
         analysis_reference=new.analysis_reference,
         insurance_reference=new.insurance_reference,

@@ -9,6 +9,7 @@ intersection of each candidate here.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import shapely
@@ -27,6 +28,14 @@ MAX_VERTICES = 2_000
 MAX_GEOJSON_CHARACTERS = 200_000
 # Overlaps up to this area are slivers of two surveys of one boundary, not double claims.
 OVERLAP_TOLERANCE_SQUARE_METRES = 50
+
+
+# Columns of longitude a declaration's box is filed under (by its western edge), for the search.
+CELLS_PER_DEGREE = 100
+
+
+def lon_cell(longitude: float) -> int:
+    return math.floor(longitude * CELLS_PER_DEGREE)
 
 
 class ContourError(ValueError):

@@ -9,7 +9,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.agro.geometry import MAX_EXTENT_DEGREES
+from services.agro.geometry import MAX_EXTENT_DEGREES, lon_cell
 from services.agro.subsidy import Coefficient, Condition, Crop, Tier
 from services.agro.tables import (
     CoefficientRow,
@@ -111,14 +111,18 @@ class Box:
 
 
 def overlap_candidates(session: Session, season_year: int, campaign: str, box: Box) -> list[DeclarationRow]:
-    """The window's standing declarations whose bounding boxes meet `box`. The index on
-    (season_year, campaign, min_lon) narrows to a strip: a box that meets `box` starts at most
-    MAX_EXTENT_DEGREES west of it."""
+    """The window's standing declarations whose bounding boxes meet `box`. A box that meets it
+    starts at most MAX_EXTENT_DEGREES west and south of it: the index on (season_year,
+    campaign, lon_cell, min_lat) is read in those few columns, each over that latitude range."""
+    columns = range(lon_cell(box.min_lon - MAX_EXTENT_DEGREES), lon_cell(box.max_lon) + 1)
     return list(
         session.scalars(
             select(DeclarationRow).where(
                 DeclarationRow.season_year == season_year,
                 DeclarationRow.campaign == campaign,
+                DeclarationRow.lon_cell.in_(list(columns)),
+                DeclarationRow.min_lat >= box.min_lat - MAX_EXTENT_DEGREES,
+                DeclarationRow.min_lat <= box.max_lat,
                 DeclarationRow.min_lon >= box.min_lon - MAX_EXTENT_DEGREES,
                 DeclarationRow.min_lon <= box.max_lon,
                 DeclarationRow.max_lon >= box.min_lon,

@@ -32,7 +32,7 @@ def register_farmer(session: Session, fin: str, new: NewFarmer, now: datetime) -
         cooperative_voen=new.cooperative_voen,
         member_count=new.member_count,
         iban=new.iban,
-        input_card_token=new.input_card_token,
+        input_card_reference=new.input_card_reference,
         registered_at=now,
     )
     session.add(row)

@@ -30,7 +30,7 @@ class NewFarmer:
     cooperative_voen: str | None
     member_count: int
     iban: str
-    input_card_token: str
+    input_card_reference: str
 
 
 def new_farmer(request: agro_service_pb2.RegisterFarmerRequest, violations: Violations) -> NewFarmer:
@@ -73,9 +73,9 @@ def new_farmer(request: agro_service_pb2.RegisterFarmerRequest, violations: Viol
         "FORMAT",
     )
     violations.check(
-        0 < len(f.input_card_token) <= 100,
-        "farmer.input_card_token",
-        "Required: the bank's token of your agrarian card (never the card number).",
+        0 < len(f.input_card_reference) <= 100,
+        "farmer.input_card_reference",
+        "Required: the bank's reference of your agrarian card (never the card number).",
         "REQUIRED",
     )
     return NewFarmer(
@@ -84,7 +84,7 @@ def new_farmer(request: agro_service_pb2.RegisterFarmerRequest, violations: Viol
         cooperative_voen=f.cooperative_voen or None,
         member_count=f.member_count,
         iban=f.iban,
-        input_card_token=f.input_card_token,
+        input_card_reference=f.input_card_reference,
     )
 
 

@@ -30,7 +30,7 @@ class FarmerRow(Base):
     cooperative_voen: Mapped[str | None] = mapped_column(String(10))
     member_count: Mapped[int] = mapped_column(Integer, default=0)
     iban: Mapped[str] = mapped_column(String(28))
-    input_card_token: Mapped[str] = mapped_column(String(100))
+    input_card_reference: Mapped[str] = mapped_column(String(100))
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -77,7 +77,7 @@ class DeclarationRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
     farmer_fin: Mapped[str] = mapped_column(ForeignKey("farmers.fin"))
-    parcel_id: Mapped[str] = mapped_column(ForeignKey("parcels.id"), index=True)
+    parcel_id: Mapped[str] = mapped_column(ForeignKey("parcels.id"))
     district: Mapped[str] = mapped_column(String(30))
     crop: Mapped[str] = mapped_column(String(20))
     season_year: Mapped[int] = mapped_column(Integer)
@@ -89,6 +89,8 @@ class DeclarationRow(Base):
     min_lat: Mapped[float] = mapped_column(Float)
     max_lon: Mapped[float] = mapped_column(Float)
     max_lat: Mapped[float] = mapped_column(Float)
+    # The 0.01° column of longitude the box starts in (geometry.lon_cell), for the index.
+    lon_cell: Mapped[int] = mapped_column(Integer)
     modern_irrigation: Mapped[bool] = mapped_column(Boolean)
     analysis_reference: Mapped[str] = mapped_column(String(60))
     insurance_reference: Mapped[str] = mapped_column(String(60))
@@ -103,9 +105,11 @@ class DeclarationRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
-        # Overlap candidates: a window's declarations in a strip of longitude (geometry.py bounds
-        # a contour's extent, so the strip is narrow).
-        Index("ix_declarations_window_lon", "season_year", "campaign", "min_lon"),
+        # Overlap candidates: a window's declarations starting in a few 0.01° columns of
+        # longitude, and in each a range of latitude (geometry.py bounds a contour's extent).
+        Index("ix_declarations_window_cell", "season_year", "campaign", "lon_cell", "min_lat"),
+        # What is declared on a parcel in a window (the eligible area left).
+        Index("ix_declarations_parcel_window", "parcel_id", "season_year", "campaign"),
         Index("ix_declarations_farmer", "farmer_fin", "declared_at", "id"),
         Index("ix_declarations_queue", "district", "declared_at", "id"),
     )

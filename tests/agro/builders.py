@@ -77,7 +77,7 @@ def farmer(
         "kind": kind,
         "display_name": "Əli Məmmədov",
         "iban": IBAN,
-        "input_card_token": "tok_aqrar_0001",
+        "input_card_reference": "AQRAR-0001",
     }
     if kind == agro_pb2.FARMER_KIND_COOPERATIVE:
         values |= {

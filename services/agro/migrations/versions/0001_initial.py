@@ -69,7 +69,7 @@ def upgrade() -> None:
         sa.Column("cooperative_voen", sa.String(10), nullable=True),
         sa.Column("member_count", sa.Integer(), nullable=False),
         sa.Column("iban", sa.String(28), nullable=False),
-        sa.Column("input_card_token", sa.String(100), nullable=False),
+        sa.Column("input_card_reference", sa.String(100), nullable=False),
         sa.Column("registered_at", Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("fin", name=op.f("pk_farmers")),
     )
@@ -123,6 +123,7 @@ def upgrade() -> None:
         sa.Column("min_lat", sa.Float(), nullable=False),
         sa.Column("max_lon", sa.Float(), nullable=False),
         sa.Column("max_lat", sa.Float(), nullable=False),
+        sa.Column("lon_cell", sa.Integer(), nullable=False),
         sa.Column("modern_irrigation", sa.Boolean(), nullable=False),
         sa.Column("analysis_reference", sa.String(60), nullable=False),
         sa.Column("insurance_reference", sa.String(60), nullable=False),
@@ -143,8 +144,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_declarations")),
         sa.UniqueConstraint("number", name=op.f("uq_declarations_number")),
     )
-    op.create_index(op.f("ix_declarations_parcel_id"), "declarations", ["parcel_id"])
-    op.create_index("ix_declarations_window_lon", "declarations", ["season_year", "campaign", "min_lon"])
+    op.create_index("ix_declarations_parcel_window", "declarations", ["parcel_id", "season_year", "campaign"])
+    op.create_index(
+        "ix_declarations_window_cell", "declarations", ["season_year", "campaign", "lon_cell", "min_lat"]
+    )
     op.create_index("ix_declarations_farmer", "declarations", ["farmer_fin", "declared_at", "id"])
     op.create_index("ix_declarations_queue", "declarations", ["district", "declared_at", "id"])
     op.create_table(

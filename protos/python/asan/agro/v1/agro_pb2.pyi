@@ -182,7 +182,7 @@ class Farmer(_message.Message):
     COOPERATIVE_VOEN_FIELD_NUMBER: _builtins.int
     MEMBER_COUNT_FIELD_NUMBER: _builtins.int
     IBAN_FIELD_NUMBER: _builtins.int
-    INPUT_CARD_TOKEN_FIELD_NUMBER: _builtins.int
+    INPUT_CARD_REFERENCE_FIELD_NUMBER: _builtins.int
     REGISTER_TIME_FIELD_NUMBER: _builtins.int
     fin: _builtins.str
     """The farmer's FIN (from ASAN Login)."""
@@ -196,8 +196,8 @@ class Farmer(_message.Message):
     """A cooperative's number of members; 0 for an individual."""
     iban: _builtins.str
     """Bank account for the cash quarter: an Azerbaijani IBAN, 28 characters."""
-    input_card_token: _builtins.str
-    """The issuing bank's token of the farmer's agrarian card, which receives the
+    input_card_reference: _builtins.str
+    """The issuing bank's reference of the farmer's agrarian card, which receives the
     restricted three quarters; the card number itself is never sent here.
     """
     @_builtins.property
@@ -213,12 +213,12 @@ class Farmer(_message.Message):
         cooperative_voen: _builtins.str = ...,
         member_count: _builtins.int = ...,
         iban: _builtins.str = ...,
-        input_card_token: _builtins.str = ...,
+        input_card_reference: _builtins.str = ...,
         register_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["register_time", b"register_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cooperative_voen", b"cooperative_voen", "display_name", b"display_name", "fin", b"fin", "iban", b"iban", "input_card_token", b"input_card_token", "kind", b"kind", "member_count", b"member_count", "register_time", b"register_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cooperative_voen", b"cooperative_voen", "display_name", b"display_name", "fin", b"fin", "iban", b"iban", "input_card_reference", b"input_card_reference", "kind", b"kind", "member_count", b"member_count", "register_time", b"register_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
