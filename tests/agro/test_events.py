@@ -115,7 +115,8 @@ async def test_registration_declaration_and_approval_reach_a_consumer_once(
             ("SubsidyApproved", number),
         ]
         wait_until(lambda: len(consumer.received()) >= 3, timeout=30, what="three agro events applied")
-        assert consumer.received() == expected
+        # Each event type has its own queue: their order between queues is the broker's.
+        assert sorted(consumer.received()) == sorted(expected)
     finally:
         if amqp_uri != "memory://":
             delete_broker_entities(amqp_uri, events_consumer.queue_names(consumer.name), [])
