@@ -3,6 +3,7 @@ checked at declaration time, the quote, officers' review and what each caller ma
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import grpc
@@ -457,3 +458,29 @@ async def test_the_open_window_is_announced_once(agro: RunningService) -> None:
     )
     [opened] = outbox_events(agro, events_pb2.DeclarationWindowOpened)
     assert (opened.season_year, opened.campaign) == (2026, agro_pb2.CAMPAIGN_AUTUMN)
+
+
+async def test_two_overlapping_declarations_made_at_once_are_one_accepted_one_refused(
+    agro: RunningService,
+) -> None:
+    await register(agro)
+    await register(agro, NEIGHBOUR_FIN)
+    mine = await mapped_parcel(agro, contour=square(LON, LAT, 0.01))
+    theirs = await mapped_parcel(agro, NEIGHBOUR_FIN, contour=square(LON + 0.005, LAT, 0.01))
+
+    outcomes = await asyncio.gather(
+        declare(agro, declaration(mine, square(LON + 0.004, LAT, 0.004))),
+        declare(agro, declaration(theirs, square(LON + 0.006, LAT, 0.004)), NEIGHBOUR_FIN),
+        return_exceptions=True,
+    )
+
+    accepted = [o for o in outcomes if isinstance(o, agro_pb2.Declaration)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(accepted) == 1 and len(refused) == 1, outcomes
+    assert (await rejected(_raise(refused[0]))).reason == "DECLARATION_OVERLAP"
+    metrics = agro.metrics_text()
+    assert 'asan_agro_declarations_total{crop="BARLEY",season="2026-AUTUMN"} 1.0' in metrics
+
+
+async def _raise(error: BaseException) -> None:
+    raise error
