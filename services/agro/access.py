@@ -60,6 +60,11 @@ def ensure_farmer(principal: Principal) -> str:
     return principal.fin
 
 
+def ensure_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise PermissionDenied(message="Only admins change the coefficient tables.", reason="ADMIN_ONLY")
+
+
 def may_see(principal: Principal, farmer_fin: str, district: str | None) -> bool:
     """The farmer themselves, or an officer whose reach takes in the district (any district for
     a farmer record, which has none)."""

@@ -66,6 +66,27 @@ def coefficient_table(session: Session, season_year: int) -> tuple[int, list[Coe
     return version, [_coefficient(row) for row in rows]
 
 
+def add_coefficient_version(session: Session, season_year: int, rows: list[Coefficient]) -> int:
+    """Saves `rows` as the season's next version; returns its number."""
+    current = session.scalar(
+        select(func.max(CoefficientRow.version)).where(CoefficientRow.season_year == season_year)
+    )
+    version = (current or 0) + 1
+    session.add_all(
+        CoefficientRow(
+            season_year=season_year,
+            version=version,
+            crop=row.crop.value,
+            condition=row.condition.value,
+            tiers=",".join(f"{t.from_hectares}:{t.hundredths}" for t in row.tiers),
+            per_tonne=row.per_tonne,
+        )
+        for row in rows
+    )
+    session.flush()
+    return version
+
+
 def _coefficient(row: CoefficientRow) -> Coefficient:
     tiers = tuple(
         Tier(int(start), int(hundredths))

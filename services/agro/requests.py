@@ -3,13 +3,14 @@ and adds one field violation per bad field, named by its path in the request."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2
 from services.agro.accounts import is_azerbaijani_iban
 from services.agro.geometry import Contour, ContourError, read_contour
-from services.agro.subsidy import Crop
+from services.agro.subsidy import Coefficient, Condition, Crop, Tier
 from services.runtime.enums import stored_name
 from services.runtime.identifiers import is_voen
 from services.runtime.validation import Violations, check_request_id
@@ -232,6 +233,65 @@ def status_filter(request: agro_service_pb2.ListDeclarationsRequest, violations:
         "status",
         description=ANY_VALUE,
     )
+
+
+MAX_HUNDREDTHS = 1_000
+MAX_TIERS = 5
+
+
+def coefficient_table(
+    request: agro_service_pb2.UpdateCoefficientTableRequest, violations: Violations
+) -> list[Coefficient]:
+    """The table's rows; raises with every bad field, since a bad row leaves no table to save."""
+    check_request_id(violations, request.request_id)
+    check_season_year(violations, request.table.season_year, "table.season_year")
+    rows: list[Coefficient] = []
+    seen: set[tuple[str, str]] = set()
+    violations.check(
+        bool(request.table.coefficients), "table.coefficients", "Required: the rows.", "REQUIRED"
+    )
+    for index, row in enumerate(request.table.coefficients):
+        path = f"table.coefficients[{index}]"
+        crop = stored_name(agro_pb2.Crop, row.crop, "CROP_", violations, f"{path}.crop")
+        if crop is None and not violations.has(f"{path}.crop"):
+            violations.add(f"{path}.crop", "Required: the crop.", "REQUIRED")
+        condition = row.condition if row.condition in Condition.__members__ else None
+        violations.check(
+            condition is not None,
+            f"{path}.condition",
+            f"Must be one of {', '.join(Condition)}.",
+            "OUT_OF_RANGE",
+        )
+        if (
+            crop
+            and condition
+            and not violations.check(
+                (crop, condition) not in seen,
+                f"{path}",
+                "This crop and condition are given twice.",
+                "DUPLICATE",
+            )
+        ):
+            continue
+        tiers = tuple(Tier(t.from_hectares, t.coefficient_hundredths) for t in row.tiers)
+        if row.per_tonne:
+            violations.check(not tiers, f"{path}.tiers", "A crop paid per tonne has no tiers.", "PER_TONNE")
+        else:
+            violations.check(
+                1 <= len(tiers) <= MAX_TIERS
+                and tiers[0].from_hectares == 0
+                and all(a.from_hectares < b.from_hectares for a, b in itertools.pairwise(tiers))
+                and all(0 < t.hundredths <= MAX_HUNDREDTHS for t in tiers),
+                f"{path}.tiers",
+                f"1 to {MAX_TIERS} tiers, the first from 0 ha, each from more hectares than the one before, "
+                f"coefficients 1 to {MAX_HUNDREDTHS} hundredths.",
+                "TIERS",
+            )
+        if crop and condition:
+            seen.add((crop, condition))
+            rows.append(Coefficient(Crop(crop), Condition(condition), tiers, row.per_tonne))
+    violations.raise_if_any()
+    return rows
 
 
 def check_season_year(violations: Violations, year: int, field: str = "season_year") -> None:

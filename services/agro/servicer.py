@@ -292,6 +292,21 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
             )
         return convert.coefficient_table(request.season_year, version, rows)
 
+    async def UpdateCoefficientTable(
+        self, request: agro_service_pb2.UpdateCoefficientTableRequest, context: Context
+    ) -> agro_pb2.CoefficientTable:
+        principal = require_principal()
+        access.ensure_admin(principal)
+        rows = requests.coefficient_table(request, Violations())
+        year = request.table.season_year
+        key = idempotency_key(request, principal)
+
+        def replace(session: Session) -> agro_pb2.CoefficientTable:
+            version = queries.add_coefficient_version(session, year, rows)
+            return convert.coefficient_table(year, version, queries.coefficient_table(session, year)[1])
+
+        return await self.idempotency.run(self.database, key, agro_pb2.CoefficientTable, replace)
+
     async def GetSowingWindow(
         self, request: agro_service_pb2.GetSowingWindowRequest, context: Context
     ) -> agro_pb2.SowingWindow:

@@ -66,6 +66,10 @@ def district_officer(district: str = DISTRICT) -> Auth:
     return bearer("officer", f"ktn-{district.lower()}-1", f"KTN_{district}")
 
 
+def admin_auth() -> Auth:
+    return bearer("admin", "ops-admin-1")
+
+
 def ministry_officer() -> Auth:
     return bearer("officer", "ktn-baku-1", "KTN")
 

@@ -19,6 +19,7 @@ from tests.agro.builders import (
     LAT,
     LON,
     NEIGHBOUR_FIN,
+    admin_auth,
     agro_service,
     declaration,
     declare,
@@ -484,3 +485,53 @@ async def test_two_overlapping_declarations_made_at_once_are_one_accepted_one_re
 
 async def _raise(error: BaseException) -> None:
     raise error
+
+
+async def test_an_admin_replaces_a_seasons_coefficients_with_a_new_version(agro: RunningService) -> None:
+    table = agro_pb2.CoefficientTable(
+        season_year=2027,
+        coefficients=[
+            agro_pb2.Coefficient(
+                crop=agro_pb2.CROP_WHEAT,
+                condition="ANY",
+                tiers=[
+                    agro_pb2.CoefficientTier(from_hectares=0, coefficient_hundredths=110),
+                    agro_pb2.CoefficientTier(from_hectares=30, coefficient_hundredths=90),
+                ],
+            ),
+            agro_pb2.Coefficient(crop=agro_pb2.CROP_COTTON, condition="ANY", per_tonne=True),
+        ],
+    )
+    request = agro_service_pb2.UpdateCoefficientTableRequest(request_id=new_request_id(), table=table)
+    admin = admin_auth()
+
+    saved = await stub(agro).UpdateCoefficientTable(request, metadata=admin)
+    read = await stub(agro).GetCoefficientTable(agro_service_pb2.GetCoefficientTableRequest(season_year=2027))
+
+    assert saved == read and saved.version == 2
+    assert [(c.crop, [t.coefficient_hundredths for t in c.tiers]) for c in read.coefficients] == [
+        (agro_pb2.CROP_COTTON, []),
+        (agro_pb2.CROP_WHEAT, [110, 90]),
+    ]
+    officer_tries = await rejected(stub(agro).UpdateCoefficientTable(request, metadata=ministry_officer()))
+    assert officer_tries.reason == "ADMIN_ONLY"
+
+
+async def test_a_coefficient_table_with_bad_tiers_names_each_row(agro: RunningService) -> None:
+    table = agro_pb2.CoefficientTable(
+        season_year=2027,
+        coefficients=[
+            agro_pb2.Coefficient(
+                crop=agro_pb2.CROP_WHEAT, condition="ANY", tiers=[agro_pb2.CoefficientTier(from_hectares=5)]
+            ),
+            agro_pb2.Coefficient(crop=agro_pb2.CROP_RICE, condition="SOMETIMES", tiers=[]),
+        ],
+    )
+    request = agro_service_pb2.UpdateCoefficientTableRequest(request_id=new_request_id(), table=table)
+    rejection = await rejected(stub(agro).UpdateCoefficientTable(request, metadata=admin_auth()))
+
+    assert rejection.violations == {
+        "table.coefficients[0].tiers": "TIERS",
+        "table.coefficients[1].condition": "OUT_OF_RANGE",
+        "table.coefficients[1].tiers": "TIERS",
+    }

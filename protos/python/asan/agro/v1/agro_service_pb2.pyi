@@ -450,6 +450,36 @@ class GetCoefficientTableRequest(_message.Message):
 Global___GetCoefficientTableRequest: _TypeAlias = GetCoefficientTableRequest  # noqa: Y015
 
 @_typing.final
+class UpdateCoefficientTableRequest(_message.Message):
+    """Request of UpdateCoefficientTable."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TABLE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen UUID; a retry with the same id returns the first result."""
+    @_builtins.property
+    def table(self) -> _agro_pb2.CoefficientTable:
+        """The whole table of the season: `season_year` and `coefficients` (`version` and
+        `base_per_hectare` are output only).
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        table: _agro_pb2.CoefficientTable | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["table", b"table"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "table", b"table"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateCoefficientTableRequest: _TypeAlias = UpdateCoefficientTableRequest  # noqa: Y015
+
+@_typing.final
 class GetSowingWindowRequest(_message.Message):
     """Request of GetSowingWindow."""
 

@@ -109,6 +109,11 @@ class AgroServiceStub:
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetCoefficientTableRequest.SerializeToString,
                 response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.CoefficientTable.FromString,
                 _registered_method=True)
+        self.UpdateCoefficientTable = channel.unary_unary(
+                '/asan.agro.v1.AgroService/UpdateCoefficientTable',
+                request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.UpdateCoefficientTableRequest.SerializeToString,
+                response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.CoefficientTable.FromString,
+                _registered_method=True)
         self.GetSowingWindow = channel.unary_unary(
                 '/asan.agro.v1.AgroService/GetSowingWindow',
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetSowingWindowRequest.SerializeToString,
@@ -231,6 +236,15 @@ class AgroServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCoefficientTable(self, request, context):
+        """Replaces a season's coefficient table with a new version: quotes and declarations use it
+        from now on, monitoring recomputes with it; the old version stays on record. Admins.
+        Idempotent by `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSowingWindow(self, request, context):
         """The sowing window open today, or the next one. No token needed.
         """
@@ -317,6 +331,11 @@ def add_AgroServiceServicer_to_server(servicer, server):
             'GetCoefficientTable': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCoefficientTable,
                     request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetCoefficientTableRequest.FromString,
+                    response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.CoefficientTable.SerializeToString,
+            ),
+            'UpdateCoefficientTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCoefficientTable,
+                    request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.UpdateCoefficientTableRequest.FromString,
                     response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.CoefficientTable.SerializeToString,
             ),
             'GetSowingWindow': grpc.unary_unary_rpc_method_handler(
@@ -711,6 +730,33 @@ class AgroService:
             target,
             '/asan.agro.v1.AgroService/GetCoefficientTable',
             asan_dot_agro_dot_v1_dot_agro__service__pb2.GetCoefficientTableRequest.SerializeToString,
+            asan_dot_agro_dot_v1_dot_agro__pb2.CoefficientTable.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCoefficientTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.agro.v1.AgroService/UpdateCoefficientTable',
+            asan_dot_agro_dot_v1_dot_agro__service__pb2.UpdateCoefficientTableRequest.SerializeToString,
             asan_dot_agro_dot_v1_dot_agro__pb2.CoefficientTable.FromString,
             options,
             channel_credentials,

@@ -75,6 +75,11 @@ class AgroServiceStub:
     """Rejects a declaration with a reason. Officers. Idempotent by `request_id`."""
     GetCoefficientTable: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetCoefficientTableRequest, _agro_pb2.CoefficientTable]
     """A season's coefficient table. No token needed."""
+    UpdateCoefficientTable: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.UpdateCoefficientTableRequest, _agro_pb2.CoefficientTable]
+    """Replaces a season's coefficient table with a new version: quotes and declarations use it
+    from now on, monitoring recomputes with it; the old version stays on record. Admins.
+    Idempotent by `request_id`.
+    """
     GetSowingWindow: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetSowingWindowRequest, _agro_pb2.SowingWindow]
     """The sowing window open today, or the next one. No token needed."""
     ListSeasonAggregates: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.ListSeasonAggregatesRequest, _agro_service_pb2.ListSeasonAggregatesResponse]
@@ -128,6 +133,11 @@ class AgroServiceAsyncStub(AgroServiceStub):
     """Rejects a declaration with a reason. Officers. Idempotent by `request_id`."""
     GetCoefficientTable: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetCoefficientTableRequest, _agro_pb2.CoefficientTable]  # type: ignore[assignment]
     """A season's coefficient table. No token needed."""
+    UpdateCoefficientTable: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.UpdateCoefficientTableRequest, _agro_pb2.CoefficientTable]  # type: ignore[assignment]
+    """Replaces a season's coefficient table with a new version: quotes and declarations use it
+    from now on, monitoring recomputes with it; the old version stays on record. Admins.
+    Idempotent by `request_id`.
+    """
     GetSowingWindow: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetSowingWindowRequest, _agro_pb2.SowingWindow]  # type: ignore[assignment]
     """The sowing window open today, or the next one. No token needed."""
     ListSeasonAggregates: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.ListSeasonAggregatesRequest, _agro_service_pb2.ListSeasonAggregatesResponse]  # type: ignore[assignment]
@@ -262,6 +272,17 @@ class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agro_pb2.CoefficientTable, _abc.Awaitable[_agro_pb2.CoefficientTable]]:
         """A season's coefficient table. No token needed."""
+
+    @_abc_1.abstractmethod
+    def UpdateCoefficientTable(
+        self,
+        request: _agro_service_pb2.UpdateCoefficientTableRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agro_pb2.CoefficientTable, _abc.Awaitable[_agro_pb2.CoefficientTable]]:
+        """Replaces a season's coefficient table with a new version: quotes and declarations use it
+        from now on, monitoring recomputes with it; the old version stays on record. Admins.
+        Idempotent by `request_id`.
+        """
 
     @_abc_1.abstractmethod
     def GetSowingWindow(
