@@ -1,5 +1,8 @@
-"""DeclarationWindowOpened: once a sowing window is open, it is announced once, so that
-citizen notices can tell farmers to declare."""
+"""When a sowing window opens: DeclarationWindowOpened once, and for every farmer who declared
+in the same window last year (and is not banned from this season), drafts of this year's
+declarations copied from last year's, with DeclarationDraftsPrepared carrying what a citizen
+notice needs, so that declaring is a confirmation, not a form. All in the transaction that
+marks the window announced."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from sqlalchemy.orm import Session
 from asan.agro.v1 import agro_pb2, events_pb2
 from services.agro import queries
 from services.agro.declaring import SOURCE
-from services.agro.tables import runtime_tables
+from services.agro.numbers import id_for
+from services.agro.tables import DeclarationDraftRow, runtime_tables
 from services.agro.windows import Window, window_on
+from services.runtime.db import utcnow
 from services.runtime.enums import proto_value
 from services.runtime.events import add_event
 from services.runtime.periodic import PeriodicTask
@@ -31,6 +36,7 @@ def announce_open_window(session: Session, today: date) -> Window | None:
     if row.opened_reported:
         return None
     row.opened_reported = True
+    _prepare_drafts(session, window)
     add_event(
         session,
         runtime_tables.outbox,
@@ -43,6 +49,45 @@ def announce_open_window(session: Session, today: date) -> Window | None:
         ),
     )
     return window
+
+
+def _prepare_drafts(session: Session, window: Window) -> None:
+    now = utcnow()
+    by_farmer: dict[str, int] = {}
+    for last_year in queries.standing_declarations(session, window.season_year - 1, window.campaign.value):
+        if queries.is_banned(session, last_year.farmer_fin, window.season_year) is not None:
+            continue
+        session.add(
+            DeclarationDraftRow(
+                id=id_for("draft", last_year.id, str(window.season_year)),
+                farmer_fin=last_year.farmer_fin,
+                parcel_id=last_year.parcel_id,
+                crop=last_year.crop,
+                season_year=window.season_year,
+                campaign=window.campaign.value,
+                contour_geojson=last_year.contour_geojson,
+                modern_irrigation=last_year.modern_irrigation,
+                analysis_reference=last_year.analysis_reference,
+                insurance_reference=last_year.insurance_reference,
+                from_declaration_id=last_year.id,
+                created_at=now,
+            )
+        )
+        by_farmer[last_year.farmer_fin] = by_farmer.get(last_year.farmer_fin, 0) + 1
+    for fin, count in sorted(by_farmer.items()):
+        add_event(
+            session,
+            runtime_tables.outbox,
+            SOURCE,
+            events_pb2.DeclarationDraftsPrepared(
+                farmer_fin=fin,
+                season_year=window.season_year,
+                campaign=proto_value(agro_pb2.Campaign, "CAMPAIGN_", window.campaign.value),
+                draft_count=count,
+                last_day=proto_date(window.last_day),
+            ),
+        )
+    session.flush()
 
 
 def announcement_task(today: Callable[[], date], interval_seconds: float) -> PeriodicTask[Window | None]:

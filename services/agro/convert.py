@@ -6,7 +6,7 @@ from asan.agro.v1 import agro_pb2
 from asan.common.v1 import money_pb2
 from services.agro import subsidy as rules
 from services.agro.queries import Aggregate
-from services.agro.tables import DeclarationRow, FarmerRow, ParcelRow
+from services.agro.tables import DeclarationDraftRow, DeclarationRow, FarmerRow, ParcelRow
 from services.agro.windows import Window
 from services.runtime.enums import proto_value
 from services.runtime.protos import proto_date, timestamp
@@ -87,6 +87,19 @@ def declaration(row: DeclarationRow) -> agro_pb2.Declaration:
         monitored_area_square_metres=row.monitored_m2 or 0,
         rejection_reason=row.rejection_reason or "",
         declare_time=timestamp(row.declared_at),
+    )
+
+
+def draft(row: DeclarationDraftRow) -> agro_pb2.Declaration:
+    return agro_pb2.Declaration(
+        parcel_id=row.parcel_id,
+        crop=proto_value(agro_pb2.Crop, "CROP_", row.crop),
+        season_year=row.season_year,
+        campaign=proto_value(agro_pb2.Campaign, "CAMPAIGN_", row.campaign),
+        contour_geojson=row.contour_geojson,
+        modern_irrigation=row.modern_irrigation,
+        analysis_reference=row.analysis_reference,
+        insurance_reference=row.insurance_reference,
     )
 
 

@@ -25,7 +25,14 @@ from services.agro.geometry import (
 from services.agro.numbers import declaration_number_for
 from services.agro.requests import NewDeclaration
 from services.agro.tables import DeclarationRow, FarmerRow, ParcelRow, runtime_tables
-from services.agro.windows import Campaign, Window, WindowRefusal, declaration_window, next_window
+from services.agro.windows import (
+    Campaign,
+    Window,
+    WindowRefusal,
+    declaration_window,
+    next_window,
+    window_on,
+)
 from services.runtime.enums import proto_value
 from services.runtime.errors import FailedPrecondition
 from services.runtime.events import add_event
@@ -238,6 +245,10 @@ def _outside_window(refusal: WindowRefusal) -> FailedPrecondition:
             "next_last_day": upcoming.last_day.isoformat(),
         },
     )
+
+
+def open_window(session: Session, today: date) -> Window | None:
+    return window_on(today, queries.holidays_of_years(session, today.year, today.year))
 
 
 def current_or_next_window(session: Session, today: date) -> Window:

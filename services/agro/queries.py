@@ -13,6 +13,7 @@ from services.agro.geometry import MAX_EXTENT_DEGREES, lon_cell
 from services.agro.subsidy import Coefficient, Condition, Crop, Tier
 from services.agro.tables import (
     CoefficientRow,
+    DeclarationDraftRow,
     DeclarationRow,
     DeclarationWindowRow,
     FarmerRow,
@@ -121,6 +122,38 @@ def declared_on_parcel(session: Session, parcel_id: str, season_year: int, campa
         )
     )
     return int(total or 0)
+
+
+def standing_declarations(session: Session, season_year: int, campaign: str) -> list[DeclarationRow]:
+    """A window's declarations that were not rejected, oldest first."""
+    return list(
+        session.scalars(
+            select(DeclarationRow)
+            .where(
+                DeclarationRow.season_year == season_year,
+                DeclarationRow.campaign == campaign,
+                DeclarationRow.status.in_(STANDING),
+            )
+            .order_by(DeclarationRow.declared_at, DeclarationRow.id)
+        )
+    )
+
+
+def list_drafts(
+    session: Session, fin: str, window: tuple[int, str], after: tuple[datetime, str] | None, limit: int
+) -> list[DeclarationDraftRow]:
+    """A farmer's drafts for the window (season_year, campaign), oldest first."""
+    season_year, campaign = window
+    query = select(DeclarationDraftRow).where(
+        DeclarationDraftRow.farmer_fin == fin,
+        DeclarationDraftRow.season_year == season_year,
+        DeclarationDraftRow.campaign == campaign,
+    )
+    if after is not None:
+        query = query.where(_after(DeclarationDraftRow.created_at, DeclarationDraftRow.id, after))
+    return list(
+        session.scalars(query.order_by(DeclarationDraftRow.created_at, DeclarationDraftRow.id).limit(limit))
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from services.agro import access, convert, declaring, queries, registry, request
 from services.agro.metrics import AgroMetrics
 from services.agro.numbers import id_for
 from services.agro.subsidy import SQUARE_METRES_PER_HECTARE
-from services.agro.tables import runtime_tables
+from services.agro.tables import DeclarationDraftRow, runtime_tables
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import NotFound
@@ -207,6 +207,34 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
         if len(rows) > size:
             response.next_page_token = encode_keyset(
                 rows[size - 1].declared_at, rows[size - 1].id, fingerprint
+            )
+        return response
+
+    async def ListDeclarationDrafts(
+        self, request: agro_service_pb2.ListDeclarationDraftsRequest, context: Context
+    ) -> agro_service_pb2.ListDeclarationDraftsResponse:
+        fin = access.ensure_farmer(require_principal())
+        violations = Violations()
+        size = page_size(violations, request.page_size, default=50)
+        fingerprint = filter_fingerprint("drafts", fin)
+        after = decode_keyset(violations, request.page_token, fingerprint)
+        violations.raise_if_any()
+        today = self.today()
+
+        def read(session: Session) -> list[DeclarationDraftRow]:
+            window = declaring.open_window(session, today)
+            if window is None:
+                return []
+            window_key = (window.season_year, window.campaign.value)
+            return queries.list_drafts(session, fin, window_key, after, size + 1)
+
+        rows = await self.database.run(read)
+        response = agro_service_pb2.ListDeclarationDraftsResponse(
+            drafts=[convert.draft(row) for row in rows[:size]]
+        )
+        if len(rows) > size:
+            response.next_page_token = encode_keyset(
+                rows[size - 1].created_at, rows[size - 1].id, fingerprint
             )
         return response
 

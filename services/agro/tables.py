@@ -115,6 +115,31 @@ class DeclarationRow(Base):
     )
 
 
+class DeclarationDraftRow(Base):
+    """A declaration of last year's window, pre-filled for the same window this year when it
+    opens; the farmer confirms it with CreateDeclaration."""
+
+    __tablename__ = "declaration_drafts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    farmer_fin: Mapped[str] = mapped_column(ForeignKey("farmers.fin"))
+    parcel_id: Mapped[str] = mapped_column(ForeignKey("parcels.id"))
+    crop: Mapped[str] = mapped_column(String(20))
+    season_year: Mapped[int] = mapped_column(Integer)
+    campaign: Mapped[str] = mapped_column(String(10))
+    contour_geojson: Mapped[str] = mapped_column(Text)
+    modern_irrigation: Mapped[bool] = mapped_column(Boolean)
+    analysis_reference: Mapped[str] = mapped_column(String(60))
+    insurance_reference: Mapped[str] = mapped_column(String(60))
+    # Last year's declaration it copies: one draft of it per season.
+    from_declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_declaration_drafts_farmer", "farmer_fin", "season_year", "campaign", "created_at", "id"),
+    )
+
+
 class PayoutLegRow(Base):
     """One leg of an approved subsidy's payout: CASH to the IBAN, CARD to the agrarian card.
     PENDING until ASAN ödəniş executes payouts (its PayoutService)."""

@@ -1,5 +1,6 @@
 """Agro's event worker: relays its outbox (FarmerRegistered, DeclarationSubmitted,
-SubsidyApproved, SubsidyPaid, DeclarationWindowOpened) to the broker.
+SubsidyApproved, DeclarationWindowOpened, DeclarationDraftsPrepared; SubsidyPaid once payouts
+exist) to the broker.
 
 Runs under eventlet (`python -m services.agro worker`): import nothing of grpc here.
 """

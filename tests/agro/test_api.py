@@ -535,3 +535,38 @@ async def test_a_coefficient_table_with_bad_tiers_names_each_row(agro: RunningSe
         "table.coefficients[1].condition": "OUT_OF_RANGE",
         "table.coefficients[1].tiers": "TIERS",
     }
+
+
+async def test_when_the_window_opens_last_years_declarers_get_drafts_to_confirm(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last_autumn = date(2026, 10, 15)
+    async with agro_service(database_url, monkeypatch, today=last_autumn) as agro:
+        await register(agro)
+        parcel = await mapped_parcel(agro)
+        sown = await declare(agro, declaration(parcel, square(LON, LAT, 0.004), agro_pb2.CROP_WHEAT))
+    async with agro_service(database_url, monkeypatch, today=date(2027, 9, 1)) as agro:
+        await eventually(
+            lambda: len(outbox_events(agro, events_pb2.DeclarationDraftsPrepared)) == 1,
+            within=5,
+            what="the drafts prepared",
+        )
+        [prepared] = outbox_events(agro, events_pb2.DeclarationDraftsPrepared)
+        page = await stub(agro).ListDeclarationDrafts(
+            agro_service_pb2.ListDeclarationDraftsRequest(), metadata=farmer_auth()
+        )
+        [draft] = page.drafts
+        confirmed = await declare(agro, draft)
+        none_for_others = await stub(agro).ListDeclarationDrafts(
+            agro_service_pb2.ListDeclarationDraftsRequest(), metadata=farmer_auth(NEIGHBOUR_FIN)
+        )
+
+    assert (prepared.farmer_fin, prepared.season_year, prepared.draft_count) == (FARMER_FIN, 2027, 1)
+    assert (prepared.last_day.month, prepared.last_day.day) == (12, 30)
+    assert (draft.crop, draft.contour_geojson, draft.season_year) == (
+        agro_pb2.CROP_WHEAT,
+        sown.contour_geojson,
+        2027,
+    )
+    assert confirmed.season_year == 2027 and confirmed.declaration_number != sown.declaration_number
+    assert list(none_for_others.drafts) == []

@@ -1,4 +1,4 @@
-"""Farmers, parcels, declarations, payout legs, the coefficient table and the holiday
+"""Farmers, parcels, declarations and their drafts, payout legs, the coefficient table and the holiday
 calendar; seeded with the coefficient tables of 2026 and 2027 (version 1) and the public
 holidays of 2026 and 2027.
 
@@ -151,6 +151,39 @@ def upgrade() -> None:
     op.create_index("ix_declarations_farmer", "declarations", ["farmer_fin", "declared_at", "id"])
     op.create_index("ix_declarations_queue", "declarations", ["district", "declared_at", "id"])
     op.create_table(
+        "declaration_drafts",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("farmer_fin", sa.String(7), nullable=False),
+        sa.Column("parcel_id", sa.String(36), nullable=False),
+        sa.Column("crop", sa.String(20), nullable=False),
+        sa.Column("season_year", sa.Integer(), nullable=False),
+        sa.Column("campaign", sa.String(10), nullable=False),
+        sa.Column("contour_geojson", sa.Text(), nullable=False),
+        sa.Column("modern_irrigation", sa.Boolean(), nullable=False),
+        sa.Column("analysis_reference", sa.String(60), nullable=False),
+        sa.Column("insurance_reference", sa.String(60), nullable=False),
+        sa.Column("from_declaration_id", sa.String(36), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["farmer_fin"], ["farmers.fin"], name=op.f("fk_declaration_drafts_farmer_fin_farmers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["parcel_id"], ["parcels.id"], name=op.f("fk_declaration_drafts_parcel_id_parcels")
+        ),
+        sa.ForeignKeyConstraint(
+            ["from_declaration_id"],
+            ["declarations.id"],
+            name=op.f("fk_declaration_drafts_from_declaration_id_declarations"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_declaration_drafts")),
+        sa.UniqueConstraint("from_declaration_id", name=op.f("uq_declaration_drafts_from_declaration_id")),
+    )
+    op.create_index(
+        "ix_declaration_drafts_farmer",
+        "declaration_drafts",
+        ["farmer_fin", "season_year", "campaign", "created_at", "id"],
+    )
+    op.create_table(
         "payout_legs",
         sa.Column("declaration_id", sa.String(36), nullable=False),
         sa.Column("leg", sa.String(4), nullable=False),
@@ -185,6 +218,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "payout_legs",
+        "declaration_drafts",
         "declarations",
         "declaration_windows",
         "parcels",

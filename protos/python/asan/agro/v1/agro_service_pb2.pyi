@@ -342,6 +342,63 @@ class ListDeclarationsResponse(_message.Message):
 Global___ListDeclarationsResponse: _TypeAlias = ListDeclarationsResponse  # noqa: Y015
 
 @_typing.final
+class ListDeclarationDraftsRequest(_message.Message):
+    """Request of ListDeclarationDrafts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most drafts to return, 1 to 500; 0 means 50."""
+    page_token: _builtins.str
+    """`next_page_token` of the previous call, or empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeclarationDraftsRequest: _TypeAlias = ListDeclarationDraftsRequest  # noqa: Y015
+
+@_typing.final
+class ListDeclarationDraftsResponse(_message.Message):
+    """Response of ListDeclarationDrafts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def drafts(self) -> _containers.RepeatedCompositeFieldContainer[_agro_pb2.Declaration]:
+        """Drafts of the open window: declarations with `parcel_id`, `crop`, `contour_geojson`,
+        `modern_irrigation` and the references filled in, `season_year` and `campaign` the
+        window's; nothing else is set.
+        """
+
+    def __init__(
+        self,
+        *,
+        drafts: _abc.Iterable[_agro_pb2.Declaration] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drafts", b"drafts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDeclarationDraftsResponse: _TypeAlias = ListDeclarationDraftsResponse  # noqa: Y015
+
+@_typing.final
 class RecordMonitoringRequest(_message.Message):
     """Request of RecordMonitoring."""
 

@@ -89,6 +89,11 @@ class AgroServiceStub:
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationsRequest.SerializeToString,
                 response_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationsResponse.FromString,
                 _registered_method=True)
+        self.ListDeclarationDrafts = channel.unary_unary(
+                '/asan.agro.v1.AgroService/ListDeclarationDrafts',
+                request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationDraftsRequest.SerializeToString,
+                response_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationDraftsResponse.FromString,
+                _registered_method=True)
         self.RecordMonitoring = channel.unary_unary(
                 '/asan.agro.v1.AgroService/RecordMonitoring',
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.RecordMonitoringRequest.SerializeToString,
@@ -206,6 +211,15 @@ class AgroServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeclarationDrafts(self, request, context):
+        """The calling farmer's drafts for the window open now: last year's declarations of the
+        same window, pre-filled, so that declaring is a confirmation (CreateDeclaration with a
+        draft's content), not a form.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordMonitoring(self, request, context):
         """Records the area a satellite or field check measured; the subsidy is
         recomputed with the monitoring rules. Officers. Idempotent by `request_id`.
@@ -312,6 +326,11 @@ def add_AgroServiceServicer_to_server(servicer, server):
                     servicer.ListDeclarations,
                     request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationsRequest.FromString,
                     response_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationsResponse.SerializeToString,
+            ),
+            'ListDeclarationDrafts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeclarationDrafts,
+                    request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationDraftsRequest.FromString,
+                    response_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationDraftsResponse.SerializeToString,
             ),
             'RecordMonitoring': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordMonitoring,
@@ -623,6 +642,33 @@ class AgroService:
             '/asan.agro.v1.AgroService/ListDeclarations',
             asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationsRequest.SerializeToString,
             asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeclarationDrafts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.agro.v1.AgroService/ListDeclarationDrafts',
+            asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationDraftsRequest.SerializeToString,
+            asan_dot_agro_dot_v1_dot_agro__service__pb2.ListDeclarationDraftsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,11 @@ class AgroServiceStub:
     """A declaration: its farmer, or officers of its district."""
     ListDeclarations: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.ListDeclarationsRequest, _agro_service_pb2.ListDeclarationsResponse]
     """Declarations: a farmer's own; an officer's district's queue."""
+    ListDeclarationDrafts: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.ListDeclarationDraftsRequest, _agro_service_pb2.ListDeclarationDraftsResponse]
+    """The calling farmer's drafts for the window open now: last year's declarations of the
+    same window, pre-filled, so that declaring is a confirmation (CreateDeclaration with a
+    draft's content), not a form.
+    """
     RecordMonitoring: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.RecordMonitoringRequest, _agro_pb2.Declaration]
     """Records the area a satellite or field check measured; the subsidy is
     recomputed with the monitoring rules. Officers. Idempotent by `request_id`.
@@ -121,6 +126,11 @@ class AgroServiceAsyncStub(AgroServiceStub):
     """A declaration: its farmer, or officers of its district."""
     ListDeclarations: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.ListDeclarationsRequest, _agro_service_pb2.ListDeclarationsResponse]  # type: ignore[assignment]
     """Declarations: a farmer's own; an officer's district's queue."""
+    ListDeclarationDrafts: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.ListDeclarationDraftsRequest, _agro_service_pb2.ListDeclarationDraftsResponse]  # type: ignore[assignment]
+    """The calling farmer's drafts for the window open now: last year's declarations of the
+    same window, pre-filled, so that declaring is a confirmation (CreateDeclaration with a
+    draft's content), not a form.
+    """
     RecordMonitoring: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.RecordMonitoringRequest, _agro_pb2.Declaration]  # type: ignore[assignment]
     """Records the area a satellite or field check measured; the subsidy is
     recomputed with the monitoring rules. Officers. Idempotent by `request_id`.
@@ -236,6 +246,17 @@ class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agro_service_pb2.ListDeclarationsResponse, _abc.Awaitable[_agro_service_pb2.ListDeclarationsResponse]]:
         """Declarations: a farmer's own; an officer's district's queue."""
+
+    @_abc_1.abstractmethod
+    def ListDeclarationDrafts(
+        self,
+        request: _agro_service_pb2.ListDeclarationDraftsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agro_service_pb2.ListDeclarationDraftsResponse, _abc.Awaitable[_agro_service_pb2.ListDeclarationDraftsResponse]]:
+        """The calling farmer's drafts for the window open now: last year's declarations of the
+        same window, pre-filled, so that declaring is a confirmation (CreateDeclaration with a
+        draft's content), not a form.
+        """
 
     @_abc_1.abstractmethod
     def RecordMonitoring(

@@ -193,6 +193,48 @@ class SubsidyPaid(_message.Message):
 Global___SubsidyPaid: _TypeAlias = SubsidyPaid  # noqa: Y015
 
 @_typing.final
+class DeclarationDraftsPrepared(_message.Message):
+    """A farmer who declared in this window last year has drafts of this year's declarations
+    ready: what a citizen notice needs to invite them to confirm.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FARMER_FIN_FIELD_NUMBER: _builtins.int
+    SEASON_YEAR_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_FIELD_NUMBER: _builtins.int
+    DRAFT_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_DAY_FIELD_NUMBER: _builtins.int
+    farmer_fin: _builtins.str
+    """The farmer's FIN."""
+    season_year: _builtins.int
+    """Year of the season."""
+    campaign: _agro_pb2.Campaign.ValueType
+    """Window."""
+    draft_count: _builtins.int
+    """Number of drafts (one per declaration of last year's window)."""
+    @_builtins.property
+    def last_day(self) -> _date_pb2.Date:
+        """Last day to declare."""
+
+    def __init__(
+        self,
+        *,
+        farmer_fin: _builtins.str = ...,
+        season_year: _builtins.int = ...,
+        campaign: _agro_pb2.Campaign.ValueType = ...,
+        draft_count: _builtins.int = ...,
+        last_day: _date_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_day", b"last_day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign", b"campaign", "draft_count", b"draft_count", "farmer_fin", b"farmer_fin", "last_day", b"last_day", "season_year", b"season_year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclarationDraftsPrepared: _TypeAlias = DeclarationDraftsPrepared  # noqa: Y015
+
+@_typing.final
 class DeclarationWindowOpened(_message.Message):
     """A sowing window opened: farmers may declare."""
 
