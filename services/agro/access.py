@@ -62,7 +62,9 @@ def ensure_farmer(principal: Principal) -> str:
 
 def ensure_admin(principal: Principal) -> None:
     if not principal.is_admin:
-        raise PermissionDenied(message="Only admins change the coefficient tables.", reason="ADMIN_ONLY")
+        raise PermissionDenied(
+            message="Only admins change the coefficient tables and the holiday calendar.", reason="ADMIN_ONLY"
+        )
 
 
 def may_see(principal: Principal, farmer_fin: str, district: str | None) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from asan.agro.v1 import agro_pb2
 from asan.common.v1 import money_pb2
 from services.agro import subsidy as rules
@@ -9,6 +11,7 @@ from services.agro.queries import Aggregate
 from services.agro.tables import DeclarationDraftRow, DeclarationRow, FarmerRow, ParcelRow
 from services.agro.windows import Window
 from services.runtime.enums import proto_value
+from services.runtime.holidays import Holiday
 from services.runtime.protos import proto_date, timestamp
 
 AZN = "AZN"
@@ -133,6 +136,12 @@ def window(value: Window) -> agro_pb2.SowingWindow:
         season_year=value.season_year,
         first_day=proto_date(value.first_day),
         last_day=proto_date(value.last_day),
+    )
+
+
+def holiday_calendar(year: int, holidays: Sequence[Holiday]) -> agro_pb2.HolidayCalendar:
+    return agro_pb2.HolidayCalendar(
+        year=year, holidays=[agro_pb2.Holiday(date=proto_date(h.day), name=h.name) for h in holidays]
     )
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2
 from services.agro.accounts import is_azerbaijani_iban
 from services.agro.geometry import Contour, ContourError, read_contour
 from services.agro.subsidy import Coefficient, Condition, Crop, Tier
+from services.runtime import protos
 from services.runtime.enums import stored_name
+from services.runtime.holidays import MAX_NAME_LENGTH as MAX_HOLIDAY_NAME
 from services.runtime.identifiers import is_voen
 from services.runtime.validation import Violations, check_request_id
 
@@ -292,6 +295,45 @@ def coefficient_table(
             rows.append(Coefficient(Crop(crop), Condition(condition), tiers, row.per_tonne))
     violations.raise_if_any()
     return rows
+
+
+MAX_HOLIDAYS_PER_YEAR = 60
+
+
+def holiday_calendar(
+    request: agro_service_pb2.UpdateHolidayCalendarRequest, violations: Violations
+) -> dict[date, str]:
+    """The year's holidays by day, each a day of `request.calendar.year`, given once."""
+    check_request_id(violations, request.request_id)
+    year = request.calendar.year
+    check_season_year(violations, year, "calendar.year")
+    violations.check(
+        len(request.calendar.holidays) <= MAX_HOLIDAYS_PER_YEAR,
+        "calendar.holidays",
+        f"At most {MAX_HOLIDAYS_PER_YEAR} holidays a year.",
+        "TOO_MANY",
+    )
+    days: dict[date, str] = {}
+    for index, holiday in enumerate(request.calendar.holidays[:MAX_HOLIDAYS_PER_YEAR]):
+        path = f"calendar.holidays[{index}]"
+        try:
+            day: date | None = protos.to_date(holiday.date)
+        except ValueError:
+            day = None
+            violations.add(f"{path}.date", "Must be a real calendar date with year, month and day.", "FORMAT")
+        if day is not None and day.year != year:
+            violations.add(f"{path}.date", f"Must be a day of {year}.", "OUT_OF_RANGE")
+        elif day is not None and day in days:
+            violations.add(f"{path}.date", "Listed twice; give each day once.", "DUPLICATE")
+        elif day is not None:
+            days[day] = holiday.name.strip()
+        violations.check(
+            0 < len(holiday.name.strip()) <= MAX_HOLIDAY_NAME,
+            f"{path}.name",
+            f"Required: the holiday's name, at most {MAX_HOLIDAY_NAME} characters.",
+            "REQUIRED",
+        )
+    return days
 
 
 def check_season_year(violations: Violations, year: int, field: str = "season_year") -> None:

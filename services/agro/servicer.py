@@ -16,10 +16,11 @@ from services.agro import access, convert, declaring, queries, registry, request
 from services.agro.metrics import AgroMetrics
 from services.agro.numbers import id_for
 from services.agro.subsidy import SQUARE_METRES_PER_HECTARE
-from services.agro.tables import DeclarationDraftRow, runtime_tables
+from services.agro.tables import DeclarationDraftRow, holiday_table, runtime_tables
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import NotFound
+from services.runtime.holidays import holidays_of_year, replace_holidays_of_year
 from services.runtime.idempotency import Idempotency, idempotency_key
 from services.runtime.interceptors import require_principal
 from services.runtime.paging import (
@@ -334,6 +335,33 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
             return convert.coefficient_table(year, version, queries.coefficient_table(session, year)[1])
 
         return await self.idempotency.run(self.database, key, agro_pb2.CoefficientTable, replace)
+
+    async def GetHolidayCalendar(
+        self, request: agro_service_pb2.GetHolidayCalendarRequest, context: Context
+    ) -> agro_pb2.HolidayCalendar:
+        violations = Violations()
+        requests.check_season_year(violations, request.year, "year")
+        violations.raise_if_any()
+        return await self.database.run(
+            lambda s: convert.holiday_calendar(request.year, holidays_of_year(s, holiday_table, request.year))
+        )
+
+    async def UpdateHolidayCalendar(
+        self, request: agro_service_pb2.UpdateHolidayCalendarRequest, context: Context
+    ) -> agro_pb2.HolidayCalendar:
+        principal = require_principal()
+        access.ensure_admin(principal)
+        violations = Violations()
+        days = requests.holiday_calendar(request, violations)
+        violations.raise_if_any()
+        key = idempotency_key(request, principal)
+        year = request.calendar.year
+
+        def replace(session: Session) -> agro_pb2.HolidayCalendar:
+            replace_holidays_of_year(session, holiday_table, year, days)
+            return convert.holiday_calendar(year, holidays_of_year(session, holiday_table, year))
+
+        return await self.idempotency.run(self.database, key, agro_pb2.HolidayCalendar, replace)
 
     async def GetSowingWindow(
         self, request: agro_service_pb2.GetSowingWindowRequest, context: Context

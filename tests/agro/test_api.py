@@ -8,6 +8,7 @@ from datetime import date
 
 import grpc
 import pytest
+from google.type import date_pb2
 from sqlalchemy import func, select
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2, events_pb2
@@ -570,3 +571,19 @@ async def test_when_the_window_opens_last_years_declarers_get_drafts_to_confirm(
     )
     assert confirmed.season_year == 2027 and confirmed.declaration_number != sown.declaration_number
     assert list(none_for_others.drafts) == []
+
+
+async def test_a_holiday_added_by_an_admin_moves_the_autumn_windows_last_day(agro: RunningService) -> None:
+    read = await stub(agro).GetHolidayCalendar(agro_service_pb2.GetHolidayCalendarRequest(year=2026))
+    calendar = agro_pb2.HolidayCalendar(year=2026, holidays=list(read.holidays))
+    # The Cabinet moves a holiday onto Wednesday 30 December.
+    calendar.holidays.append(
+        agro_pb2.Holiday(date=date_pb2.Date(year=2026, month=12, day=30), name="Köçürülmüş istirahət günü")
+    )
+    request = agro_service_pb2.UpdateHolidayCalendarRequest(request_id=new_request_id(), calendar=calendar)
+
+    updated = await stub(agro).UpdateHolidayCalendar(request, metadata=admin_auth())
+    window = await stub(agro).GetSowingWindow(agro_service_pb2.GetSowingWindowRequest())
+
+    assert len(updated.holidays) == len(read.holidays) + 1
+    assert (window.last_day.month, window.last_day.day) == (12, 29)

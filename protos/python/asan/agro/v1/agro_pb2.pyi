@@ -613,6 +613,64 @@ class SowingWindow(_message.Message):
 Global___SowingWindow: _TypeAlias = SowingWindow  # noqa: Y015
 
 @_typing.final
+class Holiday(_message.Message):
+    """A public holiday."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name, for example "Dünya azərbaycanlılarının həmrəyliyi günü"."""
+    @_builtins.property
+    def date(self) -> _date_pb2.Date:
+        """The day."""
+
+    def __init__(
+        self,
+        *,
+        date: _date_pb2.Date | None = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["date", b"date"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Holiday: _TypeAlias = Holiday  # noqa: Y015
+
+@_typing.final
+class HolidayCalendar(_message.Message):
+    """The public holidays of a year, as agro counts working days with them (the autumn window
+    closes on the last working day of December).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    HOLIDAYS_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year."""
+    @_builtins.property
+    def holidays(self) -> _containers.RepeatedCompositeFieldContainer[Global___Holiday]:
+        """Its holidays (weekends are off anyway), in date order."""
+
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+        holidays: _abc.Iterable[Global___Holiday] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["holidays", b"holidays", "year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HolidayCalendar: _TypeAlias = HolidayCalendar  # noqa: Y015
+
+@_typing.final
 class SeasonAggregate(_message.Message):
     """Totals of one district, crop and window: no personal data."""
 

@@ -554,6 +554,56 @@ class GetSowingWindowRequest(_message.Message):
 Global___GetSowingWindowRequest: _TypeAlias = GetSowingWindowRequest  # noqa: Y015
 
 @_typing.final
+class GetHolidayCalendarRequest(_message.Message):
+    """Request of GetHolidayCalendar."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    YEAR_FIELD_NUMBER: _builtins.int
+    year: _builtins.int
+    """The year, for example 2026."""
+    def __init__(
+        self,
+        *,
+        year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["year", b"year"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHolidayCalendarRequest: _TypeAlias = GetHolidayCalendarRequest  # noqa: Y015
+
+@_typing.final
+class UpdateHolidayCalendarRequest(_message.Message):
+    """Request of UpdateHolidayCalendar."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen UUID; a retry with the same id returns the first result."""
+    @_builtins.property
+    def calendar(self) -> _agro_pb2.HolidayCalendar:
+        """The year and all its holidays; replaces what the year had."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        calendar: _agro_pb2.HolidayCalendar | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateHolidayCalendarRequest: _TypeAlias = UpdateHolidayCalendarRequest  # noqa: Y015
+
+@_typing.final
 class ListSeasonAggregatesRequest(_message.Message):
     """Request of ListSeasonAggregates."""
 

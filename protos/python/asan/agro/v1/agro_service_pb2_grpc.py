@@ -124,6 +124,16 @@ class AgroServiceStub:
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetSowingWindowRequest.SerializeToString,
                 response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.SowingWindow.FromString,
                 _registered_method=True)
+        self.GetHolidayCalendar = channel.unary_unary(
+                '/asan.agro.v1.AgroService/GetHolidayCalendar',
+                request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetHolidayCalendarRequest.SerializeToString,
+                response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.HolidayCalendar.FromString,
+                _registered_method=True)
+        self.UpdateHolidayCalendar = channel.unary_unary(
+                '/asan.agro.v1.AgroService/UpdateHolidayCalendar',
+                request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.UpdateHolidayCalendarRequest.SerializeToString,
+                response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.HolidayCalendar.FromString,
+                _registered_method=True)
         self.ListSeasonAggregates = channel.unary_unary(
                 '/asan.agro.v1.AgroService/ListSeasonAggregates',
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListSeasonAggregatesRequest.SerializeToString,
@@ -266,6 +276,21 @@ class AgroServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHolidayCalendar(self, request, context):
+        """The public holidays of one year, as agro's windows count them. No token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateHolidayCalendar(self, request, context):
+        """Replaces the public holidays of one year (the Cabinet's transfers, confirmed lunar
+        dates). Admins. Idempotent by `request_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListSeasonAggregates(self, request, context):
         """Public totals of a season by district, crop and window, without personal
         data. No token needed.
@@ -361,6 +386,16 @@ def add_AgroServiceServicer_to_server(servicer, server):
                     servicer.GetSowingWindow,
                     request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetSowingWindowRequest.FromString,
                     response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.SowingWindow.SerializeToString,
+            ),
+            'GetHolidayCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHolidayCalendar,
+                    request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetHolidayCalendarRequest.FromString,
+                    response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.HolidayCalendar.SerializeToString,
+            ),
+            'UpdateHolidayCalendar': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateHolidayCalendar,
+                    request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.UpdateHolidayCalendarRequest.FromString,
+                    response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.HolidayCalendar.SerializeToString,
             ),
             'ListSeasonAggregates': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSeasonAggregates,
@@ -831,6 +866,60 @@ class AgroService:
             '/asan.agro.v1.AgroService/GetSowingWindow',
             asan_dot_agro_dot_v1_dot_agro__service__pb2.GetSowingWindowRequest.SerializeToString,
             asan_dot_agro_dot_v1_dot_agro__pb2.SowingWindow.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHolidayCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.agro.v1.AgroService/GetHolidayCalendar',
+            asan_dot_agro_dot_v1_dot_agro__service__pb2.GetHolidayCalendarRequest.SerializeToString,
+            asan_dot_agro_dot_v1_dot_agro__pb2.HolidayCalendar.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateHolidayCalendar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.agro.v1.AgroService/UpdateHolidayCalendar',
+            asan_dot_agro_dot_v1_dot_agro__service__pb2.UpdateHolidayCalendarRequest.SerializeToString,
+            asan_dot_agro_dot_v1_dot_agro__pb2.HolidayCalendar.FromString,
             options,
             channel_credentials,
             insecure,

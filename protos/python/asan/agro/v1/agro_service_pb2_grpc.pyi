@@ -87,6 +87,12 @@ class AgroServiceStub:
     """
     GetSowingWindow: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetSowingWindowRequest, _agro_pb2.SowingWindow]
     """The sowing window open today, or the next one. No token needed."""
+    GetHolidayCalendar: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetHolidayCalendarRequest, _agro_pb2.HolidayCalendar]
+    """The public holidays of one year, as agro's windows count them. No token needed."""
+    UpdateHolidayCalendar: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.UpdateHolidayCalendarRequest, _agro_pb2.HolidayCalendar]
+    """Replaces the public holidays of one year (the Cabinet's transfers, confirmed lunar
+    dates). Admins. Idempotent by `request_id`.
+    """
     ListSeasonAggregates: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.ListSeasonAggregatesRequest, _agro_service_pb2.ListSeasonAggregatesResponse]
     """Public totals of a season by district, crop and window, without personal
     data. No token needed.
@@ -150,6 +156,12 @@ class AgroServiceAsyncStub(AgroServiceStub):
     """
     GetSowingWindow: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetSowingWindowRequest, _agro_pb2.SowingWindow]  # type: ignore[assignment]
     """The sowing window open today, or the next one. No token needed."""
+    GetHolidayCalendar: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetHolidayCalendarRequest, _agro_pb2.HolidayCalendar]  # type: ignore[assignment]
+    """The public holidays of one year, as agro's windows count them. No token needed."""
+    UpdateHolidayCalendar: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.UpdateHolidayCalendarRequest, _agro_pb2.HolidayCalendar]  # type: ignore[assignment]
+    """Replaces the public holidays of one year (the Cabinet's transfers, confirmed lunar
+    dates). Admins. Idempotent by `request_id`.
+    """
     ListSeasonAggregates: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.ListSeasonAggregatesRequest, _agro_service_pb2.ListSeasonAggregatesResponse]  # type: ignore[assignment]
     """Public totals of a season by district, crop and window, without personal
     data. No token needed.
@@ -312,6 +324,24 @@ class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agro_pb2.SowingWindow, _abc.Awaitable[_agro_pb2.SowingWindow]]:
         """The sowing window open today, or the next one. No token needed."""
+
+    @_abc_1.abstractmethod
+    def GetHolidayCalendar(
+        self,
+        request: _agro_service_pb2.GetHolidayCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agro_pb2.HolidayCalendar, _abc.Awaitable[_agro_pb2.HolidayCalendar]]:
+        """The public holidays of one year, as agro's windows count them. No token needed."""
+
+    @_abc_1.abstractmethod
+    def UpdateHolidayCalendar(
+        self,
+        request: _agro_service_pb2.UpdateHolidayCalendarRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agro_pb2.HolidayCalendar, _abc.Awaitable[_agro_pb2.HolidayCalendar]]:
+        """Replaces the public holidays of one year (the Cabinet's transfers, confirmed lunar
+        dates). Admins. Idempotent by `request_id`.
+        """
 
     @_abc_1.abstractmethod
     def ListSeasonAggregates(
