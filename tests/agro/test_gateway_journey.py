@@ -33,7 +33,7 @@ async def test_register_map_declare_and_approve_through_the_gateway(gateway: Run
     async with gateway.client() as http:
         registered = json_of(
             await http.post(
-                "/v1/farmers",
+                "/v1/agro/farmers",
                 params={"requestId": new_request_id()},
                 json={
                     "kind": "FARMER_KIND_INDIVIDUAL",
@@ -47,7 +47,7 @@ async def test_register_map_declare_and_approve_through_the_gateway(gateway: Run
         assert registered["fin"] == FARMER_FIN
         parcel = json_of(
             await http.post(
-                "/v1/parcels",
+                "/v1/agro/parcels",
                 params={"requestId": new_request_id()},
                 json={
                     "registryNumber": "SAA-0042",
@@ -61,7 +61,7 @@ async def test_register_map_declare_and_approve_through_the_gateway(gateway: Run
         parcel_id = parcel["parcelId"]
         json_of(
             await http.post(
-                f"/v1/parcels/{parcel_id}:setEligibleArea",
+                f"/v1/agro/parcels/{parcel_id}:setEligibleArea",
                 json={"requestId": new_request_id(), "eligibleAreaSquareMetres": parcel["areaSquareMetres"]},
                 headers=officer,
             )
@@ -75,30 +75,37 @@ async def test_register_map_declare_and_approve_through_the_gateway(gateway: Run
         }
         quote = json_of(
             await http.post(
-                "/v1/declarations:quote", params={"requestId": new_request_id()}, json=body, headers=farmer
+                "/v1/agro/declarations:quote",
+                params={"requestId": new_request_id()},
+                json=body,
+                headers=farmer,
             )
         )
         assert [tier["coefficientHundredths"] for tier in quote["tiers"]] == [100, 80]
 
         request_id = new_request_id()
         declared = json_of(
-            await http.post("/v1/declarations", params={"requestId": request_id}, json=body, headers=farmer)
+            await http.post(
+                "/v1/agro/declarations", params={"requestId": request_id}, json=body, headers=farmer
+            )
         )
         again = json_of(
-            await http.post("/v1/declarations", params={"requestId": request_id}, json=body, headers=farmer)
+            await http.post(
+                "/v1/agro/declarations", params={"requestId": request_id}, json=body, headers=farmer
+            )
         )
         assert again == declared
         assert declared["subsidy"]["total"] == quote["total"]
         number = declared["declarationNumber"]
 
         stranger = await http.get(
-            f"/v1/declarations/{number}", headers=token_header("citizen", NEIGHBOUR_FIN)
+            f"/v1/agro/declarations/{number}", headers=token_header("citizen", NEIGHBOUR_FIN)
         )
         assert (stranger.status_code, error_of(stranger).reason) == (404, "DECLARATION_NOT_FOUND")
 
         json_of(
             await http.post(
-                f"/v1/declarations/{number}:recordMonitoring",
+                f"/v1/agro/declarations/{number}:recordMonitoring",
                 json={
                     "requestId": new_request_id(),
                     "monitoredAreaSquareMetres": declared["areaSquareMetres"],
@@ -108,7 +115,9 @@ async def test_register_map_declare_and_approve_through_the_gateway(gateway: Run
         )
         approved = json_of(
             await http.post(
-                f"/v1/declarations/{number}:approve", json={"requestId": new_request_id()}, headers=officer
+                f"/v1/agro/declarations/{number}:approve",
+                json={"requestId": new_request_id()},
+                headers=officer,
             )
         )
         assert approved["status"] == "DECLARATION_STATUS_APPROVED"
@@ -117,7 +126,7 @@ async def test_register_map_declare_and_approve_through_the_gateway(gateway: Run
             subsidy["total"]["minorUnits"]
         )
 
-        totals = json_of(await http.get("/v1/seasons/2026/aggregates"))
+        totals = json_of(await http.get("/v1/agro/seasons/2026/aggregates"))
         [row] = totals["aggregates"]
         assert row["district"] == DISTRICT and row["approvedSubsidies"] == subsidy["total"]
         assert FARMER_FIN not in str(totals)
