@@ -1,0 +1,1 @@
+"""E-agriculture (EKTİS): farmers, land parcels, sowing declarations and their subsidies."""
