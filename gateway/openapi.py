@@ -6,7 +6,7 @@ one component named by its full proto name; objects refuse unknown properties, a
 gateway does.
 
 What a client must send and may not send comes from the contracts' field annotations
-(gateway/fields.py): REQUIRED fields are `required`, OUTPUT_ONLY ones `readOnly`, UUID4 ones
+(services/runtime/field_behavior.py): REQUIRED fields are `required`, OUTPUT_ONLY ones `readOnly`, UUID4 ones
 `format: uuid`. `request_id` is never listed as required: the `Idempotency-Key` header, which
 every change requires, fills it. A PATCH whose request has an `update_mask` takes any subset
 of the resource (its body's fields are the mask). Each operation's `security` is the
@@ -21,10 +21,10 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from gateway.contracts import Comments
-from gateway.fields import is_immutable, is_output_only, is_required, is_uuid
 from gateway.routes import HTTP_BODY, REQUEST_ID_FIELD, Binding, body_descriptor, response_descriptor
 from gateway.transcoding import SCALAR_MESSAGES, takes_partial_update
 from services.runtime.access import is_anonymous
+from services.runtime.field_behavior import is_immutable, is_output_only, is_required, is_uuid
 
 OPENAPI_VERSION = "3.1.0"
 STATUS_SCHEMA = "google.rpc.Status"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from google.protobuf.message import Message
+
 from services.runtime.errors import FieldViolation, InvalidArgument
+from services.runtime.field_behavior import missing_required
 
 # What a citizen reads above the per-field messages.
 INVALID_TEXT = {
@@ -28,6 +31,15 @@ class Violations:
         if not ok:
             self.add(field, description, reason)
         return ok
+
+    def require(self, request: Message) -> None:
+        """A REQUIRED violation for each field the contract marks REQUIRED (field_behavior) that
+        `request` leaves out, unless the service's own checks have already said something of that
+        field. Call it last, before `raise_if_any`: what the contract requires is then reported
+        the same way by every service, and as the OpenAPI document and clients read it."""
+        for path in missing_required(request):
+            if not self.has(path):
+                self.add(path, "Required.", "REQUIRED")
 
     def has(self, field: str) -> bool:
         return any(v.field == field for v in self.items)

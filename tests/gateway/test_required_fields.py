@@ -25,8 +25,8 @@ from grpc_status import rpc_status
 from openapi_spec_validator import validate
 
 from asan.payment.v1 import payment_service_pb2
-from gateway.fields import is_output_only, is_required, is_uuid
 from gateway.routes import REQUEST_ID_FIELD
+from services.runtime.field_behavior import is_output_only, is_required, is_uuid
 from tests.gateway.support import RunningGateway, error_of, installed_document, token_header
 from tests.support.servers import RunningService
 
