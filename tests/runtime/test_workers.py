@@ -20,8 +20,8 @@ from services.runtime.db import Database
 from services.runtime.events import add_event, outbox_backlog
 from tests.conftest import AMQP_URI, RABBITMQ_SKIP
 from tests.runtime.eventsupport import schema
+from tests.support.proxy import TcpProxy
 from tests.support.workers import (
-    TcpProxy,
     WorkerProcess,
     broker_tap,
     delete_broker_entities,
