@@ -14,9 +14,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import httpx
@@ -72,14 +71,14 @@ class ProxiedDatabase:
 
 
 @pytest.fixture
-def database(new_database_url: Callable[[str, str], str]) -> ProxiedDatabase:
+def database(new_database_url: Callable[[str, str], str]) -> Iterator[ProxiedDatabase]:
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP)
     direct = make_url(new_database_url("postgres", "outage"))
     proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432))
     proxy.start()
     proxied = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    yield ProxiedDatabase(str(direct.database), proxy, proxied)  # type: ignore[misc]
+    yield ProxiedDatabase(str(direct.database), proxy, proxied)
     proxy.stop()
 
 
@@ -90,7 +89,7 @@ async def one_payment(payment: RunningService) -> str:
     return payment_id
 
 
-def grpc_caller(payment: RunningService, payment_id: str) -> Callable[[], asyncio.Future[Outcome]]:
+def grpc_caller(payment: RunningService, payment_id: str) -> Callable[[], Awaitable[Outcome]]:
     """Writes (CreatePayment) and reads (GetPayment) in turn, on a channel without retries, as
     a client that wants to see every failure."""
     stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
@@ -110,7 +109,7 @@ def grpc_caller(payment: RunningService, payment_id: str) -> Callable[[], asynci
             return grpc_outcome(error)
         return grpc_outcome(None)
 
-    return call  # type: ignore[return-value]
+    return call
 
 
 async def break_the_database(database: ProxiedDatabase, outage_seconds: float, kills: int = 3) -> None:
@@ -155,7 +154,9 @@ async def test_database_outage_under_load_answers_unavailable_never_internal_and
     print(f"\n{len(load.outcomes)} calls, {len(failures)} UNAVAILABLE during the database outage")
 
 
-def http_caller(http: httpx.AsyncClient, payment: RunningService, payment_id: str) -> Callable[[], Any]:
+def http_caller(
+    http: httpx.AsyncClient, payment: RunningService, payment_id: str
+) -> Callable[[], Awaitable[Outcome]]:
     """A frontend through the gateway: creates and reads payments in turn."""
     headers = bearer(payment.bearer("citizen", CITIZEN))
     body = json_format.MessageToDict(new_passport_payment().payment)
