@@ -108,6 +108,32 @@ class PortInUseError(RuntimeError):
     pass
 
 
+class _Health(HealthServicer):
+    """grpc's health servicer, whose Watch streams end when the server stops (`end_watches`):
+    an open stream would otherwise hold `server.stop(grace)` for the whole grace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stopping = asyncio.Event()
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: Any) -> None:
+        watching = asyncio.ensure_future(super().Watch(request, context))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((watching, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watching, stopping):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+
+    async def end_watches(self) -> None:
+        """Every status NOT_SERVING for good, told to the watchers, then their streams end."""
+        await self.enter_graceful_shutdown()
+        await asyncio.sleep(0.05)  # the watchers write NOT_SERVING first
+        self._stopping.set()
+
+
 class ServiceServer:
     """One running service: start(), then stop(grace). Tests run it on port 0."""
 
@@ -127,7 +153,7 @@ class ServiceServer:
         )
         backlog.set_function(self._outbox_backlog)
         self.verifier = verifier or TokenVerifier.from_config(config.auth)
-        self.health = HealthServicer()
+        self.health = _Health()
         self.gate = ShutdownGate(definition.name, retry_after_seconds=2 * REFUSE_SECONDS)
         self._draining = False
         self.server = grpc.aio.server(
@@ -238,7 +264,7 @@ class ServiceServer:
         if self.port:
             await asyncio.sleep(min(REFUSE_SECONDS, grace))
         # Liveness too, and every Watch stream ends: the process is going.
-        await self.health.enter_graceful_shutdown()
+        await self.health.end_watches()
         await self.server.stop(grace)
         if self.gate.refused:
             log.info("refused calls while stopping", extra={"refused": self.gate.refused})
