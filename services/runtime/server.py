@@ -47,7 +47,7 @@ from services.runtime.access import anonymous_methods
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
-from services.runtime.events import outbox_backlog
+from services.runtime.events import outbox_backlog, outbox_set_aside
 from services.runtime.interceptors import (
     AuthInterceptor,
     CorrelationInterceptor,
@@ -152,6 +152,13 @@ class ServiceServer:
             registry=self.registry,
         )
         backlog.set_function(self._outbox_backlog)
+        set_aside = Gauge(
+            "asan_outbox_set_aside",
+            "Events the outbox relay set aside (it could not publish them, for a fault of their "
+            "own) and nobody has released yet.",
+            registry=self.registry,
+        )
+        set_aside.set_function(self._outbox_set_aside)
         self.verifier = verifier or TokenVerifier.from_config(config.auth)
         self.health = _Health()
         self.gate = ShutdownGate(definition.name, retry_after_seconds=2 * REFUSE_SECONDS)
@@ -201,6 +208,12 @@ class ServiceServer:
             return float(outbox_backlog(self.database, self.definition.runtime_tables.outbox))
         except Exception:
             # Health reports the database; a scrape must not fail because of it.
+            return math.nan
+
+    def _outbox_set_aside(self) -> float:
+        try:
+            return float(outbox_set_aside(self.database, self.definition.runtime_tables.outbox))
+        except Exception:
             return math.nan
 
     async def start(self) -> None:

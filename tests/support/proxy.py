@@ -6,6 +6,7 @@ Nothing here imports nameko or eventlet."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from contextlib import suppress
 
@@ -43,12 +44,14 @@ class TcpProxy:
             listener.close()
         self.sever()
 
-    def sever(self) -> int:
-        """Closes every open connection (both ends); returns how many pairs there were."""
+    def sever(self, *, reset: bool = False) -> int:
+        """Closes every open connection (both ends); returns how many pairs there were. With
+        `reset`, they are reset (RST) rather than closed (FIN), as by a peer that crashed: the
+        next write of the process fails, not only its next read."""
         with self._lock:
             connections, self._connections = self._connections, set()
         for connection in connections:
-            _sever(connection)
+            _sever(connection, reset=reset)
         return len(connections) // 2
 
     @property
@@ -87,7 +90,13 @@ class TcpProxy:
                 self._connections.difference_update((source, sink))
 
 
-def _sever(connection: socket.socket) -> None:
+def _sever(connection: socket.socket, *, reset: bool = False) -> None:
     with suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
+        if reset:
+            # Closing with a zero linger resets; the read shutdown wakes the pump blocked in
+            # recv, which otherwise keeps the socket open past close().
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.shutdown(socket.SHUT_RD)
+        else:
+            connection.shutdown(socket.SHUT_RDWR)
     connection.close()

@@ -48,7 +48,8 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", *(argv or ["services.runtime.workers", *targets])],
             cwd=REPO_ROOT,
-            env={**os.environ, **env},
+            # Unbuffered: what the worker logged is in the file when a test reads it.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
