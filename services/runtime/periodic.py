@@ -240,8 +240,13 @@ def _release(connection: Connection, key: int) -> None:
     try:
         connection.execute(select(func.pg_advisory_unlock(key)))
         connection.commit()
-    except Exception:
-        # Closing the connection below ends its session, and the lock with it.
-        log.warning("could not release a periodic task's lock; closing its connection", exc_info=True)
+    except Exception as error:
+        # Closing the connection below ends its session, and the lock with it. A database
+        # outage has ended it already: one line, no traceback.
+        log.warning(
+            "could not release a periodic task's lock; closing its connection",
+            exc_info=not is_database_unavailable(error),
+            extra={"error": type(error).__name__},
+        )
     finally:
         connection.close()
