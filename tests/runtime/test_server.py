@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -205,6 +206,25 @@ async def test_a_second_server_on_a_busy_port_fails_to_start(sqlite_url: str) ->
             await second.stop(grace=0)
         # The first one is undisturbed.
         assert await health_status(first.channel, SERVICE_NAME) == SERVING
+
+
+# --- Connections ----------------------------------------------------------------------------------
+
+
+async def test_an_old_client_connection_is_asked_to_reconnect_and_no_call_fails(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What spreads a gateway's long-lived connection over replicas that came up since.
+    config = dataclasses.replace(config_for_tests(definition, sqlite_url), max_connection_age_seconds=0.3)
+    async with running_service(definition, sqlite_url, config) as payment:
+        stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
+        with caplog.at_level(logging.INFO, logger="asan.grpc"):
+            for _ in range(30):
+                await stub.ListServices(payment_service_pb2.ListServicesRequest(), timeout=5)
+                await asyncio.sleep(0.05)
+
+    peers = {getattr(record, "peer", None) for record in caplog.records if record.getMessage() == "grpc call"}
+    assert len(peers) >= 2, "the client kept one connection"
 
 
 # --- Graceful shutdown --------------------------------------------------------------------------
