@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import logging
 import uuid
+import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from kombu.connection import Connection
-from nameko.containers import ServiceContainer
 
-from services.runtime.workers import PrefetchQueueConsumer, worker_config
 from tests.conftest import AMQP_URI
 from tests.runtime.eventsupport.harness import through
 from tests.support.proxy import TcpProxy
 from tests.support.workers import delete_broker_entities
+
+if TYPE_CHECKING:
+    from services.runtime.workers import PrefetchQueueConsumer
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -33,6 +35,14 @@ class Receiver:
 
 @pytest.fixture
 def queue_consumer(broker_proxy: TcpProxy) -> Iterator[PrefetchQueueConsumer]:
+    # Imported here: nameko brings eventlet, which says it is deprecated on import (it is
+    # never monkey-patched in this process).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+        from nameko.containers import ServiceContainer
+
+        from services.runtime.workers import PrefetchQueueConsumer, worker_config
+
     container = ServiceContainer(Receiver, worker_config(through(broker_proxy, AMQP_URI)))
     consumer: PrefetchQueueConsumer = PrefetchQueueConsumer().bind(container)
     yield consumer  # the container lives as long (extensions hold it by a weak reference)
