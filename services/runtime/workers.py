@@ -201,7 +201,8 @@ EVENTS_CONSUMED = Counter(
 )
 EVENTS_DEAD_LETTERED = Counter(
     "asan_events_dead_lettered_total",
-    "Events moved to their consumer's dead-letter queue after the last failed attempt.",
+    "Events moved to their consumer's dead-letter queue after the last failed attempt "
+    "(consumer: <consuming service>.<handler method>, as in the queue's name).",
     ["source_service", "event_type", "consumer"],
     registry=WORKER_REGISTRY,
 )
