@@ -3,9 +3,10 @@ method name, and the backends' gRPC health for /readyz.
 
 Calls name the method and carry the message classes of the descriptor pool, so a method
 added to a contract needs no stub here. Each call gets the route's deadline, the
-request's `x-request-id` and the caller's `authorization`. Calls fail fast while a backend
-is down (503), and the channel reconnects with a short back-off, so that a restarted
-service is back in seconds.
+request's `x-request-id` and the caller's `authorization`. A call a backend answers
+UNAVAILABLE (down, stopping, its database away) is retried by gRPC's retry policy, the
+services' own (services.runtime.clients), within the route's deadline; then it fails (503).
+The channel reconnects with a short back-off, so that a restarted service is back in seconds.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.routes import Method
+from services.runtime.clients import CHANNEL_OPTIONS as SERVICE_CHANNEL_OPTIONS
 
 CHANNEL_OPTIONS = [
-    # Keep-alive as the services' own clients (services.runtime.clients): dead peers are noticed.
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.keepalive_permit_without_calls", 1),
+    # Retries and keep-alive as the services' own clients: UNAVAILABLE is retried, dead peers
+    # are noticed.
+    *SERVICE_CHANNEL_OPTIONS,
     # Reconnect within a second or two of a restart; gRPC's default back-off grows to 120 s.
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 500),

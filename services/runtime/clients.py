@@ -1,8 +1,19 @@
-"""Outgoing gRPC calls from one service to another: every call has a deadline and carries
-the caller's correlation id (`x-request-id`)."""
+"""Outgoing gRPC calls from one service to another: every call has a deadline, carries the
+caller's correlation id (`x-request-id`), and is retried by gRPC itself when the callee
+answers UNAVAILABLE.
+
+The retry policy (gRFC A6, in the channel's service config) is shared with the gateway's
+channels (gateway.backends): UNAVAILABLE only, at most RETRY_ATTEMPTS attempts with
+exponential, jittered backoff, within the call's deadline, and a server's
+`grpc-retry-pushback-ms` (a stopping server sends it) honoured. Retrying is safe for every
+method of the suite, since each mutating request carries a `request_id` (AIP-155) that makes
+a repeat return the first answer. Retry throttling stops retrying on a channel whose callee
+keeps failing, so that a callee that is down gets no storm of retries.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +23,42 @@ from services.runtime.config import env_float
 from services.runtime.context import correlation_id_var
 
 DEFAULT_DEADLINE_SECONDS = 5.0
+
+# 1 call + 4 retries, waiting up to 0.2, 0.4, 0.8, 1.6 s (jittered: on average half), or
+# what the server's pushback says (0.5 s when its database is away, 1 s when it is stopping):
+# about 2 to 3 s of retries, which bridge a pod's restart, a database failover's dropped
+# connections or a server that stops.
+RETRY_ATTEMPTS = 5
+RETRY_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],  # every method
+                "retryPolicy": {
+                    "maxAttempts": RETRY_ATTEMPTS,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+        # Tokens start at 200; a failed attempt takes 1, a success gives 0.1 back; no retry
+        # at 100 or below: a burst of 100 failed attempts (50 calls in flight during a 1-second
+        # outage) is retried, a callee that stays down is not.
+        "retryThrottling": {"maxTokens": 200, "tokenRatio": 0.1},
+    }
+)
+# Options every outgoing channel of the suite has: the retry policy and keep-alive pings that
+# notice a dead peer.
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.service_config", RETRY_SERVICE_CONFIG),
+    ("grpc.enable_retries", 1),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
 
 
 class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
@@ -44,15 +91,9 @@ class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 
 def service_channel(target: str, deadline_seconds: float | None = None) -> grpc.aio.Channel:
     """A channel to another service. Calls without their own timeout get
-    ASAN_CLIENT_DEADLINE_SECONDS (default 5 s); keep-alive pings detect dead peers."""
+    ASAN_CLIENT_DEADLINE_SECONDS (default 5 s); UNAVAILABLE is retried (module docstring);
+    keep-alive pings detect dead peers."""
     deadline = deadline_seconds or env_float("ASAN_CLIENT_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
     return grpc.aio.insecure_channel(
-        target,
-        interceptors=[_OutgoingCallInterceptor(deadline)],
-        options=[
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.http2.max_pings_without_data", 0),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ],
+        target, interceptors=[_OutgoingCallInterceptor(deadline)], options=CHANNEL_OPTIONS
     )

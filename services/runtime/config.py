@@ -141,6 +141,12 @@ class ServiceConfig:
     metrics_port: int
     amqp_uri: str
     grace_seconds: float
+    # On SIGTERM: seconds of answering NOT_SERVING while still serving, so that balancers and
+    # clients move away before the server stops taking calls (then `grace_seconds` to finish).
+    drain_seconds: float
+    # A client connection older than this is asked to reconnect (GOAWAY), so that long-lived
+    # connections (the gateway's, other services') spread over replicas that came up since.
+    max_connection_age_seconds: float
     log_level: str
     health_probe_seconds: float
     auth: AuthConfig
@@ -157,6 +163,8 @@ class ServiceConfig:
             metrics_port=env_int(f"{prefix}_METRICS_PORT", metrics_port),
             amqp_uri=env_str("AMQP_URI", "memory://"),
             grace_seconds=env_float("ASAN_SHUTDOWN_GRACE_SECONDS", 10.0),
+            drain_seconds=env_float("ASAN_SHUTDOWN_DRAIN_SECONDS", 5.0),
+            max_connection_age_seconds=env_float("ASAN_GRPC_MAX_CONNECTION_AGE_SECONDS", 120.0),
             log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
             health_probe_seconds=env_float("ASAN_HEALTH_PROBE_SECONDS", 5.0),
             auth=AuthConfig.from_env(),

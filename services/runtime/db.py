@@ -32,7 +32,14 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
@@ -154,6 +161,45 @@ class Database:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+# SQLite reports its transient failures as OperationalError, but also "no such table" and
+# syntax errors, which are bugs: only these messages mean "try again".
+_SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what it was raised from) is the database being out of reach for a
+    while, which a caller may retry: a refused or dropped connection, a connect or pool
+    timeout, a server shutting down, a lock wait, a serialisation failure. A wrong query or a
+    broken constraint is not: those are bugs or conflicts, and stay what they are."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DisconnectionError | PoolTimeoutError):
+            return True
+        if isinstance(current, DBAPIError):
+            if current.connection_invalidated:
+                return True
+            if isinstance(current, OperationalError | InterfaceError):
+                return _transient_on_its_backend(current)
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _transient_on_its_backend(error: DBAPIError) -> bool:
+    if type(error.orig).__module__.startswith("sqlite3"):
+        text_of_error = str(error.orig).lower()
+        return any(message in text_of_error for message in _SQLITE_TRANSIENT)
+    # PostgreSQL's OperationalError classes are all conditions of the server or the link
+    # (08 connection, 53 resources, 57 shutdown and cancel, 40 rollback, 55 lock not available).
+    return True
 
 
 def delete_in_batch(session: Session, table: Table, condition: ColumnElement[bool], limit: int | None) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 # ErrorInfo.domain: the service that produced the error, e.g. "payment.asan.gov.az".
@@ -121,9 +121,41 @@ class Unauthenticated(ServiceError):
 
 @dataclass
 class Unavailable(ServiceError):
-    """A dependency is down; the caller may retry later."""
+    """A dependency is down; the caller may retry later (after `retry_delay_seconds`, when
+    given: a RetryInfo detail says so)."""
 
+    retry_delay_seconds: float | None = None
     code: grpc.StatusCode = field(init=False, default=grpc.StatusCode.UNAVAILABLE)
+
+    def details(self) -> list[any_pb2.Any]:
+        if self.retry_delay_seconds is None:
+            return []
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(self.retry_delay_seconds * 1e9))
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        return [packed]
+
+
+# How long a caller is asked to wait before retrying a call that found the database away:
+# long enough for a pool to reconnect, short enough that the retries of gRPC's policy
+# (services.runtime.clients: 4 of them) bridge a 2-second outage.
+DATABASE_RETRY_DELAY_SECONDS = 0.5
+
+
+def database_unavailable() -> Unavailable:
+    """What a caller sees of a call that could not reach the service's database (refused,
+    dropped, timed out): UNAVAILABLE, which clients retry, never INTERNAL, which they do not
+    and which counts as a bug. It names no host or driver."""
+    return Unavailable(
+        message="The service cannot reach its data right now; try again shortly.",
+        reason="DATABASE_UNAVAILABLE",
+        localized={
+            "az": "Xidmət müvəqqəti olaraq əlçatan deyil; bir azdan yenidən cəhd edin.",
+            "en": "The service is briefly unavailable; try again in a moment.",
+        },
+        retry_delay_seconds=DATABASE_RETRY_DELAY_SECONDS,
+    )
 
 
 @dataclass

@@ -13,6 +13,13 @@ the payload's message type in the protobuf descriptor pool: the process must hav
 the payload's stub module (for example `asan.payment.v1.events_pb2`) first. A producer's
 relay imports its own events module; a consumer imports the message type it handles.
 
+The relay never stops for good at a row. While the broker is unreachable, every row waits
+(none may overtake another). A row that cannot be published for reasons of its own (its
+envelope cannot be read or converted, the broker refuses that message) is retried a bounded
+number of times and then set aside (`set_aside_at`, `last_error`), visibly (a metric, an
+alert), and the rows after it go on; `release_set_aside` puts set-aside rows back once the
+cause is fixed.
+
 This module imports neither eventlet nor nameko: the gRPC servers use it too.
 """
 
@@ -24,7 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
+from google.protobuf import json_format, message
 from google.protobuf.message import Message
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,18 +44,32 @@ from services.runtime.db import Database
 
 log = logging.getLogger(__name__)
 
-# (event_type, body): publishes one event to the broker, raising if it was not accepted.
+# (event_type, body): publishes one event to the broker, raising if it was not accepted:
+# UnpublishableEvent if the broker refused this message, anything else if it is unreachable.
 Publish = Callable[[str, dict[str, Any]], None]
+# (position, event_type, reason): told of each row the relay sets aside.
+OnSetAside = Callable[[int, str, str], None]
+
+# How much of an error a set-aside row keeps (`last_error`).
+LAST_ERROR_LENGTH = 500
+
+
+class UnpublishableEvent(Exception):
+    """The broker refused this one message (a negative confirm, an unroutable message): not an
+    outage, a fault of the row."""
 
 
 class OutboxRelayError(Exception):
-    """An outbox row could not be published; it and every later row stay in the outbox."""
+    """An outbox row could not be published; it and every later row stay in the outbox.
+    `unpublishable`: for a reason of its own (it will be set aside after its last attempt),
+    not because the broker is unreachable."""
 
-    def __init__(self, position: int, event_id: str, event_type: str) -> None:
+    def __init__(self, position: int, event_id: str, event_type: str, *, unpublishable: bool = False) -> None:
         super().__init__(f"could not publish outbox position {position} ({event_type} {event_id})")
         self.position = position
         self.event_id = event_id
         self.event_type = event_type
+        self.unpublishable = unpublishable
 
 
 def new_envelope(source: str, message: Message) -> EventEnvelope:
@@ -101,7 +122,15 @@ def body_to_envelope(body: dict[str, Any]) -> EventEnvelope:
     return json_format.ParseDict(body, EventEnvelope())
 
 
-def relay_pending(database: Database, outbox_table: Table, publish: Publish, batch_size: int = 100) -> int:
+def relay_pending(
+    database: Database,
+    outbox_table: Table,
+    publish: Publish,
+    batch_size: int = 100,
+    *,
+    set_aside_after: int | None = None,
+    on_set_aside: OnSetAside | None = None,
+) -> int:
     """Publishes up to `batch_size` unpublished outbox rows in position order; returns how many.
 
     Each row is marked published after the broker accepted it, in its own short transaction,
@@ -109,7 +138,9 @@ def relay_pending(database: Database, outbox_table: Table, publish: Publish, bat
     publishes the row again later, which consumers' inboxes absorb. If a row cannot be
     published, its `attempts` grows, the batch stops there (later rows must not overtake
     it) and OutboxRelayError is raised, chained to the cause; the next call starts again
-    from that row.
+    from that row. Except: a row that fails for a reason of its own (module docstring) on
+    its `set_aside_after`-th attempt or later is set aside instead (`on_set_aside` is told),
+    and the batch goes on with the next row.
 
     Order is the outbox `position` order. On SQLite, whose writers are serialised, that is
     commit order; on PostgreSQL two concurrent transactions may commit in the other order
@@ -119,8 +150,8 @@ def relay_pending(database: Database, outbox_table: Table, publish: Publish, bat
     outbox = outbox_table.c
     with database.transaction() as session:
         rows = session.execute(
-            select(outbox.position, outbox.event_id, outbox.event_type, outbox.envelope)
-            .where(outbox.published_at.is_(None))
+            select(outbox.position, outbox.event_id, outbox.event_type, outbox.envelope, outbox.attempts)
+            .where(outbox.published_at.is_(None), outbox.set_aside_at.is_(None))
             .order_by(outbox.position)
             .limit(batch_size)
         ).all()
@@ -128,11 +159,21 @@ def relay_pending(database: Database, outbox_table: Table, publish: Publish, bat
     published = 0
     for row in rows:
         try:
-            envelope = EventEnvelope.FromString(row.envelope)
-            publish(row.event_type, envelope_to_body(envelope))
+            body = envelope_to_body(EventEnvelope.FromString(row.envelope))
+            publish(row.event_type, body)
         except Exception as exc:
-            _count_failed_attempt(database, outbox_table, row.position)
-            raise OutboxRelayError(row.position, row.event_id, row.event_type) from exc
+            unpublishable = not _is_outage(exc)
+            reason = f"{type(exc).__name__}: {exc}"[:LAST_ERROR_LENGTH]
+            attempts = row.attempts + 1
+            if unpublishable and set_aside_after is not None and attempts >= set_aside_after:
+                _set_aside(database, outbox_table, row.position, reason)
+                if on_set_aside is not None:
+                    on_set_aside(row.position, row.event_type, reason)
+                continue
+            _count_failed_attempt(database, outbox_table, row.position, reason if unpublishable else None)
+            raise OutboxRelayError(
+                row.position, row.event_id, row.event_type, unpublishable=unpublishable
+            ) from exc
         with database.transaction() as session:
             session.execute(
                 update(outbox_table)
@@ -143,24 +184,73 @@ def relay_pending(database: Database, outbox_table: Table, publish: Publish, bat
     return published
 
 
-def _count_failed_attempt(database: Database, outbox_table: Table, position: int) -> None:
+def _is_outage(error: Exception) -> bool:
+    """Whether the publish failed because the broker is unreachable (every row would fail),
+    rather than because of this row: its envelope could not be read or converted (raised
+    before publishing), or the broker refused it."""
+    if isinstance(error, UnpublishableEvent):
+        return False
+    # What reading and converting an envelope raises: protobuf's DecodeError, and TypeError
+    # or KeyError for a payload type the process has not imported.
+    return not isinstance(error, message.DecodeError | TypeError | KeyError | ValueError)
+
+
+def _count_failed_attempt(database: Database, outbox_table: Table, position: int, reason: str | None) -> None:
+    values: dict[str, Any] = {"attempts": outbox_table.c.attempts + 1}
+    if reason is not None:
+        values["last_error"] = reason
     try:
         with database.transaction() as session:
-            session.execute(
-                update(outbox_table)
-                .where(outbox_table.c.position == position)
-                .values(attempts=outbox_table.c.attempts + 1)
-            )
+            session.execute(update(outbox_table).where(outbox_table.c.position == position).values(values))
     except Exception:
         # The publish failure is what the caller must hear about; the count is a hint.
         log.warning("could not count the failed attempt of outbox position %s", position, exc_info=True)
 
 
-def outbox_backlog(database: Database, outbox_table: Table) -> int:
-    """How many events wait in the outbox: for metrics and alerts."""
+def _set_aside(database: Database, outbox_table: Table, position: int, reason: str) -> None:
+    with database.transaction() as session:
+        session.execute(
+            update(outbox_table)
+            .where(outbox_table.c.position == position)
+            .values(
+                attempts=outbox_table.c.attempts + 1,
+                set_aside_at=datetime.now(UTC),
+                last_error=reason,
+            )
+        )
+
+
+def release_set_aside(database: Database, outbox_table: Table) -> int:
+    """Puts every set-aside row back in the relay's way (attempts from zero), for after the
+    cause is fixed; returns how many. They are published after the rows already relayed."""
+    with database.transaction() as session:
+        result = session.execute(
+            update(outbox_table)
+            .where(outbox_table.c.set_aside_at.is_not(None), outbox_table.c.published_at.is_(None))
+            .values(set_aside_at=None, attempts=0)
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def outbox_set_aside(database: Database, outbox_table: Table) -> int:
+    """How many events the relay has set aside and nobody has released: for metrics and alerts."""
     with database.transaction() as session:
         count: int = session.execute(
-            select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))
+            select(func.count())
+            .select_from(outbox_table)
+            .where(outbox_table.c.set_aside_at.is_not(None), outbox_table.c.published_at.is_(None))
+        ).scalar_one()
+    return count
+
+
+def outbox_backlog(database: Database, outbox_table: Table) -> int:
+    """How many events wait in the outbox for the relay (set-aside ones not counted): for
+    metrics and alerts."""
+    with database.transaction() as session:
+        count: int = session.execute(
+            select(func.count())
+            .select_from(outbox_table)
+            .where(outbox_table.c.published_at.is_(None), outbox_table.c.set_aside_at.is_(None))
         ).scalar_one()
     return count
 

@@ -1,8 +1,11 @@
-"""Server interceptors: correlation id and access log, Prometheus metrics, errors, authentication.
+"""Server interceptors: the shutdown gate, correlation id and access log, Prometheus metrics,
+errors, authentication.
 
-Order (outermost first): correlation → metrics → errors → auth → handler. The metrics
+Order (outermost first): gate → correlation → metrics → errors → auth → handler. The metrics
 see the final status code; the error interceptor turns ServiceError (auth included) into
-a `google.rpc.Status` with details and anything unexpected into a bare INTERNAL.
+a `google.rpc.Status` with details, the database out of reach into UNAVAILABLE and anything
+unexpected into a bare INTERNAL. The gate, once closed by a stopping server, answers new calls
+UNAVAILABLE before any of the others runs.
 """
 
 from __future__ import annotations
@@ -13,15 +16,24 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeAlias, TypeVar
 
 import grpc
+from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.runtime.auth import TokenVerifier, bearer_token
 from services.runtime.context import correlation_id_var, grpc_method_var, new_correlation_id, principal_var
-from services.runtime.errors import ServiceError, Unauthenticated, internal_status
+from services.runtime.db import is_database_unavailable
+from services.runtime.errors import (
+    DATABASE_RETRY_DELAY_SECONDS,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+    database_unavailable,
+    internal_status,
+)
 
 log = logging.getLogger("asan.grpc")
 
@@ -166,9 +178,62 @@ class _Interceptor(grpc.aio.ServerInterceptor, Generic[F]):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+class ShutdownGate(grpc.aio.ServerInterceptor):
+    """Open, it passes every call on untouched (nothing is wrapped). Closed (`close()`, by a
+    stopping server), it answers each new unary call UNAVAILABLE without starting it, with a
+    RetryInfo and gRPC's `grpc-retry-pushback-ms`, so that a client's retry policy tries
+    again after the server has gone (and its connection with it). Health and other streaming
+    methods still pass: probes must read NOT_SERVING, not an error."""
+
+    def __init__(self, service: str, retry_after_seconds: float) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        self.is_open = True
+        self.refused = 0
+        refusal = Unavailable(
+            message="The server is shutting down and did not start this call; retry it.",
+            reason="SHUTTING_DOWN",
+            retry_delay_seconds=retry_after_seconds,
+        )
+        self._status = refusal.to_status(service)
+
+    def close(self) -> None:
+        self.is_open = False
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if self.is_open or handler is None or handler.response_streaming or handler.request_streaming:
+            return handler
+        return self._refusal(handler)
+
+    def _refusal(self, handler: Handler) -> Handler:
+        async def refuse(request: Any, context: Context) -> Any:
+            self.refused += 1
+            await _abort(context, self._status, self.retry_after_seconds)
+
+        return grpc.unary_unary_rpc_method_handler(
+            refuse, handler.request_deserializer, handler.response_serializer
+        )
+
+
 class CorrelationInterceptor(_Interceptor[str]):
     """Takes `x-request-id` from the caller (or makes one), returns it, and logs each call.
-    Being outermost, it also makes the method known to the call's code (`grpc_method_var`)."""
+    Being outermost, it also makes the method known to the call's code (`grpc_method_var`).
+
+    The id goes back in the response headers with the answer (or with a final error, by
+    ErrorInterceptor), not as the call starts: a client may retry a call only while it has
+    received no headers (gRFC A6), and any call may yet end UNAVAILABLE, whose id travels in
+    the trailers instead."""
 
     def bind_method(self, method: str, handler: Handler) -> str:
         return method
@@ -181,10 +246,11 @@ class CorrelationInterceptor(_Interceptor[str]):
         offered = metadata_value(context, "x-request-id")
         correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
         correlation_id_var.set(correlation_id)
-        await context.send_initial_metadata((("x-request-id", correlation_id),))
         started = time.perf_counter()
         try:
-            return await call_next(request)
+            response = await call_next(request)
+            await _send_request_id(context)
+            return response
         finally:
             code = context.code() or grpc.StatusCode.OK
             principal = principal_var.get()
@@ -297,7 +363,9 @@ class MetricsInterceptor(_Interceptor[_MethodMetrics]):
 
 
 class ErrorInterceptor(_Interceptor[str]):
-    """ServiceError → its google.rpc.Status; any other exception → INTERNAL, logged, no details."""
+    """ServiceError → its google.rpc.Status; the database out of reach → UNAVAILABLE with a
+    retry hint, logged in one line (an outage is not a bug: no traceback per call); any other
+    exception → INTERNAL, logged, no details."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -313,14 +381,56 @@ class ErrorInterceptor(_Interceptor[str]):
         try:
             return await call_next(request)
         except ServiceError as error:
-            locale = (metadata_value(context, "accept-language") or "en")[:2].lower()
             log.info("request refused", extra={"grpc_method": method, "reason": error.reason})
-            await context.abort_with_status(rpc_status.to_status(error.to_status(self.service, locale)))
+            retry_after = getattr(error, "retry_delay_seconds", None)
+            await _abort(context, error.to_status(self.service, _locale(context)), retry_after)
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            log.exception("unexpected error", extra={"grpc_method": method})
-            await context.abort_with_status(rpc_status.to_status(internal_status()))
+        except Exception as error:
+            if is_database_unavailable(error):
+                log.warning(
+                    "database unavailable",
+                    extra={"grpc_method": method, "error": f"{type(error).__name__}: {_first_line(error)}"},
+                )
+                status = database_unavailable().to_status(self.service, _locale(context))
+                await _abort(context, status, DATABASE_RETRY_DELAY_SECONDS)
+            else:
+                log.exception("unexpected error", extra={"grpc_method": method})
+                await _abort(context, internal_status())
+
+
+async def _send_request_id(context: Context) -> None:
+    correlation_id = correlation_id_var.get()
+    if correlation_id:
+        await context.send_initial_metadata((("x-request-id", correlation_id),))
+
+
+async def _abort(
+    context: Context, status: status_pb2.Status, retry_after_seconds: float | None = None
+) -> NoReturn:
+    """Ends the call with `status`. An UNAVAILABLE one is left retryable: no headers, the
+    request id in the trailers, and gRPC's pushback when `retry_after_seconds` is given; any
+    other is final, and the request id goes in the headers, as with an answer."""
+    if status.code != code_pb2.UNAVAILABLE:
+        await _send_request_id(context)
+        await context.abort_with_status(rpc_status.to_status(status))
+    trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", status.SerializeToString())]
+    correlation_id = correlation_id_var.get()
+    if correlation_id:
+        trailers.append(("x-request-id", correlation_id))
+    if retry_after_seconds is not None:
+        trailers.append(("grpc-retry-pushback-ms", str(int(retry_after_seconds * 1000))))
+    await context.abort_with_status(_Status(grpc.StatusCode.UNAVAILABLE, status.message, tuple(trailers)))
+
+
+def _locale(context: Context) -> str:
+    return (metadata_value(context, "accept-language") or "en")[:2].lower()
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's message without the SQL and parameters SQLAlchemy appends."""
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0][:200] if text.strip() else ""
 
 
 class AuthInterceptor(_Interceptor[bool]):

@@ -68,6 +68,30 @@ def create_runtime_tables() -> None:
         table.create(bind)
 
 
+def add_outbox_set_aside_columns() -> None:
+    """Adds the outbox's `set_aside_at` and `last_error` where they are missing (a database made
+    by a first migration older than them); for the revision that brings them to a service."""
+    from alembic import op
+    from sqlalchemy import Column, String, inspect
+
+    from services.runtime.db import UtcDateTime
+
+    present = {column["name"] for column in inspect(op.get_bind()).get_columns("outbox")}
+    with op.batch_alter_table("outbox") as outbox:
+        if "set_aside_at" not in present:
+            outbox.add_column(Column("set_aside_at", UtcDateTime, nullable=True))
+        if "last_error" not in present:
+            outbox.add_column(Column("last_error", String(500), nullable=True))
+
+
+def drop_outbox_set_aside_columns() -> None:
+    from alembic import op
+
+    with op.batch_alter_table("outbox") as outbox:
+        outbox.drop_column("last_error")
+        outbox.drop_column("set_aside_at")
+
+
 def schema_is_current(database_url: str, script_location: Path) -> bool:
     """True when the database is at the head revision of the service's migrations."""
     from alembic.runtime.migration import MigrationContext

@@ -45,7 +45,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from services.runtime.db import Database
+from services.runtime.db import Database, is_database_unavailable
 
 log = logging.getLogger("asan.periodic")
 
@@ -162,8 +162,15 @@ class PeriodicRunner:
         started = time.perf_counter()
         try:
             ran = await self._run_locked(task)
-        except Exception:
-            log.exception("periodic task failed; retrying next interval", extra={"task": task.name})
+        except Exception as error:
+            if is_database_unavailable(error):
+                # An outage, which health reports: one line, not a traceback per round.
+                log.warning(
+                    "periodic task failed: database unavailable; retrying next interval",
+                    extra={"task": task.name, "error": type(error).__name__},
+                )
+            else:
+                log.exception("periodic task failed; retrying next interval", extra={"task": task.name})
             outcome = Outcome.FAILURE
         else:
             outcome = Outcome.SUCCESS if ran else Outcome.SKIPPED
@@ -233,8 +240,13 @@ def _release(connection: Connection, key: int) -> None:
     try:
         connection.execute(select(func.pg_advisory_unlock(key)))
         connection.commit()
-    except Exception:
-        # Closing the connection below ends its session, and the lock with it.
-        log.warning("could not release a periodic task's lock; closing its connection", exc_info=True)
+    except Exception as error:
+        # Closing the connection below ends its session, and the lock with it. A database
+        # outage has ended it already: one line, no traceback.
+        log.warning(
+            "could not release a periodic task's lock; closing its connection",
+            exc_info=not is_database_unavailable(error),
+            extra={"error": type(error).__name__},
+        )
     finally:
         connection.close()

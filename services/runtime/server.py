@@ -1,9 +1,26 @@
 """Start-up and shutdown of a service's gRPC server, the same for every service.
 
 `serve(definition)` is what `python -m services.<name> serve` runs: JSON logs, the
-database, interceptors, health (SERVING only while the database answers), reflection,
-`/metrics` on its own port, the service's periodic tasks and the runtime's retention purge
-(one replica at a time), and on SIGTERM a graceful drain within the grace period.
+database, interceptors, health, reflection, `/metrics` on its own port, the service's periodic
+tasks and the runtime's retention purge (one replica at a time), and on SIGTERM a drain that
+cancels no call it took.
+
+Health has two meanings. Readiness, the overall status "" and each gRPC service's name, is
+SERVING only while the database answers: balancers send calls elsewhere meanwhile. Liveness,
+the name "liveness", is SERVING for as long as the event loop answers at all: a database
+outage is no reason to restart the process (it would not bring the database back).
+
+Why the drain is in three steps: grpc.aio asks the gRPC core for one call at a time per method,
+so under load the core holds calls that have arrived but that no handler has started yet. Its
+server shutdown (`server.stop(grace)`) cancels exactly those (the client sees CANCELLED), and
+lets only started calls run on within the grace. Hence, on SIGTERM:
+1. readiness says NOT_SERVING and the server keeps serving for `drain_seconds`, while Kubernetes
+   takes the pod out of its endpoints and health-checking clients move away;
+2. for a moment, calls that still arrive are answered UNAVAILABLE without being started, with a
+   retry pushback that gRPC's retry policy (services.runtime.clients) honours, so that the
+   core holds no call when
+3. `server.stop(grace)` sends GOAWAY and waits for the started calls, at most `grace` seconds;
+   the clients' retries reconnect, to another replica.
 """
 
 from __future__ import annotations
@@ -30,12 +47,13 @@ from services.runtime.access import anonymous_methods
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
-from services.runtime.events import outbox_backlog
+from services.runtime.events import outbox_backlog, outbox_set_aside
 from services.runtime.interceptors import (
     AuthInterceptor,
     CorrelationInterceptor,
     ErrorInterceptor,
     MetricsInterceptor,
+    ShutdownGate,
 )
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
@@ -44,6 +62,12 @@ from services.runtime.retention import retention_flow
 from services.runtime.tables import RuntimeTables
 
 log = logging.getLogger("asan.server")
+
+# The health name of liveness: SERVING while the process's event loop answers, whatever the
+# database does (the Kubernetes liveness probe asks for it).
+LIVENESS = "liveness"
+# Step 2 of the drain (see above): how long calls are refused before the server stops.
+REFUSE_SECONDS = 0.5
 
 
 # What a service runs in the background of its server.
@@ -84,6 +108,32 @@ class PortInUseError(RuntimeError):
     pass
 
 
+class _Health(HealthServicer):
+    """grpc's health servicer, whose Watch streams end when the server stops (`end_watches`):
+    an open stream would otherwise hold `server.stop(grace)` for the whole grace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stopping = asyncio.Event()
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: Any) -> None:
+        watching = asyncio.ensure_future(super().Watch(request, context))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((watching, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watching, stopping):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+
+    async def end_watches(self) -> None:
+        """Every status NOT_SERVING for good, told to the watchers, then their streams end."""
+        await self.enter_graceful_shutdown()
+        await asyncio.sleep(0.05)  # the watchers write NOT_SERVING first
+        self._stopping.set()
+
+
 class ServiceServer:
     """One running service: start(), then stop(grace). Tests run it on port 0."""
 
@@ -102,17 +152,33 @@ class ServiceServer:
             registry=self.registry,
         )
         backlog.set_function(self._outbox_backlog)
+        set_aside = Gauge(
+            "asan_outbox_set_aside",
+            "Events the outbox relay set aside (it could not publish them, for a fault of their "
+            "own) and nobody has released yet.",
+            registry=self.registry,
+        )
+        set_aside.set_function(self._outbox_set_aside)
         self.verifier = verifier or TokenVerifier.from_config(config.auth)
-        self.health = HealthServicer()
+        self.health = _Health()
+        self.gate = ShutdownGate(definition.name, retry_after_seconds=2 * REFUSE_SECONDS)
+        self._draining = False
         self.server = grpc.aio.server(
             interceptors=[
+                self.gate,
                 CorrelationInterceptor(),
                 MetricsInterceptor(self.registry),
                 ErrorInterceptor(definition.name),
                 AuthInterceptor(definition.name, self.verifier, anonymous_methods(definition.grpc_services)),
             ],
-            # A second server on a busy port must fail, not share it silently.
-            options=[("grpc.so_reuseport", 0)],
+            options=[
+                # A second server on a busy port must fail, not share it silently.
+                ("grpc.so_reuseport", 0),
+                # Old connections are asked to reconnect (GOAWAY), and get the shutdown grace
+                # for the calls on them: long-lived clients spread over new replicas.
+                ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(config.grace_seconds * 1000)),
+            ],
         )
         self.runtime = ServiceRuntime(config, self.database, self.registry, self.verifier)
         self.periodic = PeriodicRunner(definition.name, self.database, self.registry)
@@ -144,6 +210,12 @@ class ServiceServer:
             # Health reports the database; a scrape must not fail because of it.
             return math.nan
 
+    def _outbox_set_aside(self) -> float:
+        try:
+            return float(outbox_set_aside(self.database, self.definition.runtime_tables.outbox))
+        except Exception:
+            return math.nan
+
     async def start(self) -> None:
         address = f"{self.config.grpc_host}:{self.config.grpc_port}"
         try:
@@ -160,6 +232,7 @@ class ServiceServer:
             ) from None
         self.metrics_port = self._metrics_httpd.server_port
         # Health answers from the first call: probe before the port takes calls.
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self._probe_database()
         await self.server.start()
         self._tasks = [asyncio.create_task(self._probe_forever())]
@@ -172,10 +245,16 @@ class ServiceServer:
         else:
             await item()
 
+    @property
+    def readiness_names(self) -> tuple[str, ...]:
+        return ("", *self.definition.grpc_services)
+
     async def _probe_database(self) -> None:
         ok = await self.database.ping_async()
+        if self._draining:
+            return  # NOT_SERVING until the end, whatever the database says
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", *self.definition.grpc_services):
+        for name in self.readiness_names:
             await self.health.set(name, status)
 
     async def _probe_forever(self) -> None:
@@ -183,11 +262,25 @@ class ServiceServer:
             await asyncio.sleep(self.config.health_probe_seconds)
             await self._probe_database()
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Stops taking calls (health says NOT_SERVING), drains in-flight calls within `grace`."""
+    async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
+        """Drains (module docstring): NOT_SERVING while serving for `drain` seconds, then
+        refuses new calls, then lets the started ones finish within `grace` seconds."""
         grace = self.config.grace_seconds if grace is None else grace
-        await self.health.enter_graceful_shutdown()
+        drain = self.config.drain_seconds if drain is None else drain
+        self._draining = True
+        for name in self.readiness_names:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if drain > 0 and self.port:
+            log.info("draining", extra={"drain_seconds": drain})
+            await asyncio.sleep(drain)
+        self.gate.close()
+        if self.port:
+            await asyncio.sleep(min(REFUSE_SECONDS, grace))
+        # Liveness too, and every Watch stream ends: the process is going.
+        await self.health.end_watches()
         await self.server.stop(grace)
+        if self.gate.refused:
+            log.info("refused calls while stopping", extra={"refused": self.gate.refused})
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

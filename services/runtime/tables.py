@@ -1,7 +1,9 @@
 """Tables that every service's database has: the outbox, the inbox and idempotency keys.
 
 A service calls `define_runtime_tables(metadata)` on its own MetaData, and its first
-migration calls `create_runtime_tables()` (see services.runtime.migrations).
+migration calls `create_runtime_tables()` (see services.runtime.migrations), which creates
+them as defined here now; a later change here comes with a migration in every service that
+adds it where it is missing (e.g. `add_outbox_set_aside_columns()`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("created_at", UtcDateTime, nullable=False),
         Column("published_at", UtcDateTime, nullable=True),
         Column("attempts", Integer, nullable=False, default=0),
+        # Set when the relay gave up on the row for a fault of its own, and why: the rows
+        # after it went on (services.runtime.events). NULL again once released.
+        Column("set_aside_at", UtcDateTime, nullable=True),
+        Column("last_error", String(500), nullable=True),
         Index("ix_outbox_unpublished", "published_at", "position"),
     )
     inbox = Table(

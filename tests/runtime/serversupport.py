@@ -222,6 +222,7 @@ def payment_process_env(var_dir: Path, database_url: str) -> dict[str, str]:
         "PAYMENT_METRICS_PORT": str(metrics_port),
         "ASAN_HEALTH_PROBE_SECONDS": "0.2",
         "ASAN_SHUTDOWN_GRACE_SECONDS": "2",
+        "ASAN_SHUTDOWN_DRAIN_SECONDS": "0.5",
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -1,5 +1,6 @@
-"""The server every service runs: health that follows the database, reflection, a busy port,
-graceful shutdown in-process and as a real process on SIGTERM.
+"""The server every service runs: readiness that follows the database and liveness that does
+not, reflection, a busy port, graceful shutdown (drain, refusal, stop) in-process and as a real
+process on SIGTERM (under load: test_drain.py).
 
 Everything runs on real ports with real clients; only the payment service's acquirer or a
 handler is swapped (tests/runtime/serversupport.py) where a test needs a call in flight.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import create_engine, text
@@ -26,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment.service import SERVICE_NAME, definition
-from services.runtime.server import PortInUseError, ServiceServer
+from services.runtime.server import LIVENESS, PortInUseError, ServiceServer
 from tests.conftest import POSTGRES_URL
 from tests.runtime.serversupport import (
     APPROVED_CARD,
@@ -34,6 +37,7 @@ from tests.runtime.serversupport import (
     NOT_SERVING,
     SERVING,
     HeldAcquirer,
+    error_info,
     health_status,
     health_stub,
     new_passport_payment,
@@ -41,7 +45,10 @@ from tests.runtime.serversupport import (
     payment_process_env,
     payment_with_acquirer,
     prepared_process_env,
+    refused,
+    rich_status,
     run_cli,
+    unpack,
     wait_for_health,
 )
 from tests.support.servers import RunningService, running_service
@@ -127,6 +134,17 @@ async def test_health_follows_the_database(outage_url: str) -> None:
         assert await health_status(payment.channel, "") == SERVING
 
 
+async def test_liveness_stays_serving_while_the_database_is_away(outage_url: str) -> None:
+    async with running_service(definition, outage_url) as payment:
+        with database_outage(outage_url, payment.server):
+            await wait_for_health(payment.channel, SERVICE_NAME, NOT_SERVING)
+            # A restart would not bring the database back: the process is alive.
+            assert await health_status(payment.channel, LIVENESS) == SERVING
+
+        await wait_for_health(payment.channel, SERVICE_NAME, SERVING)
+        assert await health_status(payment.channel, LIVENESS) == SERVING
+
+
 async def test_health_of_a_service_the_server_does_not_serve_is_not_found(sqlite_url: str) -> None:
     async with running_service(definition, sqlite_url) as payment:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -190,6 +208,25 @@ async def test_a_second_server_on_a_busy_port_fails_to_start(sqlite_url: str) ->
         assert await health_status(first.channel, SERVICE_NAME) == SERVING
 
 
+# --- Connections ----------------------------------------------------------------------------------
+
+
+async def test_an_old_client_connection_is_asked_to_reconnect_and_no_call_fails(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What spreads a gateway's long-lived connection over replicas that came up since.
+    config = dataclasses.replace(config_for_tests(definition, sqlite_url), max_connection_age_seconds=0.3)
+    async with running_service(definition, sqlite_url, config) as payment:
+        stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
+        with caplog.at_level(logging.INFO, logger="asan.grpc"):
+            for _ in range(30):
+                await stub.ListServices(payment_service_pb2.ListServicesRequest(), timeout=5)
+                await asyncio.sleep(0.05)
+
+    peers = {getattr(record, "peer", None) for record in caplog.records if record.getMessage() == "grpc call"}
+    assert len(peers) >= 2, "the client kept one connection"
+
+
 # --- Graceful shutdown --------------------------------------------------------------------------
 
 
@@ -227,6 +264,46 @@ async def test_stop_lets_the_call_in_flight_finish_and_refuses_new_ones(database
     assert paid.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED
     # The drain ended with the last call, not with the grace period.
     assert time.monotonic() - started < 4
+
+
+async def test_a_draining_server_serves_then_refuses_new_calls_retryably_and_finishes_the_started_one(
+    database_url: str,
+) -> None:
+    acquirer = HeldAcquirer()
+    async with running_service(payment_with_acquirer(acquirer), database_url) as payment:
+        stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
+        auth = payment.bearer("citizen", CITIZEN)
+        created = await stub.CreatePayment(new_passport_payment(), metadata=auth)
+        confirm = asyncio.ensure_future(
+            stub.ConfirmPayment(
+                payment_service_pb2.ConfirmPaymentRequest(
+                    payment_id=created.payment_id, request_id=str(uuid.uuid4()), card=APPROVED_CARD
+                ),
+                metadata=auth,
+            )
+        )
+        await asyncio.wait_for(acquirer.charging.wait(), 5)
+
+        stopping = asyncio.ensure_future(payment.server.stop(grace=5, drain=1.0))
+        await wait_for_health(payment.channel, SERVICE_NAME, NOT_SERVING, within=0.5)
+        # Draining: not ready, still alive, still serving.
+        assert await health_status(payment.channel, LIVENESS) == SERVING
+        await stub.ListServices(payment_service_pb2.ListServicesRequest(), timeout=1)
+        # Then new calls are refused without being started, saying when to retry.
+        await asyncio.sleep(1.1)
+        call = stub.ListServices(payment_service_pb2.ListServicesRequest(), timeout=1)
+        error = await refused(call)
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert (await error_info(call)).reason == "SHUTTING_DOWN"
+        [retry] = unpack(await rich_status(call), error_details_pb2.RetryInfo)
+        assert retry.retry_delay.ToNanoseconds() > 0
+        assert dict(error.trailing_metadata() or ())["grpc-retry-pushback-ms"] == "1000"
+
+        acquirer.release.set()
+        paid = await asyncio.wait_for(confirm, 5)
+        await asyncio.wait_for(stopping, 5)
+
+    assert paid.status == payment_pb2.PAYMENT_STATUS_SUCCEEDED
 
 
 async def _refused_while(payment: RunningService, condition: Callable[[], bool]) -> None:

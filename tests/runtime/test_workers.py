@@ -5,120 +5,21 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 
-from asan.payment.v1.events_pb2 import PaymentSucceeded
-from services.runtime.context import correlation_id_var
-from services.runtime.db import Database
-from services.runtime.events import add_event, outbox_backlog
+from services.runtime.events import outbox_backlog
 from tests.conftest import AMQP_URI, RABBITMQ_SKIP
 from tests.runtime.eventsupport import schema
-from tests.support.workers import (
-    TcpProxy,
-    WorkerProcess,
-    broker_tap,
-    delete_broker_entities,
-    wait_until,
-)
-
-TARGET = "tests.runtime.eventsupport.workers:services"
-outbox = schema.producer.outbox
+from tests.runtime.eventsupport.harness import EventPipeline, outbox
+from tests.runtime.eventsupport.harness import through as through_proxy
+from tests.support.proxy import TcpProxy
+from tests.support.workers import broker_tap, wait_until
 
 
-@dataclass
-class EventPipeline:
-    """A producer database, a consumer database and the worker between them."""
-
-    name: str
-    producer: Database
-    consumer: Database
-    amqp_uri: str
-    log_path: Path
-    workers: list[WorkerProcess] = field(default_factory=list)
-
-    def start_worker(
-        self, *, amqp_uri: str | None = None, max_workers: int = 1, stop_timeout: float = 10
-    ) -> WorkerProcess:
-        env = {
-            schema.NAME_ENV: self.name,
-            schema.PRODUCER_DATABASE_ENV: self.producer.url.render_as_string(hide_password=False),
-            schema.CONSUMER_DATABASE_ENV: self.consumer.url.render_as_string(hide_password=False),
-            "AMQP_URI": amqp_uri or self.amqp_uri,
-            # One worker: the consumer applies events in the order the queue holds them.
-            "ASAN_EVENT_MAX_WORKERS": str(max_workers),
-            "ASAN_EVENT_STOP_TIMEOUT_SECONDS": str(stop_timeout),
-        }
-        worker = WorkerProcess(TARGET, env, self.log_path)
-        self.workers.append(worker)
-        worker.wait_ready()
-        return worker
-
-    def add_payments(self, *payment_ids: str) -> None:
-        """Each payment in its own transaction, with its own correlation id."""
-        for payment_id in payment_ids:
-            token = correlation_id_var.set(f"req-{payment_id}")
-            try:
-                with self.producer.transaction() as session:
-                    add_event(session, outbox, "payment", PaymentSucceeded(payment_id=payment_id))
-            finally:
-                correlation_id_var.reset(token)
-
-    def received(self) -> list[tuple[str, str, str | None]]:
-        """(payment id, correlation id in the envelope, in the context), in the order applied."""
-        query = select(
-            schema.received.c.payment_id,
-            schema.received.c.envelope_correlation_id,
-            schema.received.c.context_correlation_id,
-        ).order_by(schema.received.c.id)
-        return [tuple(row) for row in self.consumer.run_sync(lambda s: s.execute(query).all())]
-
-    def received_payment_ids(self) -> list[str]:
-        return [payment_id for payment_id, _, _ in self.received()]
-
-    def wait_for_payments(self, payment_ids: list[str], timeout: float = 15) -> None:
-        wait_until(
-            lambda: len(self.received()) >= len(payment_ids),
-            timeout=timeout,
-            what=f"{len(payment_ids)} effects, got {self.received_payment_ids()}",
-        )
-
-    def inbox_size(self) -> int:
-        query = select(func.count()).select_from(schema.consumer.inbox)
-        count: int = self.consumer.run_sync(lambda s: s.execute(query).scalar_one())
-        return count
-
-
-@pytest.fixture
-def pipeline(
-    amqp_uri: str, database_backend: str, new_database_url: Callable[[str, str], str], tmp_path: Path
-) -> Iterator[EventPipeline]:
-    name = f"t{uuid.uuid4().hex[:10]}"
-    producer = Database(new_database_url(database_backend, "producer"), threads=2)
-    consumer = Database(new_database_url(database_backend, "consumer"), threads=2)
-    schema.producer_metadata.create_all(producer.engine)
-    schema.consumer_metadata.create_all(consumer.engine)
-    pipeline = EventPipeline(name, producer, consumer, amqp_uri, tmp_path / "worker.log")
-    yield pipeline
-    for worker in pipeline.workers:
-        worker.close()
-    producer.close()
-    consumer.close()
-    if amqp_uri != "memory://":
-        delete_broker_entities(
-            amqp_uri,
-            queues=[
-                f"evt-{schema.source_service(name)}-PaymentSucceeded--{schema.consumer_service(name)}"
-                ".on_payment_succeeded"
-            ],
-            exchanges=[f"{schema.source_service(name)}.events"],
-        )
+def through(proxy: TcpProxy) -> str:
+    return through_proxy(proxy, AMQP_URI)
 
 
 def test_worker_test_process_is_not_monkey_patched() -> None:
@@ -178,23 +79,6 @@ def test_an_event_whose_effect_fails_is_retried_until_it_takes_effect_once(pipel
     assert pipeline.received_payment_ids() == ["p-1"]
     assert pipeline.inbox_size() == 1
     worker.terminate()
-
-
-@pytest.fixture
-def broker_proxy() -> Iterator[TcpProxy]:
-    """A TCP proxy in front of the test RabbitMQ, to cut the worker off from it."""
-    if not AMQP_URI:
-        pytest.skip(RABBITMQ_SKIP)
-    broker = urlsplit(AMQP_URI)
-    proxy = TcpProxy((broker.hostname or "127.0.0.1", broker.port or 5672))
-    proxy.start()
-    yield proxy
-    proxy.stop()
-
-
-def through(proxy: TcpProxy) -> str:
-    broker = urlsplit(AMQP_URI)
-    return broker._replace(netloc=f"{broker.username}:{broker.password}@127.0.0.1:{proxy.port}").geturl()
 
 
 @pytest.mark.rabbitmq

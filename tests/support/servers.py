@@ -55,6 +55,8 @@ def test_config(definition: ServiceDefinition, database_url: str) -> ServiceConf
         grpc_port=0,
         metrics_port=0,
         grace_seconds=2.0,
+        # Tests that drain say so (ServiceServer.stop(drain=...)); the others stop at once.
+        drain_seconds=0.0,
         health_probe_seconds=0.2,
     )
 

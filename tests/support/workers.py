@@ -1,22 +1,26 @@
-"""What the worker tests drive: the worker subprocess, a TCP proxy to cut the broker off,
-bounded polling and broker clean-up. Nothing here imports nameko or eventlet."""
+"""What the worker tests drive: the worker subprocess, bounded polling and broker clean-up
+(the TCP proxy that cuts the broker off is tests.support.proxy's). Nothing here imports
+nameko or eventlet."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
+
+# It lived here first; the payment event tests import it from here.
+from tests.support.proxy import TcpProxy
+
+__all__ = ["READY_LINE", "TcpProxy", "WorkerProcess", "broker_tap", "delete_broker_entities", "wait_until"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "event workers ready"
@@ -44,7 +48,8 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", *(argv or ["services.runtime.workers", *targets])],
             cwd=REPO_ROOT,
-            env={**os.environ, **env},
+            # Unbuffered: what the worker logged is in the file when a test reads it.
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -75,76 +80,6 @@ class WorkerProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to `upstream`; `stop()` cuts it off (listener closed and open
-    connections severed), `start()` brings it back on the same port."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self._listener: socket.socket | None = None
-        self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        listener.settimeout(0.1)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._acceptor.start()
-
-    def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            # A thread blocked in accept() keeps the port bound: let it see the stop first.
-            self._acceptor.join()
-            listener.close()
-        with self._lock:
-            connections, self._connections = self._connections, set()
-        for connection in connections:
-            _sever(connection)
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                _sever(client)
-                continue
-            with self._lock:
-                self._connections.update((client, server))
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _sever(source)
-            _sever(sink)
-            with self._lock:
-                self._connections.difference_update((source, sink))
-
-
-def _sever(connection: socket.socket) -> None:
-    with suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
-    connection.close()
 
 
 @contextmanager

@@ -11,6 +11,13 @@ from services.runtime.tables import define_runtime_tables
 PRODUCER_DATABASE_ENV = "ASAN_TEST_EVENTS_PRODUCER_DATABASE"
 CONSUMER_DATABASE_ENV = "ASAN_TEST_EVENTS_CONSUMER_DATABASE"
 NAME_ENV = "ASAN_TEST_EVENTS_NAME"
+# How long each effect of the consumer takes (seconds; default none).
+EFFECT_SECONDS_ENV = "ASAN_TEST_EVENTS_EFFECT_SECONDS"
+# Payments whose id starts with this fail in the consumer, until the cure file exists.
+POISON_PREFIX_ENV = "ASAN_TEST_EVENTS_POISON_PREFIX"
+POISON_CURE_ENV = "ASAN_TEST_EVENTS_POISON_CURE"
+# Stub modules the relay imports besides payment's (comma-separated).
+EXTRA_STUBS_ENV = "ASAN_TEST_EVENTS_EXTRA_STUBS"
 
 producer_metadata = new_metadata()
 producer = define_runtime_tables(producer_metadata)
