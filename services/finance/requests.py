@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date
+from typing import Literal
 
 from asan.finance.v1 import finance_pb2, finance_service_pb2
 from services.finance.catalogue import SCOPES
@@ -17,9 +18,10 @@ MAX_ID_LENGTH = 36
 
 
 def check_consent_id(violations: Violations, consent_id: str) -> None:
-    violations.check(
-        0 < len(consent_id) <= MAX_ID_LENGTH, "consent_id", "Required: the consent_id CreateConsent answered."
-    )
+    if not consent_id:
+        violations.add("consent_id", "Required: the consent_id CreateConsent answered.", "REQUIRED")
+    elif len(consent_id) > MAX_ID_LENGTH:
+        violations.add("consent_id", "Not a consent_id: pass the one CreateConsent answered.", "FORMAT")
 
 
 def _scopes(violations: Violations, values: list[int], field: str, *, required: bool) -> tuple[str, ...]:
@@ -37,16 +39,29 @@ def _scopes(violations: Violations, values: list[int], field: str, *, required: 
     return tuple(names)
 
 
-def _period(violations: Violations, period: finance_pb2.DatePeriod, field: str) -> tuple[date, date] | None:
-    try:
-        start = protos.to_date(period.start_date)
-    except ValueError:
-        violations.add(f"{field}.start_date", "Required: a whole calendar date.", "FORMAT")
+def _day(
+    violations: Violations,
+    period: finance_pb2.DatePeriod,
+    name: Literal["start_date", "end_date"],
+    field: str,
+) -> date | None:
+    if not period.HasField(name):
+        violations.add(f"{field}.{name}", "Required: a whole calendar date.", "REQUIRED")
         return None
     try:
-        end = protos.to_date(period.end_date)
+        return protos.to_date(getattr(period, name))
     except ValueError:
-        violations.add(f"{field}.end_date", "Required: a whole calendar date.", "FORMAT")
+        violations.add(f"{field}.{name}", "Must be a whole calendar date.", "FORMAT")
+        return None
+
+
+def date_period(
+    violations: Violations, period: finance_pb2.DatePeriod, field: str
+) -> tuple[date, date] | None:
+    """Both days of a period, each checked, so that a client learns of both at once."""
+    start = _day(violations, period, "start_date", field)
+    end = _day(violations, period, "end_date", field)
+    if start is None or end is None:
         return None
     return start, end
 
@@ -54,17 +69,27 @@ def _period(violations: Violations, period: finance_pb2.DatePeriod, field: str) 
 def new_consent(request: finance_service_pb2.CreateConsentRequest, violations: Violations) -> Terms | None:
     """The terms a bank asks for; None when a field is missing or malformed (then in `violations`)."""
     check_request_id(violations, request.request_id)
+    if not request.HasField("consent"):
+        violations.add("consent", "Required: the consent asked for.", "REQUIRED")
+        return None
     consent = request.consent
-    violations.check(
-        is_fin(consent.fin),
-        "consent.fin",
-        "Required: the citizen's FIN, 7 digits or capital letters.",
-        "FORMAT",
-    )
+    if not consent.fin:
+        violations.add("consent.fin", "Required: the citizen's FIN.", "REQUIRED")
+    else:
+        violations.check(
+            is_fin(consent.fin), "consent.fin", "Must be a FIN: 7 digits or capital letters.", "FORMAT"
+        )
     purpose = stored_name(finance_pb2.Purpose, consent.purpose, "PURPOSE_", violations, "consent.purpose")
     violations.check(consent.purpose != 0, "consent.purpose", "Required: why the bank asks.", "REQUIRED")
     scopes = _scopes(violations, list(consent.scopes), "consent.scopes", required=True)
-    period = _period(violations, consent.data_period, "consent.data_period")
+    period = None
+    if violations.check(
+        consent.HasField("data_period"),
+        "consent.data_period",
+        "Required: the days the data may come from.",
+        "REQUIRED",
+    ):
+        period = date_period(violations, consent.data_period, "consent.data_period")
     kind = stored_name(finance_pb2.ConsentKind, consent.kind, "CONSENT_KIND_", violations, "consent.kind")
     violations.check(consent.kind != 0, "consent.kind", "Required: ONE_TIME or PERIODIC.", "REQUIRED")
     frequency = stored_name(
@@ -101,7 +126,9 @@ def fetch_wanted(request: finance_service_pb2.FetchDataRequest, violations: Viol
     check_consent_id(violations, request.consent_id)
     scopes = _scopes(violations, list(request.scopes), "scopes", required=False)
     period = (
-        _period(violations, request.data_period, "data_period") if request.HasField("data_period") else None
+        date_period(violations, request.data_period, "data_period")
+        if request.HasField("data_period")
+        else None
     )
     if period and period[0] > period[1]:
         violations.add("data_period", "The start date must not be after the end date.")

@@ -22,11 +22,12 @@ import grpc
 
 from asan.finance.v1 import data_provider_pb2, data_provider_pb2_grpc, finance_pb2
 from services.finance.catalogue import SANDBOX_PROVIDERS, SCOPES
-from services.runtime import protos
+from services.finance.requests import date_period
 from services.runtime.enums import name_of
 from services.runtime.errors import InvalidArgument, Unavailable
 from services.runtime.interceptors import require_principal
 from services.runtime.providers import ensure_finance_caller, minimised
+from services.runtime.validation import Violations
 
 EMPLOYED = "SBX0001"
 NOWHERE = "SBX0002"
@@ -100,12 +101,18 @@ class SandboxRegisters(data_provider_pb2_grpc.DataProviderServiceServicer):
     async def GetSubjectRecords(
         self, request: data_provider_pb2.GetSubjectRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> data_provider_pb2.SubjectRecords:
-        ensure_finance_caller(require_principal())
+        principal = require_principal()
+        violations = Violations()
+        period = date_period(violations, request.period, "period") if request.HasField("period") else None
+        violations.require(request)
+        violations.raise_if_any()
+        assert period is not None
+        ensure_finance_caller(principal)
         if request.provider not in SANDBOX_PROVIDERS:
             raise InvalidArgument(
                 message=f"No sandbox register is named {request.provider!r}.", reason="NO_SUCH_PROVIDER"
             )
-        start, end = protos.to_date(request.period.start_date), protos.to_date(request.period.end_date)
+        start, end = period
         answer = data_provider_pb2.SubjectRecords()
         for value in request.scopes:
             scope = name_of(finance_pb2.Scope, value, "SCOPE_")

@@ -30,7 +30,7 @@ from services.runtime.paging import (
     page_size,
 )
 from services.runtime.signing import ALGORITHM, Ed25519Signer
-from services.runtime.validation import Violations
+from services.runtime.validation import Violations, check_request_id
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -52,7 +52,6 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
         self, request: finance_service_pb2.CreateConsentRequest, context: Context
     ) -> finance_pb2.Consent:
         principal = require_principal()
-        institution = access.registered_bank(principal)
         violations = Violations()
         terms = requests.new_consent(request, violations)
         now = utcnow()
@@ -64,8 +63,10 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
                     violations.add(
                         f"consent.scopes[{index}]", f"No register serves {scope} yet.", "UNAVAILABLE_SCOPE"
                     )
+        violations.require(request)
         violations.raise_if_any()
         assert terms is not None
+        institution = access.registered_bank(principal)
         access.ensure_purpose_allowed(institution, terms.purpose)
         key = idempotency_key(request, principal)
         created: list[bool] = []
@@ -85,6 +86,7 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
         principal = require_principal()
         violations = Violations()
         requests.check_consent_id(violations, request.consent_id)
+        violations.require(request)
         violations.raise_if_any()
         return await self.database.run(
             lambda s: convert.consent(consenting.visible_consent(s, principal, request.consent_id))
@@ -94,16 +96,17 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
         self, request: finance_service_pb2.ListConsentsRequest, context: Context
     ) -> finance_service_pb2.ListConsentsResponse:
         principal = require_principal()
-        if principal.is_bank:
-            owner = ConsentRow.institution_code == principal.institution_code
-        else:
-            owner = ConsentRow.fin == access.ensure_citizen(principal)
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
         status = requests.status_filter(request.status, violations)
         fingerprint = filter_fingerprint("consents", principal.kind.value, principal.subject, status)
         after = decode_keyset(violations, request.page_token, fingerprint)
+        violations.require(request)
         violations.raise_if_any()
+        if principal.is_bank:
+            owner = ConsentRow.institution_code == principal.institution_code
+        else:
+            owner = ConsentRow.fin == access.ensure_citizen(principal)
 
         def read(session: Session) -> list[ConsentRow]:
             query = select(ConsentRow).where(owner)
@@ -161,10 +164,11 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
         """One citizen's change, in one transaction with its log entry and event; counted once,
         not per replay."""
         principal = require_principal()
-        access.ensure_citizen(principal)
         violations = Violations()
         requests.consent_change(request.request_id, request.consent_id, violations)
+        violations.require(request)
         violations.raise_if_any()
+        access.ensure_citizen(principal)
         key = idempotency_key(request, principal)
         changed: list[ConsentRow] = []
 
@@ -197,10 +201,11 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
         self, request: finance_service_pb2.FetchDataRequest, context: Context
     ) -> finance_pb2.DataPackage:
         principal = require_principal()
-        access.ensure_bank(principal)
         violations = Violations()
         wanted = requests.fetch_wanted(request, violations)
+        violations.require(request)
         violations.raise_if_any()
+        access.ensure_bank(principal)
         return await self.fetching.fetch(idempotency_key(request, principal), principal, wanted)
 
     # --- The access log ---------------------------------------------------------------------
@@ -208,12 +213,14 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
     async def ListAccessLogEntries(
         self, request: finance_service_pb2.ListAccessLogEntriesRequest, context: Context
     ) -> finance_service_pb2.ListAccessLogEntriesResponse:
+        # The page token is bound to the citizen's own chain: who asks comes first here.
         fin = access.ensure_citizen(require_principal())
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
         fingerprint = filter_fingerprint("access_log", fin)
         cursor = decode_page_token(violations, request.page_token, fingerprint)
         before = _sequence(cursor.last_id, violations) if cursor else None
+        violations.require(request)
         violations.raise_if_any()
         rows = await self.database.run(lambda s: access_log.entries_newest_first(s, fin, before, size + 1))
         response = finance_service_pb2.ListAccessLogEntriesResponse(
@@ -226,7 +233,12 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
     async def VerifyAccessLog(
         self, request: finance_service_pb2.VerifyAccessLogRequest, context: Context
     ) -> finance_pb2.AccessLogVerification:
-        fin = access.chain_to_verify(require_principal(), request.fin)
+        principal = require_principal()
+        violations = Violations()
+        check_request_id(violations, request.request_id)
+        violations.require(request)
+        violations.raise_if_any()
+        fin = access.chain_to_verify(principal, request.fin)
         check = await self.database.run(lambda s: access_log.verify(s, fin))
         return finance_pb2.AccessLogVerification(
             fin=fin,
@@ -239,12 +251,14 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
     async def ListChainHeads(
         self, request: finance_service_pb2.ListChainHeadsRequest, context: Context
     ) -> finance_service_pb2.ListChainHeadsResponse:
-        access.ensure_admin(require_principal())
+        principal = require_principal()
         violations = Violations()
         size = page_size(violations, request.page_size, default=100)
         fingerprint = filter_fingerprint("chain_heads")
         cursor = decode_page_token(violations, request.page_token, fingerprint)
+        violations.require(request)
         violations.raise_if_any()
+        access.ensure_admin(principal)
         after = cursor.last_id if cursor else None
         rows = await self.database.run(lambda s: access_log.heads(s, after, size + 1))
         response = finance_service_pb2.ListChainHeadsResponse(

@@ -289,16 +289,24 @@ def personal_data_in_urls(descriptors: descriptor_pb2.FileDescriptorSet) -> list
 
 
 def request_ids_without_uuid_and_required(descriptors: descriptor_pb2.FileDescriptorSet) -> list[str]:
-    """AIP-155 and AIP-202: a `request_id` is REQUIRED and a UUID4, so that OpenAPI and
-    generated clients know it (the gateway fills it from the Idempotency-Key header)."""
-    return [
-        f"{full_name}.{field.name}"
-        for file in contract_files(descriptors)
-        for full_name, message, _ in messages(file)
-        for field in message.field
-        if field.name == "request_id"
-        and (field_behavior_pb2.REQUIRED not in behaviors(field) or not is_uuid4(field))
-    ]
+    """AIP-155 and AIP-202: a request's `request_id` is REQUIRED and a UUID4, so that OpenAPI and
+    generated clients know it (the gateway fills it from the Idempotency-Key header). A resource
+    that records the id of the request that made it (an access log entry) is answered, never
+    sent: its `request_id` is OUTPUT_ONLY."""
+    requests = {rpc.method.input_type.lstrip(".") for rpc in rpcs(descriptors)}
+    offenders = []
+    for file in contract_files(descriptors):
+        for full_name, message, _ in messages(file):
+            for field in message.field:
+                if field.name != "request_id":
+                    continue
+                if full_name in requests:
+                    wrong = field_behavior_pb2.REQUIRED not in behaviors(field) or not is_uuid4(field)
+                else:
+                    wrong = field_behavior_pb2.OUTPUT_ONLY not in behaviors(field)
+                if wrong:
+                    offenders.append(f"{full_name}.{field.name}")
+    return offenders
 
 
 def updates_without_update_mask(descriptors: descriptor_pb2.FileDescriptorSet) -> list[str]:
@@ -399,7 +407,9 @@ def test_no_route_carries_personal_data_in_its_path_or_query(
 def test_every_request_id_is_a_required_uuid(contracts: descriptor_pb2.FileDescriptorSet) -> None:
     offenders = request_ids_without_uuid_and_required(contracts)
     assert not offenders, offenders_message(
-        "request_id fields without field_behavior REQUIRED and field_info.format UUID4", offenders
+        "request_id fields of requests without field_behavior REQUIRED and field_info.format UUID4,"
+        " or of resources without OUTPUT_ONLY",
+        offenders,
     )
 
 
@@ -503,6 +513,8 @@ BAD_SAMPLE = {
           map<string, double> rates = 2;
           // Documented.
           Colour colour = 3;
+          // The request that made it, but not OUTPUT_ONLY.
+          string request_id = 4;
         }
 
         // Documented.
@@ -598,7 +610,11 @@ BAD_SAMPLE_OFFENDERS: list[tuple[Rule, list[str]]] = [
     ),
     (
         request_ids_without_uuid_and_required,
-        ["asan.demo.v1.CreateThingRequest.request_id", "asan.demo.v1.UpdateThingRequest.request_id"],
+        [
+            "asan.demo.v1.UpdateThingRequest.request_id",
+            "asan.demo.v1.Thing.request_id",
+            "asan.demo.v1.CreateThingRequest.request_id",
+        ],
     ),
     (updates_without_update_mask, ["asan.demo.v1.DemoService.UpdateThing"]),
     (

@@ -82,6 +82,8 @@ class Rejection:
     reason: str
     metadata: dict[str, str]
     violations: dict[str, str]
+    # The violations' reasons by field: REQUIRED for a field left out, FORMAT for a malformed one.
+    reasons: dict[str, str]
 
 
 async def rejected(call: Awaitable[object]) -> Rejection:
@@ -102,5 +104,6 @@ async def rejected(call: Awaitable[object]) -> Rejection:
             if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 detail.Unpack(bad)
         violations = {v.field: v.description for v in bad.field_violations}
-        return Rejection(error.code(), info.reason, dict(info.metadata), violations)
+        reasons = {v.field: v.reason for v in bad.field_violations}
+        return Rejection(error.code(), info.reason, dict(info.metadata), violations, reasons)
     raise AssertionError("the call succeeded, but it should have been rejected")

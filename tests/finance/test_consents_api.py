@@ -262,6 +262,58 @@ async def test_consent_terms_break_the_rules_field_by_field(finance: RunningServ
     assert citizens_cannot_ask.reason == "BANKS_ONLY"
 
 
+async def test_a_field_left_out_is_required_and_a_malformed_one_is_named_malformed(
+    finance: RunningService,
+) -> None:
+    api = stub(finance)
+    request = consent_request()
+    request.consent.fin = ""
+    request.consent.data_period.ClearField("end_date")
+    request.consent.data_period.start_date.month = 13
+    left_out = await rejected(api.CreateConsent(request, metadata=bank(finance)))
+    assert left_out.reasons == {
+        "consent.fin": "REQUIRED",
+        "consent.data_period.start_date": "FORMAT",
+        "consent.data_period.end_date": "REQUIRED",
+    }
+    malformed = await rejected(api.CreateConsent(consent_request(fin="1234"), metadata=bank(finance)))
+    assert malformed.reasons == {"consent.fin": "FORMAT"}
+    no_consent = await rejected(
+        api.CreateConsent(
+            finance_service_pb2.CreateConsentRequest(request_id=new_request_id()), metadata=bank(finance)
+        )
+    )
+    assert no_consent.reasons == {"consent": "REQUIRED"}
+
+
+async def test_a_request_is_validated_before_its_caller_is_authorised(finance: RunningService) -> None:
+    """The house order: a citizen's incomplete fetch learns what is missing, as anyone would."""
+    api = stub(finance)
+    fetch_nothing = await rejected(
+        api.FetchData(finance_service_pb2.FetchDataRequest(), metadata=citizen(finance))
+    )
+    assert fetch_nothing.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert fetch_nothing.reasons == {"request_id": "REQUIRED", "consent_id": "REQUIRED"}
+    verify_nothing = await rejected(
+        api.VerifyAccessLog(finance_service_pb2.VerifyAccessLogRequest(), metadata=bank(finance))
+    )
+    assert verify_nothing.reasons == {"request_id": "REQUIRED"}
+    registers = data_provider_pb2_grpc.DataProviderServiceStub(finance.channel)
+    no_days = await rejected(
+        registers.GetSubjectRecords(
+            data_provider_pb2.GetSubjectRecordsRequest(
+                provider="tax",
+                fin=CITIZEN,
+                scopes=[finance_pb2.SCOPE_INCOME],
+                period=finance_pb2.DatePeriod(),
+                consent_id="x",
+            ),
+            metadata=bank(finance),
+        )
+    )
+    assert no_days.reasons == {"period.start_date": "REQUIRED", "period.end_date": "REQUIRED"}
+
+
 async def test_a_provider_down_is_unavailable_and_nothing_is_logged_as_fetched(
     finance: RunningService,
 ) -> None:
@@ -301,7 +353,11 @@ async def test_consents_expire_on_time_by_the_sweeper(finance: RunningService) -
 async def test_the_registers_answer_finance_and_no_one_else(finance: RunningService) -> None:
     registers = data_provider_pb2_grpc.DataProviderServiceStub(finance.channel)
     request = data_provider_pb2.GetSubjectRecordsRequest(
-        provider="tax", fin=CITIZEN, scopes=[finance_pb2.SCOPE_INCOME], consent_id="x"
+        provider="tax",
+        fin=CITIZEN,
+        scopes=[finance_pb2.SCOPE_INCOME],
+        period=consent_request().consent.data_period,
+        consent_id="x",
     )
     for caller in (bank(finance), finance.bearer("service", "visa", agency="DMX")):
         refused = await rejected(registers.GetSubjectRecords(request, metadata=caller))

@@ -27,7 +27,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#asan/finance/v1/data_provider.proto\x12\x0f\x61san.finance.v1\x1a\x1d\x61san/finance/v1/finance.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xc0\x01\n\x18GetSubjectRecordsRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x03\x66in\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x06scopes\x18\x03 \x03(\x0e\x32\x16.asan.finance.v1.ScopeB\x04\xe2\x41\x01\x02\x12\x31\n\x06period\x18\x04 \x01(\x0b\x32\x1b.asan.finance.v1.DatePeriodB\x04\xe2\x41\x01\x02\x12\x18\n\nconsent_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\"?\n\x0eSubjectRecords\x12-\n\x06scopes\x18\x01 \x03(\x0b\x32\x1d.asan.finance.v1.ScopeRecords2\xb0\x01\n\x13\x44\x61taProviderService\x12\x98\x01\n\x11GetSubjectRecords\x12).asan.finance.v1.GetSubjectRecordsRequest\x1a\x1f.asan.finance.v1.SubjectRecords\"7\x82\xd3\xe4\x93\x02\x31\x12//v1/providers/{provider}/subjects/{fin}/recordsB\x1a\n\x16\x61z.gov.asan.finance.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#asan/finance/v1/data_provider.proto\x12\x0f\x61san.finance.v1\x1a\x1d\x61san/finance/v1/finance.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\xc0\x01\n\x18GetSubjectRecordsRequest\x12\x16\n\x08provider\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x03\x66in\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x06scopes\x18\x03 \x03(\x0e\x32\x16.asan.finance.v1.ScopeB\x04\xe2\x41\x01\x02\x12\x31\n\x06period\x18\x04 \x01(\x0b\x32\x1b.asan.finance.v1.DatePeriodB\x04\xe2\x41\x01\x02\x12\x18\n\nconsent_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\"?\n\x0eSubjectRecords\x12-\n\x06scopes\x18\x01 \x03(\x0b\x32\x1d.asan.finance.v1.ScopeRecords2\xab\x01\n\x13\x44\x61taProviderService\x12\x93\x01\n\x11GetSubjectRecords\x12).asan.finance.v1.GetSubjectRecordsRequest\x1a\x1f.asan.finance.v1.SubjectRecords\"2\x82\xd3\xe4\x93\x02,\"\'/v1/providers/{provider}/records:lookup:\x01*B\x1a\n\x16\x61z.gov.asan.finance.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,11 +46,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSUBJECTRECORDSREQUEST'].fields_by_name['consent_id']._loaded_options = None
   _globals['_GETSUBJECTRECORDSREQUEST'].fields_by_name['consent_id']._serialized_options = b'\342A\001\002'
   _globals['_DATAPROVIDERSERVICE'].methods_by_name['GetSubjectRecords']._loaded_options = None
-  _globals['_DATAPROVIDERSERVICE'].methods_by_name['GetSubjectRecords']._serialized_options = b'\202\323\344\223\0021\022//v1/providers/{provider}/subjects/{fin}/records'
+  _globals['_DATAPROVIDERSERVICE'].methods_by_name['GetSubjectRecords']._serialized_options = b'\202\323\344\223\002,\"\'/v1/providers/{provider}/records:lookup:\001*'
   _globals['_GETSUBJECTRECORDSREQUEST']._serialized_start=151
   _globals['_GETSUBJECTRECORDSREQUEST']._serialized_end=343
   _globals['_SUBJECTRECORDS']._serialized_start=345
   _globals['_SUBJECTRECORDS']._serialized_end=408
   _globals['_DATAPROVIDERSERVICE']._serialized_start=411
-  _globals['_DATAPROVIDERSERVICE']._serialized_end=587
+  _globals['_DATAPROVIDERSERVICE']._serialized_end=582
 # @@protoc_insertion_point(module_scope)

@@ -57,7 +57,8 @@ class DataProviderServiceServicer:
     """
 
     def GetSubjectRecords(self, request, context):
-        """The records of one person for the scopes and the period asked. Finance only.
+        """The records of one person for the scopes and the period asked. Finance only. A POST
+        (AIP-136), so that the FIN travels in the body and never in a URL or an access log.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,7 +40,9 @@ class DataProviderServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DataProviderServiceAsyncStub: ...
     GetSubjectRecords: _grpc.UnaryUnaryMultiCallable[_data_provider_pb2.GetSubjectRecordsRequest, _data_provider_pb2.SubjectRecords]
-    """The records of one person for the scopes and the period asked. Finance only."""
+    """The records of one person for the scopes and the period asked. Finance only. A POST
+    (AIP-136), so that the FIN travels in the body and never in a URL or an access log.
+    """
 
 @_typing.type_check_only
 class DataProviderServiceAsyncStub(DataProviderServiceStub):
@@ -54,7 +56,9 @@ class DataProviderServiceAsyncStub(DataProviderServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetSubjectRecords: _aio.UnaryUnaryMultiCallable[_data_provider_pb2.GetSubjectRecordsRequest, _data_provider_pb2.SubjectRecords]  # type: ignore[assignment]
-    """The records of one person for the scopes and the period asked. Finance only."""
+    """The records of one person for the scopes and the period asked. Finance only. A POST
+    (AIP-136), so that the FIN travels in the body and never in a URL or an access log.
+    """
 
 class DataProviderServiceServicer(metaclass=_abc_1.ABCMeta):
     """A register of the state that gives a person's records to ASAN Finans, and to no one else.
@@ -71,6 +75,8 @@ class DataProviderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _data_provider_pb2.GetSubjectRecordsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_data_provider_pb2.SubjectRecords, _abc.Awaitable[_data_provider_pb2.SubjectRecords]]:
-        """The records of one person for the scopes and the period asked. Finance only."""
+        """The records of one person for the scopes and the period asked. Finance only. A POST
+        (AIP-136), so that the FIN travels in the body and never in a URL or an access log.
+        """
 
 def add_DataProviderServiceServicer_to_server(servicer: DataProviderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61san/finance/v1/finance.proto\x12\x0f\x61san.finance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"-\n\rLocalizedText\x12\x0e\n\x06locale\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"d\n\nDatePeriod\x12+\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\"O\n\x06Signed\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\talgorithm\x18\x04 \x01(\t\"\xd0\x06\n\x07\x43onsent\x12\x18\n\nconsent_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1e\n\x10institution_code\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1e\n\x10institution_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x03\x66in\x18\x04 \x01(\tB\x05\xe2\x41\x02\x02\x05\x12\x30\n\x07purpose\x18\x05 \x01(\x0e\x32\x18.asan.finance.v1.PurposeB\x05\xe2\x41\x02\x02\x05\x12-\n\x06scopes\x18\x06 \x03(\x0e\x32\x16.asan.finance.v1.ScopeB\x05\xe2\x41\x02\x02\x05\x12\x37\n\x0b\x64\x61ta_period\x18\x07 \x01(\x0b\x32\x1b.asan.finance.v1.DatePeriodB\x05\xe2\x41\x02\x02\x05\x12\x31\n\x04kind\x18\x08 \x01(\x0e\x32\x1c.asan.finance.v1.ConsentKindB\x05\xe2\x41\x02\x02\x05\x12\x38\n\tfrequency\x18\t \x01(\x0e\x32\x1f.asan.finance.v1.FetchFrequencyB\x04\xe2\x41\x01\x05\x12\x36\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x05\xe2\x41\x02\x02\x05\x12\x34\n\x06status\x18\x0b \x01(\x0e\x32\x1e.asan.finance.v1.ConsentStatusB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x61pprove_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0flast_fetch_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x66\x65tch_count\x18\x10 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x35\n\x07summary\x18\x11 \x03(\x0b\x32\x1e.asan.finance.v1.LocalizedTextB\x04\xe2\x41\x01\x03\x12/\n\x08\x61rtefact\x18\x12 \x01(\x0b\x32\x17.asan.finance.v1.SignedB\x04\xe2\x41\x01\x03\"q\n\x0cScopeRecords\x12%\n\x05scope\x18\x01 \x01(\x0e\x32\x16.asan.finance.v1.Scope\x12\x10\n\x08provider\x18\x02 \x01(\t\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.asan.finance.v1.Record\"l\n\x06Record\x12\x33\n\x06\x66ields\x18\x01 \x03(\x0b\x32#.asan.finance.v1.Record.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x01\n\x0b\x44\x61taPackage\x12\x12\n\npackage_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12.\n\nfetch_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06scopes\x18\x04 \x03(\x0b\x32\x1d.asan.finance.v1.ScopeRecords\x12\'\n\x06signed\x18\x05 \x01(\x0b\x32\x17.asan.finance.v1.Signed\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\"\xb5\x03\n\x0e\x41\x63\x63\x65ssLogEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1d.asan.finance.v1.AccessAction\x12\x18\n\x10institution_code\x18\x04 \x01(\t\x12\x18\n\x10institution_name\x18\x05 \x01(\t\x12)\n\x07purpose\x18\x06 \x01(\x0e\x32\x18.asan.finance.v1.Purpose\x12\x12\n\nconsent_id\x18\x07 \x01(\t\x12&\n\x06scopes\x18\x08 \x03(\x0e\x32\x16.asan.finance.v1.Scope\x12\x11\n\tproviders\x18\t \x03(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x16\n\x0epackage_digest\x18\x0b \x01(\t\x12\x33\n\x0b\x64\x65scription\x18\x0c \x03(\x0b\x32\x1e.asan.finance.v1.LocalizedText\x12\x15\n\rprevious_hash\x18\r \x01(\t\x12\x12\n\nentry_hash\x18\x0e \x01(\t\"h\n\tChainHead\x12\x0b\n\x03\x66in\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x12\n\nentry_hash\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x15\x41\x63\x63\x65ssLogVerification\x12\x0b\n\x03\x66in\x18\x01 \x01(\t\x12\x0e\n\x06intact\x18\x02 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x03 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x04 \x01(\x03\x12\x11\n\thead_hash\x18\x05 \x01(\t\"G\n\nSigningKey\x12\x16\n\x0epublic_key_pem\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t*\xaa\x01\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x19\n\x15PURPOSE_CONSUMER_LOAN\x10\x01\x12\x14\n\x10PURPOSE_MORTGAGE\x10\x02\x12\x17\n\x13PURPOSE_CREDIT_LINE\x10\x03\x12\x1d\n\x19PURPOSE_CARD_LIMIT_REVIEW\x10\x04\x12\x1d\n\x19PURPOSE_AGRICULTURAL_LOAN\x10\x05*\xa3\x01\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_INCOME\x10\x01\x12\x14\n\x10SCOPE_EMPLOYMENT\x10\x02\x12\x1a\n\x16SCOPE_SOCIAL_INSURANCE\x10\x03\x12\x12\n\x0eSCOPE_PROPERTY\x10\x04\x12\x18\n\x14SCOPE_STATE_PAYMENTS\x10\x05\x12\x11\n\rSCOPE_FARMING\x10\x06*a\n\x0b\x43onsentKind\x12\x1c\n\x18\x43ONSENT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONSENT_KIND_ONE_TIME\x10\x01\x12\x19\n\x15\x43ONSENT_KIND_PERIODIC\x10\x02*\x85\x01\n\x0e\x46\x65tchFrequency\x12\x1f\n\x1b\x46\x45TCH_FREQUENCY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x45TCH_FREQUENCY_DAILY\x10\x01\x12\x1a\n\x16\x46\x45TCH_FREQUENCY_WEEKLY\x10\x02\x12\x1b\n\x17\x46\x45TCH_FREQUENCY_MONTHLY\x10\x03*\xef\x01\n\rConsentStatus\x12\x1e\n\x1a\x43ONSENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONSENT_STATUS_PENDING\x10\x01\x12\x19\n\x15\x43ONSENT_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17\x43ONSENT_STATUS_REJECTED\x10\x03\x12\x19\n\x15\x43ONSENT_STATUS_PAUSED\x10\x04\x12\x1a\n\x16\x43ONSENT_STATUS_REVOKED\x10\x05\x12\x1a\n\x16\x43ONSENT_STATUS_EXPIRED\x10\x06\x12\x17\n\x13\x43ONSENT_STATUS_USED\x10\x07*\xc5\x02\n\x0c\x41\x63\x63\x65ssAction\x12\x1d\n\x19\x41\x43\x43\x45SS_ACTION_UNSPECIFIED\x10\x00\x12#\n\x1f\x41\x43\x43\x45SS_ACTION_CONSENT_REQUESTED\x10\x01\x12\"\n\x1e\x41\x43\x43\x45SS_ACTION_CONSENT_APPROVED\x10\x02\x12\"\n\x1e\x41\x43\x43\x45SS_ACTION_CONSENT_REJECTED\x10\x03\x12 \n\x1c\x41\x43\x43\x45SS_ACTION_CONSENT_PAUSED\x10\x04\x12!\n\x1d\x41\x43\x43\x45SS_ACTION_CONSENT_RESUMED\x10\x05\x12!\n\x1d\x41\x43\x43\x45SS_ACTION_CONSENT_REVOKED\x10\x06\x12!\n\x1d\x41\x43\x43\x45SS_ACTION_CONSENT_EXPIRED\x10\x07\x12\x1e\n\x1a\x41\x43\x43\x45SS_ACTION_DATA_FETCHED\x10\x08\x42\x1a\n\x16\x61z.gov.asan.finance.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61san/finance/v1/finance.proto\x12\x0f\x61san.finance.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"-\n\rLocalizedText\x12\x0e\n\x06locale\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"d\n\nDatePeriod\x12+\n\nstart_date\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12)\n\x08\x65nd_date\x18\x02 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\"O\n\x06Signed\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\talgorithm\x18\x04 \x01(\t\"\xd0\x06\n\x07\x43onsent\x12\x18\n\nconsent_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1e\n\x10institution_code\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1e\n\x10institution_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x03\x66in\x18\x04 \x01(\tB\x05\xe2\x41\x02\x02\x05\x12\x30\n\x07purpose\x18\x05 \x01(\x0e\x32\x18.asan.finance.v1.PurposeB\x05\xe2\x41\x02\x02\x05\x12-\n\x06scopes\x18\x06 \x03(\x0e\x32\x16.asan.finance.v1.ScopeB\x05\xe2\x41\x02\x02\x05\x12\x37\n\x0b\x64\x61ta_period\x18\x07 \x01(\x0b\x32\x1b.asan.finance.v1.DatePeriodB\x05\xe2\x41\x02\x02\x05\x12\x31\n\x04kind\x18\x08 \x01(\x0e\x32\x1c.asan.finance.v1.ConsentKindB\x05\xe2\x41\x02\x02\x05\x12\x38\n\tfrequency\x18\t \x01(\x0e\x32\x1f.asan.finance.v1.FetchFrequencyB\x04\xe2\x41\x01\x05\x12\x36\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x05\xe2\x41\x02\x02\x05\x12\x34\n\x06status\x18\x0b \x01(\x0e\x32\x1e.asan.finance.v1.ConsentStatusB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x61pprove_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x39\n\x0flast_fetch_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x66\x65tch_count\x18\x10 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x35\n\x07summary\x18\x11 \x03(\x0b\x32\x1e.asan.finance.v1.LocalizedTextB\x04\xe2\x41\x01\x03\x12/\n\x08\x61rtefact\x18\x12 \x01(\x0b\x32\x17.asan.finance.v1.SignedB\x04\xe2\x41\x01\x03\"q\n\x0cScopeRecords\x12%\n\x05scope\x18\x01 \x01(\x0e\x32\x16.asan.finance.v1.Scope\x12\x10\n\x08provider\x18\x02 \x01(\t\x12(\n\x07records\x18\x03 \x03(\x0b\x32\x17.asan.finance.v1.Record\"l\n\x06Record\x12\x33\n\x06\x66ields\x18\x01 \x03(\x0b\x32#.asan.finance.v1.Record.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x01\n\x0b\x44\x61taPackage\x12\x12\n\npackage_id\x18\x01 \x01(\t\x12\x12\n\nconsent_id\x18\x02 \x01(\t\x12.\n\nfetch_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06scopes\x18\x04 \x03(\x0b\x32\x1d.asan.finance.v1.ScopeRecords\x12\'\n\x06signed\x18\x05 \x01(\x0b\x32\x17.asan.finance.v1.Signed\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\"\xc3\x03\n\x0e\x41\x63\x63\x65ssLogEntry\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06\x61\x63tion\x18\x03 \x01(\x0e\x32\x1d.asan.finance.v1.AccessAction\x12\x18\n\x10institution_code\x18\x04 \x01(\t\x12\x18\n\x10institution_name\x18\x05 \x01(\t\x12)\n\x07purpose\x18\x06 \x01(\x0e\x32\x18.asan.finance.v1.Purpose\x12\x12\n\nconsent_id\x18\x07 \x01(\t\x12&\n\x06scopes\x18\x08 \x03(\x0e\x32\x16.asan.finance.v1.Scope\x12\x11\n\tproviders\x18\t \x03(\t\x12 \n\nrequest_id\x18\n \x01(\tB\x0c\xe2\x41\x01\x03\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x16\n\x0epackage_digest\x18\x0b \x01(\t\x12\x33\n\x0b\x64\x65scription\x18\x0c \x03(\x0b\x32\x1e.asan.finance.v1.LocalizedText\x12\x15\n\rprevious_hash\x18\r \x01(\t\x12\x12\n\nentry_hash\x18\x0e \x01(\t\"h\n\tChainHead\x12\x0b\n\x03\x66in\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x12\n\nentry_hash\x18\x03 \x01(\t\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x15\x41\x63\x63\x65ssLogVerification\x12\x0b\n\x03\x66in\x18\x01 \x01(\t\x12\x0e\n\x06intact\x18\x02 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x03 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x04 \x01(\x03\x12\x11\n\thead_hash\x18\x05 \x01(\t\"G\n\nSigningKey\x12\x16\n\x0epublic_key_pem\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x11\n\talgorithm\x18\x03 \x01(\t*\xaa\x01\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x19\n\x15PURPOSE_CONSUMER_LOAN\x10\x01\x12\x14\n\x10PURPOSE_MORTGAGE\x10\x02\x12\x17\n\x13PURPOSE_CREDIT_LINE\x10\x03\x12\x1d\n\x19PURPOSE_CARD_LIMIT_REVIEW\x10\x04\x12\x1d\n\x19PURPOSE_AGRICULTURAL_LOAN\x10\x05*\xa3\x01\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_INCOME\x10\x01\x12\x14\n\x10SCOPE_EMPLOYMENT\x10\x02\x12\x1a\n\x16SCOPE_SOCIAL_INSURANCE\x10\x03\x12\x12\n\x0eSCOPE_PROPERTY\x10\x04\x12\x18\n\x14SCOPE_STATE_PAYMENTS\x10\x05\x12\x11\n\rSCOPE_FARMING\x10\x06*a\n\x0b\x43onsentKind\x12\x1c\n\x18\x43ONSENT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONSENT_KIND_ONE_TIME\x10\x01\x12\x19\n\x15\x43ONSENT_KIND_PERIODIC\x10\x02*\x85\x01\n\x0e\x46\x65tchFrequency\x12\x1f\n\x1b\x46\x45TCH_FREQUENCY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46\x45TCH_FREQUENCY_DAILY\x10\x01\x12\x1a\n\x16\x46\x45TCH_FREQUENCY_WEEKLY\x10\x02\x12\x1b\n\x17\x46\x45TCH_FREQUENCY_MONTHLY\x10\x03*\xef\x01\n\rConsentStatus\x12\x1e\n\x1a\x43ONSENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43ONSENT_STATUS_PENDING\x10\x01\x12\x19\n\x15\x43ONSENT_STATUS_ACTIVE\x10\x02\x12\x1b\n\x17\x43ONSENT_STATUS_REJECTED\x10\x03\x12\x19\n\x15\x43ONSENT_STATUS_PAUSED\x10\x04\x12\x1a\n\x16\x43ONSENT_STATUS_REVOKED\x10\x05\x12\x1a\n\x16\x43ONSENT_STATUS_EXPIRED\x10\x06\x12\x17\n\x13\x43ONSENT_STATUS_USED\x10\x07*\xc5\x02\n\x0c\x41\x63\x63\x65ssAction\x12\x1d\n\x19\x41\x43\x43\x45SS_ACTION_UNSPECIFIED\x10\x00\x12#\n\x1f\x41\x43\x43\x45SS_ACTION_CONSENT_REQUESTED\x10\x01\x12\"\n\x1e\x41\x43\x43\x45SS_ACTION_CONSENT_APPROVED\x10\x02\x12\"\n\x1e\x41\x43\x43\x45SS_ACTION_CONSENT_REJECTED\x10\x03\x12 \n\x1c\x41\x43\x43\x45SS_ACTION_CONSENT_PAUSED\x10\x04\x12!\n\x1d\x41\x43\x43\x45SS_ACTION_CONSENT_RESUMED\x10\x05\x12!\n\x1d\x41\x43\x43\x45SS_ACTION_CONSENT_REVOKED\x10\x06\x12!\n\x1d\x41\x43\x43\x45SS_ACTION_CONSENT_EXPIRED\x10\x07\x12\x1e\n\x1a\x41\x43\x43\x45SS_ACTION_DATA_FETCHED\x10\x08\x42\x1a\n\x16\x61z.gov.asan.finance.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -77,40 +78,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONSENT'].fields_by_name['artefact']._serialized_options = b'\342A\001\003'
   _globals['_RECORD_FIELDSENTRY']._loaded_options = None
   _globals['_RECORD_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_PURPOSE']._serialized_start=2403
-  _globals['_PURPOSE']._serialized_end=2573
-  _globals['_SCOPE']._serialized_start=2576
-  _globals['_SCOPE']._serialized_end=2739
-  _globals['_CONSENTKIND']._serialized_start=2741
-  _globals['_CONSENTKIND']._serialized_end=2838
-  _globals['_FETCHFREQUENCY']._serialized_start=2841
-  _globals['_FETCHFREQUENCY']._serialized_end=2974
-  _globals['_CONSENTSTATUS']._serialized_start=2977
-  _globals['_CONSENTSTATUS']._serialized_end=3216
-  _globals['_ACCESSACTION']._serialized_start=3219
-  _globals['_ACCESSACTION']._serialized_end=3544
-  _globals['_LOCALIZEDTEXT']._serialized_start=140
-  _globals['_LOCALIZEDTEXT']._serialized_end=185
-  _globals['_DATEPERIOD']._serialized_start=187
-  _globals['_DATEPERIOD']._serialized_end=287
-  _globals['_SIGNED']._serialized_start=289
-  _globals['_SIGNED']._serialized_end=368
-  _globals['_CONSENT']._serialized_start=371
-  _globals['_CONSENT']._serialized_end=1219
-  _globals['_SCOPERECORDS']._serialized_start=1221
-  _globals['_SCOPERECORDS']._serialized_end=1334
-  _globals['_RECORD']._serialized_start=1336
-  _globals['_RECORD']._serialized_end=1444
-  _globals['_RECORD_FIELDSENTRY']._serialized_start=1399
-  _globals['_RECORD_FIELDSENTRY']._serialized_end=1444
-  _globals['_DATAPACKAGE']._serialized_start=1447
-  _globals['_DATAPACKAGE']._serialized_end=1652
-  _globals['_ACCESSLOGENTRY']._serialized_start=1655
-  _globals['_ACCESSLOGENTRY']._serialized_end=2092
-  _globals['_CHAINHEAD']._serialized_start=2094
-  _globals['_CHAINHEAD']._serialized_end=2198
-  _globals['_ACCESSLOGVERIFICATION']._serialized_start=2200
-  _globals['_ACCESSLOGVERIFICATION']._serialized_end=2327
-  _globals['_SIGNINGKEY']._serialized_start=2329
-  _globals['_SIGNINGKEY']._serialized_end=2400
+  _globals['_ACCESSLOGENTRY'].fields_by_name['request_id']._loaded_options = None
+  _globals['_ACCESSLOGENTRY'].fields_by_name['request_id']._serialized_options = b'\342A\001\003\342\214\317\327\010\002\010\001'
+  _globals['_PURPOSE']._serialized_start=2446
+  _globals['_PURPOSE']._serialized_end=2616
+  _globals['_SCOPE']._serialized_start=2619
+  _globals['_SCOPE']._serialized_end=2782
+  _globals['_CONSENTKIND']._serialized_start=2784
+  _globals['_CONSENTKIND']._serialized_end=2881
+  _globals['_FETCHFREQUENCY']._serialized_start=2884
+  _globals['_FETCHFREQUENCY']._serialized_end=3017
+  _globals['_CONSENTSTATUS']._serialized_start=3020
+  _globals['_CONSENTSTATUS']._serialized_end=3259
+  _globals['_ACCESSACTION']._serialized_start=3262
+  _globals['_ACCESSACTION']._serialized_end=3587
+  _globals['_LOCALIZEDTEXT']._serialized_start=169
+  _globals['_LOCALIZEDTEXT']._serialized_end=214
+  _globals['_DATEPERIOD']._serialized_start=216
+  _globals['_DATEPERIOD']._serialized_end=316
+  _globals['_SIGNED']._serialized_start=318
+  _globals['_SIGNED']._serialized_end=397
+  _globals['_CONSENT']._serialized_start=400
+  _globals['_CONSENT']._serialized_end=1248
+  _globals['_SCOPERECORDS']._serialized_start=1250
+  _globals['_SCOPERECORDS']._serialized_end=1363
+  _globals['_RECORD']._serialized_start=1365
+  _globals['_RECORD']._serialized_end=1473
+  _globals['_RECORD_FIELDSENTRY']._serialized_start=1428
+  _globals['_RECORD_FIELDSENTRY']._serialized_end=1473
+  _globals['_DATAPACKAGE']._serialized_start=1476
+  _globals['_DATAPACKAGE']._serialized_end=1681
+  _globals['_ACCESSLOGENTRY']._serialized_start=1684
+  _globals['_ACCESSLOGENTRY']._serialized_end=2135
+  _globals['_CHAINHEAD']._serialized_start=2137
+  _globals['_CHAINHEAD']._serialized_end=2241
+  _globals['_ACCESSLOGVERIFICATION']._serialized_start=2243
+  _globals['_ACCESSLOGVERIFICATION']._serialized_end=2370
+  _globals['_SIGNINGKEY']._serialized_start=2372
+  _globals['_SIGNINGKEY']._serialized_end=2443
 # @@protoc_insertion_point(module_scope)
