@@ -1,12 +1,22 @@
 """AgroService requests in the domain's terms: each function reads a request into domain values
-and adds one field violation per bad field, named by its path in the request."""
+and adds one field violation per bad field, named by its path in the request; the readers of
+whole requests end with `Violations.require` and raise, so that every field the contract marks
+REQUIRED (`google.api.field_behavior`) that is left out is reported as REQUIRED, and nothing
+else (tests/gateway/test_required_fields.py holds the two together). The own checks of a
+field skip it when it is empty, and the checks of a message skip it when it is left out.
+
+Updates take an `update_mask` (AIP-134), read by `update_paths` as visa reads it."""
 
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
+
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2
 from services.agro.accounts import is_azerbaijani_iban
@@ -15,7 +25,7 @@ from services.agro.subsidy import Coefficient, Condition, Crop, Tier
 from services.runtime import protos
 from services.runtime.enums import stored_name
 from services.runtime.holidays import MAX_NAME_LENGTH as MAX_HOLIDAY_NAME
-from services.runtime.identifiers import is_voen
+from services.runtime.identifiers import is_fin, is_voen
 from services.runtime.validation import Violations, check_request_id
 
 DISTRICT = re.compile(r"[A-Z][A-Z_]{1,29}")
@@ -38,16 +48,32 @@ class NewFarmer:
 
 
 def new_farmer(request: agro_service_pb2.RegisterFarmerRequest, violations: Violations) -> NewFarmer:
+    """Raises with every bad field."""
     check_request_id(violations, request.request_id)
+    kind = _judge_farmer(request.farmer, violations) if request.HasField("farmer") else None
+    violations.require(request)
+    violations.raise_if_any()
     f = request.farmer
+    return NewFarmer(
+        kind=kind or "",
+        display_name=f.display_name.strip(),
+        cooperative_voen=f.cooperative_voen or None,
+        member_count=f.member_count,
+        iban=f.iban,
+        input_card_reference=f.input_card_reference,
+    )
+
+
+def _judge_farmer(f: agro_pb2.Farmer, violations: Violations) -> str | None:
+    """The farmer's kind; None when left out."""
     kind = stored_name(agro_pb2.FarmerKind, f.kind, "FARMER_KIND_", violations, "farmer.kind")
-    if kind is None and not violations.has("farmer.kind"):
-        violations.add("farmer.kind", "Required: INDIVIDUAL or COOPERATIVE.", "REQUIRED")
+    if f.display_name and not f.display_name.strip():
+        violations.add("farmer.display_name", "Required: the farmer's or cooperative's name.", "REQUIRED")
     violations.check(
-        0 < len(f.display_name.strip()) <= MAX_NAME,
+        len(f.display_name.strip()) <= MAX_NAME,
         "farmer.display_name",
-        f"Required: the farmer's or cooperative's name, at most {MAX_NAME} characters.",
-        "REQUIRED",
+        f"At most {MAX_NAME} characters.",
+        "OUT_OF_RANGE",
     )
     if kind == "COOPERATIVE":
         violations.check(
@@ -70,31 +96,24 @@ def new_farmer(request: agro_service_pb2.RegisterFarmerRequest, violations: Viol
             "NOT_A_COOPERATIVE",
         )
     violations.check(
-        is_azerbaijani_iban(f.iban),
+        not f.iban or is_azerbaijani_iban(f.iban),
         "farmer.iban",
         "Must be an Azerbaijani IBAN: 28 characters, AZ, check digits, bank code, no spaces "
         "(e.g. AZ21NABZ00000000137010001944).",
         "FORMAT",
     )
     violations.check(
-        0 < len(f.input_card_reference) <= 100,
+        len(f.input_card_reference) <= 100,
         "farmer.input_card_reference",
-        "Required: the bank's reference of your agrarian card (never the card number).",
-        "REQUIRED",
+        "The bank's reference of your agrarian card (never the card number), at most 100 characters.",
+        "FORMAT",
     )
-    return NewFarmer(
-        kind=kind or "",
-        display_name=f.display_name.strip(),
-        cooperative_voen=f.cooperative_voen or None,
-        member_count=f.member_count,
-        iban=f.iban,
-        input_card_reference=f.input_card_reference,
-    )
+    return kind
 
 
 def contour(violations: Violations, text: str, field: str) -> Contour | None:
+    """The contour read; None when it is left out (`Violations.require` reports that) or bad."""
     if not text:
-        violations.add(field, "Required: the contour as a GeoJSON Polygon (WGS 84).", "REQUIRED")
         return None
     try:
         return read_contour(text)
@@ -113,41 +132,49 @@ class NewParcel:
 
 
 def new_parcel(request: agro_service_pb2.CreateParcelRequest, violations: Violations) -> NewParcel:
+    """Raises with every bad field."""
     check_request_id(violations, request.request_id)
     p = request.parcel
-    violations.check(
-        REFERENCE.fullmatch(p.registry_number) is not None,
-        "parcel.registry_number",
-        "Required: the land registry number (letters, digits, / . _ -), at most 60.",
-        "FORMAT",
-    )
-    violations.check(
-        REFERENCE.fullmatch(p.land_document) is not None,
-        "parcel.land_document",
-        "Required: the land document's number (letters, digits, / . _ -), at most 60.",
-        "FORMAT",
-    )
-    violations.check(
-        DISTRICT.fullmatch(p.district) is not None,
-        "parcel.district",
-        "Required: the district's code in capital Latin letters, e.g. SAATLI.",
-        "FORMAT",
-    )
-    read = contour(violations, p.contour_geojson, "parcel.contour_geojson")
+    read = _judge_parcel(p, violations) if request.HasField("parcel") else None
+    violations.require(request)
     violations.raise_if_any()
     assert read is not None
     return NewParcel(p.registry_number, p.land_document, p.district, p.contour_geojson, read)
 
 
-def eligible_area(request: agro_service_pb2.SetEligibleAreaRequest, violations: Violations) -> int:
-    check_request_id(violations, request.request_id)
-    violations.check(bool(request.parcel_id), "parcel_id", "Required: the parcel's id.", "REQUIRED")
+def _judge_parcel(p: agro_pb2.Parcel, violations: Violations) -> Contour | None:
     violations.check(
-        request.eligible_area_square_metres > 0,
+        not p.registry_number or REFERENCE.fullmatch(p.registry_number) is not None,
+        "parcel.registry_number",
+        "The land registry number (letters, digits, / . _ -), at most 60.",
+        "FORMAT",
+    )
+    violations.check(
+        not p.land_document or REFERENCE.fullmatch(p.land_document) is not None,
+        "parcel.land_document",
+        "The land document's number (letters, digits, / . _ -), at most 60.",
+        "FORMAT",
+    )
+    violations.check(
+        not p.district or DISTRICT.fullmatch(p.district) is not None,
+        "parcel.district",
+        "The district's code in capital Latin letters, e.g. SAATLI.",
+        "FORMAT",
+    )
+    return contour(violations, p.contour_geojson, "parcel.contour_geojson")
+
+
+def eligible_area(request: agro_service_pb2.SetEligibleAreaRequest, violations: Violations) -> int:
+    """Raises with every bad field."""
+    check_request_id(violations, request.request_id)
+    violations.check(
+        request.eligible_area_square_metres >= 0,
         "eligible_area_square_metres",
         "Must be a positive number of square metres.",
         "OUT_OF_RANGE",
     )
+    violations.require(request)
+    violations.raise_if_any()
     return request.eligible_area_square_metres
 
 
@@ -162,24 +189,20 @@ class NewDeclaration:
     insurance_reference: str
 
 
-def new_declaration(declaration: agro_pb2.Declaration, violations: Violations) -> NewDeclaration:
+def new_declaration(
+    request: agro_service_pb2.QuoteSubsidyRequest | agro_service_pb2.CreateDeclarationRequest,
+    violations: Violations,
+) -> NewDeclaration:
     """Raises at once with every bad field: nothing can be checked against the parcel without them."""
-    d = declaration
-    violations.check(bool(d.parcel_id), "declaration.parcel_id", "Required: the parcel's id.", "REQUIRED")
-    crop = stored_name(agro_pb2.Crop, d.crop, "CROP_", violations, "declaration.crop")
-    if crop is None and not violations.has("declaration.crop"):
-        violations.add("declaration.crop", "Required: the crop sown.", "REQUIRED")
-    for name, value in (
-        ("analysis_reference", d.analysis_reference),
-        ("insurance_reference", d.insurance_reference),
-    ):
-        violations.check(
-            not value or REFERENCE.fullmatch(value) is not None,
-            f"declaration.{name}",
-            "Letters, digits and / . _ -, at most 60.",
-            "FORMAT",
-        )
-    read = contour(violations, d.contour_geojson, "declaration.contour_geojson")
+    check_request_id(violations, request.request_id)
+    d = request.declaration
+    crop: str | None = None
+    read: Contour | None = None
+    if request.HasField("declaration"):
+        crop = stored_name(agro_pb2.Crop, d.crop, "CROP_", violations, "declaration.crop")
+        _check_references(d, violations)
+        read = contour(violations, d.contour_geojson, "declaration.contour_geojson")
+    violations.require(request)
     violations.raise_if_any()
     assert crop is not None and read is not None
     return NewDeclaration(
@@ -193,9 +216,28 @@ def new_declaration(declaration: agro_pb2.Declaration, violations: Violations) -
     )
 
 
+def _check_references(d: agro_pb2.Declaration, violations: Violations) -> None:
+    for name, value in (
+        ("analysis_reference", d.analysis_reference),
+        ("insurance_reference", d.insurance_reference),
+    ):
+        violations.check(
+            not value or REFERENCE.fullmatch(value) is not None,
+            f"declaration.{name}",
+            "Letters, digits and / . _ -, at most 60.",
+            "FORMAT",
+        )
+
+
+def check_fin(violations: Violations, fin: str, field: str = "fin") -> None:
+    """Left empty, `Violations.require` reports it."""
+    violations.check(not fin or is_fin(fin), field, "Must be a FIN: 7 letters and digits.", "FORMAT")
+
+
 def check_declaration_number(violations: Violations, number: str, field: str = "declaration_number") -> None:
+    """Left empty, `Violations.require` reports it."""
     violations.check(
-        DECLARATION_NUMBER.fullmatch(number) is not None,
+        not number or DECLARATION_NUMBER.fullmatch(number) is not None,
         field,
         "Must be a declaration number, e.g. AGR-2026-7K3P9QXM.",
         "FORMAT",
@@ -211,6 +253,8 @@ def monitored_area(request: agro_service_pb2.RecordMonitoringRequest, violations
         "Must be the measured area in square metres, 0 or more.",
         "OUT_OF_RANGE",
     )
+    violations.require(request)
+    violations.raise_if_any()
     return request.monitored_area_square_metres
 
 
@@ -218,12 +262,11 @@ def rejection_reason(request: agro_service_pb2.RejectDeclarationRequest, violati
     check_request_id(violations, request.request_id)
     check_declaration_number(violations, request.declaration_number)
     reason = request.reason.strip()
-    violations.check(
-        0 < len(reason) <= MAX_REASON,
-        "reason",
-        f"Required: why, as the farmer will read it, at most {MAX_REASON} characters.",
-        "REQUIRED",
-    )
+    if request.reason and not reason:
+        violations.add("reason", "Required: why, as the farmer will read it.", "REQUIRED")
+    violations.check(len(reason) <= MAX_REASON, "reason", f"At most {MAX_REASON} characters.", "OUT_OF_RANGE")
+    violations.require(request)
+    violations.raise_if_any()
     return reason
 
 
@@ -247,20 +290,25 @@ def coefficient_table(
 ) -> list[Coefficient]:
     """The table's rows; raises with every bad field, since a bad row leaves no table to save."""
     check_request_id(violations, request.request_id)
-    check_season_year(violations, request.table.season_year, "table.season_year")
+    rows: list[Coefficient] = []
+    if request.HasField("table"):
+        update_paths(violations, request.update_mask, agro_pb2.CoefficientTable.DESCRIPTOR, ("coefficients",))
+        check_season_year(violations, request.table.season_year, "table.season_year")
+        rows = _coefficient_rows(request.table, violations)
+    violations.require(request)
+    violations.raise_if_any()
+    return rows
+
+
+def _coefficient_rows(table: agro_pb2.CoefficientTable, violations: Violations) -> list[Coefficient]:
     rows: list[Coefficient] = []
     seen: set[tuple[str, str]] = set()
-    violations.check(
-        bool(request.table.coefficients), "table.coefficients", "Required: the rows.", "REQUIRED"
-    )
-    for index, row in enumerate(request.table.coefficients):
+    for index, row in enumerate(table.coefficients):
         path = f"table.coefficients[{index}]"
         crop = stored_name(agro_pb2.Crop, row.crop, "CROP_", violations, f"{path}.crop")
-        if crop is None and not violations.has(f"{path}.crop"):
-            violations.add(f"{path}.crop", "Required: the crop.", "REQUIRED")
         condition = row.condition if row.condition in Condition.__members__ else None
         violations.check(
-            condition is not None,
+            not row.condition or condition is not None,
             f"{path}.condition",
             f"Must be one of {', '.join(Condition)}.",
             "OUT_OF_RANGE",
@@ -293,7 +341,6 @@ def coefficient_table(
         if crop and condition:
             seen.add((crop, condition))
             rows.append(Coefficient(Crop(crop), Condition(condition), tiers, row.per_tonne))
-    violations.raise_if_any()
     return rows
 
 
@@ -303,38 +350,85 @@ MAX_HOLIDAYS_PER_YEAR = 60
 def holiday_calendar(
     request: agro_service_pb2.UpdateHolidayCalendarRequest, violations: Violations
 ) -> dict[date, str]:
-    """The year's holidays by day, each a day of `request.calendar.year`, given once."""
+    """The year's holidays by day, each a day of `request.calendar.year`, given once; raises
+    with every bad field."""
     check_request_id(violations, request.request_id)
-    year = request.calendar.year
+    days: dict[date, str] = {}
+    if request.HasField("calendar"):
+        update_paths(violations, request.update_mask, agro_pb2.HolidayCalendar.DESCRIPTOR, ("holidays",))
+        days = _holidays(request.calendar, violations)
+    violations.require(request)
+    violations.raise_if_any()
+    return days
+
+
+def _holidays(calendar: agro_pb2.HolidayCalendar, violations: Violations) -> dict[date, str]:
+    year = calendar.year
     check_season_year(violations, year, "calendar.year")
     violations.check(
-        len(request.calendar.holidays) <= MAX_HOLIDAYS_PER_YEAR,
+        len(calendar.holidays) <= MAX_HOLIDAYS_PER_YEAR,
         "calendar.holidays",
         f"At most {MAX_HOLIDAYS_PER_YEAR} holidays a year.",
         "TOO_MANY",
     )
     days: dict[date, str] = {}
-    for index, holiday in enumerate(request.calendar.holidays[:MAX_HOLIDAYS_PER_YEAR]):
+    for index, holiday in enumerate(calendar.holidays[:MAX_HOLIDAYS_PER_YEAR]):
         path = f"calendar.holidays[{index}]"
-        try:
-            day: date | None = protos.to_date(holiday.date)
-        except ValueError:
-            day = None
-            violations.add(f"{path}.date", "Must be a real calendar date with year, month and day.", "FORMAT")
+        day: date | None = None
+        if holiday.HasField("date"):  # left out, `Violations.require` reports it
+            try:
+                day = protos.to_date(holiday.date)
+            except ValueError:
+                violations.add(
+                    f"{path}.date", "Must be a real calendar date with year, month and day.", "FORMAT"
+                )
         if day is not None and day.year != year:
             violations.add(f"{path}.date", f"Must be a day of {year}.", "OUT_OF_RANGE")
         elif day is not None and day in days:
             violations.add(f"{path}.date", "Listed twice; give each day once.", "DUPLICATE")
         elif day is not None:
             days[day] = holiday.name.strip()
+        if holiday.name and not holiday.name.strip():
+            violations.add(f"{path}.name", "Required: the holiday's name.", "REQUIRED")
         violations.check(
-            0 < len(holiday.name.strip()) <= MAX_HOLIDAY_NAME,
+            len(holiday.name.strip()) <= MAX_HOLIDAY_NAME,
             f"{path}.name",
-            f"Required: the holiday's name, at most {MAX_HOLIDAY_NAME} characters.",
-            "REQUIRED",
+            f"At most {MAX_HOLIDAY_NAME} characters.",
+            "OUT_OF_RANGE",
         )
     return days
 
 
 def check_season_year(violations: Violations, year: int, field: str = "season_year") -> None:
+    if year == 0:
+        violations.add(field, "Required: the year, for example 2026.", "REQUIRED")
+        return
     violations.check(2000 <= year <= 2100, field, "Must be a year from 2000 to 2100.", "OUT_OF_RANGE")
+
+
+def update_paths(
+    violations: Violations,
+    mask: FieldMask,
+    resource: Descriptor,
+    updatable: Collection[str],
+    field: str = "update_mask",
+) -> frozenset[str] | None:
+    """The fields of `resource` that an update changes (AIP-134): None for the whole resource
+    (no mask, or "*"). A path naming a field that no update changes (an identifier, an
+    output-only field) changes nothing; a path naming no field is a violation that names it.
+    As visa's; to move to the runtime when a third service needs it."""
+    paths = list(mask.paths)
+    if not paths or paths == ["*"]:
+        return None
+    unknown = [path for path in paths if path not in resource.fields_by_name]
+    changing = frozenset(path for path in paths if path in updatable)
+    fields = ", ".join(updatable)
+    if unknown:
+        violations.add(
+            field,
+            f"Not fields of {resource.name}: {', '.join(unknown)}. An update changes {fields}.",
+            "UNKNOWN_FIELD",
+        )
+    elif not changing:
+        violations.add(field, f"Names no field an update changes; those are {fields}.", "NOTHING_TO_CHANGE")
+    return changing

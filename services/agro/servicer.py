@@ -49,11 +49,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def RegisterFarmer(
         self, request: agro_service_pb2.RegisterFarmerRequest, context: Context
     ) -> agro_pb2.Farmer:
+        new = requests.new_farmer(request, Violations())
         principal = require_principal()
         fin = access.ensure_farmer(principal)
-        violations = Violations()
-        new = requests.new_farmer(request, violations)
-        violations.raise_if_any()
         key = idempotency_key(request, principal)
         return await self.idempotency.run(
             self.database, key, agro_pb2.Farmer, lambda s: registry.register_farmer(s, fin, new, utcnow())
@@ -62,6 +60,10 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def GetFarmer(
         self, request: agro_service_pb2.GetFarmerRequest, context: Context
     ) -> agro_pb2.Farmer:
+        violations = Violations()
+        requests.check_fin(violations, request.fin)
+        violations.require(request)
+        violations.raise_if_any()
         principal = require_principal()
 
         def read(session: Session) -> agro_pb2.Farmer:
@@ -75,9 +77,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def CreateParcel(
         self, request: agro_service_pb2.CreateParcelRequest, context: Context
     ) -> agro_pb2.Parcel:
+        new = requests.new_parcel(request, Violations())
         principal = require_principal()
         fin = access.ensure_farmer(principal)
-        new = requests.new_parcel(request, Violations())
         key = idempotency_key(request, principal)
         parcel_id = id_for("parcel", key.request_id, key.fingerprint)
         return await self.idempotency.run(
@@ -90,6 +92,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def GetParcel(
         self, request: agro_service_pb2.GetParcelRequest, context: Context
     ) -> agro_pb2.Parcel:
+        violations = Violations()
+        violations.require(request)
+        violations.raise_if_any()
         principal = require_principal()
 
         def read(session: Session) -> agro_pb2.Parcel:
@@ -103,9 +108,11 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def ListParcels(
         self, request: agro_service_pb2.ListParcelsRequest, context: Context
     ) -> agro_service_pb2.ListParcelsResponse:
-        fin, district = _reach(require_principal())
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
+        violations.raise_if_any()
+        fin, district = _reach(require_principal())
+        # The token is bound to whose parcels it pages through, known once the caller is.
         fingerprint = filter_fingerprint("parcels", fin, district)
         after = decode_keyset(violations, request.page_token, fingerprint)
         violations.raise_if_any()
@@ -120,11 +127,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def SetEligibleArea(
         self, request: agro_service_pb2.SetEligibleAreaRequest, context: Context
     ) -> agro_pb2.Parcel:
+        area = requests.eligible_area(request, Violations())
         principal = require_principal()
         officer = access.ensure_officer(principal)
-        violations = Violations()
-        area = requests.eligible_area(request, violations)
-        violations.raise_if_any()
         key = idempotency_key(request, principal)
         return await self.idempotency.run(
             self.database,
@@ -138,21 +143,17 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def QuoteSubsidy(
         self, request: agro_service_pb2.QuoteSubsidyRequest, context: Context
     ) -> agro_pb2.Subsidy:
+        new = requests.new_declaration(request, Violations())
         fin = access.ensure_farmer(require_principal())
-        violations = Violations()
-        check_request_id(violations, request.request_id)
-        new = requests.new_declaration(request.declaration, violations)
         today = self.today()
         return await self.database.run(lambda s: declaring.quote(s, fin, new, today))
 
     async def CreateDeclaration(
         self, request: agro_service_pb2.CreateDeclarationRequest, context: Context
     ) -> agro_pb2.Declaration:
+        new = requests.new_declaration(request, Violations())
         principal = require_principal()
         fin = access.ensure_farmer(principal)
-        violations = Violations()
-        check_request_id(violations, request.request_id)
-        new = requests.new_declaration(request.declaration, violations)
         key = idempotency_key(request, principal)
         declaration_id = id_for("declaration", key.request_id, key.fingerprint)
         today, now = self.today(), utcnow()
@@ -181,6 +182,10 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def GetDeclaration(
         self, request: agro_service_pb2.GetDeclarationRequest, context: Context
     ) -> agro_pb2.Declaration:
+        violations = Violations()
+        requests.check_declaration_number(violations, request.declaration_number)
+        violations.require(request)
+        violations.raise_if_any()
         principal = require_principal()
 
         def read(session: Session) -> agro_pb2.Declaration:
@@ -194,10 +199,12 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def ListDeclarations(
         self, request: agro_service_pb2.ListDeclarationsRequest, context: Context
     ) -> agro_service_pb2.ListDeclarationsResponse:
-        fin, district = _reach(require_principal())
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
-        where = queries.DeclarationFilter(fin, district, requests.status_filter(request, violations))
+        status = requests.status_filter(request, violations)
+        violations.raise_if_any()
+        fin, district = _reach(require_principal())
+        where = queries.DeclarationFilter(fin, district, status)
         fingerprint = filter_fingerprint("declarations", where)
         after = decode_keyset(violations, request.page_token, fingerprint)
         violations.raise_if_any()
@@ -214,9 +221,10 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def ListDeclarationDrafts(
         self, request: agro_service_pb2.ListDeclarationDraftsRequest, context: Context
     ) -> agro_service_pb2.ListDeclarationDraftsResponse:
-        fin = access.ensure_farmer(require_principal())
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
+        violations.raise_if_any()
+        fin = access.ensure_farmer(require_principal())
         fingerprint = filter_fingerprint("drafts", fin)
         after = decode_keyset(violations, request.page_token, fingerprint)
         violations.raise_if_any()
@@ -244,11 +252,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def RecordMonitoring(
         self, request: agro_service_pb2.RecordMonitoringRequest, context: Context
     ) -> agro_pb2.Declaration:
+        monitored = requests.monitored_area(request, Violations())
         principal = require_principal()
         officer = access.ensure_officer(principal)
-        violations = Violations()
-        monitored = requests.monitored_area(request, violations)
-        violations.raise_if_any()
         key = idempotency_key(request, principal)
         return await self.idempotency.run(
             self.database,
@@ -262,12 +268,13 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def ApproveDeclaration(
         self, request: agro_service_pb2.ApproveDeclarationRequest, context: Context
     ) -> agro_pb2.Declaration:
-        principal = require_principal()
-        officer = access.ensure_officer(principal)
         violations = Violations()
         check_request_id(violations, request.request_id)
         requests.check_declaration_number(violations, request.declaration_number)
+        violations.require(request)
         violations.raise_if_any()
+        principal = require_principal()
+        officer = access.ensure_officer(principal)
         key = idempotency_key(request, principal)
         approved: list[review.Approved] = []
 
@@ -285,11 +292,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def RejectDeclaration(
         self, request: agro_service_pb2.RejectDeclarationRequest, context: Context
     ) -> agro_pb2.Declaration:
+        reason = requests.rejection_reason(request, Violations())
         principal = require_principal()
         officer = access.ensure_officer(principal)
-        violations = Violations()
-        reason = requests.rejection_reason(request, violations)
-        violations.raise_if_any()
         key = idempotency_key(request, principal)
         return await self.idempotency.run(
             self.database,
@@ -311,6 +316,7 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     ) -> agro_pb2.CoefficientTable:
         violations = Violations()
         requests.check_season_year(violations, request.season_year)
+        violations.require(request)
         violations.raise_if_any()
         version, rows = await self.database.run(lambda s: queries.coefficient_table(s, request.season_year))
         if version == 0:
@@ -324,9 +330,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def UpdateCoefficientTable(
         self, request: agro_service_pb2.UpdateCoefficientTableRequest, context: Context
     ) -> agro_pb2.CoefficientTable:
+        rows = requests.coefficient_table(request, Violations())
         principal = require_principal()
         access.ensure_admin(principal)
-        rows = requests.coefficient_table(request, Violations())
         year = request.table.season_year
         key = idempotency_key(request, principal)
 
@@ -341,6 +347,7 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     ) -> agro_pb2.HolidayCalendar:
         violations = Violations()
         requests.check_season_year(violations, request.year, "year")
+        violations.require(request)
         violations.raise_if_any()
         return await self.database.run(
             lambda s: convert.holiday_calendar(request.year, holidays_of_year(s, holiday_table, request.year))
@@ -349,11 +356,9 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
     async def UpdateHolidayCalendar(
         self, request: agro_service_pb2.UpdateHolidayCalendarRequest, context: Context
     ) -> agro_pb2.HolidayCalendar:
+        days = requests.holiday_calendar(request, Violations())
         principal = require_principal()
         access.ensure_admin(principal)
-        violations = Violations()
-        days = requests.holiday_calendar(request, violations)
-        violations.raise_if_any()
         key = idempotency_key(request, principal)
         year = request.calendar.year
 
@@ -377,6 +382,7 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
         size = page_size(violations, request.page_size, default=500)
         fingerprint = filter_fingerprint("aggregates", request.season_year)
         cursor = decode_page_token(violations, request.page_token, fingerprint)
+        violations.require(request)
         violations.raise_if_any()
         rows = await self.database.run(lambda s: queries.season_aggregates(s, request.season_year))
         after = cursor.last_sort_key if cursor else ""

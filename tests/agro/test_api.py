@@ -73,6 +73,36 @@ async def test_a_cooperative_needs_its_voen_and_members(agro: RunningService) ->
     assert set(rejection.violated_fields) == {"farmer.cooperative_voen", "farmer.member_count"}
 
 
+async def test_fields_left_empty_are_required_before_the_caller_is_even_considered(
+    agro: RunningService,
+) -> None:
+    """An empty field is missing, not badly formed; and an officer, who may not register, still
+    learns first what the request lacks (validate, then authorise)."""
+    request = agro_service_pb2.RegisterFarmerRequest(
+        request_id=new_request_id(), farmer=agro_pb2.Farmer(display_name="Əli Məmmədov")
+    )
+    rejection = await rejected(stub(agro).RegisterFarmer(request, metadata=ministry_officer()))
+
+    assert rejection.violations == {
+        "farmer.kind": "REQUIRED",
+        "farmer.iban": "REQUIRED",
+        "farmer.input_card_reference": "REQUIRED",
+    }
+
+
+async def test_an_officer_looks_a_farmer_up_by_fin_and_a_bad_fin_is_named(agro: RunningService) -> None:
+    registered = await register(agro)
+    found = await stub(agro).GetFarmer(
+        agro_service_pb2.GetFarmerRequest(fin=FARMER_FIN), metadata=ministry_officer()
+    )
+    bad = await rejected(
+        stub(agro).GetFarmer(agro_service_pb2.GetFarmerRequest(fin="not a fin"), metadata=ministry_officer())
+    )
+
+    assert found == registered
+    assert bad.violations == {"fin": "FORMAT"}
+
+
 # --- Parcels -----------------------------------------------------------------------------------
 
 
@@ -535,6 +565,40 @@ async def test_a_coefficient_table_with_bad_tiers_names_each_row(agro: RunningSe
         "table.coefficients[0].tiers": "TIERS",
         "table.coefficients[1].condition": "OUT_OF_RANGE",
         "table.coefficients[1].tiers": "TIERS",
+    }
+
+
+async def test_an_update_mask_changes_the_rows_only_and_names_no_other_field(agro: RunningService) -> None:
+    row = agro_pb2.Coefficient(
+        crop=agro_pb2.CROP_WHEAT,
+        condition="ANY",
+        tiers=[agro_pb2.CoefficientTier(coefficient_hundredths=100)],
+    )
+    table = agro_pb2.CoefficientTable(season_year=2027, coefficients=[row])
+
+    def update(*paths: str) -> agro_service_pb2.UpdateCoefficientTableRequest:
+        request = agro_service_pb2.UpdateCoefficientTableRequest(request_id=new_request_id(), table=table)
+        request.update_mask.paths.extend(paths)
+        return request
+
+    saved = await stub(agro).UpdateCoefficientTable(update("coefficients"), metadata=admin_auth())
+    unknown = await rejected(stub(agro).UpdateCoefficientTable(update("rows"), metadata=admin_auth()))
+    nothing = await rejected(stub(agro).UpdateCoefficientTable(update("season_year"), metadata=admin_auth()))
+
+    assert [c.crop for c in saved.coefficients] == [agro_pb2.CROP_WHEAT]
+    assert unknown.violations == {"update_mask": "UNKNOWN_FIELD"}
+    assert nothing.violations == {"update_mask": "NOTHING_TO_CHANGE"}
+
+
+async def test_a_holiday_without_its_day_or_name_names_each_as_required(agro: RunningService) -> None:
+    calendar = agro_pb2.HolidayCalendar(year=2026, holidays=[agro_pb2.Holiday()])
+    request = agro_service_pb2.UpdateHolidayCalendarRequest(request_id=new_request_id(), calendar=calendar)
+    request.update_mask.paths.append("holidays")
+    rejection = await rejected(stub(agro).UpdateHolidayCalendar(request, metadata=admin_auth()))
+
+    assert rejection.violations == {
+        "calendar.holidays[0].date": "REQUIRED",
+        "calendar.holidays[0].name": "REQUIRED",
     }
 
 

@@ -45,6 +45,11 @@ async def test_register_map_declare_and_approve_through_the_gateway(gateway: Run
             )
         )
         assert registered["fin"] == FARMER_FIN
+        # The FIN travels in the body of a POST, never in a URL that proxies and logs keep.
+        looked_up = json_of(
+            await http.post("/v1/agro/farmers:lookup", json={"fin": FARMER_FIN}, headers=officer)
+        )
+        assert looked_up == registered
         parcel = json_of(
             await http.post(
                 "/v1/agro/parcels",

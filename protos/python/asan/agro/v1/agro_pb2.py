@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61san/agro/v1/agro.proto\x12\x0c\x61san.agro.v1\x1a\x1a\x61san/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\x86\x02\n\x06\x46\x61rmer\x12\x11\n\x03\x66in\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x18.asan.agro.v1.FarmerKindB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x10\x63ooperative_voen\x18\x04 \x01(\t\x12\x14\n\x0cmember_count\x18\x05 \x01(\x05\x12\x12\n\x04iban\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14input_card_reference\x18\x07 \x01(\tB\x04\xe2\x41\x01\x02\x12\x37\n\rregister_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xfb\x01\n\x06Parcel\x12\x17\n\tparcel_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nfarmer_fin\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fregistry_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rland_document\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x64istrict\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0f\x63ontour_geojson\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\x12\x61rea_square_metres\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12)\n\x1b\x65ligible_area_square_metres\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\"H\n\x0f\x43oefficientTier\x12\x15\n\rfrom_hectares\x18\x01 \x01(\x05\x12\x1e\n\x16\x63oefficient_hundredths\x18\x02 \x01(\x05\"\x83\x01\n\x0b\x43oefficient\x12 \n\x04\x63rop\x18\x01 \x01(\x0e\x32\x12.asan.agro.v1.Crop\x12\x11\n\tcondition\x18\x02 \x01(\t\x12,\n\x05tiers\x18\x03 \x03(\x0b\x32\x1d.asan.agro.v1.CoefficientTier\x12\x11\n\tper_tonne\x18\x04 \x01(\x08\"\x9a\x01\n\x10\x43oefficientTable\x12\x13\n\x0bseason_year\x18\x01 \x01(\x05\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12/\n\x10\x62\x61se_per_hectare\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\x12/\n\x0c\x63oefficients\x18\x04 \x03(\x0b\x32\x19.asan.agro.v1.Coefficient\"t\n\x0fSubsidyTierPart\x12\x1a\n\x12\x61rea_square_metres\x18\x01 \x01(\x03\x12\x1e\n\x16\x63oefficient_hundredths\x18\x02 \x01(\x05\x12%\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\"\x95\x03\n\x07Subsidy\x12/\n\x10\x62\x61se_per_hectare\x18\x01 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1d\n\x15\x63oefficient_condition\x18\x02 \x01(\t\x12\x1f\n\x17paid_area_square_metres\x18\x03 \x01(\x03\x12,\n\x05tiers\x18\x04 \x03(\x0b\x32\x1d.asan.agro.v1.SubsidyTierPart\x12\x30\n\x11\x63ooperative_bonus\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1e\n\x16monitoring_cut_percent\x18\x06 \x01(\x05\x12$\n\x05total\x18\x07 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x11\n\tper_tonne\x18\x08 \x01(\x08\x12\x0c\n\x04note\x18\t \x01(\t\x12(\n\tcash_part\x18\n \x01(\x0b\x32\x15.asan.common.v1.Money\x12(\n\tcard_part\x18\x0b \x01(\x0b\x32\x15.asan.common.v1.Money\"\xeb\x04\n\x0b\x44\x65\x63laration\x12 \n\x12\x64\x65\x63laration_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nfarmer_fin\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tparcel_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x64istrict\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12&\n\x04\x63rop\x18\x05 \x01(\x0e\x32\x12.asan.agro.v1.CropB\x04\xe2\x41\x01\x02\x12\x19\n\x0bseason_year\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12.\n\x08\x63\x61mpaign\x18\x07 \x01(\x0e\x32\x16.asan.agro.v1.CampaignB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x63ontour_geojson\x18\x08 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\x12\x61rea_square_metres\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x19\n\x11modern_irrigation\x18\n \x01(\x08\x12\x1a\n\x12\x61nalysis_reference\x18\x0b \x01(\t\x12\x1b\n\x13insurance_reference\x18\x0c \x01(\t\x12\x35\n\x06status\x18\r \x01(\x0e\x32\x1f.asan.agro.v1.DeclarationStatusB\x04\xe2\x41\x01\x03\x12,\n\x07subsidy\x18\x0e \x01(\x0b\x32\x15.asan.agro.v1.SubsidyB\x04\xe2\x41\x01\x03\x12*\n\x1cmonitored_area_square_metres\x18\x0f \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1e\n\x10rejection_reason\x18\x10 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x64\x65\x63lare_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x98\x01\n\x0cSowingWindow\x12(\n\x08\x63\x61mpaign\x18\x01 \x01(\x0e\x32\x16.asan.agro.v1.Campaign\x12\x13\n\x0bseason_year\x18\x02 \x01(\x05\x12$\n\tfirst_day\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08last_day\x18\x04 \x01(\x0b\x32\x11.google.type.Date\"8\n\x07Holiday\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\x0c\n\x04name\x18\x02 \x01(\t\"H\n\x0fHolidayCalendar\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\'\n\x08holidays\x18\x02 \x03(\x0b\x32\x15.asan.agro.v1.Holiday\"\xe2\x01\n\x0fSeasonAggregate\x12\x10\n\x08\x64istrict\x18\x01 \x01(\t\x12 \n\x04\x63rop\x18\x02 \x01(\x0e\x32\x12.asan.agro.v1.Crop\x12(\n\x08\x63\x61mpaign\x18\x03 \x01(\x0e\x32\x16.asan.agro.v1.Campaign\x12\x19\n\x11\x64\x65\x63laration_count\x18\x04 \x01(\x03\x12#\n\x1b\x64\x65\x63lared_area_square_metres\x18\x05 \x01(\x03\x12\x31\n\x12\x61pproved_subsidies\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money*b\n\nFarmerKind\x12\x1b\n\x17\x46\x41RMER_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41RMER_KIND_INDIVIDUAL\x10\x01\x12\x1b\n\x17\x46\x41RMER_KIND_COOPERATIVE\x10\x02*\xfa\x01\n\x04\x43rop\x12\x14\n\x10\x43ROP_UNSPECIFIED\x10\x00\x12\x0e\n\nCROP_WHEAT\x10\x01\x12\x0f\n\x0b\x43ROP_BARLEY\x10\x02\x12\x16\n\x12\x43ROP_OTHER_CEREALS\x10\x03\x12\r\n\tCROP_RICE\x10\x04\x12\x0e\n\nCROP_MAIZE\x10\x05\x12\x12\n\x0e\x43ROP_SUNFLOWER\x10\x06\x12\x11\n\rCROP_POTATOES\x10\x07\x12\x13\n\x0f\x43ROP_VEGETABLES\x10\x08\x12\x10\n\x0c\x43ROP_ALFALFA\x10\t\x12\x0f\n\x0b\x43ROP_COTTON\x10\n\x12\x10\n\x0c\x43ROP_TOBACCO\x10\x0b\x12\x13\n\x0f\x43ROP_SUGAR_BEET\x10\x0c*c\n\x08\x43\x61mpaign\x12\x18\n\x14\x43\x41MPAIGN_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41MPAIGN_AUTUMN\x10\x01\x12\x13\n\x0f\x43\x41MPAIGN_SPRING\x10\x02\x12\x13\n\x0f\x43\x41MPAIGN_REPEAT\x10\x03*\xb8\x01\n\x11\x44\x65\x63larationStatus\x12\"\n\x1e\x44\x45\x43LARATION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45\x43LARATION_STATUS_SUBMITTED\x10\x01\x12\x1f\n\x1b\x44\x45\x43LARATION_STATUS_APPROVED\x10\x02\x12\x1f\n\x1b\x44\x45\x43LARATION_STATUS_REJECTED\x10\x03\x12\x1b\n\x17\x44\x45\x43LARATION_STATUS_PAID\x10\x04\x42\x17\n\x13\x61z.gov.asan.agro.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61san/agro/v1/agro.proto\x12\x0c\x61san.agro.v1\x1a\x1a\x61san/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"\x86\x02\n\x06\x46\x61rmer\x12\x11\n\x03\x66in\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x18.asan.agro.v1.FarmerKindB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x10\x63ooperative_voen\x18\x04 \x01(\t\x12\x14\n\x0cmember_count\x18\x05 \x01(\x05\x12\x12\n\x04iban\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14input_card_reference\x18\x07 \x01(\tB\x04\xe2\x41\x01\x02\x12\x37\n\rregister_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xfb\x01\n\x06Parcel\x12\x17\n\tparcel_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nfarmer_fin\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fregistry_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1b\n\rland_document\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x64istrict\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0f\x63ontour_geojson\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\x12\x61rea_square_metres\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12)\n\x1b\x65ligible_area_square_metres\x18\x08 \x01(\x03\x42\x04\xe2\x41\x01\x03\"H\n\x0f\x43oefficientTier\x12\x15\n\rfrom_hectares\x18\x01 \x01(\x05\x12\x1e\n\x16\x63oefficient_hundredths\x18\x02 \x01(\x05\"\x8f\x01\n\x0b\x43oefficient\x12&\n\x04\x63rop\x18\x01 \x01(\x0e\x32\x12.asan.agro.v1.CropB\x04\xe2\x41\x01\x02\x12\x17\n\tcondition\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12,\n\x05tiers\x18\x03 \x03(\x0b\x32\x1d.asan.agro.v1.CoefficientTier\x12\x11\n\tper_tonne\x18\x04 \x01(\x08\"\xb3\x01\n\x10\x43oefficientTable\x12\x1a\n\x0bseason_year\x18\x01 \x01(\x05\x42\x05\xe2\x41\x02\x02\x05\x12\x15\n\x07version\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x35\n\x10\x62\x61se_per_hectare\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x03\x12\x35\n\x0c\x63oefficients\x18\x04 \x03(\x0b\x32\x19.asan.agro.v1.CoefficientB\x04\xe2\x41\x01\x02\"t\n\x0fSubsidyTierPart\x12\x1a\n\x12\x61rea_square_metres\x18\x01 \x01(\x03\x12\x1e\n\x16\x63oefficient_hundredths\x18\x02 \x01(\x05\x12%\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\"\x95\x03\n\x07Subsidy\x12/\n\x10\x62\x61se_per_hectare\x18\x01 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1d\n\x15\x63oefficient_condition\x18\x02 \x01(\t\x12\x1f\n\x17paid_area_square_metres\x18\x03 \x01(\x03\x12,\n\x05tiers\x18\x04 \x03(\x0b\x32\x1d.asan.agro.v1.SubsidyTierPart\x12\x30\n\x11\x63ooperative_bonus\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1e\n\x16monitoring_cut_percent\x18\x06 \x01(\x05\x12$\n\x05total\x18\x07 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x11\n\tper_tonne\x18\x08 \x01(\x08\x12\x0c\n\x04note\x18\t \x01(\t\x12(\n\tcash_part\x18\n \x01(\x0b\x32\x15.asan.common.v1.Money\x12(\n\tcard_part\x18\x0b \x01(\x0b\x32\x15.asan.common.v1.Money\"\xeb\x04\n\x0b\x44\x65\x63laration\x12 \n\x12\x64\x65\x63laration_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nfarmer_fin\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\tparcel_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x16\n\x08\x64istrict\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12&\n\x04\x63rop\x18\x05 \x01(\x0e\x32\x12.asan.agro.v1.CropB\x04\xe2\x41\x01\x02\x12\x19\n\x0bseason_year\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12.\n\x08\x63\x61mpaign\x18\x07 \x01(\x0e\x32\x16.asan.agro.v1.CampaignB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x63ontour_geojson\x18\x08 \x01(\tB\x04\xe2\x41\x01\x02\x12 \n\x12\x61rea_square_metres\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x19\n\x11modern_irrigation\x18\n \x01(\x08\x12\x1a\n\x12\x61nalysis_reference\x18\x0b \x01(\t\x12\x1b\n\x13insurance_reference\x18\x0c \x01(\t\x12\x35\n\x06status\x18\r \x01(\x0e\x32\x1f.asan.agro.v1.DeclarationStatusB\x04\xe2\x41\x01\x03\x12,\n\x07subsidy\x18\x0e \x01(\x0b\x32\x15.asan.agro.v1.SubsidyB\x04\xe2\x41\x01\x03\x12*\n\x1cmonitored_area_square_metres\x18\x0f \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1e\n\x10rejection_reason\x18\x10 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x0c\x64\x65\x63lare_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x98\x01\n\x0cSowingWindow\x12(\n\x08\x63\x61mpaign\x18\x01 \x01(\x0e\x32\x16.asan.agro.v1.Campaign\x12\x13\n\x0bseason_year\x18\x02 \x01(\x05\x12$\n\tfirst_day\x18\x03 \x01(\x0b\x32\x11.google.type.Date\x12#\n\x08last_day\x18\x04 \x01(\x0b\x32\x11.google.type.Date\"D\n\x07Holiday\x12%\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.DateB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"O\n\x0fHolidayCalendar\x12\x13\n\x04year\x18\x01 \x01(\x05\x42\x05\xe2\x41\x02\x02\x05\x12\'\n\x08holidays\x18\x02 \x03(\x0b\x32\x15.asan.agro.v1.Holiday\"\xe2\x01\n\x0fSeasonAggregate\x12\x10\n\x08\x64istrict\x18\x01 \x01(\t\x12 \n\x04\x63rop\x18\x02 \x01(\x0e\x32\x12.asan.agro.v1.Crop\x12(\n\x08\x63\x61mpaign\x18\x03 \x01(\x0e\x32\x16.asan.agro.v1.Campaign\x12\x19\n\x11\x64\x65\x63laration_count\x18\x04 \x01(\x03\x12#\n\x1b\x64\x65\x63lared_area_square_metres\x18\x05 \x01(\x03\x12\x31\n\x12\x61pproved_subsidies\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money*b\n\nFarmerKind\x12\x1b\n\x17\x46\x41RMER_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46\x41RMER_KIND_INDIVIDUAL\x10\x01\x12\x1b\n\x17\x46\x41RMER_KIND_COOPERATIVE\x10\x02*\xfa\x01\n\x04\x43rop\x12\x14\n\x10\x43ROP_UNSPECIFIED\x10\x00\x12\x0e\n\nCROP_WHEAT\x10\x01\x12\x0f\n\x0b\x43ROP_BARLEY\x10\x02\x12\x16\n\x12\x43ROP_OTHER_CEREALS\x10\x03\x12\r\n\tCROP_RICE\x10\x04\x12\x0e\n\nCROP_MAIZE\x10\x05\x12\x12\n\x0e\x43ROP_SUNFLOWER\x10\x06\x12\x11\n\rCROP_POTATOES\x10\x07\x12\x13\n\x0f\x43ROP_VEGETABLES\x10\x08\x12\x10\n\x0c\x43ROP_ALFALFA\x10\t\x12\x0f\n\x0b\x43ROP_COTTON\x10\n\x12\x10\n\x0c\x43ROP_TOBACCO\x10\x0b\x12\x13\n\x0f\x43ROP_SUGAR_BEET\x10\x0c*c\n\x08\x43\x61mpaign\x12\x18\n\x14\x43\x41MPAIGN_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43\x41MPAIGN_AUTUMN\x10\x01\x12\x13\n\x0f\x43\x41MPAIGN_SPRING\x10\x02\x12\x13\n\x0f\x43\x41MPAIGN_REPEAT\x10\x03*\xb8\x01\n\x11\x44\x65\x63larationStatus\x12\"\n\x1e\x44\x45\x43LARATION_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x44\x45\x43LARATION_STATUS_SUBMITTED\x10\x01\x12\x1f\n\x1b\x44\x45\x43LARATION_STATUS_APPROVED\x10\x02\x12\x1f\n\x1b\x44\x45\x43LARATION_STATUS_REJECTED\x10\x03\x12\x1b\n\x17\x44\x45\x43LARATION_STATUS_PAID\x10\x04\x42\x17\n\x13\x61z.gov.asan.agro.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,6 +64,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARCEL'].fields_by_name['area_square_metres']._serialized_options = b'\342A\001\003'
   _globals['_PARCEL'].fields_by_name['eligible_area_square_metres']._loaded_options = None
   _globals['_PARCEL'].fields_by_name['eligible_area_square_metres']._serialized_options = b'\342A\001\003'
+  _globals['_COEFFICIENT'].fields_by_name['crop']._loaded_options = None
+  _globals['_COEFFICIENT'].fields_by_name['crop']._serialized_options = b'\342A\001\002'
+  _globals['_COEFFICIENT'].fields_by_name['condition']._loaded_options = None
+  _globals['_COEFFICIENT'].fields_by_name['condition']._serialized_options = b'\342A\001\002'
+  _globals['_COEFFICIENTTABLE'].fields_by_name['season_year']._loaded_options = None
+  _globals['_COEFFICIENTTABLE'].fields_by_name['season_year']._serialized_options = b'\342A\002\002\005'
+  _globals['_COEFFICIENTTABLE'].fields_by_name['version']._loaded_options = None
+  _globals['_COEFFICIENTTABLE'].fields_by_name['version']._serialized_options = b'\342A\001\003'
+  _globals['_COEFFICIENTTABLE'].fields_by_name['base_per_hectare']._loaded_options = None
+  _globals['_COEFFICIENTTABLE'].fields_by_name['base_per_hectare']._serialized_options = b'\342A\001\003'
+  _globals['_COEFFICIENTTABLE'].fields_by_name['coefficients']._loaded_options = None
+  _globals['_COEFFICIENTTABLE'].fields_by_name['coefficients']._serialized_options = b'\342A\001\002'
   _globals['_DECLARATION'].fields_by_name['declaration_number']._loaded_options = None
   _globals['_DECLARATION'].fields_by_name['declaration_number']._serialized_options = b'\342A\001\003'
   _globals['_DECLARATION'].fields_by_name['farmer_fin']._loaded_options = None
@@ -92,14 +104,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECLARATION'].fields_by_name['rejection_reason']._serialized_options = b'\342A\001\003'
   _globals['_DECLARATION'].fields_by_name['declare_time']._loaded_options = None
   _globals['_DECLARATION'].fields_by_name['declare_time']._serialized_options = b'\342A\001\003'
-  _globals['_FARMERKIND']._serialized_start=2707
-  _globals['_FARMERKIND']._serialized_end=2805
-  _globals['_CROP']._serialized_start=2808
-  _globals['_CROP']._serialized_end=3058
-  _globals['_CAMPAIGN']._serialized_start=3060
-  _globals['_CAMPAIGN']._serialized_end=3159
-  _globals['_DECLARATIONSTATUS']._serialized_start=3162
-  _globals['_DECLARATIONSTATUS']._serialized_end=3346
+  _globals['_HOLIDAY'].fields_by_name['date']._loaded_options = None
+  _globals['_HOLIDAY'].fields_by_name['date']._serialized_options = b'\342A\001\002'
+  _globals['_HOLIDAY'].fields_by_name['name']._loaded_options = None
+  _globals['_HOLIDAY'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_HOLIDAYCALENDAR'].fields_by_name['year']._loaded_options = None
+  _globals['_HOLIDAYCALENDAR'].fields_by_name['year']._serialized_options = b'\342A\002\002\005'
+  _globals['_FARMERKIND']._serialized_start=2763
+  _globals['_FARMERKIND']._serialized_end=2861
+  _globals['_CROP']._serialized_start=2864
+  _globals['_CROP']._serialized_end=3114
+  _globals['_CAMPAIGN']._serialized_start=3116
+  _globals['_CAMPAIGN']._serialized_end=3215
+  _globals['_DECLARATIONSTATUS']._serialized_start=3218
+  _globals['_DECLARATIONSTATUS']._serialized_end=3402
   _globals['_FARMER']._serialized_start=160
   _globals['_FARMER']._serialized_end=422
   _globals['_PARCEL']._serialized_start=425
@@ -107,21 +125,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COEFFICIENTTIER']._serialized_start=678
   _globals['_COEFFICIENTTIER']._serialized_end=750
   _globals['_COEFFICIENT']._serialized_start=753
-  _globals['_COEFFICIENT']._serialized_end=884
-  _globals['_COEFFICIENTTABLE']._serialized_start=887
-  _globals['_COEFFICIENTTABLE']._serialized_end=1041
-  _globals['_SUBSIDYTIERPART']._serialized_start=1043
-  _globals['_SUBSIDYTIERPART']._serialized_end=1159
-  _globals['_SUBSIDY']._serialized_start=1162
-  _globals['_SUBSIDY']._serialized_end=1567
-  _globals['_DECLARATION']._serialized_start=1570
-  _globals['_DECLARATION']._serialized_end=2189
-  _globals['_SOWINGWINDOW']._serialized_start=2192
-  _globals['_SOWINGWINDOW']._serialized_end=2344
-  _globals['_HOLIDAY']._serialized_start=2346
-  _globals['_HOLIDAY']._serialized_end=2402
-  _globals['_HOLIDAYCALENDAR']._serialized_start=2404
-  _globals['_HOLIDAYCALENDAR']._serialized_end=2476
-  _globals['_SEASONAGGREGATE']._serialized_start=2479
-  _globals['_SEASONAGGREGATE']._serialized_end=2705
+  _globals['_COEFFICIENT']._serialized_end=896
+  _globals['_COEFFICIENTTABLE']._serialized_start=899
+  _globals['_COEFFICIENTTABLE']._serialized_end=1078
+  _globals['_SUBSIDYTIERPART']._serialized_start=1080
+  _globals['_SUBSIDYTIERPART']._serialized_end=1196
+  _globals['_SUBSIDY']._serialized_start=1199
+  _globals['_SUBSIDY']._serialized_end=1604
+  _globals['_DECLARATION']._serialized_start=1607
+  _globals['_DECLARATION']._serialized_end=2226
+  _globals['_SOWINGWINDOW']._serialized_start=2229
+  _globals['_SOWINGWINDOW']._serialized_end=2381
+  _globals['_HOLIDAY']._serialized_start=2383
+  _globals['_HOLIDAY']._serialized_end=2451
+  _globals['_HOLIDAYCALENDAR']._serialized_start=2453
+  _globals['_HOLIDAYCALENDAR']._serialized_end=2532
+  _globals['_SEASONAGGREGATE']._serialized_start=2535
+  _globals['_SEASONAGGREGATE']._serialized_end=2761
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from asan.agro.v1 import agro_pb2 as _agro_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
@@ -412,7 +413,9 @@ class RecordMonitoringRequest(_message.Message):
     declaration_number: _builtins.str
     """Declaration number."""
     monitored_area_square_metres: _builtins.int
-    """Area the check measured, square metres."""
+    """Area the check measured, square metres; 0 when nothing sown was found (so not
+    REQUIRED: proto3 cannot tell a measured 0 from one left out).
+    """
     def __init__(
         self,
         *,
@@ -514,6 +517,7 @@ class UpdateCoefficientTableRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TABLE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     @_builtins.property
@@ -522,15 +526,22 @@ class UpdateCoefficientTableRequest(_message.Message):
         `base_per_hectare` are output only).
         """
 
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of `table` to change: only `coefficients` can (`season_year` names the
+        table). Empty or "*" mean the same. Any other path is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         table: _agro_pb2.CoefficientTable | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["table", b"table"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["table", b"table", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "table", b"table"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "table", b"table", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -583,21 +594,29 @@ class UpdateHolidayCalendarRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CALENDAR_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     @_builtins.property
     def calendar(self) -> _agro_pb2.HolidayCalendar:
         """The year and all its holidays; replaces what the year had."""
 
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of `calendar` to change: only `holidays` can (`year` names the
+        calendar). Empty or "*" mean the same. Any other path is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         calendar: _agro_pb2.HolidayCalendar | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -156,7 +156,9 @@ class AgroServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetFarmer(self, request, context):
-        """A farmer: the farmer themselves, or ministry officers.
+        """A farmer: the farmer themselves, or ministry officers. Over HTTP a POST with the
+        FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
+        that keep them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

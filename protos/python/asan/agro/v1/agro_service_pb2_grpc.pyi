@@ -41,7 +41,10 @@ class AgroServiceStub:
     RegisterFarmer: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.RegisterFarmerRequest, _agro_pb2.Farmer]
     """Registers the calling citizen as a farmer. Idempotent by `request_id`."""
     GetFarmer: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetFarmerRequest, _agro_pb2.Farmer]
-    """A farmer: the farmer themselves, or ministry officers."""
+    """A farmer: the farmer themselves, or ministry officers. Over HTTP a POST with the
+    FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
+    that keep them.
+    """
     CreateParcel: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.CreateParcelRequest, _agro_pb2.Parcel]
     """Registers a parcel of the calling farmer. Idempotent by `request_id`."""
     GetParcel: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetParcelRequest, _agro_pb2.Parcel]
@@ -110,7 +113,10 @@ class AgroServiceAsyncStub(AgroServiceStub):
     RegisterFarmer: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.RegisterFarmerRequest, _agro_pb2.Farmer]  # type: ignore[assignment]
     """Registers the calling citizen as a farmer. Idempotent by `request_id`."""
     GetFarmer: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetFarmerRequest, _agro_pb2.Farmer]  # type: ignore[assignment]
-    """A farmer: the farmer themselves, or ministry officers."""
+    """A farmer: the farmer themselves, or ministry officers. Over HTTP a POST with the
+    FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
+    that keep them.
+    """
     CreateParcel: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.CreateParcelRequest, _agro_pb2.Parcel]  # type: ignore[assignment]
     """Registers a parcel of the calling farmer. Idempotent by `request_id`."""
     GetParcel: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetParcelRequest, _agro_pb2.Parcel]  # type: ignore[assignment]
@@ -188,7 +194,10 @@ class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agro_service_pb2.GetFarmerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agro_pb2.Farmer, _abc.Awaitable[_agro_pb2.Farmer]]:
-        """A farmer: the farmer themselves, or ministry officers."""
+        """A farmer: the farmer themselves, or ministry officers. Over HTTP a POST with the
+        FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
+        that keep them.
+        """
 
     @_abc_1.abstractmethod
     def CreateParcel(
