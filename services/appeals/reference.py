@@ -33,6 +33,12 @@ def agencies(session: Session, after_code: str | None, limit: int) -> list[appea
     ]
 
 
+def current_agency(session: Session, code: str, *, for_update: bool = False) -> appeals_pb2.Agency | None:
+    """The agency's current entry, that an update with a mask changes; None for a new agency."""
+    row = queries.current_agency_row(session, code, for_update=for_update)
+    return None if row is None else convert.agency(queries.agency(row), row.version)
+
+
 def change_agency(session: Session, change: Agency, changed_by: str, now: datetime) -> appeals_pb2.Agency:
     """Closes the agency's current version and adds the next."""
     current = queries.current_agency_row(session, change.code, for_update=True)
@@ -68,6 +74,12 @@ def category(session: Session, code: str) -> appeals_pb2.Category:
     if row is None:
         raise category_not_found(code)
     return convert.category(queries.category(row), row.version)
+
+
+def current_category(session: Session, code: str, *, for_update: bool = False) -> appeals_pb2.Category | None:
+    """The category's current version, that an update with a mask changes; None for a new one."""
+    row = queries.current_category_row(session, code, for_update=for_update)
+    return None if row is None else convert.category(queries.category(row), row.version)
 
 
 def change_category(

@@ -1,15 +1,25 @@
 """AppealsService requests in the domain's terms: each function reads a request into domain
 values, reports every bad field at once as one INVALID_ARGUMENT (named by its path in the
 request), and raises it. What needs the database (the category's attributes, the agency, the
-appeal's state) is checked afterwards, by the rules.
+appeal's state) is checked afterwards, by the rules. A field the contract marks REQUIRED
+(`google.api.field_behavior`) that is left out is reported as REQUIRED, and nothing else
+(tests/gateway/test_required_fields.py holds the two together).
+
+Updates take an `update_mask` (AIP-134): `update_paths` reads it against the resource's fields,
+and the named fields are merged into the current entry before the whole is checked.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from google.type import date_pb2
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2
@@ -44,6 +54,8 @@ from services.runtime.enums import stored_name
 from services.runtime.holidays import MAX_NAME_LENGTH as MAX_HOLIDAY_NAME
 from services.runtime.validation import Violations, check_request_id
 
+M = TypeVar("M", bound=Message)
+
 APPEAL_NUMBER = re.compile(r"MR-[0-9]{4}-[0-9]{6}")
 MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 MAX_REASON_LENGTH = 1000
@@ -57,8 +69,10 @@ ANY_VALUE = "Must be a value of the enum, or unspecified for any."
 
 def attachment_index(request: appeals_service_pb2.GetAppealAttachmentRequest) -> int:
     violations = Violations()
-    check_appeal_number(violations, request.appeal_number)
+    if request.appeal_number:
+        check_appeal_number(violations, request.appeal_number)
     violations.check(request.index >= 0, "index", "Must be an attachment's place, from 0.", "OUT_OF_RANGE")
+    violations.require(request)
     violations.raise_if_any()
     return request.index
 
@@ -87,20 +101,148 @@ def _names(value: appeals_pb2.LocalizedText) -> Names:
 # --- The catalogue ------------------------------------------------------------------------------
 
 
-def agency_change(request: appeals_service_pb2.UpdateAgencyRequest) -> Agency:
+# The fields of an Agency an admin changes; `code` names it, `version` is ours.
+UPDATABLE_AGENCY_FIELDS = ("name", "supervisor_subjects")
+# The fields of a Category an admin changes; `code` names it, `version` is ours.
+UPDATABLE_CATEGORY_FIELDS = ("name", "agency_code", "attributes", "active")
+# The field of a HolidayCalendar an admin changes; `year` names it.
+UPDATABLE_CALENDAR_FIELDS = ("holidays",)
+
+
+def update_paths(
+    violations: Violations,
+    mask: FieldMask,
+    resource: Descriptor,
+    updatable: Collection[str],
+    field: str = "update_mask",
+) -> frozenset[str] | None:
+    """The fields of `resource` that an update changes (AIP-134): None for the whole resource
+    (no mask, or "*"). A path naming a field that no update changes (an identifier, an
+    output-only field) changes nothing; a path naming no field is a violation that names it."""
+    paths = list(mask.paths)
+    if not paths or paths == ["*"]:
+        return None
+    unknown = [path for path in paths if path not in resource.fields_by_name]
+    changing = frozenset(path for path in paths if path in updatable)
+    fields = ", ".join(updatable)
+    if unknown:
+        violations.add(
+            field,
+            f"Not fields of {resource.name}: {', '.join(unknown)}. An update changes {fields}.",
+            "UNKNOWN_FIELD",
+        )
+    elif not changing:
+        violations.add(field, f"Names no field an update changes; those are {fields}.", "NOTHING_TO_CHANGE")
+    return changing
+
+
+def _merged(given: M, current: M | None, paths: frozenset[str] | None) -> M:
+    """The entry after an update: the given one whole, or the current one (an empty one for a
+    new entry) with the named fields replaced whole by the given ones."""
+    if paths is None:
+        return given
+    merged = type(given)()
+    if current is not None:
+        merged.CopyFrom(current)
+    FieldMask(paths=sorted(paths)).MergeMessage(
+        given, merged, replace_message_field=True, replace_repeated_field=True
+    )
+    return merged
+
+
+@dataclass(frozen=True)
+class AgencyUpdate:
+    """An admin's change of an agency, before it meets the current entry."""
+
+    agency: appeals_pb2.Agency
+    # The fields that change; None: the whole agency.
+    paths: frozenset[str] | None
+
+    @property
+    def code(self) -> str:
+        return self.agency.code
+
+
+@dataclass(frozen=True)
+class CategoryUpdate:
+    """An admin's change of a category, before it meets the current entry."""
+
+    category: appeals_pb2.Category
+    # The fields that change; None: the whole category.
+    paths: frozenset[str] | None
+
+    @property
+    def code(self) -> str:
+        return self.category.code
+
+
+def agency_update(request: appeals_service_pb2.UpdateAgencyRequest) -> AgencyUpdate:
+    """The update asked for. A whole agency is judged here, every field at once; one that changes
+    some fields is judged by `updated_agency` once they are merged with the current entry."""
     violations = Violations()
     check_request_id(violations, request.request_id)
-    given = request.agency
-    agency = Agency(given.code, _names(given.name), tuple(given.supervisor_subjects))
-    check_agency(agency, violations)
+    paths = None
+    if violations.check(
+        request.HasField("agency"), "agency", "Required: the agency, with its code.", "REQUIRED"
+    ):
+        check_agency_code(request.agency.code, violations, "agency.code")
+        paths = update_paths(
+            violations, request.update_mask, appeals_pb2.Agency.DESCRIPTOR, UPDATABLE_AGENCY_FIELDS
+        )
+        if paths is None:
+            _agency(request.agency, violations)
+    violations.require(request)
+    violations.raise_if_any()
+    return AgencyUpdate(request.agency, paths)
+
+
+def updated_agency(update: AgencyUpdate, current: appeals_pb2.Agency | None) -> Agency:
+    """The agency after the update; raises INVALID_ARGUMENT with every bad field of it."""
+    violations = Violations()
+    merged = _merged(update.agency, current, update.paths)
+    merged.code = update.code  # a new agency has no current entry to take it from
+    agency = _agency(merged, violations)
     violations.raise_if_any()
     return agency
 
 
-def category_change(request: appeals_service_pb2.UpdateCategoryRequest) -> Category:
+def _agency(given: appeals_pb2.Agency, violations: Violations) -> Agency:
+    agency = Agency(given.code, _names(given.name), tuple(given.supervisor_subjects))
+    check_agency(agency, violations)
+    return agency
+
+
+def category_update(request: appeals_service_pb2.UpdateCategoryRequest) -> CategoryUpdate:
+    """The update asked for. A whole category is judged here, every field at once; one that
+    changes some fields is judged by `updated_category` once they are merged with the current."""
     violations = Violations()
     check_request_id(violations, request.request_id)
-    given = request.category
+    paths = None
+    if violations.check(
+        request.HasField("category"), "category", "Required: the category, with its code.", "REQUIRED"
+    ):
+        check_category_code(request.category.code, violations, "category.code")
+        paths = update_paths(
+            violations, request.update_mask, appeals_pb2.Category.DESCRIPTOR, UPDATABLE_CATEGORY_FIELDS
+        )
+        if paths is None:
+            _category(request.category, violations)
+    violations.require(request)
+    violations.raise_if_any()
+    return CategoryUpdate(request.category, paths)
+
+
+def updated_category(update: CategoryUpdate, current: appeals_pb2.Category | None) -> Category:
+    """The category after the update; raises INVALID_ARGUMENT with every bad field of it."""
+    violations = Violations()
+    merged = _merged(update.category, current, update.paths)
+    merged.code = update.code  # a new category has no current entry to take it from
+    category = _category(merged, violations)
+    violations.raise_if_any()
+    return category
+
+
+def _category(given: appeals_pb2.Category, violations: Violations) -> Category:
     attributes = []
     for index, a in enumerate(given.attributes):
         path = f"category.attributes[{index}]"
@@ -124,7 +266,6 @@ def category_change(request: appeals_service_pb2.UpdateCategoryRequest) -> Categ
         active=given.active,
     )
     check_category(category, violations)
-    violations.raise_if_any()
     return category
 
 
@@ -141,6 +282,14 @@ def holiday_calendar(request: appeals_service_pb2.UpdateHolidayCalendarRequest) 
     """The year's holidays by day, each a day of the year, given once."""
     violations = Violations()
     check_request_id(violations, request.request_id)
+    if not violations.check(
+        request.HasField("calendar"), "calendar", "Required: the year and its holidays.", "REQUIRED"
+    ):
+        violations.require(request)
+        violations.raise_if_any()
+    update_paths(
+        violations, request.update_mask, appeals_pb2.HolidayCalendar.DESCRIPTOR, UPDATABLE_CALENDAR_FIELDS
+    )
     calendar = request.calendar
     year = calendar.year
     check_calendar_year(violations, year, "calendar.year")
@@ -166,6 +315,7 @@ def holiday_calendar(request: appeals_service_pb2.UpdateHolidayCalendarRequest) 
                 f"Required: the holiday's name, at most {MAX_HOLIDAY_NAME} characters.",
                 "REQUIRED",
             )
+    violations.require(request)
     violations.raise_if_any()
     return days
 
@@ -189,6 +339,7 @@ def new_appeal(request: appeals_service_pb2.SubmitAppealRequest, violations: Vio
     attributes are checked against the category afterwards, with these violations."""
     check_request_id(violations, request.request_id)
     violations.check(request.HasField("appeal"), "appeal", "Required: the appeal.", "REQUIRED")
+    violations.require(request)
     violations.raise_if_any()
     given = request.appeal
     check_category_code(given.category_code, violations, "appeal.category_code")
@@ -285,20 +436,23 @@ class Reopening:
 def _start(request_id: str, number: str) -> Violations:
     violations = Violations()
     check_request_id(violations, request_id)
-    check_appeal_number(violations, number)
+    if number:
+        check_appeal_number(violations, number)
     return violations
 
 
 def assignment(request: appeals_service_pb2.AssignAppealRequest) -> Assignment:
     violations = _start(request.request_id, request.appeal_number)
     violations.check(len(request.executor) <= 255, "executor", "At most 255 characters.", "TOO_LONG")
+    violations.require(request)
     violations.raise_if_any()
     return Assignment(request.appeal_number, request.executor.strip() or None)
 
 
 def forwarding(request: appeals_service_pb2.ForwardAppealRequest) -> Forwarding:
     violations = _start(request.request_id, request.appeal_number)
-    check_agency_code(request.agency_code, violations, "agency_code")
+    if request.agency_code:
+        check_agency_code(request.agency_code, violations, "agency_code")
     reason = _reason(violations, request.reason)
     copies = tuple(request.copy_agency_codes)
     violations.check(
@@ -312,6 +466,7 @@ def forwarding(request: appeals_service_pb2.ForwardAppealRequest) -> Forwarding:
         "Each agency once, and not the one the appeal is forwarded to.",
         "DUPLICATE",
     )
+    violations.require(request)
     violations.raise_if_any()
     return Forwarding(request.appeal_number, request.agency_code, reason, copies)
 
@@ -336,6 +491,7 @@ def extension(request: appeals_service_pb2.ExtendAppealRequest) -> Extension:
             "OUT_OF_RANGE",
         )
     reason = _reason(violations, request.reason)
+    violations.require(request)
     violations.raise_if_any()
     assert kind is not None
     return Extension(request.appeal_number, ExtensionKind(kind), request.working_days, reason)
@@ -350,6 +506,7 @@ def answer(request: appeals_service_pb2.AnswerAppealRequest) -> Answer:
         violations.add("text", "Required: the answer with its reasons.", "REQUIRED")
     elif len(request.text) > MAX_ANSWER_LENGTH:
         violations.add("text", f"At most {MAX_ANSWER_LENGTH} characters.", "TOO_LONG")
+    violations.require(request)
     violations.raise_if_any()
     assert outcome is not None
     return Answer(request.appeal_number, Outcome(outcome), request.text.strip())
@@ -373,12 +530,14 @@ def unconsidered(request: appeals_service_pb2.LeaveAppealUnconsideredRequest) ->
         "DUPLICATE",
     )
     reason = _reason(violations, request.reason)
+    violations.require(request)
     violations.raise_if_any()
     return Unconsidered(request.appeal_number, earlier, reason)
 
 
 def closing(request: appeals_service_pb2.CloseAppealRequest) -> str:
     violations = _start(request.request_id, request.appeal_number)
+    violations.require(request)
     violations.raise_if_any()
     return request.appeal_number
 
@@ -394,6 +553,7 @@ def rating(request: appeals_service_pb2.RateAnswerRequest) -> RatingGiven:
         f"At most {MAX_REASON_LENGTH} characters.",
         "TOO_LONG",
     )
+    violations.require(request)
     violations.raise_if_any()
     assert given is not None
     return RatingGiven(request.appeal_number, Rating(given), request.comment.strip())
@@ -402,6 +562,7 @@ def rating(request: appeals_service_pb2.RateAnswerRequest) -> RatingGiven:
 def reopening(request: appeals_service_pb2.ReopenAppealRequest) -> Reopening:
     violations = _start(request.request_id, request.appeal_number)
     reason = _reason(violations, request.reason)
+    violations.require(request)
     violations.raise_if_any()
     return Reopening(request.appeal_number, reason)
 
@@ -433,13 +594,15 @@ def statistics_month(request: appeals_service_pb2.GetAppealStatisticsRequest) ->
     match = MONTH.fullmatch(request.month)
     month = (int(match.group(1)), int(match.group(2))) if match else None
     violations.check(
-        month is not None and FIRST_YEAR <= month[0] <= LAST_YEAR and 1 <= month[1] <= 12,
+        not request.month
+        or (month is not None and FIRST_YEAR <= month[0] <= LAST_YEAR and 1 <= month[1] <= 12),
         "month",
         "Must be a month as YYYY-MM, e.g. 2026-03.",
         "FORMAT",
     )
     if request.agency_code:
         check_agency_code(request.agency_code, violations, "agency_code")
+    violations.require(request)
     violations.raise_if_any()
     assert month is not None
     return month
@@ -455,15 +618,22 @@ OPEN311_STATUSES = {"open": True, "closed": False}
 
 
 def _without_json(violations: Violations, file_name: str, field: str, example: str) -> str:
-    violations.check(file_name.endswith(JSON_SUFFIX), field, f"Must end in .json, e.g. {example}.", "FORMAT")
+    """The name without its .json; an empty name is left for `Violations.require`."""
+    violations.check(
+        not file_name or file_name.endswith(JSON_SUFFIX),
+        field,
+        f"Must end in .json, e.g. {example}.",
+        "FORMAT",
+    )
     return file_name.removesuffix(JSON_SUFFIX)
 
 
 def georeport_service_code(request: appeals_service_pb2.GetGeoReportServiceDefinitionRequest) -> str:
     violations = Violations()
     code = _without_json(violations, request.service_file, "service_file", "roads.damage.json")
-    if not violations:
+    if code and not violations:
         check_category_code(code, violations, "service_file")
+    violations.require(request)
     violations.raise_if_any()
     return code
 
@@ -471,8 +641,9 @@ def georeport_service_code(request: appeals_service_pb2.GetGeoReportServiceDefin
 def georeport_request_number(request: appeals_service_pb2.GetGeoReportRequestRequest) -> str:
     violations = Violations()
     number = _without_json(violations, request.request_file, "request_file", "MR-2026-000123.json")
-    if not violations:
+    if number and not violations:
         check_appeal_number(violations, number, "request_file")
+    violations.require(request)
     violations.raise_if_any()
     return number
 

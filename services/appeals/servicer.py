@@ -67,6 +67,7 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
         size = page_size(violations, request.page_size, default=100)
         fingerprint = filter_fingerprint("agencies")
         cursor = decode_page_token(violations, request.page_token, fingerprint)
+        violations.require(request)
         violations.raise_if_any()
         found = await self.database.run(
             lambda s: reference.agencies(s, cursor.last_id if cursor else None, size + 1)
@@ -84,15 +85,16 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
     async def UpdateAgency(
         self, request: appeals_service_pb2.UpdateAgencyRequest, context: Context
     ) -> appeals_pb2.Agency:
+        update = requests.agency_update(request)
         principal = require_principal()
         access.ensure_admin(principal)
-        change = requests.agency_change(request)
-        return await self._idempotent(
-            request,
-            principal,
-            appeals_pb2.Agency,
-            lambda s: reference.change_agency(s, change, _who(principal), utcnow()),
-        )
+
+        def change(session: Session) -> appeals_pb2.Agency:
+            current = reference.current_agency(session, update.code, for_update=True)
+            agency = requests.updated_agency(update, current)
+            return reference.change_agency(session, agency, _who(principal), utcnow())
+
+        return await self._idempotent(request, principal, appeals_pb2.Agency, change)
 
     async def ListCategories(
         self, request: appeals_service_pb2.ListCategoriesRequest, context: Context
@@ -103,6 +105,7 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
             check_agency_code(request.agency_code, violations, "agency_code")
         fingerprint = filter_fingerprint("categories", request.agency_code)
         cursor = decode_page_token(violations, request.page_token, fingerprint)
+        violations.require(request)
         violations.raise_if_any()
         found = await self.database.run(
             lambda s: reference.categories(
@@ -118,37 +121,42 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
         self, request: appeals_service_pb2.GetCategoryRequest, context: Context
     ) -> appeals_pb2.Category:
         violations = Violations()
-        check_category_code(request.category_code, violations, "category_code")
+        if request.category_code:
+            check_category_code(request.category_code, violations, "category_code")
+        violations.require(request)
         violations.raise_if_any()
         return await self.database.run(lambda s: reference.category(s, request.category_code))
 
     async def UpdateCategory(
         self, request: appeals_service_pb2.UpdateCategoryRequest, context: Context
     ) -> appeals_pb2.Category:
+        update = requests.category_update(request)
         principal = require_principal()
         access.ensure_admin(principal)
-        change = requests.category_change(request)
-        return await self._idempotent(
-            request,
-            principal,
-            appeals_pb2.Category,
-            lambda s: reference.change_category(s, change, _who(principal), utcnow()),
-        )
+
+        def change(session: Session) -> appeals_pb2.Category:
+            current = reference.current_category(session, update.code, for_update=True)
+            category = requests.updated_category(update, current)
+            return reference.change_category(session, category, _who(principal), utcnow())
+
+        return await self._idempotent(request, principal, appeals_pb2.Category, change)
 
     async def GetHolidayCalendar(
         self, request: appeals_service_pb2.GetHolidayCalendarRequest, context: Context
     ) -> appeals_pb2.HolidayCalendar:
         violations = Violations()
-        requests.check_calendar_year(violations, request.year, "year")
+        if request.year:
+            requests.check_calendar_year(violations, request.year, "year")
+        violations.require(request)
         violations.raise_if_any()
         return await self.database.run(lambda s: reference.holiday_calendar(s, request.year))
 
     async def UpdateHolidayCalendar(
         self, request: appeals_service_pb2.UpdateHolidayCalendarRequest, context: Context
     ) -> appeals_pb2.HolidayCalendar:
+        days = requests.holiday_calendar(request)
         principal = require_principal()
         access.ensure_admin(principal)
-        days = requests.holiday_calendar(request)
         return await self._idempotent(
             request,
             principal,
@@ -161,10 +169,10 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
     async def SubmitAppeal(
         self, request: appeals_service_pb2.SubmitAppealRequest, context: Context
     ) -> appeals_pb2.Appeal:
-        # Open in the contract only so that a call without ASAN Login hears why it is refused.
-        citizen = access.ensure_citizen(principal_var.get())
         violations = Violations()
         content = requests.new_appeal(request, violations)
+        # Open in the contract only so that a call without ASAN Login hears why it is refused.
+        citizen = access.ensure_citizen(principal_var.get())
         key = idempotency_key(request, citizen)
         authorization = metadata_value(context, "authorization") or ""
         appeal, registered = await self.submission.submit(key, citizen, authorization, content, violations)
@@ -177,7 +185,9 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
     ) -> appeals_pb2.Appeal:
         principal = require_principal()
         violations = Violations()
-        requests.check_appeal_number(violations, request.appeal_number)
+        if request.appeal_number:
+            requests.check_appeal_number(violations, request.appeal_number)
+        violations.require(request)
         violations.raise_if_any()
 
         def read(session: Session) -> appeals_pb2.Appeal:
@@ -207,13 +217,14 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
         self, request: appeals_service_pb2.ListAppealsRequest, context: Context
     ) -> appeals_service_pb2.ListAppealsResponse:
         principal = require_principal()
-        access.ensure_may_list(principal)
         violations = Violations()
         size = page_size(violations, request.page_size, default=50)
         where = requests.appeal_filter(request, violations)
         fingerprint = filter_fingerprint(principal.kind, principal.subject, where)
         after = decode_keyset(violations, request.page_token, fingerprint)
+        violations.require(request)
         violations.raise_if_any()
+        access.ensure_may_list(principal)
 
         def read(session: Session) -> list[AppealRow]:
             if where.escalated_only and not principal.is_admin:

@@ -9,6 +9,7 @@ from datetime import date
 import grpc
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from google.protobuf import field_mask_pb2
 from google.type import date_pb2
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2
@@ -143,3 +144,120 @@ async def test_the_holiday_table_is_seeded_from_the_shared_source_and_kept_by_ad
         )
     )
     assert refusal.reason == "ADMIN_ONLY"
+
+
+# --- Updates with a mask (AIP-134) --------------------------------------------------------------
+
+
+def agency_update(agency: appeals_pb2.Agency, *paths: str) -> appeals_service_pb2.UpdateAgencyRequest:
+    return appeals_service_pb2.UpdateAgencyRequest(
+        request_id=new_id(), agency=agency, update_mask=field_mask_pb2.FieldMask(paths=paths)
+    )
+
+
+async def test_an_agency_update_with_a_mask_changes_only_the_named_fields(stub: Stub) -> None:
+    whole = appeals_pb2.Agency(
+        code="MASK_ONE",
+        name=appeals_pb2.LocalizedText(az="Maska Agentliyi", en="Mask Agency"),
+        supervisor_subjects=["mask-supervisor-1"],
+    )
+    await stub.UpdateAgency(agency_update(whole), metadata=admin())
+
+    changed = await stub.UpdateAgency(
+        agency_update(
+            appeals_pb2.Agency(code="MASK_ONE", supervisor_subjects=["mask-supervisor-2"]),
+            "supervisor_subjects",
+        ),
+        metadata=admin(),
+    )
+    assert (changed.version, changed.name.az, changed.name.en) == (2, "Maska Agentliyi", "Mask Agency")
+    assert list(changed.supervisor_subjects) == ["mask-supervisor-2"]  # replaced, not appended
+
+    # No mask, or "*": the agency as given, whole; what it leaves out is gone.
+    replaced = await stub.UpdateAgency(
+        agency_update(appeals_pb2.Agency(code="MASK_ONE", name=appeals_pb2.LocalizedText(az="Yeni ad")), "*"),
+        metadata=admin(),
+    )
+    assert (replaced.version, replaced.name.az, replaced.name.en) == (3, "Yeni ad", "")
+    assert list(replaced.supervisor_subjects) == []
+
+
+async def test_a_mask_naming_no_field_is_refused_and_a_new_agency_still_needs_its_name(stub: Stub) -> None:
+    unknown = await rejected(
+        stub.UpdateAgency(
+            agency_update(appeals_pb2.Agency(code="MASK_TWO"), "name", "nickname"), metadata=admin()
+        )
+    )
+    assert unknown.violations == {"update_mask": "UNKNOWN_FIELD"}
+    nothing = await rejected(
+        stub.UpdateAgency(
+            agency_update(appeals_pb2.Agency(code="MASK_TWO"), "code", "version"), metadata=admin()
+        )
+    )
+    assert nothing.violations == {"update_mask": "NOTHING_TO_CHANGE"}
+
+    # A new agency has no current entry to keep a name from.
+    nameless = await rejected(
+        stub.UpdateAgency(
+            agency_update(
+                appeals_pb2.Agency(code="MASK_TWO", supervisor_subjects=["s-1"]), "supervisor_subjects"
+            ),
+            metadata=admin(),
+        )
+    )
+    assert nameless.violations == {"agency.name.az": "REQUIRED"}
+
+
+async def test_a_category_update_with_a_mask_keeps_the_attributes_it_does_not_name(stub: Stub) -> None:
+    # A copy of the roads category, so that the other tests keep theirs.
+    roads = await stub.GetCategory(appeals_service_pb2.GetCategoryRequest(category_code=ROADS))
+    roads.code = "roads.masked"
+    roads = await stub.UpdateCategory(
+        appeals_service_pb2.UpdateCategoryRequest(request_id=new_id(), category=roads), metadata=admin()
+    )
+    closed = await stub.UpdateCategory(
+        appeals_service_pb2.UpdateCategoryRequest(
+            request_id=new_id(),
+            category=appeals_pb2.Category(code=roads.code, active=False),
+            update_mask=field_mask_pb2.FieldMask(paths=["active"]),
+        ),
+        metadata=admin(),
+    )
+    assert not closed.active and closed.version == roads.version + 1
+    assert (closed.name, list(closed.attributes), closed.agency_code) == (
+        roads.name,
+        list(roads.attributes),
+        roads.agency_code,
+    )
+    # Attributes named by the mask are the given list, whole.
+    reopened = await stub.UpdateCategory(
+        appeals_service_pb2.UpdateCategoryRequest(
+            request_id=new_id(),
+            category=appeals_pb2.Category(code=roads.code, active=True, attributes=roads.attributes[:1]),
+            update_mask=field_mask_pb2.FieldMask(paths=["active", "attributes"]),
+        ),
+        metadata=admin(),
+    )
+    assert reopened.active and [a.code for a in reopened.attributes] == ["damage_kind"]
+
+
+async def test_a_holiday_calendar_update_changes_its_holidays_only(stub: Stub) -> None:
+    calendar = await stub.GetHolidayCalendar(appeals_service_pb2.GetHolidayCalendarRequest(year=2027))
+
+    def update(*paths: str) -> appeals_service_pb2.UpdateHolidayCalendarRequest:
+        return appeals_service_pb2.UpdateHolidayCalendarRequest(
+            request_id=new_id(), calendar=calendar, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+
+    kept = await stub.UpdateHolidayCalendar(update("holidays"), metadata=admin())
+    assert kept == calendar
+    unknown = await rejected(stub.UpdateHolidayCalendar(update("holidays", "days"), metadata=admin()))
+    assert unknown.violations == {"update_mask": "UNKNOWN_FIELD"}
+    nothing = await rejected(stub.UpdateHolidayCalendar(update("year"), metadata=admin()))
+    assert nothing.violations == {"update_mask": "NOTHING_TO_CHANGE"}
+
+
+async def test_a_malformed_change_by_a_non_admin_is_told_what_is_wrong_first(stub: Stub) -> None:
+    """Validation comes before authorisation: a request left empty names its missing fields."""
+    empty = await rejected(stub.UpdateAgency(appeals_service_pb2.UpdateAgencyRequest(), metadata=officer()))
+    assert empty.violations == {"request_id": "REQUIRED", "agency": "REQUIRED"}

@@ -147,3 +147,31 @@ async def test_the_citizen_s_token_reaches_payment_through_the_gateway_and_appea
     assert (theirs.http_status, theirs.reason) == (400, "INVALID_ARGUMENT")
     [bad_request] = theirs.of_type("google.rpc.BadRequest")
     assert bad_request["fieldViolations"][0]["reason"] == "LINKED_OBJECT_NOT_FOUND"
+
+
+async def test_a_patch_without_an_update_mask_changes_the_fields_its_body_holds(
+    http: httpx.AsyncClient,
+) -> None:
+    admin = token_header("admin", "ops-admin-1")
+    before = json_of(await http.get("/v1/appealAgencies", headers=admin))
+    aayda = next(a for a in before["agencies"] if a["code"] == "AAYDA")
+
+    patched = json_of(
+        await http.patch(
+            "/v1/appealAgencies/AAYDA",
+            json={"supervisorSubjects": ["aayda-supervisor-9"]},
+            headers=once(admin),
+        )
+    )
+    assert patched["supervisorSubjects"] == ["aayda-supervisor-9"]
+    assert (patched["name"], patched["version"]) == (aayda["name"], aayda["version"] + 1)
+
+    unknown = error_of(
+        await http.patch(
+            "/v1/appealAgencies/AAYDA",
+            params={"updateMask": "nickname"},
+            json={"supervisorSubjects": []},
+            headers=once(admin),
+        )
+    )
+    assert unknown.violations == {"update_mask": "UNKNOWN_FIELD"}

@@ -6,6 +6,7 @@ isort:skip_file
 from asan.appeals.v1 import appeals_pb2 as _appeals_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
@@ -81,12 +82,23 @@ class UpdateAgencyRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     AGENCY_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     @_builtins.property
     def agency(self) -> _appeals_pb2.Agency:
         """The agency as it is to be: `code`, `name` (az required) and
-        `supervisor_subjects`. Output-only fields are ignored.
+        `supervisor_subjects`. Output-only fields are ignored. With an
+        `update_mask`, only `code` and the fields it names are read.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of `agency` to change: `name`, `supervisor_subjects` (`code`
+        names the agency, `version` is the service's; both change nothing). Named
+        fields are replaced whole; the others keep their current values. Empty or
+        "*": the whole agency is replaced. A path that is no field of Agency is
+        INVALID_ARGUMENT.
         """
 
     def __init__(
@@ -94,10 +106,11 @@ class UpdateAgencyRequest(_message.Message):
         *,
         request_id: _builtins.str = ...,
         agency: _appeals_pb2.Agency | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -191,13 +204,23 @@ class UpdateCategoryRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     @_builtins.property
     def category(self) -> _appeals_pb2.Category:
         """The category as it is to be: `code`, `name` (az required), `agency_code`
         (an agency of the catalogue), `attributes`, `active`. Output-only fields are
-        ignored.
+        ignored. With an `update_mask`, only `code` and the fields it names are read.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of `category` to change: `name`, `agency_code`, `attributes`,
+        `active` (`code` names the category, `version` is the service's; both
+        change nothing). Named fields are replaced whole; the others keep their
+        current values. Empty or "*": the whole category is replaced. A path that
+        is no field of Category is INVALID_ARGUMENT.
         """
 
     def __init__(
@@ -205,10 +228,11 @@ class UpdateCategoryRequest(_message.Message):
         *,
         request_id: _builtins.str = ...,
         category: _appeals_pb2.Category | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["category", b"category"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -244,21 +268,29 @@ class UpdateHolidayCalendarRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CALENDAR_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     @_builtins.property
     def calendar(self) -> _appeals_pb2.HolidayCalendar:
         """The year and its whole list of holidays, each day once."""
 
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of `calendar` to change: only `holidays` can (`year` names the
+        calendar). Empty or "*" mean the same. Any other path is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         calendar: _appeals_pb2.HolidayCalendar | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar", b"calendar", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

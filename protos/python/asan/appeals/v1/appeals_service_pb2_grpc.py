@@ -227,6 +227,7 @@ class AppealsServiceServicer:
 
     def UpdateHolidayCalendar(self, request, context):
         """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+        The holidays are the one field to update (`update_mask` "holidays", or none).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

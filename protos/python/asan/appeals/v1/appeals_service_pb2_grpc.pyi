@@ -67,7 +67,9 @@ class AppealsServiceStub:
     needed.
     """
     UpdateHolidayCalendar: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.UpdateHolidayCalendarRequest, _appeals_pb2.HolidayCalendar]
-    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`."""
+    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+    The holidays are the one field to update (`update_mask` "holidays", or none).
+    """
     SubmitAppeal: _grpc.UnaryUnaryMultiCallable[_appeals_service_pb2.SubmitAppealRequest, _appeals_pb2.Appeal]
     """Submits an appeal: registered at the category's agency with its number and
     due date. Citizens with ASAN Login only: a call without a token is answered
@@ -181,7 +183,9 @@ class AppealsServiceAsyncStub(AppealsServiceStub):
     needed.
     """
     UpdateHolidayCalendar: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.UpdateHolidayCalendarRequest, _appeals_pb2.HolidayCalendar]  # type: ignore[assignment]
-    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`."""
+    """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+    The holidays are the one field to update (`update_mask` "holidays", or none).
+    """
     SubmitAppeal: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.SubmitAppealRequest, _appeals_pb2.Appeal]  # type: ignore[assignment]
     """Submits an appeal: registered at the category's agency with its number and
     due date. Citizens with ASAN Login only: a call without a token is answered
@@ -334,7 +338,9 @@ class AppealsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _appeals_service_pb2.UpdateHolidayCalendarRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_appeals_pb2.HolidayCalendar, _abc.Awaitable[_appeals_pb2.HolidayCalendar]]:
-        """Replaces the public holidays of one year. Admins. Idempotent by `request_id`."""
+        """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
+        The holidays are the one field to update (`update_mask` "holidays", or none).
+        """
 
     @_abc_1.abstractmethod
     def SubmitAppeal(
