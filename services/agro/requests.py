@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
-
-from google.protobuf.descriptor import Descriptor
-from google.protobuf.field_mask_pb2 import FieldMask
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2
 from services.agro.accounts import is_azerbaijani_iban
@@ -26,7 +22,7 @@ from services.runtime import protos
 from services.runtime.enums import stored_name
 from services.runtime.holidays import MAX_NAME_LENGTH as MAX_HOLIDAY_NAME
 from services.runtime.identifiers import is_fin, is_voen
-from services.runtime.validation import Violations, check_request_id
+from services.runtime.validation import Violations, check_request_id, update_paths
 
 DISTRICT = re.compile(r"[A-Z][A-Z_]{1,29}")
 DECLARATION_NUMBER = re.compile(r"AGR-[0-9]{4}-[0-9A-Z]{8}")
@@ -404,31 +400,3 @@ def check_season_year(violations: Violations, year: int, field: str = "season_ye
         violations.add(field, "Required: the year, for example 2026.", "REQUIRED")
         return
     violations.check(2000 <= year <= 2100, field, "Must be a year from 2000 to 2100.", "OUT_OF_RANGE")
-
-
-def update_paths(
-    violations: Violations,
-    mask: FieldMask,
-    resource: Descriptor,
-    updatable: Collection[str],
-    field: str = "update_mask",
-) -> frozenset[str] | None:
-    """The fields of `resource` that an update changes (AIP-134): None for the whole resource
-    (no mask, or "*"). A path naming a field that no update changes (an identifier, an
-    output-only field) changes nothing; a path naming no field is a violation that names it.
-    As visa's; to move to the runtime when a third service needs it."""
-    paths = list(mask.paths)
-    if not paths or paths == ["*"]:
-        return None
-    unknown = [path for path in paths if path not in resource.fields_by_name]
-    changing = frozenset(path for path in paths if path in updatable)
-    fields = ", ".join(updatable)
-    if unknown:
-        violations.add(
-            field,
-            f"Not fields of {resource.name}: {', '.join(unknown)}. An update changes {fields}.",
-            "UNKNOWN_FIELD",
-        )
-    elif not changing:
-        violations.add(field, f"Names no field an update changes; those are {fields}.", "NOTHING_TO_CHANGE")
-    return changing

@@ -12,12 +12,10 @@ and the named fields are merged into the current entry before the whole is check
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TypeVar
 
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 from google.type import date_pb2
@@ -52,7 +50,7 @@ from services.runtime import protos
 from services.runtime.baku_time import BAKU
 from services.runtime.enums import stored_name
 from services.runtime.holidays import MAX_NAME_LENGTH as MAX_HOLIDAY_NAME
-from services.runtime.validation import Violations, check_request_id
+from services.runtime.validation import Violations, check_request_id, update_paths
 
 M = TypeVar("M", bound=Message)
 
@@ -107,33 +105,6 @@ UPDATABLE_AGENCY_FIELDS = ("name", "supervisor_subjects")
 UPDATABLE_CATEGORY_FIELDS = ("name", "agency_code", "attributes", "active")
 # The field of a HolidayCalendar an admin changes; `year` names it.
 UPDATABLE_CALENDAR_FIELDS = ("holidays",)
-
-
-def update_paths(
-    violations: Violations,
-    mask: FieldMask,
-    resource: Descriptor,
-    updatable: Collection[str],
-    field: str = "update_mask",
-) -> frozenset[str] | None:
-    """The fields of `resource` that an update changes (AIP-134): None for the whole resource
-    (no mask, or "*"). A path naming a field that no update changes (an identifier, an
-    output-only field) changes nothing; a path naming no field is a violation that names it."""
-    paths = list(mask.paths)
-    if not paths or paths == ["*"]:
-        return None
-    unknown = [path for path in paths if path not in resource.fields_by_name]
-    changing = frozenset(path for path in paths if path in updatable)
-    fields = ", ".join(updatable)
-    if unknown:
-        violations.add(
-            field,
-            f"Not fields of {resource.name}: {', '.join(unknown)}. An update changes {fields}.",
-            "UNKNOWN_FIELD",
-        )
-    elif not changing:
-        violations.add(field, f"Names no field an update changes; those are {fields}.", "NOTHING_TO_CHANGE")
-    return changing
 
 
 def _merged(given: M, current: M | None, paths: frozenset[str] | None) -> M:

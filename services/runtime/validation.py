@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from services.runtime.errors import FieldViolation, InvalidArgument
@@ -75,3 +78,30 @@ def check_request_id(violations: Violations, value: str, field: str = "request_i
             "Must be a UUID in lowercase hyphenated form, e.g. 3f0c1e9a-2b7d-4c1e-9a51-6f2d8e4b7c10.",
             "FORMAT",
         )
+
+
+def update_paths(
+    violations: Violations,
+    mask: FieldMask,
+    resource: Descriptor,
+    updatable: Collection[str],
+    field: str = "update_mask",
+) -> frozenset[str] | None:
+    """The fields of `resource` that an update changes (AIP-134): None for the whole resource
+    (no mask, or "*"). A path naming a field that no update changes (an identifier, an
+    output-only field) changes nothing; a path naming no field is a violation that names it."""
+    paths = list(mask.paths)
+    if not paths or paths == ["*"]:
+        return None
+    unknown = [path for path in paths if path not in resource.fields_by_name]
+    changing = frozenset(path for path in paths if path in updatable)
+    fields = ", ".join(updatable)
+    if unknown:
+        violations.add(
+            field,
+            f"Not fields of {resource.name}: {', '.join(unknown)}. An update changes {fields}.",
+            "UNKNOWN_FIELD",
+        )
+    elif not changing:
+        violations.add(field, f"Names no field an update changes; those are {fields}.", "NOTHING_TO_CHANGE")
+    return changing

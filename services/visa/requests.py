@@ -12,11 +12,9 @@ Updates take an `update_mask` (AIP-134): `update_paths` reads it against the res
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
-from google.protobuf.descriptor import Descriptor
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.type import date_pb2
 
@@ -25,7 +23,7 @@ from services.runtime import protos
 from services.runtime.enums import stored_name
 from services.runtime.holidays import MAX_NAME_LENGTH as MAX_HOLIDAY_NAME
 from services.runtime.identifiers import is_country_code
-from services.runtime.validation import Violations, check_request_id
+from services.runtime.validation import Violations, check_request_id, update_paths
 from services.visa.domain import CountryRule, NewApplicant, NewApplication, PolicyChange, Speed
 from services.visa.queries import ApplicationFilter
 from services.visa.signing import CodeRejected, VisaSigner
@@ -207,33 +205,6 @@ def check_country_code(violations: Violations, code: str, field: str) -> None:
 UPDATABLE_POLICY_FIELDS = ("name", "rule", "visa_free_stay_days")
 # The field of a HolidayCalendar an admin changes; `year` names it.
 UPDATABLE_CALENDAR_FIELDS = ("holidays",)
-
-
-def update_paths(
-    violations: Violations,
-    mask: FieldMask,
-    resource: Descriptor,
-    updatable: Collection[str],
-    field: str = "update_mask",
-) -> frozenset[str] | None:
-    """The fields of `resource` that an update changes (AIP-134): None for the whole resource
-    (no mask, or "*"). A path naming a field that no update changes (an identifier, an
-    output-only field) changes nothing; a path naming no field is a violation that names it."""
-    paths = list(mask.paths)
-    if not paths or paths == ["*"]:
-        return None
-    unknown = [path for path in paths if path not in resource.fields_by_name]
-    changing = frozenset(path for path in paths if path in updatable)
-    fields = ", ".join(updatable)
-    if unknown:
-        violations.add(
-            field,
-            f"Not fields of {resource.name}: {', '.join(unknown)}. An update changes {fields}.",
-            "UNKNOWN_FIELD",
-        )
-    elif not changing:
-        violations.add(field, f"Names no field an update changes; those are {fields}.", "NOTHING_TO_CHANGE")
-    return changing
 
 
 @dataclass(frozen=True)
