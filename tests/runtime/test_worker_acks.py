@@ -10,6 +10,7 @@ between; the queue consumer is the runtime's, bound to a container that is not s
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -61,6 +62,9 @@ def message_on_a_reset_connection(broker_proxy: TcpProxy) -> Iterator[Any]:
     message = connection.default_channel.basic_get(queue, no_ack=False)  # type: ignore[no-untyped-call]
     assert message is not None
     assert broker_proxy.sever(reset=True) == 1
+    # Let the reset reach the client's socket before the test writes on it (seen once in CI:
+    # a write just after the reset went through silently, as if the connection were alive).
+    time.sleep(0.2)
     yield message
     connection.collect()  # type: ignore[no-untyped-call]
     delete_broker_entities(AMQP_URI, queues=[queue], exchanges=[])
