@@ -55,7 +55,8 @@ run: install migrate
 	@$(PY) -m services.suite endpoints
 	@echo "  a token: $(PY) -m services.runtime.tokens mint --kind citizen --subject 5ZK3T9P"
 	@mkdir -p var && $(PY) -m services.suite procfile > var/Procfile
-	$(BIN)/honcho start -f var/Procfile
+	@# No balancer to drain from on one machine: stop at once (honcho kills after 5 s).
+	ASAN_SHUTDOWN_DRAIN_SECONDS=$${ASAN_SHUTDOWN_DRAIN_SECONDS:-0} $(BIN)/honcho start -f var/Procfile
 
 ## Every test. Most of them wait on processes, sockets and databases rather than compute, so
 ## they run in TEST_WORKERS processes; the RabbitMQ tests then run one at a time, since they
