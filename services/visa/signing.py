@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -31,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.runtime.config import ConfigError, env_str, var_dir
+from services.runtime.signing import key_id, load_or_create_key
 
 FORMAT = "AZEV1"
 SIGNATURE_LENGTH = 64
@@ -94,11 +93,6 @@ class CodeRejected(ValueError):
     """The code is not one of our keys signed, or was changed after signing."""
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).decode()[:16]
-
-
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -155,7 +149,7 @@ class VisaSigner:
         else:
             path = var_dir() / "keys" / "visa_signing_ed25519.pem"
         retired = Path(env_str("VISA_RETIRED_KEYS_DIR", "") or var_dir() / "keys" / "visa_retired")
-        return cls(load_or_create_key(path), retired_keys(retired))
+        return cls(load_or_create_key(path, "VISA_SIGNING_KEY_FILE"), retired_keys(retired))
 
 
 def retired_keys(directory: Path) -> list[Ed25519PublicKey]:
@@ -199,34 +193,3 @@ def verify_code(public_key: Ed25519PublicKey, code: str) -> SignedVisa:
         return SignedVisa.from_payload(payload)
     except (InvalidSignature, ValueError):
         raise CodeRejected("signature does not match") from None
-
-
-def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    if not path.exists():
-        _create_key(path)
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (ValueError, TypeError):
-        key = None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"{path} (VISA_SIGNING_KEY_FILE) is not an unencrypted PEM Ed25519 private key")
-    return key
-
-
-def _create_key(path: Path) -> None:
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole under a temporary name (0600 from the start), then linked into place: a
-    # server and a worker starting together keep one key, and neither reads half a file.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(pem)
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()

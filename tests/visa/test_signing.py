@@ -11,15 +11,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy.orm import Session
 
 from asan.visa.v1 import visa_pb2, visa_service_pb2
+from services.runtime import signing
 from services.runtime.config import ConfigError
 from services.runtime.db import utcnow
 from services.visa import decisions, queries
-from services.visa.signing import CodeRejected, SignedVisa, VisaSigner, load_or_create_key, verify_code
+from services.visa.signing import CodeRejected, SignedVisa, VisaSigner, verify_code
 from tests.payment.builders import new_request_id
 from tests.support.servers import RunningService
 from tests.visa.builders import (
@@ -34,6 +35,11 @@ from tests.visa.builders import (
     visa_service,
     visa_stub,
 )
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """Visa's signing key as the service loads it (the runtime's loader, visa's setting)."""
+    return signing.load_or_create_key(path, "VISA_SIGNING_KEY_FILE")
 
 
 def _facts(signer: VisaSigner) -> SignedVisa:
