@@ -14,9 +14,10 @@ import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -101,6 +102,24 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class TransactionObserver(Protocol):
+    """Told of each transaction `Database.run` commits in the current call (the audit trail,
+    services.runtime.audit): it may write in the transaction before it commits."""
+
+    def before_commit(self, session: Session, result: object) -> None: ...
+
+    def committed(self) -> None: ...
+
+    def replayed(self) -> None:
+        """The call is a retry, answered with the first call's result (services.runtime.idempotency)."""
+
+
+# The observer of the current call's transactions, if any; set by an interceptor.
+transaction_observer: ContextVar[TransactionObserver | None] = ContextVar(
+    "transaction_observer", default=None
+)
+
+
 class Database:
     """A service's database: engine, sessions and the threads that run them."""
 
@@ -121,8 +140,14 @@ class Database:
             yield session
 
     def run_sync(self, unit_of_work: Callable[[Session], T]) -> T:
+        observer = transaction_observer.get()
         with self.transaction() as session:
-            return unit_of_work(session)
+            result = unit_of_work(session)
+            if observer is not None:
+                observer.before_commit(session, result)
+        if observer is not None:
+            observer.committed()
+        return result
 
     async def run(self, unit_of_work: Callable[[Session], T]) -> T:
         """Runs `unit_of_work(session)` in one transaction on the database threads."""

@@ -24,7 +24,14 @@ from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.runtime.auth import TokenVerifier, bearer_token
-from services.runtime.context import correlation_id_var, grpc_method_var, new_correlation_id, principal_var
+from services.runtime.context import (
+    correlation_id_var,
+    grpc_method_var,
+    new_correlation_id,
+    principal_var,
+    trace_id_of,
+    trace_id_var,
+)
 from services.runtime.db import is_database_unavailable
 from services.runtime.errors import (
     DATABASE_RETRY_DELAY_SECONDS,
@@ -246,6 +253,7 @@ class CorrelationInterceptor(_Interceptor[str]):
         offered = metadata_value(context, "x-request-id")
         correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
         correlation_id_var.set(correlation_id)
+        trace_id_var.set(trace_id_of(metadata_value(context, "traceparent")))
         started = time.perf_counter()
         try:
             response = await call_next(request)

@@ -44,6 +44,7 @@ from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
 from services.runtime.access import anonymous_methods
+from services.runtime.audit import AuditInterceptor, audit_rules
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
@@ -170,6 +171,9 @@ class ServiceServer:
                 MetricsInterceptor(self.registry),
                 ErrorInterceptor(definition.name),
                 AuthInterceptor(definition.name, self.verifier, anonymous_methods(definition.grpc_services)),
+                AuditInterceptor(
+                    definition.name, definition.runtime_tables, audit_rules(definition.grpc_services)
+                ),
             ],
             options=[
                 # A second server on a busy port must fail, not share it silently.
