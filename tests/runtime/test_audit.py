@@ -5,16 +5,21 @@ drive it end to end."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from google.protobuf import descriptor_pool
 
 from asan.payment.v1 import payment_pb2, payment_service_pb2
 from asan.visa.v1 import visa_pb2, visa_service_pb2
+from services import suite
 from services.payment.service import definition as payment
 from services.runtime.audit import audit_rules, readable_agency, resource_name
 from services.runtime.auth import InvalidPrincipal, Principal, PrincipalKind
 from services.runtime.context import trace_id_of
 from services.runtime.errors import PermissionDenied
 from services.visa.service import definition as visa
+from tests.contracts.test_api_design import PERSONAL_FIELDS
 
 PAYMENT = "/asan.payment.v1.PaymentService"
 VISA = "/asan.visa.v1.VisaService"
@@ -79,3 +84,22 @@ def test_an_admin_naming_an_agency_is_that_agency_s_admin_and_no_more() -> None:
         readable_agency(Principal(PrincipalKind.OFFICER, "dmx-officer-1", agency_code="DMX"), "")
     with pytest.raises(InvalidPrincipal, match="agency"):
         Principal(PrincipalKind.ADMIN, "ops-admin-1", agency_code="dmx")
+
+
+def test_no_audited_resource_names_a_person_and_every_service_serves_its_trail() -> None:
+    """A resource name is kept for five years and exported: never a passport number or a FIN."""
+    definitions = suite.definitions()
+    rules = audit_rules(name for definition in definitions for name in definition.grpc_services)
+
+    named = {
+        method: field
+        for method, rule in rules.items()
+        for template in rule.resources
+        for field in re.findall(r"\{([^}]*)\}", template)
+    }
+    assert named, "no audited method names its resource"
+    assert {m: f for m, f in named.items() if PERSONAL_FIELDS & set(f.split("."))} == {}
+    pool = descriptor_pool.Default()
+    for definition in definitions:
+        served = [pool.FindServiceByName(name).methods_by_name for name in definition.grpc_services]
+        assert any("ListAuditRecords" in methods for methods in served), definition.name
