@@ -26,7 +26,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61san/common/v1/audit.proto\x12\x0e\x61san.common.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n\x0b\x41uditRecord\x12\x1d\n\x0f\x61udit_record_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0brecord_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\ractor_subject\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nactor_kind\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x61gency_code\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06method\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08resource\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07outcome\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nrequest_id\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08trace_id\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07service\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\"\xf8\x01\n\x17ListAuditRecordsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\ractor_subject\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\x34\n\x10record_time_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0erecord_time_to\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61gency_code\x18\x08 \x01(\t\"g\n\x18ListAuditRecordsResponse\x12\x32\n\raudit_records\x18\x01 \x03(\x0b\x32\x1b.asan.common.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\rAuditRecorded\x12+\n\x06record\x18\x01 \x01(\x0b\x32\x1b.asan.common.v1.AuditRecordB\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61san/common/v1/audit.proto\x12\x0e\x61san.common.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xac\x02\n\x0b\x41uditRecord\x12\x1d\n\x0f\x61udit_record_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0brecord_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1b\n\ractor_subject\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nactor_kind\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x61gency_code\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06method\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08resource\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07outcome\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x18\n\nrequest_id\x18\t \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08trace_id\x18\n \x01(\tB\x04\xe2\x41\x01\x03\"\xf8\x01\n\x17ListAuditRecordsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\ractor_subject\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x10\n\x08resource\x18\x05 \x01(\t\x12\x34\n\x10record_time_from\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0erecord_time_to\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x61gency_code\x18\x08 \x01(\t\"g\n\x18ListAuditRecordsResponse\x12\x32\n\raudit_records\x18\x01 \x03(\x0b\x32\x1b.asan.common.v1.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\rAuditRecorded\x12+\n\x06record\x18\x01 \x01(\x0b\x32\x1b.asan.common.v1.AuditRecordB\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,14 +54,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITRECORD'].fields_by_name['request_id']._serialized_options = b'\342A\001\003'
   _globals['_AUDITRECORD'].fields_by_name['trace_id']._loaded_options = None
   _globals['_AUDITRECORD'].fields_by_name['trace_id']._serialized_options = b'\342A\001\003'
-  _globals['_AUDITRECORD'].fields_by_name['service']._loaded_options = None
-  _globals['_AUDITRECORD'].fields_by_name['service']._serialized_options = b'\342A\001\003'
   _globals['_AUDITRECORD']._serialized_start=113
-  _globals['_AUDITRECORD']._serialized_end=436
-  _globals['_LISTAUDITRECORDSREQUEST']._serialized_start=439
-  _globals['_LISTAUDITRECORDSREQUEST']._serialized_end=687
-  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_start=689
-  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_end=792
-  _globals['_AUDITRECORDED']._serialized_start=794
-  _globals['_AUDITRECORDED']._serialized_end=854
+  _globals['_AUDITRECORD']._serialized_end=413
+  _globals['_LISTAUDITRECORDSREQUEST']._serialized_start=416
+  _globals['_LISTAUDITRECORDSREQUEST']._serialized_end=664
+  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_start=666
+  _globals['_LISTAUDITRECORDSRESPONSE']._serialized_end=769
+  _globals['_AUDITRECORDED']._serialized_start=771
+  _globals['_AUDITRECORDED']._serialized_end=831
 # @@protoc_insertion_point(module_scope)

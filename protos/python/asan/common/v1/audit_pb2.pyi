@@ -38,7 +38,6 @@ class AuditRecord(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
-    SERVICE_FIELD_NUMBER: _builtins.int
     audit_record_id: _builtins.str
     """Unique id of the record (a UUID)."""
     actor_subject: _builtins.str
@@ -60,9 +59,7 @@ class AuditRecord(_message.Message):
     request_id: _builtins.str
     """The call's request id (`x-request-id`), which the logs and events of the call carry too."""
     trace_id: _builtins.str
-    """The call's trace id, when the call was traced; empty otherwise."""
-    service: _builtins.str
-    """The service that wrote the record, for example "visa"."""
+    """The call's W3C trace id, when the caller sent a `traceparent`; empty otherwise."""
     @_builtins.property
     def record_time(self) -> _timestamp_pb2.Timestamp:
         """When the call's transaction wrote it (UTC)."""
@@ -80,11 +77,10 @@ class AuditRecord(_message.Message):
         outcome: _builtins.str = ...,
         request_id: _builtins.str = ...,
         trace_id: _builtins.str = ...,
-        service: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record_time", b"record_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_kind", b"actor_kind", "actor_subject", b"actor_subject", "agency_code", b"agency_code", "audit_record_id", b"audit_record_id", "method", b"method", "outcome", b"outcome", "record_time", b"record_time", "request_id", b"request_id", "resource", b"resource", "service", b"service", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_kind", b"actor_kind", "actor_subject", b"actor_subject", "agency_code", b"agency_code", "audit_record_id", b"audit_record_id", "method", b"method", "outcome", b"outcome", "record_time", b"record_time", "request_id", b"request_id", "resource", b"resource", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
