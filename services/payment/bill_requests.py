@@ -13,7 +13,7 @@ from datetime import date
 from typing import Literal
 
 from asan.payment.v1 import bill_pb2, bill_service_pb2
-from services.payment.bill_rules import MAX_BILLS_PER_PAYMENT, BillStatus, NewBill, check_cancel_reason
+from services.payment.bill_rules import MAX_BILLS_PER_PAYMENT, OUTSTANDING, NewBill, check_cancel_reason
 from services.runtime.auth import CODE_PATTERN
 from services.runtime.enums import stored_name
 from services.runtime.protos import to_date
@@ -105,7 +105,8 @@ def bills_to_pay(request: bill_service_pb2.PayBillsRequest) -> list[str]:
 
 @dataclass(frozen=True)
 class BillFilter:
-    statuses: frozenset[str] | None
+    # Sorted: the filter's repr is hashed into its page tokens, the same in every process.
+    statuses: tuple[str, ...] | None
     service_code: str | None
 
 
@@ -119,10 +120,10 @@ def bill_filter(violations: Violations, request: bill_service_pb2.ListBillsReque
         "status",
         description="Must be a BillStatus value, or unspecified for any.",
     )
-    statuses: frozenset[str] | None = frozenset({status}) if status else None
+    statuses: tuple[str, ...] | None = (status,) if status else None
     if request.outstanding:
-        outstanding = frozenset({BillStatus.ISSUED.value, BillStatus.OVERDUE.value})
-        if statuses is not None and not statuses <= outstanding:
+        outstanding = tuple(sorted(s.value for s in OUTSTANDING))
+        if statuses is not None and not set(statuses) <= set(outstanding):
             violations.add(
                 "status", "A paid or cancelled bill is not outstanding: set one or the other.", "CONFLICT"
             )

@@ -130,7 +130,7 @@ def list_bills(
     """Soonest due first; `after` is the (due_at, id) of the last row of the previous page."""
     query = select(BillRow).where(bill_access.visible_bills(principal))
     if where.statuses:
-        query = query.where(BillRow.status.in_(sorted(where.statuses)))
+        query = query.where(BillRow.status.in_(where.statuses))
     if where.service_code:
         query = query.where(BillRow.service_code == where.service_code)
     if after:

@@ -489,3 +489,21 @@ async def test_an_agency_reads_its_totals_outstanding_and_collected(
     assert metric_value(payment, "asan_payment_bills", agency="DIN", status="ISSUED") == 1
     assert metric_value(payment, "asan_payment_bills_outstanding_minor", agency="DIN", currency="AZN") == 3000
     assert metric_value(payment, "asan_payment_bills_outstanding_minor", agency="DMX", currency="AZN") == 6000
+
+
+async def test_a_list_of_outstanding_bills_in_a_final_status_is_refused(
+    bills: BillStub, callers: Callers
+) -> None:
+    error = await rejected(
+        bills.ListBills(
+            bill_service_pb2.ListBillsRequest(status=bill_pb2.BILL_STATUS_PAID, outstanding=True),
+            metadata=callers.citizen,
+        )
+    )
+    overdue_only = await bills.ListBills(
+        bill_service_pb2.ListBillsRequest(status=bill_pb2.BILL_STATUS_OVERDUE, outstanding=True),
+        metadata=callers.citizen,
+    )
+
+    assert error.violations == {"status": "CONFLICT"}
+    assert list(overdue_only.bills) == []
