@@ -64,6 +64,8 @@ PROPAGATOR = TraceContextTextMapPropagator()
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 GRPC, HTTP = "grpc", "http/protobuf"
+# The collector's OTLP/HTTP endpoint for the event workers when the protocol variables say gRPC.
+HTTP_ENDPOINT_VARIABLE = "ASAN_OTLP_HTTP_ENDPOINT"
 # The header of the gateway's answer that carries the trace id, next to x-request-id.
 TRACE_ID_HEADER = "x-trace-id"
 
@@ -92,8 +94,17 @@ def configure_tracing(service: str, *, grpc_allowed: bool = True) -> bool:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
     protocol = _first_env(PROTOCOL_VARIABLES) or GRPC
+    http_endpoint = None
     if protocol == GRPC and not grpc_allowed:
-        log.warning("OTLP over gRPC cannot run in an eventlet worker: exporting over HTTP (http/protobuf)")
+        # The collector's HTTP port, when the environment is the gRPC one of the servers'
+        # (`make run` gives every process the same environment).
+        http_endpoint = os.environ.get(HTTP_ENDPOINT_VARIABLE, "").strip() or None
+        if http_endpoint is None:
+            log.warning(
+                "OTLP over gRPC cannot run in an eventlet worker: exporting over HTTP to the same "
+                "endpoint; set %s to the collector's HTTP endpoint",
+                HTTP_ENDPOINT_VARIABLE,
+            )
         protocol = HTTP
     exporter: SpanExporter
     if protocol == GRPC:
@@ -103,7 +114,7 @@ def configure_tracing(service: str, *, grpc_allowed: bool = True) -> bool:
     elif protocol == HTTP:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-        exporter = HttpExporter()
+        exporter = HttpExporter(endpoint=f"{http_endpoint.rstrip('/')}/v1/traces" if http_endpoint else None)
     else:
         raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL must be {GRPC} or {HTTP}; got {protocol!r}")
     name = os.environ.get("OTEL_SERVICE_NAME", "").strip() or service

@@ -143,7 +143,8 @@ def suite(tmp_path: Path) -> Iterator[dict[str, Any]]:
             },
             "gateway ready",
         )
-        # The workers export over HTTP: grpcio stays out of eventlet's processes.
+        # The workers export over HTTP (grpcio stays out of eventlet's processes), as with `make run`:
+        # the servers' gRPC endpoint in the environment, the HTTP one beside it.
         start(
             "workers",
             [
@@ -151,10 +152,7 @@ def suite(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "services.payment.worker:event_services",
                 "services.visa.worker:event_services",
             ],
-            {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            },
+            {"ASAN_OTLP_HTTP_ENDPOINT": receiver.http_endpoint},
             "event workers ready",
         )
         yield {
