@@ -226,12 +226,17 @@ def _grpc_attributes(full_method: str) -> dict[str, str]:
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
 
-def _end_with_grpc_code(span: Span, code: Any) -> None:
+# The codes that make a SERVER span an error (OpenTelemetry's RPC conventions): the server's
+# faults, not a caller's bad request. A CLIENT span is an error for any code but OK.
+_SERVER_FAULTS = frozenset(
+    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+)
+
+
+def _end_with_grpc_code(span: Span, code: Any, *, server: bool = False) -> None:
     name = getattr(code, "name", None) or "UNKNOWN"
     span.set_attribute("rpc.grpc.status_code", int(code.value[0]) if hasattr(code, "value") else 2)
-    # A server span is an error only for codes that are the server's fault (the conventions'
-    # list); a client span for any code but OK.
-    if name != "OK":
+    if name != "OK" and (not server or name in _SERVER_FAULTS):
         span.set_status(Status(StatusCode.ERROR, name))
     span.end()
 
@@ -255,7 +260,7 @@ async def server_call(
     try:
         return await call_next(request)
     finally:
-        _end_with_grpc_code(span, context.code() or grpc.StatusCode.OK)
+        _end_with_grpc_code(span, context.code() or grpc.StatusCode.OK, server=True)
 
 
 @contextmanager
