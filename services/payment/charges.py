@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from asan.payment.v1 import events_pb2, payment_pb2
-from services.payment import convert, queries
+from services.payment import convert, notices, queries
 from services.payment.acquirer import ChargeOutcome, ChargeResult, payment_outcome
 from services.payment.refund_rules import RefundStatus
 from services.payment.states import FINAL_STATUSES, PaymentStatus, ensure_transition
@@ -93,6 +93,16 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
             agency_code=payment.agency_code,
         )
         add_event(session, runtime_tables.outbox, SERVICE, event)
+        notices.payment_succeeded(
+            session,
+            payment_id=payment.id,
+            payer_fin=payment.payer_fin,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            reference=payment.reference,
+            receipt_number=payment.receipt_number or "",
+            now=now,
+        )
         return Recorded(status, None)
     payment.failure_code = failure.value if failure else None
     failed = events_pb2.PaymentFailed(

@@ -88,7 +88,7 @@ import eventlet
 from amqp.exceptions import MessageNacked  # type: ignore[import-untyped]
 from eventlet import patcher
 from google.protobuf.message import Message
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 from nameko.amqp.publish import Publisher as PublisherCore
 from nameko.amqp.publish import UndeliverableMessage
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, PERSISTENT
@@ -134,6 +134,12 @@ from services.runtime.events import (
     release_set_aside,
 )
 from services.runtime.logs import configure_logging
+from services.runtime.notices import (
+    NOTICE_EVENT_TYPE,
+    NOTICES_EXCHANGE_VARIABLE,
+    notice_routing_key,
+    notices_exchange_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +304,31 @@ class OutboxEventDispatcher(EventDispatcher):  # type: ignore[misc]
         )
 
 
+class NoticeDispatcher(OutboxEventDispatcher):
+    """Publishes notices (asan.common.v1.CitizenNotice) to the notices exchange, the one stream
+    of every service's notices, with the kind code as routing key."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(source_service="", **options)
+
+    def setup(self) -> None:
+        name = self.container.config.get(NOTICES_EXCHANGE_VARIABLE) or notices_exchange_name()
+        self.exchange = notices_exchange(name)
+        self.declare.append(self.exchange)
+        self.publisher = self.publisher_cls(
+            self.container.config["AMQP_URI"],
+            serializer=self.options.pop("serializer", self.serializer),
+            exchange=self.exchange,
+            declare=self.declare,
+            **self.options,
+        )
+
+
+def notices_exchange(name: str) -> Exchange:
+    """The notices exchange: topic, durable, as consumers bind to it."""
+    return Exchange(name, type="topic", durable=True, delivery_mode=PERSISTENT)  # type: ignore[no-untyped-call]
+
+
 def _refusals_named(dispatch: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
     """`dispatch`, saying UnpublishableEvent when the broker refused the one message (a
     negative confirm, no route) rather than being unreachable."""
@@ -321,7 +352,8 @@ def outbox_relay_service(
     """A nameko service, "<service_name>_outbox_relay", that relays the outbox of
     `database` to the broker as events of `service_name`, every `interval_seconds`.
 
-    Consumers subscribe with `@inbox_event_handler(service_name, "<EventType>", ...)`. The
+    Consumers subscribe with `@inbox_event_handler(service_name, "<EventType>", ...)`. Notices
+    (services.runtime.notices) go to the notices exchange instead, routed by their kind. The
     process must have imported the stub modules of the events in this outbox. When the
     broker is unreachable, a tick logs a warning and leaves the rows for a later tick, after
     a backoff; a row that fails for a fault of its own is set aside after its last attempt.
@@ -345,6 +377,7 @@ def outbox_relay_service(
         name = outage.relay_name
         is_outbox_relay = True  # run_workers starts relays after consumers
         dispatch = OutboxEventDispatcher(service_name)
+        dispatch_notice = NoticeDispatcher()
         # For `release-set-aside`.
         relayed_database = database
         relayed_outbox = outbox_table
@@ -353,7 +386,15 @@ def outbox_relay_service(
         def relay(self) -> None:
             if not outage.due():
                 return
-            publish = _refusals_named(self.dispatch)
+            publish_event = _refusals_named(self.dispatch)
+            publish_notice = _refusals_named(self.dispatch_notice)
+
+            def publish(event_type: str, body: dict[str, Any]) -> None:
+                if event_type == NOTICE_EVENT_TYPE:
+                    publish_notice(notice_routing_key(body), body)
+                else:
+                    publish_event(event_type, body)
+
             # Full batches mean a backlog: keep going, but end the tick in time for a stop.
             deadline = time.monotonic() + RELAY_TICK_SECONDS
             try:
@@ -745,6 +786,7 @@ def worker_config(amqp_uri: str, max_workers: int = 10) -> dict[str, Any]:
         MAX_ATTEMPTS_CONFIG_KEY: env_int(MAX_ATTEMPTS_CONFIG_KEY, 5),
         RETRY_SECONDS_CONFIG_KEY: env_float(RETRY_SECONDS_CONFIG_KEY, 1.0),
         "serializer": "json",
+        NOTICES_EXCHANGE_VARIABLE: notices_exchange_name(),
         # memory:// polls its queues; the default second is a long wait on one machine.
         "TRANSPORT_OPTIONS": {**DEFAULT_TRANSPORT_OPTIONS, "polling_interval": 0.05},
     }
