@@ -134,6 +134,7 @@ from services.runtime.events import (
     release_set_aside,
 )
 from services.runtime.logs import configure_logging
+from services.runtime.mail import Mailer, MailerSettings, SmtpRelay
 from services.runtime.notices import (
     NOTICE_EVENT_TYPE,
     NOTICES_EXCHANGE_VARIABLE,
@@ -217,6 +218,14 @@ DEAD_LETTERS = Gauge(
     "Messages waiting in a consumer's dead-letter queue for a fix and a replay "
     "(python -m services.runtime.workers replay-dead-letters).",
     ["source_service", "event_type", "consumer"],
+    registry=WORKER_REGISTRY,
+)
+NOTICE_MAILS = Counter(
+    "asan_notice_mails_total",
+    "Attempts to mail a notice to an e-mail address, by outcome: sent, retry (the relay refused "
+    "for now or was away), failed (refused for good, or the last attempt), resent_after_data "
+    "(sent again after a worker died during DATA: the relay may have had it).",
+    ["source_service", "outcome"],
     registry=WORKER_REGISTRY,
 )
 EVENT_LAG = Histogram(
@@ -479,6 +488,41 @@ class _RelayOutage:
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+
+
+# --- Mail -----------------------------------------------------------------------------------------
+
+
+def notice_mailer_service(
+    service_name: str, database: Database, notices_table: Table, interval_seconds: float = 1.0
+) -> type:
+    """A nameko service, "<service_name>_notice_mailer", that mails the service's notices to
+    e-mail addresses through the SMTP relay of ASAN_SMTP_URL (services.runtime.mail: once per
+    notice, retried with backoff, the same Message-ID on every attempt)."""
+    mailer = Mailer(
+        database,
+        notices_table,
+        SmtpRelay.from_env(),
+        MailerSettings.from_env(),
+        on_outcome=lambda outcome: NOTICE_MAILS.labels(service_name, outcome.value).inc(),
+    )
+    mailer_name = f"{service_name}_notice_mailer"
+
+    class NoticeMailer:
+        name = mailer_name
+
+        @timer(interval=interval_seconds, eager=True)  # type: ignore[untyped-decorator]
+        def send(self) -> None:
+            try:
+                mailer.send_due()
+            except Exception as error:
+                # The database away: the mails wait in their table for the next tick.
+                log.warning(
+                    "%s: could not send the mails due: %s", mailer_name, f"{type(error).__name__}: {error}"
+                )
+
+    NoticeMailer.__name__ = NoticeMailer.__qualname__ = f"{_camel(service_name)}NoticeMailer"
+    return NoticeMailer
 
 
 # --- Consumers ------------------------------------------------------------------------------------
