@@ -19,7 +19,7 @@ import re
 import signal
 import threading
 from email import message_from_bytes, policy
-from email.message import Message
+from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class MailDrop:
         log.info("mail received", extra={"message_id": str(message_id), "to": mail.get("To", "")})
         return "250 2.0.0 OK"
 
-    def mails(self) -> list[Message]:
+    def mails(self) -> list[EmailMessage]:
         """The mails kept, by file name."""
         return [
             message_from_bytes(path.read_bytes(), policy=policy.default)

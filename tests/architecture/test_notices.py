@@ -23,7 +23,7 @@ KINDS = registered_kinds()
 
 
 def test_the_services_that_send_notices_declare_kinds() -> None:
-    assert {"payment"} <= {kind.code.partition(".")[0] for kind in KINDS}
+    assert {"payment", "visa"} <= {kind.code.partition(".")[0] for kind in KINDS}
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[kind.code for kind in KINDS])

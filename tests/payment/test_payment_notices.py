@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from asan.common.v1 import notices_pb2
 from services.payment import notices
 from services.payment.tables import notice_tables, runtime_tables
-from services.runtime.db import Database, utcnow
+from services.runtime.db import utcnow
 from services.runtime.events import outbox_backlog
-from services.runtime.notices import NOTICES_EXCHANGE_VARIABLE, notice_id_for
+from services.runtime.notices import notice_id_for
 from tests.payment import builders
-from tests.support import notice_consumer
+from tests.support.notice_consumer import Receiver
 from tests.support.servers import RunningService
 from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
 
@@ -27,32 +27,9 @@ PAYMENT_WORKER = "services.payment.worker:event_services"
 CONSUMER_WORKER = "tests.support.notice_consumer:services"
 
 
-class Receiver:
-    """The stand-in for myGov: its database, and its own exchange and queue on the broker."""
-
-    def __init__(self, database_url: str, amqp_uri: str) -> None:
-        suffix = uuid.uuid4().hex[:10]
-        self.exchange = f"test.notices.{suffix}"
-        self.queue = f"test-notices-{suffix}"
-        self.amqp_uri = amqp_uri
-        self.database = Database(database_url, threads=1)
-        notice_consumer.metadata.create_all(self.database.engine)
-
-    def env(self) -> dict[str, str]:
-        return {
-            NOTICES_EXCHANGE_VARIABLE: self.exchange,
-            notice_consumer.QUEUE_ENV: self.queue,
-            notice_consumer.BINDING_ENV: "payment.*",
-            notice_consumer.DATABASE_ENV: self.database.url.render_as_string(hide_password=False),
-        }
-
-    def received(self) -> list[dict[str, object]]:
-        return notice_consumer.received(self.database)
-
-
 @pytest.fixture
 def receiver(new_database_url: Callable[[str, str], str], amqp_uri: str) -> Iterator[Receiver]:
-    receiver = Receiver(new_database_url("sqlite", "mygov"), amqp_uri)
+    receiver = Receiver(new_database_url("sqlite", "mygov"), "payment.*")
     yield receiver
     receiver.database.close()
     if amqp_uri != "memory://":

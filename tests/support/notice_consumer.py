@@ -9,17 +9,16 @@ with the variables below set (and ASAN_NOTICES_EXCHANGE for a test's own exchang
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 from kombu.entity import Queue
-from nameko.messaging import consume
 from sqlalchemy import Column, Integer, String, Table, insert, select
 
 from asan.common.v1.notices_pb2 import CitizenNotice
 from services.runtime.db import Database, new_metadata
 from services.runtime.events import body_to_envelope
-from services.runtime.notices import notices_exchange_name
-from services.runtime.workers import notices_exchange
+from services.runtime.notices import NOTICES_EXCHANGE_VARIABLE, notices_exchange_name
 
 DATABASE_ENV = "ASAN_TEST_NOTICE_CONSUMER_DATABASE"
 QUEUE_ENV = "ASAN_TEST_NOTICE_CONSUMER_QUEUE"
@@ -40,6 +39,8 @@ received_notices = Table(
 
 
 def notice_queue(name: str, exchange_name: str, binding: str) -> Queue:
+    from services.runtime.workers import notices_exchange
+
     return Queue(name, exchange=notices_exchange(exchange_name), routing_key=binding, durable=True)  # type: ignore[no-untyped-call]
 
 
@@ -49,6 +50,9 @@ def received(database: Database) -> list[dict[str, Any]]:
 
 
 def services() -> list[type]:
+    # Imported here: the tests import this module for `Receiver`, without nameko and eventlet.
+    from nameko.messaging import consume
+
     queue = notice_queue(os.environ[QUEUE_ENV], notices_exchange_name(), os.environ.get(BINDING_ENV, "#"))
     database = Database(os.environ[DATABASE_ENV], threads=1)
 
@@ -73,3 +77,29 @@ def services() -> list[type]:
                 )
 
     return [NoticeReceiver]
+
+
+class Receiver:
+    """The stand-in for myGov as a test sets it up: its database, its own notices exchange and
+    queue (unique names: the broker is shared), bound to `binding`."""
+
+    def __init__(self, database_url: str, binding: str) -> None:
+        suffix = uuid.uuid4().hex[:10]
+        self.exchange = f"test.notices.{suffix}"
+        self.queue = f"test-notices-{suffix}"
+        self.binding = binding
+        self.database = Database(database_url, threads=1)
+        metadata.create_all(self.database.engine)
+
+    def env(self) -> dict[str, str]:
+        """What both the consumer's and the producers' workers need (the producers' relays
+        publish to the same exchange)."""
+        return {
+            NOTICES_EXCHANGE_VARIABLE: self.exchange,
+            QUEUE_ENV: self.queue,
+            BINDING_ENV: self.binding,
+            DATABASE_ENV: self.database.url.render_as_string(hide_password=False),
+        }
+
+    def received(self) -> list[dict[str, Any]]:
+        return received(self.database)
