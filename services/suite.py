@@ -33,7 +33,7 @@ LOCAL_EVENTS_METRICS_PORT = 9200
 GATEWAY_PORT = 8080
 # The gateway's /metrics, on a port of its own (GATEWAY_METRICS_PORT's default).
 GATEWAY_METRICS_PORT = 9190
-# The local mail drop (services.runtime.maildrop), where ASAN_SMTP_URL points by default.
+# The local mail drop (tools/maildrop.py), where ASAN_SMTP_URL points by default.
 LOCAL_MAIL_PORT = 8025
 
 
@@ -99,7 +99,8 @@ def local_processes() -> list[Process]:
         for package in proto_packages(definition)
     }
     processes.append(Process("gateway", ["python", "-m", "gateway"], backends))
-    mail = ["python", "-m", "services.runtime.maildrop", "--port", str(LOCAL_MAIL_PORT)]
+    # A development tool, not in the images: aiosmtpd is a development dependency.
+    mail = ["python", "tools/maildrop.py", "--port", str(LOCAL_MAIL_PORT)]
     processes.append(Process("mail", mail, {}))
     return processes
 

@@ -19,7 +19,7 @@ What that guarantees, honestly: a mail is never lost, and it is sent twice only 
 dies (or the connection drops) after the relay received the whole DATA and before SENT was
 committed, which `mail_data_at` shows and the metric counts (`resent_after_data`). SMTP has no
 way to ask the relay whether it took a message; the duplicate carries the same Message-ID,
-by which mail stores drop it (the suite's own mail drop, services.runtime.maildrop, does). A
+by which mail stores drop it (the suite's own mail drop, tools/maildrop.py, does). A
 death before DATA (while connecting, at MAIL or RCPT) sends it once: the relay discards an
 unfinished transaction.
 """

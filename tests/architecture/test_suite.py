@@ -40,7 +40,7 @@ def test_make_run_starts_a_server_per_service_one_events_process_and_the_gateway
     assert "VISA_SANDBOX_DECISIONS=true" in events
     assert processes["gateway"][-3:] == ["python", "-m", "gateway"]
     # The mail drop receives what the workers mail, on the port of ASAN_SMTP_URL's default.
-    assert processes["mail"] == ["python", "-m", "services.runtime.maildrop", "--port", "8025"]
+    assert processes["mail"] == ["python", "tools/maildrop.py", "--port", "8025"]
     assert f"smtp://127.0.0.1:{suite.LOCAL_MAIL_PORT}" == DEFAULT_SMTP_URL
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from services.runtime.db import Database, new_metadata
-from services.runtime.maildrop import MailDrop
 from services.runtime.notices import NoticeTables, Severity, Text, catalogue, define_notice_table
 from services.runtime.tables import define_runtime_tables
+from tools.maildrop import MailDrop
 
 DATABASE_ENV = "ASAN_TEST_NOTICE_MAIL_DATABASE"
 SERVICE = "mailtest"

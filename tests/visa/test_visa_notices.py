@@ -18,7 +18,6 @@ from asan.visa.v1 import visa_pb2, visa_service_pb2
 from services.payment.tables import runtime_tables as payment_runtime_tables
 from services.runtime.db import utcnow
 from services.runtime.events import outbox_backlog
-from services.runtime.maildrop import start
 from services.runtime.notices import Text
 from services.visa import notices
 from services.visa.tables import ApplicantRow, runtime_tables
@@ -37,6 +36,7 @@ from tests.visa.builders import (
     pay,
     visa_stub,
 )
+from tools.maildrop import start
 
 VISA_QUEUES = [
     "evt-payment-PaymentSucceeded--visa_fee_consumer.on_payment_succeeded",

@@ -6,9 +6,9 @@ A mail whose Message-ID it holds already is a duplicate (services.runtime.mail r
 same Message-ID when it cannot know whether the relay took the first): it is counted and
 logged, and the first kept, as mail stores do.
 
-    python -m services.runtime.maildrop [--host 127.0.0.1] [--port 8025] [--dir var/mail]
+    python tools/maildrop.py [--host 127.0.0.1] [--port 8025] [--dir var/mail]
 
-Development and tests only: aiosmtpd is a development dependency.
+Development and tests only (aiosmtpd is a development dependency): a tool, not in the images.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def start(handler: Any, host: str, port: int) -> Controller:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.runtime.maildrop")
+    parser = argparse.ArgumentParser(prog="python tools/maildrop.py")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--dir", type=Path, default=None, help="default: <ASAN_VAR_DIR>/mail")
