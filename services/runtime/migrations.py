@@ -68,6 +68,23 @@ def create_runtime_tables() -> None:
         table.create(bind)
 
 
+def create_notice_table() -> None:
+    """Creates the `notices` table (services.runtime.notices) as defined now; for the revision
+    that brings notices to a service."""
+    from alembic import op
+
+    from services.runtime.db import new_metadata
+    from services.runtime.notices import define_notice_table
+
+    define_notice_table(new_metadata()).create(op.get_bind())
+
+
+def drop_notice_table() -> None:
+    from alembic import op
+
+    op.drop_table("notices")
+
+
 def add_outbox_set_aside_columns() -> None:
     """Adds the outbox's `set_aside_at` and `last_error` where they are missing (a database made
     by a first migration older than them); for the revision that brings them to a service."""

@@ -12,6 +12,7 @@ from services.runtime.credentials import ServiceCredentials
 from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 from services.visa.access import DECIDING_AGENCY
 from services.visa.metrics import VisaMetrics
+from services.visa.notices import stay_ending_task
 from services.visa.overdue import overdue_task
 from services.visa.payments import FeeDesk
 from services.visa.rendering import DocumentRenderer
@@ -31,7 +32,12 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     servicer = VisaServicer(runtime.database, fees, VisaSigner.from_env(), metrics, renderer)
     visa_service_pb2_grpc.add_VisaServiceServicer_to_server(servicer, server)
     sweep_seconds = env_float("VISA_OVERDUE_SWEEP_SECONDS", 60.0)
-    return [overdue_task(metrics, sweep_seconds), fees.hold_until_shutdown, renderer.hold_until_shutdown]
+    return [
+        overdue_task(metrics, sweep_seconds),
+        stay_ending_task(env_float("VISA_STAY_SWEEP_SECONDS", 600.0)),
+        fees.hold_until_shutdown,
+        renderer.hold_until_shutdown,
+    ]
 
 
 definition = ServiceDefinition(
