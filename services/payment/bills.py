@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from asan.common.v1 import identifiers_pb2
 from asan.payment.v1 import bill_pb2, events_pb2
-from services.payment import bill_access, queries
+from services.payment import bill_access, notices, queries
 from services.payment.bill_requests import BillFilter
 from services.payment.bill_rules import (
     OUTSTANDING,
@@ -240,6 +240,7 @@ def issue_bill(session: Session, new: NewBill, principal: Principal, now: dateti
     session.flush()
     message = bill_message(bill, {(entry.code, entry.version): (entry.name_az, entry.name_en)})
     _add_bill_event(session, events_pb2.BillIssued(bill=message))
+    notices.bill_issued(session, bill, now)
     return message
 
 
@@ -434,9 +435,11 @@ def sweep_bills(session: Session, now: datetime, limit: int = 500) -> BillSweep:
         bill.status = BillStatus.OVERDUE.value
         bill.updated_at = now
         _add_bill_event(session, events_pb2.BillOverdue(bill=bill_message(bill, names)))
+        notices.bill_overdue(session, bill, now)
     for bill in soon:
         bill.reminded_at = now
         _add_bill_event(session, events_pb2.BillDueSoon(bill=bill_message(bill, names)))
+        notices.bill_due_soon(session, bill, now)
     return BillSweep(overdue=[bill.id for bill in due], reminded=[bill.id for bill in soon])
 
 

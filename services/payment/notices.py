@@ -1,6 +1,7 @@
 """What ASAN ödəniş tells a payer, unasked (services.runtime.notices): a payment received, a
-refund made. Only a payer with a FIN is told here: an organisation (VÖEN) has no inbox, and a
-foreign payer is told by the service it paid (ASAN Viza mails its applicants)."""
+refund made, a bill issued, a bill due in 3 days, a bill overdue. Only a payer with a FIN is
+told here: an organisation (VÖEN) has no inbox, and a foreign payer is told by the service it
+paid (ASAN Viza mails its applicants)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from services.payment.money import format_money
-from services.payment.tables import notice_tables
-from services.runtime.notices import Severity, Text, add_notice, catalogue
+from services.payment.tables import BillRow, notice_tables
+from services.runtime.notices import NoticeKind, Severity, Text, add_notice, catalogue
 
 kinds = catalogue("payment")
 
@@ -108,3 +109,83 @@ def refund_made(
         action_uri=f"/v1/payments/{payment_id}",
         now=now,
     )
+
+
+BILL_ISSUED = kinds.declare(
+    "bill_issued",
+    Severity.INFO,
+    title=Text(
+        az="Yeni hesab: {amount}",
+        en="New bill: {amount}",
+        ru="Новый счёт: {amount}",
+    ),
+    body=Text(
+        az="{agency} sizə {reference} üzrə {amount} məbləğində hesab göndərdi. Son ödəniş tarixi {due_date}.",
+        en="{agency} issued you a bill of {amount} for {reference}. Pay by {due_date}.",
+        ru="{agency} выставил вам счёт на {amount} по {reference}. Оплатить до {due_date}.",
+    ),
+    action=Text(az="Hesabı ödə", en="Pay the bill", ru="Оплатить счёт"),
+)
+
+BILL_DUE_SOON = kinds.declare(
+    "bill_due_soon",
+    Severity.WARNING,
+    title=Text(
+        az="Hesabın ödəniş müddəti bitir: {due_date}",
+        en="Bill due on {due_date}",
+        ru="Срок оплаты счёта истекает: {due_date}",
+    ),
+    body=Text(
+        az="{reference} üzrə {amount} məbləğində hesabınızı {due_date} tarixinədək ödəyin.",
+        en="Your bill of {amount} for {reference} is due on {due_date}.",
+        ru="Оплатите счёт на {amount} по {reference} до {due_date}.",
+    ),
+    action=Text(az="Hesabı ödə", en="Pay the bill", ru="Оплатить счёт"),
+)
+
+BILL_OVERDUE = kinds.declare(
+    "bill_overdue",
+    Severity.URGENT,
+    title=Text(
+        az="Hesab vaxtında ödənilməyib: {amount}",
+        en="Bill overdue: {amount}",
+        ru="Счёт просрочен: {amount}",
+    ),
+    body=Text(
+        az="{reference} üzrə {amount} məbləğində hesabın ödəniş müddəti {due_date} tarixində bitdi.",
+        en="Your bill of {amount} for {reference} was due on {due_date} and is not paid.",
+        ru="Срок оплаты счёта на {amount} по {reference} истёк {due_date}.",
+    ),
+    action=Text(az="Hesabı ödə", en="Pay the bill", ru="Оплатить счёт"),
+)
+
+
+def _bill_notice(session: Session, kind: NoticeKind, bill: BillRow, now: datetime) -> None:
+    add_notice(
+        session,
+        notice_tables,
+        kind,
+        fin=bill.payer_fin,
+        resource_name=f"bills/{bill.id}",
+        facts={
+            "amount": format_money(bill.amount_minor, bill.currency),
+            "reference": bill.reference,
+            "agency": bill.agency_code,
+            "due_date": bill.due_date.strftime("%d.%m.%Y"),
+        },
+        action_uri=f"/v1/bills/{bill.id}",
+        due=bill.due_at,
+        now=now,
+    )
+
+
+def bill_issued(session: Session, bill: BillRow, now: datetime) -> None:
+    _bill_notice(session, BILL_ISSUED, bill, now)
+
+
+def bill_due_soon(session: Session, bill: BillRow, now: datetime) -> None:
+    _bill_notice(session, BILL_DUE_SOON, bill, now)
+
+
+def bill_overdue(session: Session, bill: BillRow, now: datetime) -> None:
+    _bill_notice(session, BILL_OVERDUE, bill, now)
