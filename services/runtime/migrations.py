@@ -1,6 +1,9 @@
 """Alembic, driven from code: one migration history per service, no alembic.ini.
 
-A service's `migrations/env.py` calls `run_env(metadata)`; `upgrade()` runs them.
+A service's `migrations/env.py` calls `run_env(metadata)`; `upgrade()` runs them. A revision
+states its own DDL (`op.create_table`, `op.add_column`, as autogenerate writes them) and never
+builds tables from the code's current definitions: what it makes must stay what it made when
+it was written. tests/lifecycle checks that the revisions build what the code declares.
 """
 
 from __future__ import annotations
@@ -55,45 +58,11 @@ def run_env(metadata: MetaData) -> None:
         engine.dispose()
 
 
-def create_runtime_tables() -> None:
-    """Creates the outbox, inbox and idempotency tables; for a service's first migration."""
-    from alembic import op
-
-    from services.runtime.db import new_metadata
-    from services.runtime.tables import define_runtime_tables
-
-    tables = define_runtime_tables(new_metadata())
-    bind = op.get_bind()
-    for table in (tables.outbox, tables.inbox, tables.idempotency_keys):
-        table.create(bind)
-
-
-def add_outbox_set_aside_columns() -> None:
-    """Adds the outbox's `set_aside_at` and `last_error` where they are missing (a database made
-    by a first migration older than them); for the revision that brings them to a service."""
-    from alembic import op
-    from sqlalchemy import Column, String, inspect
-
-    from services.runtime.db import UtcDateTime
-
-    present = {column["name"] for column in inspect(op.get_bind()).get_columns("outbox")}
-    with op.batch_alter_table("outbox") as outbox:
-        if "set_aside_at" not in present:
-            outbox.add_column(Column("set_aside_at", UtcDateTime, nullable=True))
-        if "last_error" not in present:
-            outbox.add_column(Column("last_error", String(500), nullable=True))
-
-
-def drop_outbox_set_aside_columns() -> None:
-    from alembic import op
-
-    with op.batch_alter_table("outbox") as outbox:
-        outbox.drop_column("last_error")
-        outbox.drop_column("set_aside_at")
-
-
 def schema_is_current(database_url: str, script_location: Path) -> bool:
-    """True when the database is at the head revision of the service's migrations."""
+    """True when this code can serve the database: it is at the head revision of the service's
+    migrations, or at a revision this code does not know, which a newer release has migrated to.
+    During a rolling deploy the previous release keeps (re)starting against the schema the new
+    one migrated; the expand/contract rule (docs/runbook.md) keeps that schema good for it."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
@@ -104,4 +73,7 @@ def schema_is_current(database_url: str, script_location: Path) -> bool:
             current = set(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
-    return current == set(script.get_heads())
+    if current == set(script.get_heads()):
+        return True
+    known = {revision.revision for revision in script.walk_revisions()}
+    return bool(current) and not current & known
