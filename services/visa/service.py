@@ -14,6 +14,7 @@ from services.visa.access import DECIDING_AGENCY
 from services.visa.metrics import VisaMetrics
 from services.visa.overdue import overdue_task
 from services.visa.payments import FeeDesk
+from services.visa.personal_data import applicants_rule
 from services.visa.rendering import DocumentRenderer
 from services.visa.servicer import VisaServicer
 from services.visa.signing import VisaSigner
@@ -46,4 +47,5 @@ definition = ServiceDefinition(
     register=register,
     # Locally, sandbox passports (SBXA..., SBXR...) are decided without an officer.
     local_worker_env={"VISA_SANDBOX_DECISIONS": "true"},
+    personal_data=(applicants_rule,),
 )
