@@ -11,6 +11,7 @@ from services.payment.acquirer import acquirer_from_name
 from services.payment.confirmation_key import ConfirmationKey
 from services.payment.expiry import sweeper_tasks
 from services.payment.metrics import PaymentMetrics
+from services.payment.personal_data import foreign_passports_rule
 from services.payment.servicer import PaymentServicer
 from services.payment.settlement import SettlementTimes
 from services.payment.tables import Base, runtime_tables
@@ -50,4 +51,5 @@ definition = ServiceDefinition(
     grpc_services=(SERVICE_NAME,),
     register=register,
     # ConfirmPayment: a foreign payer pays with the payment's confirmation secret instead of a token.
+    personal_data=(foreign_passports_rule,),
 )
