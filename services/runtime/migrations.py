@@ -68,15 +68,34 @@ def run_env(metadata: MetaData) -> None:
         engine.dispose()
 
 
+# The helpers below are revisions' DDL shared by the services, frozen as the revision that
+# brought each table wrote it (docs/migrations.md): never build them from the code's tables,
+# and never change them; a later change of a table is a new revision with its own DDL.
+
+
 def create_notice_table() -> None:
-    """Creates the `notices` table (services.runtime.notices) as defined now; for the revision
-    that brings notices to a service."""
+    """Creates the `notices` table (services.runtime.notices) as it was first made; for the
+    revision that brings notices to a service."""
+    import sqlalchemy as sa
     from alembic import op
 
-    from services.runtime.db import new_metadata
-    from services.runtime.notices import define_notice_table
+    from services.runtime.db import UtcDateTime
 
-    define_notice_table(new_metadata()).create(op.get_bind())
+    op.create_table(
+        "notices",
+        sa.Column("notice_id", sa.String(36), primary_key=True),
+        sa.Column("kind", sa.String(100), nullable=False),
+        sa.Column("resource_name", sa.String(200), nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("notice", sa.LargeBinary, nullable=True),
+        sa.Column("mail_status", sa.String(10), nullable=True),
+        sa.Column("mail_attempts", sa.Integer, nullable=False),
+        sa.Column("mail_next_at", UtcDateTime, nullable=True),
+        sa.Column("mail_data_at", UtcDateTime, nullable=True),
+        sa.Column("mail_sent_at", UtcDateTime, nullable=True),
+        sa.Column("mail_last_error", sa.String(500), nullable=True),
+    )
+    op.create_index("ix_notices_mail_due", "notices", ["mail_status", "mail_next_at"])
 
 
 def drop_notice_table() -> None:
@@ -121,15 +140,29 @@ END
 
 
 def create_audit_records_table() -> None:
-    """Creates `audit_records` (services.runtime.audit) with the trigger that keeps it
-    append-only; for the revision that brings the audit trail to a service."""
+    """Creates `audit_records` (services.runtime.audit), as it was first made, with the trigger
+    that keeps it append-only; for the revision that brings the audit trail to a service."""
+    import sqlalchemy as sa
     from alembic import op
 
-    from services.runtime.db import new_metadata
-    from services.runtime.tables import define_runtime_tables
+    from services.runtime.db import UtcDateTime
 
+    op.create_table(
+        "audit_records",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("recorded_at", UtcDateTime, nullable=False),
+        sa.Column("actor_kind", sa.String(20), nullable=False),
+        sa.Column("actor_subject", sa.String(255), nullable=False),
+        sa.Column("agency_code", sa.String(20), nullable=True),
+        sa.Column("method", sa.String(200), nullable=False),
+        sa.Column("resource", sa.String(300), nullable=False),
+        sa.Column("outcome", sa.String(20), nullable=False),
+        sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("trace_id", sa.String(32), nullable=True),
+    )
+    op.create_index("ix_audit_records_agency_recorded", "audit_records", ["agency_code", "recorded_at", "id"])
+    op.create_index("ix_audit_records_recorded_at", "audit_records", ["recorded_at"])
     bind = op.get_bind()
-    define_runtime_tables(new_metadata()).audit_records.create(bind)
     if bind.dialect.name == "postgresql":
         for statement in _AUDIT_APPEND_ONLY_POSTGRESQL:
             op.execute(statement)
