@@ -32,12 +32,18 @@ def test_ports_are_unique_across_the_suite() -> None:
 def test_make_run_starts_a_server_per_service_one_events_process_and_the_gateway() -> None:
     processes = _procfile()
     for name in suite.service_names():
-        assert processes[name] == ["python", "-m", f"services.{name}", "serve"]
+        assert processes[name][-4:] == ["python", "-m", f"services.{name}", "serve"]
     events = processes["events"]
     for name in suite.service_names():
         assert (f"services.{name}.worker:event_services" in events) == suite.has_worker(name)
     assert "VISA_SANDBOX_DECISIONS=true" in events
     assert processes["gateway"][-3:] == ["python", "-m", "gateway"]
+
+
+def test_make_run_speaks_plaintext_grpc_because_it_says_so() -> None:
+    """TLS is the default (services.runtime.tls); one machine turns it off explicitly."""
+    for name, command in _procfile().items():
+        assert command[0] == "env" and "ASAN_TLS=off" in command, name
 
 
 def test_the_local_gateway_is_told_where_every_contract_package_is_served() -> None:
