@@ -5,6 +5,11 @@ database, interceptors, health, reflection, `/metrics` on its own port, the serv
 tasks and the runtime's retention purge (one replica at a time), and on SIGTERM a drain that
 cancels no call it took.
 
+The gRPC port speaks mutual TLS when the process has a certificate (services.runtime.tls;
+plaintext only with ASAN_TLS=off) and takes calls only from the processes its
+`<SERVICE>_ALLOWED_CALLERS` names. The kubelet's gRPC probes speak no TLS: with
+ASAN_PROBE_PORT set, a second, plaintext server answers health alone, from the same servicer.
+
 Health has two meanings. Readiness, the overall status "" and each gRPC service's name, is
 SERVING only while the database answers: balancers send calls elsewhere meanwhile. Liveness,
 the name "liveness", is SERVING for as long as the event loop answers at all: a database
