@@ -49,6 +49,7 @@ from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
 from services.runtime.access import anonymous_methods
+from services.runtime.audit import AuditInterceptor, audit_rules
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
@@ -66,6 +67,7 @@ from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
 from services.runtime.retention import retention_flow
 from services.runtime.tables import RuntimeTables
 from services.runtime.tls import CallerPolicy, ServerCertificates
+from services.runtime.tracing import configure_tracing
 
 log = logging.getLogger("asan.server")
 
@@ -181,6 +183,9 @@ class ServiceServer:
                 ErrorInterceptor(definition.name),
                 AuthInterceptor(
                     definition.name, self.verifier, anonymous_methods(definition.grpc_services), callers
+                ),
+                AuditInterceptor(
+                    definition.name, definition.runtime_tables, audit_rules(definition.grpc_services)
                 ),
             ],
             options=[
@@ -339,6 +344,7 @@ def _listen(server: grpc.aio.Server, address: str, credentials: grpc.ServerCrede
 async def serve(definition: ServiceDefinition) -> None:
     config = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
     configure_logging(definition.name, config.log_level)
+    configure_tracing(definition.name)
     if not schema_is_current(config.database_url, definition.migrations):
         raise SystemExit(
             f"The {definition.name} database is not at the latest migration: "

@@ -73,6 +73,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -126,6 +127,8 @@ from services.runtime.config import env_float, env_int, env_str
 from services.runtime.context import correlation_id_var
 from services.runtime.db import Database, is_database_unavailable
 from services.runtime.events import (
+    AUDIT_EVENT_TYPE,
+    AUDIT_SOURCE,
     OutboxRelayError,
     UnpublishableEvent,
     apply_once,
@@ -134,6 +137,7 @@ from services.runtime.events import (
     release_set_aside,
 )
 from services.runtime.logs import configure_logging
+from services.runtime.tracing import configure_tracing, event_span, exemplar, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +302,17 @@ class OutboxEventDispatcher(EventDispatcher):  # type: ignore[misc]
         )
 
 
+def _audit_apart(
+    dispatch: Callable[[str, dict[str, Any]], None], dispatch_audit: Callable[[str, dict[str, Any]], None]
+) -> Callable[[str, dict[str, Any]], None]:
+    """Publishes an AuditRecorded event with `dispatch_audit`, any other with `dispatch`."""
+
+    def publish(event_type: str, body: dict[str, Any]) -> None:
+        (dispatch_audit if event_type == AUDIT_EVENT_TYPE else dispatch)(event_type, body)
+
+    return publish
+
+
 def _refusals_named(dispatch: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
     """`dispatch`, saying UnpublishableEvent when the broker refused the one message (a
     negative confirm, no route) rather than being unreachable."""
@@ -317,9 +332,12 @@ def outbox_relay_service(
     outbox_table: Table,
     interval_seconds: float = 0.5,
     batch_size: int = 100,
+    *,
+    audit_source: str = AUDIT_SOURCE,
 ) -> type:
     """A nameko service, "<service_name>_outbox_relay", that relays the outbox of
-    `database` to the broker as events of `service_name`, every `interval_seconds`.
+    `database` to the broker as events of `service_name`, every `interval_seconds`; the audit
+    trail's AuditRecorded events go as events of `audit_source` ("audit.events").
 
     Consumers subscribe with `@inbox_event_handler(service_name, "<EventType>", ...)`. The
     process must have imported the stub modules of the events in this outbox. When the
@@ -345,6 +363,8 @@ def outbox_relay_service(
         name = outage.relay_name
         is_outbox_relay = True  # run_workers starts relays after consumers
         dispatch = OutboxEventDispatcher(service_name)
+        # AuditRecorded events, to the audit exchange for the central archive.
+        dispatch_audit = OutboxEventDispatcher(audit_source)
         # For `release-set-aside`.
         relayed_database = database
         relayed_outbox = outbox_table
@@ -353,7 +373,7 @@ def outbox_relay_service(
         def relay(self) -> None:
             if not outage.due():
                 return
-            publish = _refusals_named(self.dispatch)
+            publish = _refusals_named(_audit_apart(self.dispatch, self.dispatch_audit))
             # Full batches mean a backlog: keep going, but end the tick in time for a stop.
             deadline = time.monotonic() + RELAY_TICK_SECONDS
             try:
@@ -685,39 +705,44 @@ def inbox_event_handler(
                 log.exception("%s: dropped a %s message that is not a valid event", consumer, event_type)
                 EVENTS_CONSUMED.labels(source_service, event_type, consumer, "invalid").inc()
                 return None
-            if envelope.HasField("occurred_at"):
-                lag = time.time() - envelope.occurred_at.ToNanoseconds() / 1e9
-                EVENT_LAG.labels(source_service, event_type, consumer).observe(max(lag, 0.0))
-            database: Database = getattr(service, database_attr)
-            part = f"{consumer} database"
-            token = correlation_id_var.set(envelope.correlation_id or None)
-            try:
-                with database.transaction() as session:
-                    if apply_once(session, inbox, consumer, envelope):
-                        effect(service, session, payload, envelope)
-                        outcome = "applied"
-                    else:
-                        log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
-                        outcome = "duplicate"
-            except Exception as error:
-                EVENTS_CONSUMED.labels(source_service, event_type, consumer, "failed").inc()
-                if is_database_unavailable(error):
-                    READINESS.down(part, f"database unavailable: {type(error).__name__}")
-                    log.warning(
-                        "%s: event %s failed, database unavailable (%s); requeued in %s s",
-                        consumer,
-                        envelope.event_id,
-                        type(error).__name__,
-                        REQUEUE_DELAY,
-                    )
-                    return _Failed(error, envelope.event_id, transient=True)
-                log.exception("%s: event %s failed", consumer, envelope.event_id)
-                return _Failed(error, envelope.event_id, transient=False)
-            finally:
-                correlation_id_var.reset(token)
-            READINESS.up(part)
-            EVENTS_CONSUMED.labels(source_service, event_type, consumer, outcome).inc()
-            return None
+            # The consumer's span (CONSUMER, in the trace that made the event) holds the whole
+            # handling, its log lines included.
+            with event_span(envelope, "process", consumer) as span:
+                if envelope.HasField("occurred_at"):
+                    lag = time.time() - envelope.occurred_at.ToNanoseconds() / 1e9
+                    # The exemplar: the trace of the request that made the event.
+                    EVENT_LAG.labels(source_service, event_type, consumer).observe(max(lag, 0.0), exemplar())
+                database: Database = getattr(service, database_attr)
+                part = f"{consumer} database"
+                token = correlation_id_var.set(envelope.correlation_id or None)
+                try:
+                    with database.transaction() as session:
+                        if apply_once(session, inbox, consumer, envelope):
+                            effect(service, session, payload, envelope)
+                            outcome = "applied"
+                        else:
+                            log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
+                            outcome = "duplicate"
+                except Exception as error:
+                    record_failure(span, error)
+                    EVENTS_CONSUMED.labels(source_service, event_type, consumer, "failed").inc()
+                    if is_database_unavailable(error):
+                        READINESS.down(part, f"database unavailable: {type(error).__name__}")
+                        log.warning(
+                            "%s: event %s failed, database unavailable (%s); requeued in %s s",
+                            consumer,
+                            envelope.event_id,
+                            type(error).__name__,
+                            REQUEUE_DELAY,
+                        )
+                        return _Failed(error, envelope.event_id, transient=True)
+                    log.exception("%s: event %s failed", consumer, envelope.event_id)
+                    return _Failed(error, envelope.event_id, transient=False)
+                finally:
+                    correlation_id_var.reset(token)
+                READINESS.up(part)
+                EVENTS_CONSUMED.labels(source_service, event_type, consumer, outcome).inc()
+                return None
 
         entrypoint = InboxEventHandler.decorator(
             source_service,
@@ -938,6 +963,8 @@ def main(argv: list[str]) -> None:
         return
     if env_str("ASAN_WORKER_METRICS_PORT", ""):
         serve_worker_metrics(env_int("ASAN_WORKER_METRICS_PORT", 0))
+    # OTLP over HTTP: grpcio must stay out of this process.
+    configure_tracing(worker_service_name(argv), grpc_allowed=False)
     services = [service for target in argv for service in load_services(target)]
     if "grpc" in sys.modules:
         log.warning("%s imported grpc: gRPC does not work under eventlet, keep it out of workers", argv)
@@ -947,6 +974,13 @@ def main(argv: list[str]) -> None:
         env_int("ASAN_EVENT_MAX_WORKERS", 10),
         env_float("ASAN_EVENT_STOP_TIMEOUT_SECONDS", 10.0),
     )
+
+
+def worker_service_name(targets: list[str]) -> str:
+    """The name the worker's spans carry: "<service>-worker" for one service's targets
+    ("services.visa.worker:event_services"), else "event-workers"."""
+    services = {target.split(".")[1] for target in targets if re.match(r"services\.\w+\.", target)}
+    return f"{services.pop()}-worker" if len(services) == 1 else "event-workers"
 
 
 def _command(command: str, argv: list[str], amqp_uri: str) -> None:
