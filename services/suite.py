@@ -35,6 +35,8 @@ GATEWAY_PORT = 8080
 GATEWAY_METRICS_PORT = 9190
 # What every process of `make run` is given: plaintext gRPC on one machine (services.runtime.tls).
 LOCAL_ENV = {"ASAN_TLS": "off"}
+# The local mail drop (tools/maildrop.py), where ASAN_SMTP_URL points by default.
+LOCAL_MAIL_PORT = 8025
 
 
 def service_names() -> list[str]:
@@ -81,7 +83,8 @@ class Process:
 
 def local_processes() -> list[Process]:
     """Every process of the suite on one machine: a server per service, one process for all
-    event workers, the gateway in front."""
+    event workers, the gateway in front, and the mail drop that receives the notices mailed
+    to e-mail addresses (files in var/mail/)."""
     services = definitions()
     processes = [
         Process(d.name, ["python", "-m", f"services.{d.name}", "serve"], dict(LOCAL_ENV)) for d in services
@@ -100,6 +103,9 @@ def local_processes() -> list[Process]:
         for package in proto_packages(definition)
     }
     processes.append(Process("gateway", ["python", "-m", "gateway"], {**LOCAL_ENV, **backends}))
+    # A development tool, not in the images: aiosmtpd is a development dependency.
+    mail = ["python", "tools/maildrop.py", "--port", str(LOCAL_MAIL_PORT)]
+    processes.append(Process("mail", mail, {}))
     return processes
 
 
@@ -127,6 +133,7 @@ def endpoints() -> str:
         f"API page http://{LOCAL_HOST}:{GATEWAY_PORT}/docs   "
         f"metrics http://{LOCAL_HOST}:{GATEWAY_METRICS_PORT}/metrics"
     )
+    lines.append(f"  {'mail':<9}SMTP {LOCAL_HOST}:{LOCAL_MAIL_PORT}   mails to e-mail addresses in var/mail/")
     return "\n".join(lines)
 
 

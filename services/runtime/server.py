@@ -64,7 +64,7 @@ from services.runtime.interceptors import (
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
-from services.runtime.retention import retention_flow
+from services.runtime.retention import PersonalDataRule, retention_flow
 from services.runtime.tables import RuntimeTables
 from services.runtime.tls import CallerPolicy, ServerCertificates
 from services.runtime.tracing import configure_tracing
@@ -110,6 +110,8 @@ class ServiceDefinition:
     register: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[Background]]
     # Settings `make run` gives the service's event worker on one machine (sandbox switches).
     local_worker_env: Mapping[str, str] = field(default_factory=dict)
+    # Personal data with a term, expired by the runtime's retention purge (services.runtime.retention).
+    personal_data: Sequence[PersonalDataRule] = ()
 
 
 class PortInUseError(RuntimeError):
@@ -201,7 +203,13 @@ class ServiceServer:
         self.periodic = PeriodicRunner(definition.name, self.database, self.registry)
         self._background: list[Background] = [
             *definition.register(self.server, self.runtime),
-            retention_flow(self.database, definition.runtime_tables, config.retention, self.registry),
+            retention_flow(
+                self.database,
+                definition.runtime_tables,
+                config.retention,
+                self.registry,
+                definition.personal_data,
+            ),
         ]
         for item in self._background:
             if isinstance(item, PeriodicTask | PeriodicFlow):
