@@ -15,6 +15,7 @@ from services.visa.metrics import VisaMetrics
 from services.visa.notices import stay_ending_task
 from services.visa.overdue import overdue_task
 from services.visa.payments import FeeDesk
+from services.visa.personal_data import applicants_rule
 from services.visa.rendering import DocumentRenderer
 from services.visa.servicer import VisaServicer
 from services.visa.signing import VisaSigner
@@ -52,4 +53,5 @@ definition = ServiceDefinition(
     register=register,
     # Locally, sandbox passports (SBXA..., SBXR...) are decided without an officer.
     local_worker_env={"VISA_SANDBOX_DECISIONS": "true"},
+    personal_data=(applicants_rule,),
 )
