@@ -81,7 +81,15 @@ def local_processes() -> list[Process]:
     """Every process of the suite on one machine: a server per service, one process for all
     event workers, the gateway in front."""
     services = definitions()
-    processes = [Process(d.name, ["python", "-m", f"services.{d.name}", "serve"], {}) for d in services]
+    addresses = {d.name: f"{LOCAL_HOST}:{d.grpc_port}" for d in services}
+    processes = [
+        Process(
+            d.name,
+            ["python", "-m", f"services.{d.name}", "serve"],
+            {key: value.format_map(addresses) for key, value in d.local_server_env.items()},
+        )
+        for d in services
+    ]
     with_workers = [d for d in services if has_worker(d.name)]
     if with_workers:
         events_env = {"ASAN_WORKER_METRICS_PORT": str(LOCAL_EVENTS_METRICS_PORT)}

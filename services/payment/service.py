@@ -6,11 +6,13 @@ from pathlib import Path
 
 import grpc
 
+from asan.finance.v1 import data_provider_pb2_grpc
 from asan.payment.v1 import payment_service_pb2, payment_service_pb2_grpc
 from services.payment.acquirer import acquirer_from_name
 from services.payment.confirmation_key import ConfirmationKey
 from services.payment.expiry import sweeper_tasks
 from services.payment.metrics import PaymentMetrics
+from services.payment.provider import PaymentProvider
 from services.payment.servicer import PaymentServicer
 from services.payment.settlement import SettlementTimes
 from services.payment.tables import Base, runtime_tables
@@ -28,6 +30,9 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
         runtime.database, acquirer, metrics, confirmation_key=ConfirmationKey.from_env(), settlement=times
     )
     payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server)
+    # ASAN Finans's register of state payments (finance's service account only).
+    provider = PaymentProvider(runtime.database)
+    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(provider, server)
     return [
         *sweeper_tasks(
             runtime.database,

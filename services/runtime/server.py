@@ -83,6 +83,9 @@ class ServiceRuntime:
     database: Database
     registry: CollectorRegistry
     verifier: TokenVerifier
+    # The port the server listens on, once started: the configured one may be 0 (tests), so a
+    # servicer that calls its own server reads this at call time, never config.grpc_port.
+    port: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class ServiceDefinition:
     register: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[Background]]
     # Settings `make run` gives the service's event worker on one machine (sandbox switches).
     local_worker_env: Mapping[str, str] = field(default_factory=dict)
+    # Settings `make run` gives the service's server on one machine; "{payment}" in a value is
+    # that service's local gRPC address (services.suite fills it in), e.g. finance's providers.
+    local_server_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class PortInUseError(RuntimeError):
@@ -228,6 +234,7 @@ class ServiceServer:
             raise PortInUseError(f"cannot listen on {address}: {error}") from None
         if self.port == 0:
             raise PortInUseError(f"cannot listen on {address}: port in use?")
+        self.runtime.port = self.port
         try:
             self._metrics_httpd, _ = start_http_server(self.config.metrics_port, registry=self.registry)
         except OSError as error:

@@ -32,7 +32,7 @@ def test_ports_are_unique_across_the_suite() -> None:
 def test_make_run_starts_a_server_per_service_one_events_process_and_the_gateway() -> None:
     processes = _procfile()
     for name in suite.service_names():
-        assert processes[name] == ["python", "-m", f"services.{name}", "serve"]
+        assert processes[name][-4:] == ["python", "-m", f"services.{name}", "serve"]
     events = processes["events"]
     for name in suite.service_names():
         assert (f"services.{name}.worker:event_services" in events) == suite.has_worker(name)
@@ -47,6 +47,16 @@ def test_the_local_gateway_is_told_where_every_contract_package_is_served() -> N
     for package in Contracts.installed().packages:
         domain = package.split(".")[1]
         assert settings[backend_variable(package)] == f"127.0.0.1:{ports[domain]}"
+
+
+def test_local_finance_reads_payment_and_agro_from_their_local_servers() -> None:
+    finance = _procfile()["finance"]
+    ports = {d.name: d.grpc_port for d in suite.definitions()}
+    assert finance[:2] == [
+        "env",
+        f"FINANCE_PROVIDER_TARGETS=payment=127.0.0.1:{ports['payment']},agro=127.0.0.1:{ports['agro']}",
+    ]
+    assert _procfile()["payment"] == ["python", "-m", "services.payment", "serve"]
 
 
 def test_the_makefile_lists_services_from_their_folders() -> None:
