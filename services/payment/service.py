@@ -7,8 +7,16 @@ from pathlib import Path
 import grpc
 
 from asan.finance.v1 import data_provider_pb2_grpc
-from asan.payment.v1 import payment_service_pb2, payment_service_pb2_grpc
+from asan.payment.v1 import (
+    bill_service_pb2,
+    bill_service_pb2_grpc,
+    payment_service_pb2,
+    payment_service_pb2_grpc,
+)
 from services.payment.acquirer import acquirer_from_name
+from services.payment.bill_metrics import BillGauges
+from services.payment.bill_servicer import BillServicer
+from services.payment.bills import bill_sweep_task
 from services.payment.confirmation_key import ConfirmationKey
 from services.payment.expiry import sweeper_tasks
 from services.payment.metrics import PaymentMetrics
@@ -20,6 +28,7 @@ from services.runtime.config import env_str
 from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 
 SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
+BILL_SERVICE_NAME = bill_service_pb2.DESCRIPTOR.services_by_name["BillService"].full_name
 
 
 def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Background]:
@@ -30,10 +39,13 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
         runtime.database, acquirer, metrics, confirmation_key=ConfirmationKey.from_env(), settlement=times
     )
     payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server)
+    bill_service_pb2_grpc.add_BillServiceServicer_to_server(BillServicer(runtime.database, metrics), server)
+    runtime.registry.register(BillGauges(runtime.database))
     # ASAN Finans's register of state payments (finance's service account only).
     provider = PaymentProvider(runtime.database)
     data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(provider, server)
     return [
+        bill_sweep_task(),
         *sweeper_tasks(
             runtime.database,
             acquirer,
@@ -41,7 +53,7 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
             metrics=metrics,
             refunds=servicer.refund_settlement,
             times=times,
-        )
+        ),
     ]
 
 
@@ -52,7 +64,7 @@ definition = ServiceDefinition(
     metadata=Base.metadata,
     runtime_tables=runtime_tables,
     migrations=Path(__file__).parent / "migrations",
-    grpc_services=(SERVICE_NAME,),
+    grpc_services=(SERVICE_NAME, BILL_SERVICE_NAME),
     register=register,
     # ConfirmPayment: a foreign payer pays with the payment's confirmation secret instead of a token.
 )
