@@ -59,8 +59,9 @@ from services.runtime.interceptors import (
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
-from services.runtime.retention import retention_flow
+from services.runtime.retention import PersonalDataRule, retention_flow
 from services.runtime.tables import RuntimeTables
+from services.runtime.tracing import configure_tracing
 
 log = logging.getLogger("asan.server")
 
@@ -109,6 +110,8 @@ class ServiceDefinition:
     # Settings `make run` gives the service's server on one machine; "{payment}" in a value is
     # that service's local gRPC address (services.suite fills it in), e.g. finance's providers.
     local_server_env: Mapping[str, str] = field(default_factory=dict)
+    # Personal data with a term, expired by the runtime's retention purge (services.runtime.retention).
+    personal_data: Sequence[PersonalDataRule] = ()
 
 
 class PortInUseError(RuntimeError):
@@ -194,7 +197,13 @@ class ServiceServer:
         self.periodic = PeriodicRunner(definition.name, self.database, self.registry)
         self._background: list[Background] = [
             *definition.register(self.server, self.runtime),
-            retention_flow(self.database, definition.runtime_tables, config.retention, self.registry),
+            retention_flow(
+                self.database,
+                definition.runtime_tables,
+                config.retention,
+                self.registry,
+                definition.personal_data,
+            ),
         ]
         for item in self._background:
             if isinstance(item, PeriodicTask | PeriodicFlow):
@@ -307,6 +316,7 @@ class ServiceServer:
 async def serve(definition: ServiceDefinition) -> None:
     config = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
     configure_logging(definition.name, config.log_level)
+    configure_tracing(definition.name)
     if not schema_is_current(config.database_url, definition.migrations):
         raise SystemExit(
             f"The {definition.name} database is not at the latest migration: "
