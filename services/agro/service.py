@@ -9,8 +9,10 @@ from pathlib import Path
 import grpc
 
 from asan.agro.v1 import agro_service_pb2, agro_service_pb2_grpc
+from asan.finance.v1 import data_provider_pb2_grpc
 from services.agro.announcements import announcement_task
 from services.agro.metrics import AgroMetrics
+from services.agro.provider import AgroProvider
 from services.agro.servicer import AgroServicer
 from services.agro.tables import Base, runtime_tables
 from services.runtime.baku_time import baku_date
@@ -40,6 +42,8 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     agro_service_pb2_grpc.add_AgroServiceServicer_to_server(
         AgroServicer(runtime.database, metrics, today), server
     )
+    # ASAN Finans's register of farmland and subsidies (finance's service account only).
+    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(AgroProvider(runtime.database), server)
     return [announcement_task(today, env_float("AGRO_WINDOW_CHECK_SECONDS", 3600.0))]
 
 

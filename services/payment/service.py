@@ -6,6 +6,7 @@ from pathlib import Path
 
 import grpc
 
+from asan.finance.v1 import data_provider_pb2_grpc
 from asan.payment.v1 import (
     bill_service_pb2,
     bill_service_pb2_grpc,
@@ -20,6 +21,7 @@ from services.payment.confirmation_key import ConfirmationKey
 from services.payment.expiry import sweeper_tasks
 from services.payment.metrics import PaymentMetrics
 from services.payment.personal_data import foreign_passports_rule
+from services.payment.provider import PaymentProvider
 from services.payment.servicer import PaymentServicer
 from services.payment.settlement import SettlementTimes
 from services.payment.tables import Base, runtime_tables
@@ -40,6 +42,9 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(servicer, server)
     bill_service_pb2_grpc.add_BillServiceServicer_to_server(BillServicer(runtime.database, metrics), server)
     runtime.registry.register(BillGauges(runtime.database))
+    # ASAN Finans's register of state payments (finance's service account only).
+    provider = PaymentProvider(runtime.database)
+    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(provider, server)
     return [
         bill_sweep_task(),
         *sweeper_tasks(
