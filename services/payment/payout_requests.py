@@ -108,7 +108,7 @@ def new_payout(request: payouts_pb2.CreatePayoutRequest) -> NewPayout:
             "OUT_OF_RANGE",
         )
         violations.check(
-            payout.amount.currency_code == PAYOUT_CURRENCY,
+            payout.amount.currency_code in ("", PAYOUT_CURRENCY),
             "payout.amount.currency_code",
             f"Payouts are paid in {PAYOUT_CURRENCY}.",
             "UNSUPPORTED_CURRENCY",

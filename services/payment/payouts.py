@@ -112,7 +112,7 @@ def payout_message(row: PayoutRow) -> payouts_pb2.Payout:
 def _paid_event(row: PayoutRow) -> events_pb2.PayoutPaid:
     return events_pb2.PayoutPaid(
         payout_id=row.id,
-        request_id=row.request_id,
+        create_request_id=row.request_id,
         agency_code=row.agency_code,
         reference=row.reference,
         beneficiary_fin=row.beneficiary_fin,
@@ -125,7 +125,7 @@ def _paid_event(row: PayoutRow) -> events_pb2.PayoutPaid:
 def _failed_event(row: PayoutRow) -> events_pb2.PayoutFailed:
     return events_pb2.PayoutFailed(
         payout_id=row.id,
-        request_id=row.request_id,
+        create_request_id=row.request_id,
         agency_code=row.agency_code,
         reference=row.reference,
         beneficiary_fin=row.beneficiary_fin,

@@ -77,7 +77,7 @@ async def test_an_agency_pays_a_citizen_the_bank_accepts_then_settles_it_paid(
     )
     assert paid.status == payouts_pb2.PAYOUT_STATUS_PAID and paid.HasField("settle_time")
     [event] = await outbox_events(payment, events_pb2.PayoutPaid)
-    assert (event.payout_id, event.request_id, event.agency_code, event.attempt) == (
+    assert (event.payout_id, event.create_request_id, event.agency_code, event.attempt) == (
         sent.payout_id,
         request.request_id,
         "KTN",

@@ -270,7 +270,7 @@ class PayoutPaid(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PAYOUT_ID_FIELD_NUMBER: _builtins.int
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CREATE_REQUEST_ID_FIELD_NUMBER: _builtins.int
     AGENCY_CODE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
     BENEFICIARY_FIN_FIELD_NUMBER: _builtins.int
@@ -279,8 +279,8 @@ class PayoutPaid(_message.Message):
     PAID_TIME_FIELD_NUMBER: _builtins.int
     payout_id: _builtins.str
     """Id of the payout."""
-    request_id: _builtins.str
-    """The `request_id` of the CreatePayout that made it."""
+    create_request_id: _builtins.str
+    """The `request_id` of the CreatePayout that made it: the agency's own key of what it paid."""
     agency_code: _builtins.str
     """The paying agency."""
     reference: _builtins.str
@@ -301,7 +301,7 @@ class PayoutPaid(_message.Message):
         self,
         *,
         payout_id: _builtins.str = ...,
-        request_id: _builtins.str = ...,
+        create_request_id: _builtins.str = ...,
         agency_code: _builtins.str = ...,
         reference: _builtins.str = ...,
         beneficiary_fin: _builtins.str = ...,
@@ -311,7 +311,7 @@ class PayoutPaid(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "paid_time", b"paid_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "amount", b"amount", "attempt", b"attempt", "beneficiary_fin", b"beneficiary_fin", "paid_time", b"paid_time", "payout_id", b"payout_id", "reference", b"reference", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "amount", b"amount", "attempt", b"attempt", "beneficiary_fin", b"beneficiary_fin", "create_request_id", b"create_request_id", "paid_time", b"paid_time", "payout_id", b"payout_id", "reference", b"reference"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -326,7 +326,7 @@ class PayoutFailed(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PAYOUT_ID_FIELD_NUMBER: _builtins.int
-    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CREATE_REQUEST_ID_FIELD_NUMBER: _builtins.int
     AGENCY_CODE_FIELD_NUMBER: _builtins.int
     REFERENCE_FIELD_NUMBER: _builtins.int
     BENEFICIARY_FIN_FIELD_NUMBER: _builtins.int
@@ -338,8 +338,8 @@ class PayoutFailed(_message.Message):
     FAIL_TIME_FIELD_NUMBER: _builtins.int
     payout_id: _builtins.str
     """Id of the payout."""
-    request_id: _builtins.str
-    """The `request_id` of the CreatePayout that made it."""
+    create_request_id: _builtins.str
+    """The `request_id` of the CreatePayout that made it: the agency's own key of what it paid."""
     agency_code: _builtins.str
     """The paying agency."""
     reference: _builtins.str
@@ -366,7 +366,7 @@ class PayoutFailed(_message.Message):
         self,
         *,
         payout_id: _builtins.str = ...,
-        request_id: _builtins.str = ...,
+        create_request_id: _builtins.str = ...,
         agency_code: _builtins.str = ...,
         reference: _builtins.str = ...,
         beneficiary_fin: _builtins.str = ...,
@@ -379,7 +379,7 @@ class PayoutFailed(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fail_time", b"fail_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "amount", b"amount", "attempt", b"attempt", "beneficiary_fin", b"beneficiary_fin", "fail_time", b"fail_time", "failure_reason", b"failure_reason", "payout_id", b"payout_id", "reference", b"reference", "request_id", b"request_id", "retryable", b"retryable", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "amount", b"amount", "attempt", b"attempt", "beneficiary_fin", b"beneficiary_fin", "create_request_id", b"create_request_id", "fail_time", b"fail_time", "failure_reason", b"failure_reason", "payout_id", b"payout_id", "reference", b"reference", "retryable", b"retryable", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
