@@ -148,6 +148,7 @@ def test_only_the_worker_speaks_to_the_broker(cluster: Cluster, service: str) ->
 
 def test_the_calls_by_contract_are_read_from_the_services_settings() -> None:
     assert ("visa", "payment") in CONTRACT_CALLS, "VISA_PAYMENT_TARGET: visa pays its fee through payment"
+    assert ("agro", "payment") in CONTRACT_CALLS, "AGRO_PAYMENT_TARGET: agro pays subsidies through payment"
 
 
 @pytest.mark.parametrize(("caller", "callee"), sorted(CONTRACT_CALLS))
