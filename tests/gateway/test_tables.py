@@ -137,6 +137,10 @@ def test_the_payment_routes_are_those_that_test_payment_routes_drives() -> None:
         ("POST", "/v1/payments/{payment_id}:refund"),
         ("GET", "/v1/payments/{payment_id}/receipt"),
         ("GET", "/v1/dailySummaries/{date}"),
+        ("POST", "/v1/payouts"),
+        ("GET", "/v1/payouts/{payout_id}"),
+        ("GET", "/v1/payouts"),
+        ("POST", "/v1/payouts/{payout_id}:retry"),
     }
 
 
