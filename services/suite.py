@@ -33,6 +33,8 @@ LOCAL_EVENTS_METRICS_PORT = 9200
 GATEWAY_PORT = 8080
 # The gateway's /metrics, on a port of its own (GATEWAY_METRICS_PORT's default).
 GATEWAY_METRICS_PORT = 9190
+# The local mail drop (tools/maildrop.py), where ASAN_SMTP_URL points by default.
+LOCAL_MAIL_PORT = 8025
 
 
 def service_names() -> list[str]:
@@ -79,7 +81,8 @@ class Process:
 
 def local_processes() -> list[Process]:
     """Every process of the suite on one machine: a server per service, one process for all
-    event workers, the gateway in front."""
+    event workers, the gateway in front, and the mail drop that receives the notices mailed
+    to e-mail addresses (files in var/mail/)."""
     services = definitions()
     processes = [Process(d.name, ["python", "-m", f"services.{d.name}", "serve"], {}) for d in services]
     with_workers = [d for d in services if has_worker(d.name)]
@@ -96,6 +99,9 @@ def local_processes() -> list[Process]:
         for package in proto_packages(definition)
     }
     processes.append(Process("gateway", ["python", "-m", "gateway"], backends))
+    # A development tool, not in the images: aiosmtpd is a development dependency.
+    mail = ["python", "tools/maildrop.py", "--port", str(LOCAL_MAIL_PORT)]
+    processes.append(Process("mail", mail, {}))
     return processes
 
 
@@ -123,6 +129,7 @@ def endpoints() -> str:
         f"API page http://{LOCAL_HOST}:{GATEWAY_PORT}/docs   "
         f"metrics http://{LOCAL_HOST}:{GATEWAY_METRICS_PORT}/metrics"
     )
+    lines.append(f"  {'mail':<9}SMTP {LOCAL_HOST}:{LOCAL_MAIL_PORT}   mails to e-mail addresses in var/mail/")
     return "\n".join(lines)
 
 

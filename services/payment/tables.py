@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.runtime.db import UtcDateTime, new_metadata
+from services.runtime.notices import NoticeTables, define_notice_table
 from services.runtime.tables import define_runtime_tables
 
 
@@ -16,6 +17,7 @@ class Base(DeclarativeBase):
 
 
 runtime_tables = define_runtime_tables(Base.metadata)
+notice_tables = NoticeTables(outbox=runtime_tables.outbox, notices=define_notice_table(Base.metadata))
 
 
 class CatalogueEntryRow(Base):
@@ -175,4 +177,49 @@ class PayoutRow(Base):
         Index("ix_payouts_created", "created_at", "id"),
         # The sweeper: PENDING payouts to send again, SENT ones to settle.
         Index("ix_payouts_status_updated", "status", "updated_at"),
+    )
+
+
+class BillRow(Base):
+    """What an agency says a person owes (services.payment.bill_rules). Unique per agency by
+    the agency's reference."""
+
+    __tablename__ = "bills"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agency_code: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str] = mapped_column(String(255))
+    payer_fin: Mapped[str] = mapped_column(String(7))
+    vehicle_registration_number: Mapped[str | None] = mapped_column(String(15))
+    service_code: Mapped[str] = mapped_column(String(100))
+    service_version: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    legal_basis: Mapped[str] = mapped_column(String(500))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    # The end of due_date in Baku: overdue from then on.
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When the payer is reminded (due_at less 3 days), and when they were: once per bill.
+    remind_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(10))
+    # The payment that paid the bill, or the latest one started for it: a bill has at most
+    # one payment under way (services.payment.bills.ensure_no_payment_under_way).
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    created_by_kind: Mapped[str] = mapped_column(String(10))
+    created_by_subject: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("agency_code", "reference", name="uq_bills_agency_reference"),
+        Index("ix_bills_payer_due", "payer_fin", "due_at"),
+        Index("ix_bills_agency_due", "agency_code", "due_at"),
+        Index("ix_bills_status_due", "status", "due_at"),
+        Index("ix_bills_status_remind", "status", "remind_at"),
+        Index("ix_bills_payment_id", "payment_id"),
     )

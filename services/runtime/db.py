@@ -14,9 +14,10 @@ import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -41,6 +42,8 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+
+from services.runtime import tracing
 
 T = TypeVar("T")
 
@@ -101,6 +104,24 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class TransactionObserver(Protocol):
+    """Told of each transaction `Database.run` commits in the current call (the audit trail,
+    services.runtime.audit): it may write in the transaction before it commits."""
+
+    def before_commit(self, session: Session, result: object) -> None: ...
+
+    def committed(self) -> None: ...
+
+    def replayed(self) -> None:
+        """The call is a retry, answered with the first call's result (services.runtime.idempotency)."""
+
+
+# The observer of the current call's transactions, if any; set by an interceptor.
+transaction_observer: ContextVar[TransactionObserver | None] = ContextVar(
+    "transaction_observer", default=None
+)
+
+
 class Database:
     """A service's database: engine, sessions and the threads that run them."""
 
@@ -109,6 +130,11 @@ class Database:
         self.engine = create_database_engine(self.url, pool_size=threads)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+        # The database's span attributes (OpenTelemetry's database conventions).
+        self._span_attributes = {
+            "db.system.name": self.engine.dialect.name,
+            "db.namespace": self.url.database or "",
+        }
 
     @property
     def is_postgresql(self) -> bool:
@@ -116,13 +142,27 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on any error."""
-        with self.sessions.begin() as session:
+        """One transaction: committed when the block ends, rolled back on any error. Inside a
+        traced operation it is a span of its own (services.runtime.tracing)."""
+        if tracing.SETUP.tracer is None:
+            with self.sessions.begin() as session:
+                yield session
+            return
+        with (
+            tracing.outgoing_span("db.transaction", self._span_attributes),
+            self.sessions.begin() as session,
+        ):
             yield session
 
     def run_sync(self, unit_of_work: Callable[[Session], T]) -> T:
+        observer = transaction_observer.get()
         with self.transaction() as session:
-            return unit_of_work(session)
+            result = unit_of_work(session)
+            if observer is not None:
+                observer.before_commit(session, result)
+        if observer is not None:
+            observer.committed()
+        return result
 
     async def run(self, unit_of_work: Callable[[Session], T]) -> T:
         """Runs `unit_of_work(session)` in one transaction on the database threads."""

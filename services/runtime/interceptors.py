@@ -23,8 +23,16 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from services.runtime import tracing
 from services.runtime.auth import TokenVerifier, bearer_token
-from services.runtime.context import correlation_id_var, grpc_method_var, new_correlation_id, principal_var
+from services.runtime.context import (
+    correlation_id_var,
+    grpc_method_var,
+    new_correlation_id,
+    principal_var,
+    trace_id_of,
+    trace_id_var,
+)
 from services.runtime.db import is_database_unavailable
 from services.runtime.errors import (
     DATABASE_RETRY_DELAY_SECONDS,
@@ -246,9 +254,13 @@ class CorrelationInterceptor(_Interceptor[str]):
         offered = metadata_value(context, "x-request-id")
         correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
         correlation_id_var.set(correlation_id)
+        trace_id_var.set(trace_id_of(metadata_value(context, "traceparent")))
         started = time.perf_counter()
         try:
-            response = await call_next(request)
+            if tracing.SETUP.tracer is None:  # tracing hook: a SERVER span around the call when on
+                response = await call_next(request)
+            else:
+                response = await tracing.server_call(method, context, call_next, request)
             await _send_request_id(context)
             return response
         finally:
@@ -359,7 +371,7 @@ class MetricsInterceptor(_Interceptor[_MethodMetrics]):
             if handled is None:
                 handled = facts.handled[code] = self.handled.labels(*facts.labels, GO_CODE_NAMES[code])
             handled.inc()
-            facts.handling.observe(time.perf_counter() - started)
+            facts.handling.observe(time.perf_counter() - started, tracing.exemplar())  # tracing hook
 
 
 class ErrorInterceptor(_Interceptor[str]):

@@ -44,6 +44,7 @@ from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
 from services.runtime.access import anonymous_methods
+from services.runtime.audit import AuditInterceptor, audit_rules
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
@@ -58,8 +59,9 @@ from services.runtime.interceptors import (
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
-from services.runtime.retention import retention_flow
+from services.runtime.retention import PersonalDataRule, retention_flow
 from services.runtime.tables import RuntimeTables
+from services.runtime.tracing import configure_tracing
 
 log = logging.getLogger("asan.server")
 
@@ -102,6 +104,8 @@ class ServiceDefinition:
     register: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[Background]]
     # Settings `make run` gives the service's event worker on one machine (sandbox switches).
     local_worker_env: Mapping[str, str] = field(default_factory=dict)
+    # Personal data with a term, expired by the runtime's retention purge (services.runtime.retention).
+    personal_data: Sequence[PersonalDataRule] = ()
 
 
 class PortInUseError(RuntimeError):
@@ -170,6 +174,9 @@ class ServiceServer:
                 MetricsInterceptor(self.registry),
                 ErrorInterceptor(definition.name),
                 AuthInterceptor(definition.name, self.verifier, anonymous_methods(definition.grpc_services)),
+                AuditInterceptor(
+                    definition.name, definition.runtime_tables, audit_rules(definition.grpc_services)
+                ),
             ],
             options=[
                 # A second server on a busy port must fail, not share it silently.
@@ -184,7 +191,13 @@ class ServiceServer:
         self.periodic = PeriodicRunner(definition.name, self.database, self.registry)
         self._background: list[Background] = [
             *definition.register(self.server, self.runtime),
-            retention_flow(self.database, definition.runtime_tables, config.retention, self.registry),
+            retention_flow(
+                self.database,
+                definition.runtime_tables,
+                config.retention,
+                self.registry,
+                definition.personal_data,
+            ),
         ]
         for item in self._background:
             if isinstance(item, PeriodicTask | PeriodicFlow):
@@ -296,6 +309,7 @@ class ServiceServer:
 async def serve(definition: ServiceDefinition) -> None:
     config = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
     configure_logging(definition.name, config.log_level)
+    configure_tracing(definition.name)
     if not schema_is_current(config.database_url, definition.migrations):
         raise SystemExit(
             f"The {definition.name} database is not at the latest migration: "

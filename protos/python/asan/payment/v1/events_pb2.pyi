@@ -5,6 +5,7 @@ isort:skip_file
 
 from asan.common.v1 import identifiers_pb2 as _identifiers_pb2
 from asan.common.v1 import money_pb2 as _money_pb2
+from asan.payment.v1 import bill_pb2 as _bill_pb2
 from asan.payment.v1 import payment_pb2 as _payment_pb2
 from asan.payment.v1 import payouts_pb2 as _payouts_pb2
 from google.protobuf import descriptor as _descriptor
@@ -384,3 +385,129 @@ class PayoutFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PayoutFailed: _TypeAlias = PayoutFailed  # noqa: Y015
+
+@_typing.final
+class BillIssued(_message.Message):
+    """An agency issued a bill to a person."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill as issued."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillIssued: _TypeAlias = BillIssued  # noqa: Y015
+
+@_typing.final
+class BillDueSoon(_message.Message):
+    """A bill's due date is 3 days away and it is still unpaid: a reminder, sent once
+    per bill (not for a bill issued less than 3 days before its due date).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, unpaid."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillDueSoon: _TypeAlias = BillDueSoon  # noqa: Y015
+
+@_typing.final
+class BillOverdue(_message.Message):
+    """A bill was not paid by the end of its due date and is now OVERDUE. Sent once
+    per bill.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, OVERDUE."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillOverdue: _TypeAlias = BillOverdue  # noqa: Y015
+
+@_typing.final
+class BillSettled(_message.Message):
+    """A bill was paid: the payment named by `bill.payment_id` succeeded. In the same
+    transaction as the payment's PaymentSucceeded.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, PAID."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillSettled: _TypeAlias = BillSettled  # noqa: Y015
+
+@_typing.final
+class BillCancelled(_message.Message):
+    """The agency cancelled an unpaid bill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, CANCELLED, with its `cancel_reason`."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillCancelled: _TypeAlias = BillCancelled  # noqa: Y015

@@ -1,8 +1,8 @@
 """Payout legs follow their payout at ASAN ödəniş: its id, the attempt, why it failed and
 whether it may be retried, when it was paid; an index for the legs due to be sent.
 
-Revision ID: 0002_payout_progress
-Revises: 0001
+Revision ID: 0003_payout_progress
+Revises: 0002_audit_records
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_payout_progress"
-down_revision: str | None = "0001"
+revision: str = "0003_payout_progress"
+down_revision: str | None = "0002_audit_records"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

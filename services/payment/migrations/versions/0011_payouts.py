@@ -1,8 +1,8 @@
 """Payouts: money paid out for an agency to a citizen's bank account or agrarian card
 (services/payment/payouts.py), one row per obligation, unique by the agency's request_id.
 
-Revision ID: 0008_payouts
-Revises: 0007
+Revision ID: 0011_payouts
+Revises: 0010_notices
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_payouts"
-down_revision: str | None = "0007"
+revision: str = "0011_payouts"
+down_revision: str | None = "0010_notices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
