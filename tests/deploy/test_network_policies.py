@@ -159,6 +159,7 @@ def test_the_calls_by_contract_are_read_from_the_services_settings() -> None:
     assert {("finance", "payment"), ("finance", "agro")} <= CONTRACT_CALLS, (
         "FINANCE_PROVIDER_TARGETS: finance reads state payments and farming from their registers"
     )
+    assert ("agro", "payment") in CONTRACT_CALLS, "AGRO_PAYMENT_TARGET: agro pays subsidies through payment"
 
 
 def test_only_finance_s_server_reaches_the_registers_it_reads(cluster: Cluster) -> None:
