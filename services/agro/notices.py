@@ -79,7 +79,7 @@ def subsidy_approved(
 
 
 def subsidy_paid(session: Session, row: DeclarationRow, *, total_qepik: int, now: datetime) -> None:
-    """To be called where SubsidyPaid is added (the last payout leg succeeded)."""
+    """Beside SubsidyPaid: the last payout leg succeeded (services.agro.payout_legs)."""
     resource_name, uri = _declaration(row)
     add_notice(
         session,

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from asan.agro.v1 import events_pb2
+from services.agro import notices
 from services.agro.tables import DeclarationRow, PayoutLegRow, runtime_tables
 from services.runtime.events import add_event
 from services.runtime.protos import money, timestamp
@@ -95,3 +96,4 @@ def _paid_when_every_leg_is(session: Session, declaration_id: str, at: datetime)
             paid_time=timestamp(at),
         ),
     )
+    notices.subsidy_paid(session, declaration, total_qepik=sum(leg.amount_qepik for leg in legs), now=at)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from asan.agro.v1 import agro_service_pb2, events_pb2
+from asan.common.v1 import notices_pb2
 from services.agro.tables import DeclarationRow, PayoutLegRow
 from services.payment.disbursement import SANDBOX_CLOSED_IBAN, SANDBOX_FLAKY_IBAN, SandboxDisbursementBank
 from services.payment.tables import PayoutRow
@@ -202,6 +203,9 @@ async def test_an_approved_subsidy_is_paid_a_quarter_in_cash_and_the_rest_on_the
     assert len(payouts_of(payment)) == 2 and len(bank.transfers) == 2 and len(bank.paid()) == 2
     assert len(outbox_events(agro, events_pb2.SubsidyPaid)) == 1
     assert {leg.payout_id for leg in legs_of(agro, number).values()} == {cash.id, card.id}
+    # The farmer is told of the approval and of the payment, each once.
+    told = [notice.kind for notice in outbox_events(agro, notices_pb2.CitizenNotice)]
+    assert told == ["agro.subsidy_approved", "agro.subsidy_paid"]
 
 
 @pytest.mark.parametrize("amqp_uri", ["memory://"], indirect=False)
