@@ -37,8 +37,9 @@ import grpc
 
 from asan.common.v1 import identifiers_pb2, money_pb2
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
+from services import suite as service_suite
 from services.runtime.auth import PrincipalKind
-from services.runtime.config import AuthConfig
+from services.runtime.config import AuthConfig, backend_variable
 from services.runtime.tokens import ensure_keypair, mint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,13 +190,14 @@ def start(workdir: Path) -> Suite:
         "PAYMENT_METRICS_PORT": str(free_port()),
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(gateway_port),
-        "GATEWAY_BACKEND_PAYMENT": f"127.0.0.1:{grpc_port}",
-        "GATEWAY_BACKEND_VISA": "127.0.0.1:9",  # not measured, not started
+        # Every other backend the contracts name: not measured, not started.
+        **{backend_variable(f"asan.{d.name}.v1"): "127.0.0.1:9" for d in service_suite.definitions()},
         # Limits on, but far above the load, so that their cost is measured and they never refuse.
         "GATEWAY_RATE_LIMIT_SUBJECT_PER_SECOND": "1000000",
         "GATEWAY_RATE_LIMIT_SUBJECT_BURST": "1000000",
         "GATEWAY_RATE_LIMIT_ADDRESS_PER_SECOND": "1000000",
         "GATEWAY_RATE_LIMIT_ADDRESS_BURST": "1000000",
+        "GATEWAY_BACKEND_PAYMENT": f"127.0.0.1:{grpc_port}",
     }
     migrate = [sys.executable, "-m", "services.payment", "migrate"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 (our modules)

@@ -42,6 +42,7 @@ from asan.common.v1 import audit_pb2
 from asan.common.v1.events_pb2 import EventEnvelope
 from services.runtime.context import current_correlation_id
 from services.runtime.db import Database
+from services.runtime.tracing import envelope_trace_context, event_span
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class OutboxRelayError(Exception):
 
 
 def new_envelope(source: str, message: Message) -> EventEnvelope:
-    """Wraps `message` for sending: a new event id, now, the current correlation id."""
+    """Wraps `message` for sending: a new event id, now, the current correlation id and trace
+    context (its creation context: services.runtime.tracing)."""
     envelope = EventEnvelope(
         event_id=str(uuid.uuid4()),
         source=source,
@@ -88,6 +90,7 @@ def new_envelope(source: str, message: Message) -> EventEnvelope:
     )
     envelope.occurred_at.FromDatetime(datetime.now(UTC))
     envelope.payload.Pack(message)
+    envelope_trace_context(envelope)
     return envelope
 
 
@@ -165,8 +168,10 @@ def relay_pending(
     published = 0
     for row in rows:
         try:
-            body = envelope_to_body(EventEnvelope.FromString(row.envelope))
-            publish(row.event_type, body)
+            envelope = EventEnvelope.FromString(row.envelope)
+            body = envelope_to_body(envelope)
+            with event_span(envelope, "send"):
+                publish(row.event_type, body)
         except Exception as exc:
             unpublishable = not _is_outage(exc)
             reason = f"{type(exc).__name__}: {exc}"[:LAST_ERROR_LENGTH]

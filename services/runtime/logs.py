@@ -1,4 +1,5 @@
-"""Structured JSON logs on stdout, each line carrying the service and the correlation id."""
+"""Structured JSON logs on stdout, each line carrying the service, the correlation id and, in a
+traced operation, the trace id (services.runtime.tracing)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from services.runtime import tracing
 from services.runtime.context import correlation_id_var
 
 
@@ -18,6 +20,7 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.correlation_id = correlation_id_var.get()
+        record.trace_id = tracing.current_trace_id()
         return True
 
 
@@ -26,7 +29,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter(
-            "{levelname}{name}{message}{service}{correlation_id}",
+            "{levelname}{name}{message}{service}{correlation_id}{trace_id}",
             style="{",
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",

@@ -61,6 +61,7 @@ from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
 from services.runtime.retention import retention_flow
 from services.runtime.tables import RuntimeTables
+from services.runtime.tracing import configure_tracing
 
 log = logging.getLogger("asan.server")
 
@@ -300,6 +301,7 @@ class ServiceServer:
 async def serve(definition: ServiceDefinition) -> None:
     config = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
     configure_logging(definition.name, config.log_level)
+    configure_tracing(definition.name)
     if not schema_is_current(config.database_url, definition.migrations):
         raise SystemExit(
             f"The {definition.name} database is not at the latest migration: "

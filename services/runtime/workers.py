@@ -73,6 +73,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -136,6 +137,7 @@ from services.runtime.events import (
     release_set_aside,
 )
 from services.runtime.logs import configure_logging
+from services.runtime.tracing import configure_tracing, event_span, exemplar, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -703,39 +705,44 @@ def inbox_event_handler(
                 log.exception("%s: dropped a %s message that is not a valid event", consumer, event_type)
                 EVENTS_CONSUMED.labels(source_service, event_type, consumer, "invalid").inc()
                 return None
-            if envelope.HasField("occurred_at"):
-                lag = time.time() - envelope.occurred_at.ToNanoseconds() / 1e9
-                EVENT_LAG.labels(source_service, event_type, consumer).observe(max(lag, 0.0))
-            database: Database = getattr(service, database_attr)
-            part = f"{consumer} database"
-            token = correlation_id_var.set(envelope.correlation_id or None)
-            try:
-                with database.transaction() as session:
-                    if apply_once(session, inbox, consumer, envelope):
-                        effect(service, session, payload, envelope)
-                        outcome = "applied"
-                    else:
-                        log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
-                        outcome = "duplicate"
-            except Exception as error:
-                EVENTS_CONSUMED.labels(source_service, event_type, consumer, "failed").inc()
-                if is_database_unavailable(error):
-                    READINESS.down(part, f"database unavailable: {type(error).__name__}")
-                    log.warning(
-                        "%s: event %s failed, database unavailable (%s); requeued in %s s",
-                        consumer,
-                        envelope.event_id,
-                        type(error).__name__,
-                        REQUEUE_DELAY,
-                    )
-                    return _Failed(error, envelope.event_id, transient=True)
-                log.exception("%s: event %s failed", consumer, envelope.event_id)
-                return _Failed(error, envelope.event_id, transient=False)
-            finally:
-                correlation_id_var.reset(token)
-            READINESS.up(part)
-            EVENTS_CONSUMED.labels(source_service, event_type, consumer, outcome).inc()
-            return None
+            # The consumer's span (CONSUMER, in the trace that made the event) holds the whole
+            # handling, its log lines included.
+            with event_span(envelope, "process", consumer) as span:
+                if envelope.HasField("occurred_at"):
+                    lag = time.time() - envelope.occurred_at.ToNanoseconds() / 1e9
+                    # The exemplar: the trace of the request that made the event.
+                    EVENT_LAG.labels(source_service, event_type, consumer).observe(max(lag, 0.0), exemplar())
+                database: Database = getattr(service, database_attr)
+                part = f"{consumer} database"
+                token = correlation_id_var.set(envelope.correlation_id or None)
+                try:
+                    with database.transaction() as session:
+                        if apply_once(session, inbox, consumer, envelope):
+                            effect(service, session, payload, envelope)
+                            outcome = "applied"
+                        else:
+                            log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
+                            outcome = "duplicate"
+                except Exception as error:
+                    record_failure(span, error)
+                    EVENTS_CONSUMED.labels(source_service, event_type, consumer, "failed").inc()
+                    if is_database_unavailable(error):
+                        READINESS.down(part, f"database unavailable: {type(error).__name__}")
+                        log.warning(
+                            "%s: event %s failed, database unavailable (%s); requeued in %s s",
+                            consumer,
+                            envelope.event_id,
+                            type(error).__name__,
+                            REQUEUE_DELAY,
+                        )
+                        return _Failed(error, envelope.event_id, transient=True)
+                    log.exception("%s: event %s failed", consumer, envelope.event_id)
+                    return _Failed(error, envelope.event_id, transient=False)
+                finally:
+                    correlation_id_var.reset(token)
+                READINESS.up(part)
+                EVENTS_CONSUMED.labels(source_service, event_type, consumer, outcome).inc()
+                return None
 
         entrypoint = InboxEventHandler.decorator(
             source_service,
@@ -956,6 +963,8 @@ def main(argv: list[str]) -> None:
         return
     if env_str("ASAN_WORKER_METRICS_PORT", ""):
         serve_worker_metrics(env_int("ASAN_WORKER_METRICS_PORT", 0))
+    # OTLP over HTTP: grpcio must stay out of this process.
+    configure_tracing(worker_service_name(argv), grpc_allowed=False)
     services = [service for target in argv for service in load_services(target)]
     if "grpc" in sys.modules:
         log.warning("%s imported grpc: gRPC does not work under eventlet, keep it out of workers", argv)
@@ -965,6 +974,13 @@ def main(argv: list[str]) -> None:
         env_int("ASAN_EVENT_MAX_WORKERS", 10),
         env_float("ASAN_EVENT_STOP_TIMEOUT_SECONDS", 10.0),
     )
+
+
+def worker_service_name(targets: list[str]) -> str:
+    """The name the worker's spans carry: "<service>-worker" for one service's targets
+    ("services.visa.worker:event_services"), else "event-workers"."""
+    services = {target.split(".")[1] for target in targets if re.match(r"services\.\w+\.", target)}
+    return f"{services.pop()}-worker" if len(services) == 1 else "event-workers"
 
 
 def _command(command: str, argv: list[str], amqp_uri: str) -> None:

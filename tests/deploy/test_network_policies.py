@@ -43,6 +43,7 @@ def contract_calls() -> set[tuple[str, str]]:
 CONTRACT_CALLS = contract_calls()
 INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx")
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"}, "coredns")
+COLLECTOR = Pod("observability", {"app.kubernetes.io/name": "opentelemetry-collector"}, "otel-collector")
 
 
 def definition(service: str) -> ServiceDefinition:
@@ -187,6 +188,15 @@ def test_every_pod_may_ask_the_cluster_dns_and_nothing_else_outside(cluster: Clu
         assert cluster.can(pod, KUBE_DNS, 53, "UDP"), pod.name
         assert cluster.can(pod, KUBE_DNS, 53, "TCP"), pod.name
         assert not cluster.can(pod, internet, 443), pod.name
+
+
+def test_every_pod_sends_spans_to_the_collector_and_nowhere_else(cluster: Cluster) -> None:
+    elsewhere = Pod("observability", {"app.kubernetes.io/name": "grafana"}, "grafana")
+    for pod in cluster.pods.values():
+        assert cluster.can(pod, COLLECTOR, 4317), pod.name
+        assert cluster.can(pod, COLLECTOR, 4318), pod.name
+        assert not cluster.can(pod, COLLECTOR, 8888), pod.name
+        assert not cluster.can(pod, elsewhere, 4317), pod.name
 
 
 def test_pods_without_a_policy_of_their_own_are_shut(cluster: Cluster) -> None:
