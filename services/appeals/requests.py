@@ -514,12 +514,18 @@ def _refund_order(request: appeals_service_pb2.AnswerAppealRequest, violations: 
             "Must be positive: the amount in minor units (qəpik for AZN).",
             "OUT_OF_RANGE",
         )
-        violations.check(
-            re.fullmatch(r"[A-Z]{3}", order.amount.currency_code) is not None,
-            "refund.amount.currency_code",
-            "Required: the payment's ISO 4217 currency code, e.g. AZN.",
-            "FORMAT",
-        )
+        currency = order.amount.currency_code
+        if not currency:
+            violations.add(
+                "refund.amount.currency_code", "Required: the payment's currency, e.g. AZN.", "REQUIRED"
+            )
+        else:
+            violations.check(
+                re.fullmatch(r"[A-Z]{3}", currency) is not None,
+                "refund.amount.currency_code",
+                "Must be an ISO 4217 currency code, e.g. AZN.",
+                "FORMAT",
+            )
     reason = order.reason.strip()
     if not reason:
         violations.add("refund.reason", "Required: why the money is returned.", "REQUIRED")
