@@ -197,7 +197,9 @@ class Gateway:
         self.contracts = contracts
         self.bindings = bindings_of(contracts.services)
         self.routes = RouteTable(self.bindings)
-        self.backends = Backends({package: config.backends[package] for package in contracts.packages})
+        self.backends = Backends(
+            {package: config.backends[package] for package in contracts.packages}, config.tls
+        )
         self.tokens = TokenGate(verifier or TokenVerifier.from_config(config.auth))
         self.metrics = GatewayMetrics()
         self.subject_limiter = RateLimiter(config.subject_rate)

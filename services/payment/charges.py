@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from asan.payment.v1 import events_pb2, payment_pb2
-from services.payment import convert, queries
+from services.payment import convert, notices, queries
 from services.payment.acquirer import ChargeOutcome, ChargeResult, payment_outcome
 from services.payment.bills import settle_bills_of
 from services.payment.refund_rules import RefundStatus
@@ -96,6 +96,16 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
         )
         add_event(session, runtime_tables.outbox, SERVICE, event)
         settle_bills_of(session, payment, now)
+        notices.payment_succeeded(
+            session,
+            payment_id=payment.id,
+            payer_fin=payment.payer_fin,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            reference=payment.reference,
+            receipt_number=payment.receipt_number or "",
+            now=now,
+        )
         return Recorded(status, None)
     payment.failure_code = failure.value if failure else None
     failed = events_pb2.PaymentFailed(

@@ -19,6 +19,7 @@ from services.payment.bills import bill_sweep_task
 from services.payment.confirmation_key import ConfirmationKey
 from services.payment.expiry import sweeper_tasks
 from services.payment.metrics import PaymentMetrics
+from services.payment.personal_data import foreign_passports_rule
 from services.payment.servicer import PaymentServicer
 from services.payment.settlement import SettlementTimes
 from services.payment.tables import Base, runtime_tables
@@ -62,4 +63,5 @@ definition = ServiceDefinition(
     grpc_services=(SERVICE_NAME, BILL_SERVICE_NAME),
     register=register,
     # ConfirmPayment: a foreign payer pays with the payment's confirmation secret instead of a token.
+    personal_data=(foreign_passports_rule,),
 )

@@ -10,6 +10,10 @@ exponential, jittered backoff, within the call's deadline, and a server's
 method of the suite, since each mutating request carries a `request_id` (AIP-155) that makes
 a repeat return the first answer. Retry throttling stops retrying on a channel whose callee
 keeps failing, so that a callee that is down gets no storm of retries.
+
+With TLS on (ASAN_TLS, services.runtime.tls), a channel verifies the callee's certificate
+against the configured authority and presents the caller's own, which follows its files
+when they are renewed; `ASAN_TLS=off` gives plaintext channels.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from typing import Any
 import grpc
 
 from services.runtime import tracing
-from services.runtime.config import env_float
+from services.runtime.config import TlsConfig, env_float
 from services.runtime.context import correlation_id_var
+from services.runtime.tls import open_channel
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 
@@ -124,11 +129,17 @@ class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         )
 
 
-def service_channel(target: str, deadline_seconds: float | None = None) -> grpc.aio.Channel:
+def service_channel(
+    target: str, deadline_seconds: float | None = None, tls: TlsConfig | None = None
+) -> grpc.aio.Channel:
     """A channel to another service. Calls without their own timeout get
     ASAN_CLIENT_DEADLINE_SECONDS (default 5 s); UNAVAILABLE is retried (module docstring);
-    keep-alive pings detect dead peers."""
+    keep-alive pings detect dead peers. Mutual TLS with the process's own certificate unless
+    ASAN_TLS=off (`tls` overrides what the environment says)."""
     deadline = deadline_seconds or env_float("ASAN_CLIENT_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
-    return grpc.aio.insecure_channel(
-        target, interceptors=[_OutgoingCallInterceptor(deadline)], options=CHANNEL_OPTIONS
+    return open_channel(
+        target,
+        tls or TlsConfig.from_env(),
+        options=CHANNEL_OPTIONS,
+        interceptors=[_OutgoingCallInterceptor(deadline)],
     )

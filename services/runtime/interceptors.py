@@ -36,12 +36,14 @@ from services.runtime.context import (
 from services.runtime.db import is_database_unavailable
 from services.runtime.errors import (
     DATABASE_RETRY_DELAY_SECONDS,
+    PermissionDenied,
     ServiceError,
     Unauthenticated,
     Unavailable,
     database_unavailable,
     internal_status,
 )
+from services.runtime.tls import CallerPolicy
 
 log = logging.getLogger("asan.grpc")
 
@@ -450,13 +452,23 @@ class AuthInterceptor(_Interceptor[bool]):
 
     `public_methods` (full names: the contract's anonymous methods) accept calls without a
     token; a token that is sent is still verified. Health and reflection are always open.
+    With TLS, `callers` first checks the process that calls, by its client certificate, on
+    every method (PERMISSION_DENIED, reason CALLER_NOT_ALLOWED): citizens' tokens come only
+    through the gateway and the services allowed to call.
     """
 
-    def __init__(self, service: str, verifier: TokenVerifier, public_methods: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        service: str,
+        verifier: TokenVerifier,
+        public_methods: Collection[str] = (),
+        callers: CallerPolicy | None = None,
+    ) -> None:
         super().__init__()
         self.service = service
         self.verifier = verifier
         self.public_methods = frozenset(public_methods)
+        self.callers = callers
 
     def bind_method(self, method: str, handler: Handler) -> bool:
         """Whether the method is open: callable without a token."""
@@ -464,6 +476,8 @@ class AuthInterceptor(_Interceptor[bool]):
         return service in UNAUTHENTICATED_SERVICES or method in self.public_methods
 
     def authenticate(self, context: Context, open_method: bool) -> None:
+        if self.callers is not None and (refusal := self.callers.refusal(context)) is not None:
+            raise PermissionDenied(message=refusal, reason="CALLER_NOT_ALLOWED")
         header = metadata_value(context, "authorization")
         if header is None and open_method:
             principal_var.set(None)
