@@ -86,8 +86,14 @@ def local_processes() -> list[Process]:
     event workers, the gateway in front, and the mail drop that receives the notices mailed
     to e-mail addresses (files in var/mail/)."""
     services = definitions()
+    addresses = {d.name: f"{LOCAL_HOST}:{d.grpc_port}" for d in services}
     processes = [
-        Process(d.name, ["python", "-m", f"services.{d.name}", "serve"], dict(LOCAL_ENV)) for d in services
+        Process(
+            d.name,
+            ["python", "-m", f"services.{d.name}", "serve"],
+            {**LOCAL_ENV, **{key: value.format_map(addresses) for key, value in d.local_server_env.items()}},
+        )
+        for d in services
     ]
     with_workers = [d for d in services if has_worker(d.name)]
     if with_workers:

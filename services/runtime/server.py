@@ -90,6 +90,9 @@ class ServiceRuntime:
     database: Database
     registry: CollectorRegistry
     verifier: TokenVerifier
+    # The port the server listens on, once started: the configured one may be 0 (tests), so a
+    # servicer that calls its own server reads this at call time, never config.grpc_port.
+    port: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ class ServiceDefinition:
     register: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[Background]]
     # Settings `make run` gives the service's event worker on one machine (sandbox switches).
     local_worker_env: Mapping[str, str] = field(default_factory=dict)
+    # Settings `make run` gives the service's server on one machine; "{payment}" in a value is
+    # that service's local gRPC address (services.suite fills it in), e.g. finance's providers.
+    local_server_env: Mapping[str, str] = field(default_factory=dict)
     # Personal data with a term, expired by the runtime's retention purge (services.runtime.retention).
     personal_data: Sequence[PersonalDataRule] = ()
 
@@ -251,6 +257,7 @@ class ServiceServer:
     async def start(self) -> None:
         credentials = self.certificates.credentials() if self.certificates else None
         self.port = _listen(self.server, f"{self.config.grpc_host}:{self.config.grpc_port}", credentials)
+        self.runtime.port = self.port
         if self.probe_server is not None:
             probe_address = f"{self.config.grpc_host}:{self.config.probe_port}"
             self.probe_port = _listen(self.probe_server, probe_address, None)

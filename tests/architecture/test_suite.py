@@ -61,6 +61,17 @@ def test_the_local_gateway_is_told_where_every_contract_package_is_served() -> N
         assert settings[backend_variable(package)] == f"127.0.0.1:{ports[domain]}"
 
 
+def test_local_finance_reads_payment_and_agro_from_their_local_servers() -> None:
+    finance = _procfile()["finance"]
+    ports = {d.name: d.grpc_port for d in suite.definitions()}
+    assert finance[0] == "env"
+    assert (
+        f"FINANCE_PROVIDER_TARGETS=payment=127.0.0.1:{ports['payment']},agro=127.0.0.1:{ports['agro']}"
+        in finance
+    )
+    assert _procfile()["payment"] == ["env", "ASAN_TLS=off", "python", "-m", "services.payment", "serve"]
+
+
 def test_the_makefile_lists_services_from_their_folders() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert "SERVICES := $(patsubst services/%/service.py,%,$(wildcard services/*/service.py))" in makefile

@@ -85,6 +85,7 @@ async def test_readyz_is_degraded_but_ready_while_another_backend_serves(
         "status": "degraded",
         "services": {
             "asan.payment.v1.PaymentService": "UNREACHABLE",
+            "asan.payment.v1.PayoutService": "UNREACHABLE",
             "asan.payment.v1.BillService": "UNREACHABLE",
             PROBE_SERVICE: "SERVING",
         },
