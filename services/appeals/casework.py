@@ -27,6 +27,7 @@ from services.appeals.deadlines import (
     due_time,
     working_days_to_answer,
 )
+from services.appeals.refund_completion import REFUND_REQUESTED, refund_note
 from services.appeals.requests import (
     Answer,
     Assignment,
@@ -56,6 +57,7 @@ from services.runtime import protos
 from services.runtime.auth import Principal
 from services.runtime.baku_time import baku_date
 from services.runtime.enums import proto_value
+from services.runtime.errors import FailedPrecondition
 from services.runtime.events import add_event
 from services.runtime.notices import add_notice
 from services.runtime.validation import Violations
@@ -371,17 +373,37 @@ def extend(session: Session, principal: Principal, change: Extension, now: datet
     return Changed(row)
 
 
-def answer(session: Session, principal: Principal, change: Answer, now: datetime) -> Changed:
+@dataclass(frozen=True)
+class MadeRefund:
+    """A refund ASAN ödəniş accepted for an answer (services.appeals.refunding)."""
+
+    payment_id: str
+    refund_id: str
+    amount_minor: int
+    currency: str
+    reason: str
+
+
+def answer(
+    session: Session, principal: Principal, change: Answer, now: datetime, *, refund: MadeRefund | None = None
+) -> Changed:
+    """The answer, with the refund payment accepted for it, if any. While a refund sent to
+    payment awaits its answer (refunding's claim), only that refund's answer may answer."""
     row = _appeal_to_act_on(session, principal, change.number)
     access.ensure_agency_officer(principal, row)
     row.status = status_after(Action.ANSWER, AppealStatus(row.status)).value
+    if row.refund_status is not None and row.refund_id is None and refund is None:
+        raise refund_in_progress(row.number, row.refund_requested_by or "another officer")
     _answered(session, row, now)
     row.outcome = change.outcome.value
     row.answer_text = change.text
     # A reopened appeal's new answer is rated anew.
     row.rating = None
     row.rating_comment = None
-    record(row, "ANSWERED", _actor(session, principal, row), now, change.outcome.value)
+    actor = _actor(session, principal, row)
+    record(row, "ANSWERED", actor, now, change.outcome.value)
+    if refund is not None:
+        _refund_made(row, refund, actor, now)
     emit(
         session,
         events_pb2.AppealAnswered(
@@ -395,6 +417,28 @@ def answer(session: Session, principal: Principal, change: Answer, now: datetime
         ),
     )
     return Changed(row, answered=True)
+
+
+def _refund_made(row: AppealRow, refund: MadeRefund, actor: str, now: datetime) -> None:
+    """The claim becomes the answer's refund; the event worker may already have seen it done."""
+    row.refund_amount_minor = refund.amount_minor
+    row.refund_currency = refund.currency
+    row.refund_reason = refund.reason
+    if row.refund_id != refund.refund_id:
+        row.refund_id = refund.refund_id
+        row.refund_status = REFUND_REQUESTED
+    record(
+        row, "REFUND_REQUESTED", actor, now, refund_note(refund.amount_minor, refund.currency, refund.reason)
+    )
+
+
+def refund_in_progress(number: str, officer: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        message=f"A refund of appeal {number} sent by {officer} awaits its answer from ASAN ödəniş: "
+        "only they may answer the appeal, by retrying their answer with the refund.",
+        reason="REFUND_IN_PROGRESS",
+        metadata={"appeal_number": number},
+    )
 
 
 def _answered(session: Session, row: AppealRow, now: datetime) -> None:

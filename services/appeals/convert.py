@@ -11,7 +11,7 @@ from services.appeals.deadlines import Clock
 from services.appeals.tables import AppealRow, HistoryRow
 from services.runtime.enums import proto_value
 from services.runtime.holidays import Holiday
-from services.runtime.protos import proto_date, timestamp
+from services.runtime.protos import money, proto_date, timestamp
 
 
 def names(value: Names) -> appeals_pb2.LocalizedText:
@@ -106,6 +106,16 @@ def appeal(row: AppealRow, *, for_officer: bool, with_history: bool = True) -> a
         )
     if row.linked_service and row.linked_object_id:
         message.linked_object.CopyFrom(linked_object(row.linked_service, row.linked_object_id))
+    if row.refund_id and row.refund_status and row.refund_amount_minor is not None:
+        message.refund.CopyFrom(
+            appeals_pb2.AnswerRefund(
+                payment_id=row.linked_object_id or "",
+                refund_id=row.refund_id,
+                amount=money(row.refund_amount_minor, row.refund_currency or ""),
+                reason=row.refund_reason or "",
+                status=proto_value(appeals_pb2.RefundStatus, "REFUND_STATUS_", row.refund_status),
+            )
+        )
     return message
 
 

@@ -58,6 +58,8 @@ APPEAL_NUMBER = re.compile(r"MR-[0-9]{4}-[0-9]{6}")
 MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 MAX_REASON_LENGTH = 1000
 MAX_ANSWER_LENGTH = 8000
+# What payment keeps with a refund (RefundPaymentRequest.reason).
+MAX_REFUND_REASON_LENGTH = 500
 MAX_COPIES = 5
 MAX_EARLIER_APPEALS = 20
 MAX_HOLIDAYS_PER_YEAR = 60
@@ -378,10 +380,21 @@ class Extension:
 
 
 @dataclass(frozen=True)
+class RefundOrder:
+    """The refund an answer asks for: `amount_minor` in `currency`, or everything refundable."""
+
+    full: bool
+    amount_minor: int
+    currency: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Answer:
     number: str
     outcome: Outcome
     text: str
+    refund: RefundOrder | None = None
 
 
 @dataclass(frozen=True)
@@ -477,10 +490,48 @@ def answer(request: appeals_service_pb2.AnswerAppealRequest) -> Answer:
         violations.add("text", "Required: the answer with its reasons.", "REQUIRED")
     elif len(request.text) > MAX_ANSWER_LENGTH:
         violations.add("text", f"At most {MAX_ANSWER_LENGTH} characters.", "TOO_LONG")
+    refund = _refund_order(request, violations) if request.HasField("refund") else None
     violations.require(request)
     violations.raise_if_any()
     assert outcome is not None
-    return Answer(request.appeal_number, Outcome(outcome), request.text.strip())
+    return Answer(request.appeal_number, Outcome(outcome), request.text.strip(), refund)
+
+
+def _refund_order(request: appeals_service_pb2.AnswerAppealRequest, violations: Violations) -> RefundOrder:
+    """An amount or `full`, exactly one; the amount is judged against the payment by payment."""
+    order = request.refund
+    given = order.HasField("amount")
+    violations.check(
+        given != order.full,
+        "refund.amount",
+        "Set either an amount or full (everything still refundable), not both.",
+        "AMOUNT_OR_FULL",
+    )
+    if given:
+        violations.check(
+            order.amount.minor_units > 0,
+            "refund.amount.minor_units",
+            "Must be positive: the amount in minor units (qəpik for AZN).",
+            "OUT_OF_RANGE",
+        )
+        currency = order.amount.currency_code
+        if not currency:
+            violations.add(
+                "refund.amount.currency_code", "Required: the payment's currency, e.g. AZN.", "REQUIRED"
+            )
+        else:
+            violations.check(
+                re.fullmatch(r"[A-Z]{3}", currency) is not None,
+                "refund.amount.currency_code",
+                "Must be an ISO 4217 currency code, e.g. AZN.",
+                "FORMAT",
+            )
+    reason = order.reason.strip()
+    if not reason:
+        violations.add("refund.reason", "Required: why the money is returned.", "REQUIRED")
+    elif len(reason) > MAX_REFUND_REASON_LENGTH:
+        violations.add("refund.reason", f"At most {MAX_REFUND_REASON_LENGTH} characters.", "TOO_LONG")
+    return RefundOrder(order.full, order.amount.minor_units, order.amount.currency_code, reason)
 
 
 def unconsidered(request: appeals_service_pb2.LeaveAppealUnconsideredRequest) -> Unconsidered:

@@ -9,6 +9,7 @@ import grpc
 from asan.appeals.v1 import appeals_service_pb2, appeals_service_pb2_grpc
 from services.appeals.links import PaymentLinks
 from services.appeals.metrics import AppealsMetrics
+from services.appeals.refunding import RefundingAnswer
 from services.appeals.servicer import AppealsServicer
 from services.appeals.submission import Submission
 from services.appeals.sweeps import deadline_tasks
@@ -26,7 +27,9 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     # An appeal about a payment is checked with payment, with the citizen's own token.
     payments = PaymentLinks(env_str("APPEALS_PAYMENT_TARGET", "127.0.0.1:50051"))
     submission = Submission(runtime.database, idempotency, payments)
-    servicer = AppealsServicer(runtime.database, idempotency, submission, metrics)
+    # An answer's refund is asked of payment with the answering officer's own token.
+    refunding = RefundingAnswer(runtime.database, idempotency, payments)
+    servicer = AppealsServicer(runtime.database, idempotency, submission, refunding, metrics)
     appeals_service_pb2_grpc.add_AppealsServiceServicer_to_server(servicer, server)
     sweep_seconds = env_float("APPEALS_DEADLINE_SWEEP_SECONDS", 300.0)
     return [*deadline_tasks(metrics, sweep_seconds), payments.hold_until_shutdown]

@@ -27,6 +27,7 @@ from services.appeals import (
 )
 from services.appeals.catalogue import check_agency_code, check_category_code
 from services.appeals.metrics import AppealsMetrics
+from services.appeals.refunding import RefundingAnswer
 from services.appeals.submission import Submission
 from services.appeals.tables import AppealRow, runtime_tables
 from services.runtime.audit import list_audit_records
@@ -53,11 +54,17 @@ Step = Callable[[Session, datetime], casework.Changed]
 
 class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
     def __init__(
-        self, database: Database, idempotency: Idempotency, submission: Submission, metrics: AppealsMetrics
+        self,
+        database: Database,
+        idempotency: Idempotency,
+        submission: Submission,
+        refunding: RefundingAnswer,
+        metrics: AppealsMetrics,
     ) -> None:
         self.database = database
         self.idempotency = idempotency
         self.submission = submission
+        self.refunding = refunding
         self.metrics = metrics
 
     # --- The catalogue (anyone reads it; admins change it) -------------------------------------
@@ -278,7 +285,16 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
     ) -> appeals_pb2.Appeal:
         principal = require_principal()
         change = requests.answer(request)
-        return await self._step(request, principal, lambda s, now: casework.answer(s, principal, change, now))
+        if change.refund is None:
+            return await self._step(
+                request, principal, lambda s, now: casework.answer(s, principal, change, now)
+            )
+        key = idempotency_key(request, principal)
+        authorization = metadata_value(context, "authorization") or ""
+        appeal, changed = await self.refunding.answer(key, principal, authorization, change)
+        if changed is not None:
+            self._count(changed)
+        return appeal
 
     async def LeaveAppealUnconsidered(
         self, request: appeals_service_pb2.LeaveAppealUnconsideredRequest, context: Context
@@ -360,12 +376,15 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
         response = await self._idempotent(request, principal, appeals_pb2.Appeal, unit)
         # The last run is the one that committed (a unique-key race reruns the unit once).
         for changed in done[-1:]:
-            row = changed.appeal
-            if changed.answered and row.answer_working_days is not None:
-                self.metrics.answered_by(row.agency_code, bool(row.answered_on_time), row.answer_working_days)
-            for copy in changed.registered:
-                self.metrics.registered_at(copy.agency_code)
+            self._count(changed)
         return response
+
+    def _count(self, changed: casework.Changed) -> None:
+        row = changed.appeal
+        if changed.answered and row.answer_working_days is not None:
+            self.metrics.answered_by(row.agency_code, bool(row.answered_on_time), row.answer_working_days)
+        for copy in changed.registered:
+            self.metrics.registered_at(copy.agency_code)
 
     async def _idempotent(
         self, request: Message, principal: Principal, response_type: type[M], effect: Callable[[Session], M]

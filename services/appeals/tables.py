@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.runtime.db import UtcDateTime, new_metadata
@@ -117,6 +117,18 @@ class AppealRow(Base):
     copy_of: Mapped[str | None] = mapped_column(String(20))
     # The citizen's choice: shown, without personal data, in the open Open311 view.
     published: Mapped[bool] = mapped_column(Boolean)
+    # The answer's refund of the linked payment (services.appeals.refunding): REQUESTED from
+    # the moment an officer's refund is sent to payment until PaymentRefunded says DONE. While
+    # REQUESTED without a refund_id, the appeal is not yet answered and only the officer who
+    # asked (refund_requested_by, whose token payment scopes the request by) may go on.
+    refund_status: Mapped[str | None] = mapped_column(String(20))
+    refund_requested_by: Mapped[str | None] = mapped_column(String(255))
+    # Requests sent to payment for this appeal, refused ones included: it names the request_id.
+    refund_attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refund_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    refund_currency: Mapped[str | None] = mapped_column(String(3))
+    refund_reason: Mapped[str | None] = mapped_column(String(500))
+    refund_id: Mapped[str | None] = mapped_column(String(36))
 
     history: Mapped[list[HistoryRow]] = relationship(
         back_populates="appeal", order_by="HistoryRow.position", lazy="selectin"
@@ -137,6 +149,8 @@ class AppealRow(Base):
         Index("ix_appeals_registered_at", "registered_at"),
         # The open Open311 view, newest first.
         Index("ix_appeals_published", "published", "registered_at"),
+        # PaymentRefunded finds the answer it completes.
+        Index("ix_appeals_refund", "linked_object_id", "refund_status"),
     )
 
 

@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from asan.common.v1 import money_pb2 as asan_dot_common_dot_v1_dot_money__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.type import date_pb2 as google_dot_type_dot_date__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61san/appeals/v1/appeals.proto\x12\x0f\x61san.appeals.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"3\n\rLocalizedText\x12\n\n\x02\x61z\x18\x01 \x01(\t\x12\n\n\x02\x65n\x18\x02 \x01(\t\x12\n\n\x02ru\x18\x03 \x01(\t\"r\n\x06\x41gency\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\x12\x1b\n\x13supervisor_subjects\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\"L\n\x0f\x41ttributeChoice\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\"\xc4\x01\n\x13\x41ttributeDefinition\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\x12,\n\x04type\x18\x03 \x01(\x0e\x32\x1e.asan.appeals.v1.AttributeType\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x31\n\x07\x63hoices\x18\x05 \x03(\x0b\x32 .asan.appeals.v1.AttributeChoice\"\xb6\x01\n\x08\x43\x61tegory\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x38\n\nattributes\x18\x04 \x03(\x0b\x32$.asan.appeals.v1.AttributeDefinition\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x0f\n\x07version\x18\x06 \x01(\x05\".\n\x0e\x41ttributeValue\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"F\n\x08Location\x12\x13\n\x0blatitude_e6\x18\x01 \x01(\x05\x12\x14\n\x0clongitude_e6\x18\x02 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"R\n\x0cLinkedObject\x12/\n\x07service\x18\x01 \x01(\x0e\x32\x1e.asan.appeals.v1.LinkedService\x12\x11\n\tobject_id\x18\x02 \x01(\t\"\xee\x01\n\x0cHistoryEntry\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.asan.appeals.v1.HistoryAction\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.asan.appeals.v1.AppealStatus\x12\x13\n\x0b\x61gency_code\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12#\n\x08\x64ue_date\x18\x07 \x01(\x0b\x32\x11.google.type.Date\"\x96\x07\n\x06\x41ppeal\x12\x15\n\rappeal_number\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61tegory_version\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x33\n\nattributes\x18\x05 \x03(\x0b\x32\x1f.asan.appeals.v1.AttributeValue\x12+\n\x08location\x18\x06 \x01(\x0b\x32\x19.asan.appeals.v1.Location\x12\x34\n\rlinked_object\x18\x07 \x01(\x0b\x32\x1d.asan.appeals.v1.LinkedObject\x12\x13\n\x0b\x63itizen_fin\x18\x08 \x01(\t\x12-\n\x06status\x18\t \x01(\x0e\x32\x1d.asan.appeals.v1.AppealStatus\x12\x13\n\x0b\x61gency_code\x18\n \x01(\t\x12\x10\n\x08\x65xecutor\x18\x0b \x01(\t\x12\x31\n\rregister_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x08\x64ue_date\x18\x0e \x01(\x0b\x32\x11.google.type.Date\x12,\n\x08\x64ue_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11term_working_days\x18\x10 \x01(\x05\x12\x0f\n\x07overdue\x18\x11 \x01(\x08\x12\x11\n\tescalated\x18\x12 \x01(\x08\x12)\n\x07outcome\x18\x13 \x01(\x0e\x32\x18.asan.appeals.v1.Outcome\x12\x13\n\x0b\x61nswer_text\x18\x14 \x01(\t\x12/\n\x0b\x61nswer_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06rating\x18\x16 \x01(\x0e\x32\x17.asan.appeals.v1.Rating\x12\x1e\n\x16similar_appeal_numbers\x18\x17 \x03(\t\x12\x0f\n\x07\x63opy_of\x18\x18 \x01(\t\x12.\n\x07history\x18\x19 \x03(\x0b\x32\x1d.asan.appeals.v1.HistoryEntry\x12\x0f\n\x07publish\x18\x1a \x01(\x08\x12\x30\n\x0b\x61ttachments\x18\x1b \x03(\x0b\x32\x1b.asan.appeals.v1.Attachment\"Z\n\nAttachment\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"K\n\x0fHolidayCalendar\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12*\n\x08holidays\x18\x02 \x03(\x0b\x32\x18.asan.appeals.v1.Holiday\"8\n\x07Holiday\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xe4\x01\n\rStatisticsRow\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\x10\n\x08received\x18\x03 \x01(\x05\x12\x10\n\x08\x61nswered\x18\x04 \x01(\x05\x12\x18\n\x10\x61nswered_on_time\x18\x05 \x01(\x05\x12\x13\n\x0boverdue_now\x18\x06 \x01(\x05\x12,\n$median_working_days_to_answer_tenths\x18\x07 \x01(\x05\x12\r\n\x05rated\x18\x08 \x01(\x05\x12\x17\n\x0frated_satisfied\x18\t \x01(\x05\"O\n\x10\x41ppealStatistics\x12\r\n\x05month\x18\x01 \x01(\t\x12,\n\x04rows\x18\x02 \x03(\x0b\x32\x1e.asan.appeals.v1.StatisticsRow*\xe6\x01\n\rAttributeType\x12\x1e\n\x1a\x41TTRIBUTE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41TTRIBUTE_TYPE_STRING\x10\x01\x12\x19\n\x15\x41TTRIBUTE_TYPE_NUMBER\x10\x02\x12\x1b\n\x17\x41TTRIBUTE_TYPE_DATETIME\x10\x03\x12\x17\n\x13\x41TTRIBUTE_TYPE_TEXT\x10\x04\x12$\n ATTRIBUTE_TYPE_SINGLE_VALUE_LIST\x10\x05\x12#\n\x1f\x41TTRIBUTE_TYPE_MULTI_VALUE_LIST\x10\x06*K\n\rLinkedService\x12\x1e\n\x1aLINKED_SERVICE_UNSPECIFIED\x10\x00\x12\x1a\n\x16LINKED_SERVICE_PAYMENT\x10\x01*\xde\x01\n\x0c\x41ppealStatus\x12\x1d\n\x19\x41PPEAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41PPEAL_STATUS_REGISTERED\x10\x01\x12\x1a\n\x16\x41PPEAL_STATUS_ASSIGNED\x10\x02\x12\x1a\n\x16\x41PPEAL_STATUS_ANSWERED\x10\x03\x12\x1a\n\x16\x41PPEAL_STATUS_REOPENED\x10\x04\x12\x18\n\x14\x41PPEAL_STATUS_CLOSED\x10\x05\x12#\n\x1f\x41PPEAL_STATUS_LEFT_UNCONSIDERED\x10\x06*\x84\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_SATISFIED\x10\x01\x12\x1c\n\x18OUTCOME_PARTLY_SATISFIED\x10\x02\x12\x14\n\x10OUTCOME_REJECTED\x10\x03\x12\x15\n\x11OUTCOME_EXPLAINED\x10\x04*N\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x14\n\x10RATING_SATISFIED\x10\x01\x12\x16\n\x12RATING_UNSATISFIED\x10\x02*q\n\rExtensionKind\x12\x1e\n\x1a\x45XTENSION_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XTENSION_KIND_STUDY\x10\x01\x12&\n\"EXTENSION_KIND_INFORMATION_REQUEST\x10\x02*\xf2\x02\n\rHistoryAction\x12\x1e\n\x1aHISTORY_ACTION_UNSPECIFIED\x10\x00\x12\x1d\n\x19HISTORY_ACTION_REGISTERED\x10\x01\x12\x1b\n\x17HISTORY_ACTION_ASSIGNED\x10\x02\x12\x1c\n\x18HISTORY_ACTION_FORWARDED\x10\x03\x12\x1b\n\x17HISTORY_ACTION_EXTENDED\x10\x04\x12\x1b\n\x17HISTORY_ACTION_ANSWERED\x10\x05\x12$\n HISTORY_ACTION_LEFT_UNCONSIDERED\x10\x06\x12\x18\n\x14HISTORY_ACTION_RATED\x10\x07\x12\x1b\n\x17HISTORY_ACTION_REOPENED\x10\x08\x12\x1a\n\x16HISTORY_ACTION_OVERDUE\x10\t\x12\x19\n\x15HISTORY_ACTION_CLOSED\x10\n\x12\x19\n\x15HISTORY_ACTION_COPIED\x10\x0b\x42\x1a\n\x16\x61z.gov.asan.appeals.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61san/appeals/v1/appeals.proto\x12\x0f\x61san.appeals.v1\x1a\x1a\x61san/common/v1/money.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16google/type/date.proto\"3\n\rLocalizedText\x12\n\n\x02\x61z\x18\x01 \x01(\t\x12\n\n\x02\x65n\x18\x02 \x01(\t\x12\n\n\x02ru\x18\x03 \x01(\t\"r\n\x06\x41gency\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\x12\x1b\n\x13supervisor_subjects\x18\x03 \x03(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\"L\n\x0f\x41ttributeChoice\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\"\xc4\x01\n\x13\x41ttributeDefinition\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\x12,\n\x04type\x18\x03 \x01(\x0e\x32\x1e.asan.appeals.v1.AttributeType\x12\x10\n\x08required\x18\x04 \x01(\x08\x12\x31\n\x07\x63hoices\x18\x05 \x03(\x0b\x32 .asan.appeals.v1.AttributeChoice\"\xb6\x01\n\x08\x43\x61tegory\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12,\n\x04name\x18\x02 \x01(\x0b\x32\x1e.asan.appeals.v1.LocalizedText\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x38\n\nattributes\x18\x04 \x03(\x0b\x32$.asan.appeals.v1.AttributeDefinition\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x0f\n\x07version\x18\x06 \x01(\x05\".\n\x0e\x41ttributeValue\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"F\n\x08Location\x12\x13\n\x0blatitude_e6\x18\x01 \x01(\x05\x12\x14\n\x0clongitude_e6\x18\x02 \x01(\x05\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"R\n\x0cLinkedObject\x12/\n\x07service\x18\x01 \x01(\x0e\x32\x1e.asan.appeals.v1.LinkedService\x12\x11\n\tobject_id\x18\x02 \x01(\t\"\xee\x01\n\x0cHistoryEntry\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x1e.asan.appeals.v1.HistoryAction\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.asan.appeals.v1.AppealStatus\x12\x13\n\x0b\x61gency_code\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12#\n\x08\x64ue_date\x18\x07 \x01(\x0b\x32\x11.google.type.Date\"\xcb\x07\n\x06\x41ppeal\x12\x15\n\rappeal_number\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\x18\n\x10\x63\x61tegory_version\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x33\n\nattributes\x18\x05 \x03(\x0b\x32\x1f.asan.appeals.v1.AttributeValue\x12+\n\x08location\x18\x06 \x01(\x0b\x32\x19.asan.appeals.v1.Location\x12\x34\n\rlinked_object\x18\x07 \x01(\x0b\x32\x1d.asan.appeals.v1.LinkedObject\x12\x13\n\x0b\x63itizen_fin\x18\x08 \x01(\t\x12-\n\x06status\x18\t \x01(\x0e\x32\x1d.asan.appeals.v1.AppealStatus\x12\x13\n\x0b\x61gency_code\x18\n \x01(\t\x12\x10\n\x08\x65xecutor\x18\x0b \x01(\t\x12\x31\n\rregister_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x08\x64ue_date\x18\x0e \x01(\x0b\x32\x11.google.type.Date\x12,\n\x08\x64ue_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11term_working_days\x18\x10 \x01(\x05\x12\x0f\n\x07overdue\x18\x11 \x01(\x08\x12\x11\n\tescalated\x18\x12 \x01(\x08\x12)\n\x07outcome\x18\x13 \x01(\x0e\x32\x18.asan.appeals.v1.Outcome\x12\x13\n\x0b\x61nswer_text\x18\x14 \x01(\t\x12/\n\x0b\x61nswer_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06rating\x18\x16 \x01(\x0e\x32\x17.asan.appeals.v1.Rating\x12\x1e\n\x16similar_appeal_numbers\x18\x17 \x03(\t\x12\x0f\n\x07\x63opy_of\x18\x18 \x01(\t\x12.\n\x07history\x18\x19 \x03(\x0b\x32\x1d.asan.appeals.v1.HistoryEntry\x12\x0f\n\x07publish\x18\x1a \x01(\x08\x12\x30\n\x0b\x61ttachments\x18\x1b \x03(\x0b\x32\x1b.asan.appeals.v1.Attachment\x12\x33\n\x06refund\x18\x1c \x01(\x0b\x32\x1d.asan.appeals.v1.AnswerRefundB\x04\xe2\x41\x01\x03\"\xb9\x01\n\x0c\x41nswerRefund\x12\x18\n\npayment_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\trefund_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12+\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x03\x12\x14\n\x06reason\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32\x1d.asan.appeals.v1.RefundStatusB\x04\xe2\x41\x01\x03\"Z\n\nAttachment\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"K\n\x0fHolidayCalendar\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12*\n\x08holidays\x18\x02 \x03(\x0b\x32\x18.asan.appeals.v1.Holiday\"8\n\x07Holiday\x12\x1f\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x11.google.type.Date\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xe4\x01\n\rStatisticsRow\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x15\n\rcategory_code\x18\x02 \x01(\t\x12\x10\n\x08received\x18\x03 \x01(\x05\x12\x10\n\x08\x61nswered\x18\x04 \x01(\x05\x12\x18\n\x10\x61nswered_on_time\x18\x05 \x01(\x05\x12\x13\n\x0boverdue_now\x18\x06 \x01(\x05\x12,\n$median_working_days_to_answer_tenths\x18\x07 \x01(\x05\x12\r\n\x05rated\x18\x08 \x01(\x05\x12\x17\n\x0frated_satisfied\x18\t \x01(\x05\"O\n\x10\x41ppealStatistics\x12\r\n\x05month\x18\x01 \x01(\t\x12,\n\x04rows\x18\x02 \x03(\x0b\x32\x1e.asan.appeals.v1.StatisticsRow*\xe6\x01\n\rAttributeType\x12\x1e\n\x1a\x41TTRIBUTE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41TTRIBUTE_TYPE_STRING\x10\x01\x12\x19\n\x15\x41TTRIBUTE_TYPE_NUMBER\x10\x02\x12\x1b\n\x17\x41TTRIBUTE_TYPE_DATETIME\x10\x03\x12\x17\n\x13\x41TTRIBUTE_TYPE_TEXT\x10\x04\x12$\n ATTRIBUTE_TYPE_SINGLE_VALUE_LIST\x10\x05\x12#\n\x1f\x41TTRIBUTE_TYPE_MULTI_VALUE_LIST\x10\x06*K\n\rLinkedService\x12\x1e\n\x1aLINKED_SERVICE_UNSPECIFIED\x10\x00\x12\x1a\n\x16LINKED_SERVICE_PAYMENT\x10\x01*\xde\x01\n\x0c\x41ppealStatus\x12\x1d\n\x19\x41PPEAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41PPEAL_STATUS_REGISTERED\x10\x01\x12\x1a\n\x16\x41PPEAL_STATUS_ASSIGNED\x10\x02\x12\x1a\n\x16\x41PPEAL_STATUS_ANSWERED\x10\x03\x12\x1a\n\x16\x41PPEAL_STATUS_REOPENED\x10\x04\x12\x18\n\x14\x41PPEAL_STATUS_CLOSED\x10\x05\x12#\n\x1f\x41PPEAL_STATUS_LEFT_UNCONSIDERED\x10\x06*\x84\x01\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_SATISFIED\x10\x01\x12\x1c\n\x18OUTCOME_PARTLY_SATISFIED\x10\x02\x12\x14\n\x10OUTCOME_REJECTED\x10\x03\x12\x15\n\x11OUTCOME_EXPLAINED\x10\x04*N\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\x14\n\x10RATING_SATISFIED\x10\x01\x12\x16\n\x12RATING_UNSATISFIED\x10\x02*q\n\rExtensionKind\x12\x1e\n\x1a\x45XTENSION_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XTENSION_KIND_STUDY\x10\x01\x12&\n\"EXTENSION_KIND_INFORMATION_REQUEST\x10\x02*\xb4\x03\n\rHistoryAction\x12\x1e\n\x1aHISTORY_ACTION_UNSPECIFIED\x10\x00\x12\x1d\n\x19HISTORY_ACTION_REGISTERED\x10\x01\x12\x1b\n\x17HISTORY_ACTION_ASSIGNED\x10\x02\x12\x1c\n\x18HISTORY_ACTION_FORWARDED\x10\x03\x12\x1b\n\x17HISTORY_ACTION_EXTENDED\x10\x04\x12\x1b\n\x17HISTORY_ACTION_ANSWERED\x10\x05\x12$\n HISTORY_ACTION_LEFT_UNCONSIDERED\x10\x06\x12\x18\n\x14HISTORY_ACTION_RATED\x10\x07\x12\x1b\n\x17HISTORY_ACTION_REOPENED\x10\x08\x12\x1a\n\x16HISTORY_ACTION_OVERDUE\x10\t\x12\x19\n\x15HISTORY_ACTION_CLOSED\x10\n\x12\x19\n\x15HISTORY_ACTION_COPIED\x10\x0b\x12#\n\x1fHISTORY_ACTION_REFUND_REQUESTED\x10\x0c\x12\x1b\n\x17HISTORY_ACTION_REFUNDED\x10\r*b\n\x0cRefundStatus\x12\x1d\n\x19REFUND_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17REFUND_STATUS_REQUESTED\x10\x01\x12\x16\n\x12REFUND_STATUS_DONE\x10\x02\x42\x1a\n\x16\x61z.gov.asan.appeals.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,48 +36,64 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asan.appeals.v1.appeals_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026az.gov.asan.appeals.v1P\001'
-  _globals['_ATTRIBUTETYPE']._serialized_start=2644
-  _globals['_ATTRIBUTETYPE']._serialized_end=2874
-  _globals['_LINKEDSERVICE']._serialized_start=2876
-  _globals['_LINKEDSERVICE']._serialized_end=2951
-  _globals['_APPEALSTATUS']._serialized_start=2954
-  _globals['_APPEALSTATUS']._serialized_end=3176
-  _globals['_OUTCOME']._serialized_start=3179
-  _globals['_OUTCOME']._serialized_end=3311
-  _globals['_RATING']._serialized_start=3313
-  _globals['_RATING']._serialized_end=3391
-  _globals['_EXTENSIONKIND']._serialized_start=3393
-  _globals['_EXTENSIONKIND']._serialized_end=3506
-  _globals['_HISTORYACTION']._serialized_start=3509
-  _globals['_HISTORYACTION']._serialized_end=3879
-  _globals['_LOCALIZEDTEXT']._serialized_start=107
-  _globals['_LOCALIZEDTEXT']._serialized_end=158
-  _globals['_AGENCY']._serialized_start=160
-  _globals['_AGENCY']._serialized_end=274
-  _globals['_ATTRIBUTECHOICE']._serialized_start=276
-  _globals['_ATTRIBUTECHOICE']._serialized_end=352
-  _globals['_ATTRIBUTEDEFINITION']._serialized_start=355
-  _globals['_ATTRIBUTEDEFINITION']._serialized_end=551
-  _globals['_CATEGORY']._serialized_start=554
-  _globals['_CATEGORY']._serialized_end=736
-  _globals['_ATTRIBUTEVALUE']._serialized_start=738
-  _globals['_ATTRIBUTEVALUE']._serialized_end=784
-  _globals['_LOCATION']._serialized_start=786
-  _globals['_LOCATION']._serialized_end=856
-  _globals['_LINKEDOBJECT']._serialized_start=858
-  _globals['_LINKEDOBJECT']._serialized_end=940
-  _globals['_HISTORYENTRY']._serialized_start=943
-  _globals['_HISTORYENTRY']._serialized_end=1181
-  _globals['_APPEAL']._serialized_start=1184
-  _globals['_APPEAL']._serialized_end=2102
-  _globals['_ATTACHMENT']._serialized_start=2104
-  _globals['_ATTACHMENT']._serialized_end=2194
-  _globals['_HOLIDAYCALENDAR']._serialized_start=2196
-  _globals['_HOLIDAYCALENDAR']._serialized_end=2271
-  _globals['_HOLIDAY']._serialized_start=2273
-  _globals['_HOLIDAY']._serialized_end=2329
-  _globals['_STATISTICSROW']._serialized_start=2332
-  _globals['_STATISTICSROW']._serialized_end=2560
-  _globals['_APPEALSTATISTICS']._serialized_start=2562
-  _globals['_APPEALSTATISTICS']._serialized_end=2641
+  _globals['_APPEAL'].fields_by_name['refund']._loaded_options = None
+  _globals['_APPEAL'].fields_by_name['refund']._serialized_options = b'\342A\001\003'
+  _globals['_ANSWERREFUND'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_ANSWERREFUND'].fields_by_name['payment_id']._serialized_options = b'\342A\001\003'
+  _globals['_ANSWERREFUND'].fields_by_name['refund_id']._loaded_options = None
+  _globals['_ANSWERREFUND'].fields_by_name['refund_id']._serialized_options = b'\342A\001\003'
+  _globals['_ANSWERREFUND'].fields_by_name['amount']._loaded_options = None
+  _globals['_ANSWERREFUND'].fields_by_name['amount']._serialized_options = b'\342A\001\003'
+  _globals['_ANSWERREFUND'].fields_by_name['reason']._loaded_options = None
+  _globals['_ANSWERREFUND'].fields_by_name['reason']._serialized_options = b'\342A\001\003'
+  _globals['_ANSWERREFUND'].fields_by_name['status']._loaded_options = None
+  _globals['_ANSWERREFUND'].fields_by_name['status']._serialized_options = b'\342A\001\003'
+  _globals['_ATTRIBUTETYPE']._serialized_start=2946
+  _globals['_ATTRIBUTETYPE']._serialized_end=3176
+  _globals['_LINKEDSERVICE']._serialized_start=3178
+  _globals['_LINKEDSERVICE']._serialized_end=3253
+  _globals['_APPEALSTATUS']._serialized_start=3256
+  _globals['_APPEALSTATUS']._serialized_end=3478
+  _globals['_OUTCOME']._serialized_start=3481
+  _globals['_OUTCOME']._serialized_end=3613
+  _globals['_RATING']._serialized_start=3615
+  _globals['_RATING']._serialized_end=3693
+  _globals['_EXTENSIONKIND']._serialized_start=3695
+  _globals['_EXTENSIONKIND']._serialized_end=3808
+  _globals['_HISTORYACTION']._serialized_start=3811
+  _globals['_HISTORYACTION']._serialized_end=4247
+  _globals['_REFUNDSTATUS']._serialized_start=4249
+  _globals['_REFUNDSTATUS']._serialized_end=4347
+  _globals['_LOCALIZEDTEXT']._serialized_start=168
+  _globals['_LOCALIZEDTEXT']._serialized_end=219
+  _globals['_AGENCY']._serialized_start=221
+  _globals['_AGENCY']._serialized_end=335
+  _globals['_ATTRIBUTECHOICE']._serialized_start=337
+  _globals['_ATTRIBUTECHOICE']._serialized_end=413
+  _globals['_ATTRIBUTEDEFINITION']._serialized_start=416
+  _globals['_ATTRIBUTEDEFINITION']._serialized_end=612
+  _globals['_CATEGORY']._serialized_start=615
+  _globals['_CATEGORY']._serialized_end=797
+  _globals['_ATTRIBUTEVALUE']._serialized_start=799
+  _globals['_ATTRIBUTEVALUE']._serialized_end=845
+  _globals['_LOCATION']._serialized_start=847
+  _globals['_LOCATION']._serialized_end=917
+  _globals['_LINKEDOBJECT']._serialized_start=919
+  _globals['_LINKEDOBJECT']._serialized_end=1001
+  _globals['_HISTORYENTRY']._serialized_start=1004
+  _globals['_HISTORYENTRY']._serialized_end=1242
+  _globals['_APPEAL']._serialized_start=1245
+  _globals['_APPEAL']._serialized_end=2216
+  _globals['_ANSWERREFUND']._serialized_start=2219
+  _globals['_ANSWERREFUND']._serialized_end=2404
+  _globals['_ATTACHMENT']._serialized_start=2406
+  _globals['_ATTACHMENT']._serialized_end=2496
+  _globals['_HOLIDAYCALENDAR']._serialized_start=2498
+  _globals['_HOLIDAYCALENDAR']._serialized_end=2573
+  _globals['_HOLIDAY']._serialized_start=2575
+  _globals['_HOLIDAY']._serialized_end=2631
+  _globals['_STATISTICSROW']._serialized_start=2634
+  _globals['_STATISTICSROW']._serialized_end=2862
+  _globals['_APPEALSTATISTICS']._serialized_start=2864
+  _globals['_APPEALSTATISTICS']._serialized_end=2943
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from asan.common.v1 import money_pb2 as _money_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -247,6 +248,10 @@ class _HistoryActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_History
     """Closed."""
     HISTORY_ACTION_COPIED: _HistoryAction.ValueType  # 11
     """A copy was sent to another competent agency."""
+    HISTORY_ACTION_REFUND_REQUESTED: _HistoryAction.ValueType  # 12
+    """The answer asked ASAN ödəniş to refund the payment the appeal is about."""
+    HISTORY_ACTION_REFUNDED: _HistoryAction.ValueType  # 13
+    """ASAN ödəniş reported the refund made: the money is on its way back."""
 
 class HistoryAction(_HistoryAction, metaclass=_HistoryActionEnumTypeWrapper):
     """What happened to an appeal, as its history lists it."""
@@ -275,7 +280,39 @@ HISTORY_ACTION_CLOSED: HistoryAction.ValueType  # 10
 """Closed."""
 HISTORY_ACTION_COPIED: HistoryAction.ValueType  # 11
 """A copy was sent to another competent agency."""
+HISTORY_ACTION_REFUND_REQUESTED: HistoryAction.ValueType  # 12
+"""The answer asked ASAN ödəniş to refund the payment the appeal is about."""
+HISTORY_ACTION_REFUNDED: HistoryAction.ValueType  # 13
+"""ASAN ödəniş reported the refund made: the money is on its way back."""
 Global___HistoryAction: _TypeAlias = HistoryAction  # noqa: Y015
+
+class _RefundStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RefundStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REFUND_STATUS_UNSPECIFIED: _RefundStatus.ValueType  # 0
+    """Not set."""
+    REFUND_STATUS_REQUESTED: _RefundStatus.ValueType  # 1
+    """ASAN ödəniş accepted the refund; its PaymentRefunded event has not been
+    received yet.
+    """
+    REFUND_STATUS_DONE: _RefundStatus.ValueType  # 2
+    """ASAN ödəniş reported the money returned (its PaymentRefunded event)."""
+
+class RefundStatus(_RefundStatus, metaclass=_RefundStatusEnumTypeWrapper):
+    """Where an answer's refund stands."""
+
+REFUND_STATUS_UNSPECIFIED: RefundStatus.ValueType  # 0
+"""Not set."""
+REFUND_STATUS_REQUESTED: RefundStatus.ValueType  # 1
+"""ASAN ödəniş accepted the refund; its PaymentRefunded event has not been
+received yet.
+"""
+REFUND_STATUS_DONE: RefundStatus.ValueType  # 2
+"""ASAN ödəniş reported the money returned (its PaymentRefunded event)."""
+Global___RefundStatus: _TypeAlias = RefundStatus  # noqa: Y015
 
 @_typing.final
 class LocalizedText(_message.Message):
@@ -642,6 +679,7 @@ class Appeal(_message.Message):
     HISTORY_FIELD_NUMBER: _builtins.int
     PUBLISH_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
     appeal_number: _builtins.str
     """Readable number, for example "MR-2026-000123". Output only."""
     category_code: _builtins.str
@@ -734,6 +772,12 @@ class Appeal(_message.Message):
         GetAppealAttachment.
         """
 
+    @_builtins.property
+    def refund(self) -> Global___AnswerRefund:
+        """The refund the answer returned through ASAN ödəniş, for an appeal about a
+        payment; unset when the answer returned nothing. Output only.
+        """
+
     def __init__(
         self,
         *,
@@ -764,14 +808,55 @@ class Appeal(_message.Message):
         history: _abc.Iterable[Global___HistoryEntry] | None = ...,
         publish: _builtins.bool = ...,
         attachments: _abc.Iterable[Global___Attachment] | None = ...,
+        refund: Global___AnswerRefund | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "due_date", b"due_date", "due_time", b"due_time", "linked_object", b"linked_object", "location", b"location", "receive_time", b"receive_time", "register_time", b"register_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "due_date", b"due_date", "due_time", b"due_time", "linked_object", b"linked_object", "location", b"location", "receive_time", b"receive_time", "refund", b"refund", "register_time", b"register_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "answer_text", b"answer_text", "answer_time", b"answer_time", "appeal_number", b"appeal_number", "attachments", b"attachments", "attributes", b"attributes", "category_code", b"category_code", "category_version", b"category_version", "citizen_fin", b"citizen_fin", "copy_of", b"copy_of", "due_date", b"due_date", "due_time", b"due_time", "escalated", b"escalated", "executor", b"executor", "history", b"history", "linked_object", b"linked_object", "location", b"location", "outcome", b"outcome", "overdue", b"overdue", "publish", b"publish", "rating", b"rating", "receive_time", b"receive_time", "register_time", b"register_time", "similar_appeal_numbers", b"similar_appeal_numbers", "status", b"status", "term_working_days", b"term_working_days", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "answer_text", b"answer_text", "answer_time", b"answer_time", "appeal_number", b"appeal_number", "attachments", b"attachments", "attributes", b"attributes", "category_code", b"category_code", "category_version", b"category_version", "citizen_fin", b"citizen_fin", "copy_of", b"copy_of", "due_date", b"due_date", "due_time", b"due_time", "escalated", b"escalated", "executor", b"executor", "history", b"history", "linked_object", b"linked_object", "location", b"location", "outcome", b"outcome", "overdue", b"overdue", "publish", b"publish", "rating", b"rating", "receive_time", b"receive_time", "refund", b"refund", "register_time", b"register_time", "similar_appeal_numbers", b"similar_appeal_numbers", "status", b"status", "term_working_days", b"term_working_days", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Appeal: _TypeAlias = Appeal  # noqa: Y015
+
+@_typing.final
+class AnswerRefund(_message.Message):
+    """A refund an answer made of the payment the appeal is about."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    REFUND_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    """The payment refunded (the appeal's linked payment)."""
+    refund_id: _builtins.str
+    """ASAN ödəniş's id of the refund."""
+    reason: _builtins.str
+    """Why the money is returned, as the officer wrote it."""
+    status: Global___RefundStatus.ValueType
+    """Requested, then done once ASAN ödəniş reports it."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount returned, in the payment's currency."""
+
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        refund_id: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        reason: _builtins.str = ...,
+        status: Global___RefundStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "payment_id", b"payment_id", "reason", b"reason", "refund_id", b"refund_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerRefund: _TypeAlias = AnswerRefund  # noqa: Y015
 
 @_typing.final
 class Attachment(_message.Message):

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from asan.appeals.v1 import appeals_pb2 as _appeals_pb2
+from asan.common.v1 import money_pb2 as _money_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
@@ -570,6 +571,7 @@ class AnswerAppealRequest(_message.Message):
     APPEAL_NUMBER_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    REFUND_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen UUID; a retry with the same id returns the first result."""
     appeal_number: _builtins.str
@@ -578,6 +580,14 @@ class AnswerAppealRequest(_message.Message):
     """How it is answered."""
     text: _builtins.str
     """The answer with its reasons: 1 to 8,000 characters."""
+    @_builtins.property
+    def refund(self) -> Global___RefundAction:
+        """For an appeal about a payment of the answering officer's agency: refund it
+        through ASAN ödəniş as part of the answer. The appeal is answered only once
+        ASAN ödəniş has accepted the refund; a refusal leaves it unanswered. At most
+        one refund per appeal.
+        """
+
     def __init__(
         self,
         *,
@@ -585,14 +595,51 @@ class AnswerAppealRequest(_message.Message):
         appeal_number: _builtins.str = ...,
         outcome: _appeals_pb2.Outcome.ValueType = ...,
         text: _builtins.str = ...,
+        refund: Global___RefundAction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["refund", b"refund"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_number", b"appeal_number", "outcome", b"outcome", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_number", b"appeal_number", "outcome", b"outcome", "refund", b"refund", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AnswerAppealRequest: _TypeAlias = AnswerAppealRequest  # noqa: Y015
+
+@_typing.final
+class RefundAction(_message.Message):
+    """The refund an answer asks for: a given amount or everything still refundable."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    FULL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    full: _builtins.bool
+    """True to return everything still refundable on the payment; set this or
+    `amount`.
+    """
+    reason: _builtins.str
+    """Why the money is returned: 1 to 500 characters; ASAN ödəniş keeps it with
+    the refund.
+    """
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount to return, in the payment's currency; set this or `full`."""
+
+    def __init__(
+        self,
+        *,
+        amount: _money_pb2.Money | None = ...,
+        full: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "full", b"full", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundAction: _TypeAlias = RefundAction  # noqa: Y015
 
 @_typing.final
 class LeaveAppealUnconsideredRequest(_message.Message):
