@@ -682,7 +682,8 @@ def report(summaries: list[Summary], args: argparse.Namespace, load: tuple[float
             f"{summary.percentile(0.99):>9.1f}  {cpu:<42}{ratio:>7}{errors}"
         )
     print("(ratio: to the bare server measured with the same client in the same rounds)\n")
-    goals(by, echo)
+    if len(summaries) == len(by) and not args.only:
+        goals(by, echo)
 
 
 def goals(by: dict[tuple[str, str], Summary], echo: float) -> None:
