@@ -48,13 +48,7 @@ from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
 from services.runtime.events import outbox_backlog, outbox_set_aside
-from services.runtime.interceptors import (
-    AuthInterceptor,
-    CorrelationInterceptor,
-    ErrorInterceptor,
-    MetricsInterceptor,
-    ShutdownGate,
-)
+from services.runtime.interceptors import ServiceInterceptor, ShutdownGate
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
@@ -165,11 +159,13 @@ class ServiceServer:
         self._draining = False
         self.server = grpc.aio.server(
             interceptors=[
-                self.gate,
-                CorrelationInterceptor(),
-                MetricsInterceptor(self.registry),
-                ErrorInterceptor(definition.name),
-                AuthInterceptor(definition.name, self.verifier, anonymous_methods(definition.grpc_services)),
+                ServiceInterceptor(
+                    definition.name,
+                    self.verifier,
+                    self.registry,
+                    public_methods=anonymous_methods(definition.grpc_services),
+                    gate=self.gate,
+                )
             ],
             options=[
                 # A second server on a busy port must fail, not share it silently.
