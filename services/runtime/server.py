@@ -229,6 +229,7 @@ class ServiceServer:
         self.metrics_port = self._metrics_httpd.server_port
         # Health answers from the first call: probe before the port takes calls.
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        await self.database.run_blocking(self.database.warm)
         await self._probe_database()
         await self.server.start()
         self._tasks = [asyncio.create_task(self._probe_forever())]
