@@ -168,8 +168,9 @@ class ServiceServer:
                 )
             ],
             options=[
-                # A second server on a busy port must fail, not share it silently.
-                ("grpc.so_reuseport", 0),
+                # A second server on a busy port must fail, not share it silently; unless it
+                # is one of the service's own processes (services.runtime.processes).
+                ("grpc.so_reuseport", 0 if config.process_index is None else 1),
                 # Old connections are asked to reconnect (GOAWAY), and get the shutdown grace
                 # for the calls on them: long-lived clients spread over new replicas.
                 ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
