@@ -137,6 +137,11 @@ async def _send_error(send: Send, error: ErrorResponse) -> None:
     await _send(send, error.http_status, error.body(), _JSON, error.headers)
 
 
+async def _send_method_error(send: Send, method: Method, error: ErrorResponse) -> None:
+    """A method's error, in the shape its contract names: Open311's array or a Status."""
+    await _send_error(send, error.as_open311() if method.open311_errors else error)
+
+
 class ClientGone(Exception):
     """The client disconnected while its body was read."""
 
@@ -382,10 +387,10 @@ class Gateway:
         except ClientGone:
             return
         except GatewayError as error:
-            await _send_error(send, error.response(locale or "en"))
+            await _send_method_error(send, method, error.response(locale or "en"))
             return
         except ServiceError as error:
-            await _send_error(send, GatewayError(error).response(locale or "en"))
+            await _send_method_error(send, method, GatewayError(error).response(locale or "en"))
             return
         metadata: list[tuple[str, str]] = [("x-request-id", request_id)]
         authorization = headers.get("authorization")
@@ -403,12 +408,12 @@ class Gateway:
             )
         except grpc.aio.AioRpcError as error:
             code = error.code()
-            await _send_error(send, from_rpc_error(error, method.full_name))
+            await _send_method_error(send, method, from_rpc_error(error, method.full_name))
             return
         except Exception:
             code = grpc.StatusCode.UNKNOWN
             log.exception("gateway failed to call", extra={"grpc_method": method.full_name})
-            await _send_error(send, internal_error())
+            await _send_method_error(send, method, internal_error())
             return
         finally:
             self.metrics.call_finished(service, name, code, time.perf_counter() - started)
@@ -416,7 +421,7 @@ class Gateway:
             content, content_type = render_response(binding, response)
         except Exception:
             log.exception("gateway failed to render a response", extra={"grpc_method": method.full_name})
-            await _send_error(send, internal_error())
+            await _send_method_error(send, method, internal_error())
             return
         answer_headers = []
         if binding.sends_raw_response:

@@ -15,7 +15,7 @@ import base64
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import grpc
@@ -80,8 +80,14 @@ class ErrorResponse:
     status: status_pb2.Status
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
+    open311: bool = False
+
     def body(self) -> bytes:
-        return status_json(self.status)
+        return open311_json(self.http_status, self.status) if self.open311 else status_json(self.status)
+
+    def as_open311(self) -> ErrorResponse:
+        """The same error, its body in Open311 GeoReport v2's shape."""
+        return replace(self, open311=True)
 
 
 class GatewayError(Exception):
@@ -175,6 +181,23 @@ def _detail_json(detail: any_pb2.Any) -> dict[str, Any]:
         # A detail type this gateway does not know: its bytes, as protojson would give them.
         rendered = {"@type": detail.type_url, "value": base64.b64encode(detail.value).decode()}
     return rendered
+
+
+def open311_json(http_status: int, status: status_pb2.Status) -> bytes:
+    """Open311 GeoReport v2's errors: `[{"code": 404, "description": "..."}]`, one entry per field
+    violation of a BadRequest (the field named first), else one with the Status's message."""
+    errors = []
+    for detail in status.details:
+        if detail.TypeName() == error_details_pb2.BadRequest.DESCRIPTOR.full_name:
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            errors += [
+                {"code": http_status, "description": f"{violation.field}: {violation.description}"}
+                for violation in bad_request.field_violations
+            ]
+    if not errors:
+        errors = [{"code": http_status, "description": status.message}]
+    return json.dumps(errors, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def status_json(status: status_pb2.Status) -> bytes:

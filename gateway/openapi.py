@@ -387,7 +387,9 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
                 "headers": answer_headers,
                 "content": content,
             },
-            "default": {"$ref": "#/components/responses/Error"},
+            "default": {
+                "$ref": "#/components/responses/" + ("Open311Error" if method.open311_errors else "Error")
+            },
         },
         # The contract's access option: open methods take a token too (it is verified).
         "security": [{}, {"bearerAuth": []}] if is_anonymous(method.descriptor) else [{"bearerAuth": []}],
@@ -417,6 +419,19 @@ def _status_schema() -> dict[str, Any]:
     }
 
 
+def _open311_errors_schema() -> dict[str, Any]:
+    return {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+            "required": ["code", "description"],
+            "additionalProperties": False,
+        },
+    }
+
+
 def openapi_document(
     bindings: Iterable[Binding], comments: Comments, title: str = "ASAN services API", version: str = "v1"
 ) -> dict[str, Any]:
@@ -438,7 +453,13 @@ def openapi_document(
                 "Retry-After), 5xx the service failed.",
                 "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
                 "content": {"application/json": {"schema": {"$ref": _REF + STATUS_SCHEMA}}},
-            }
+            },
+            "Open311Error": {
+                "description": "An error of an Open311 GeoReport v2 route, in the spec's shape: one "
+                "entry per bad field, `code` the HTTP status.",
+                "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                "content": {"application/json": {"schema": _open311_errors_schema()}},
+            },
         },
         "parameters": {
             "IdempotencyKey": {

@@ -24,6 +24,7 @@ HTTP_BODY = httpbody_pb2.HttpBody.DESCRIPTOR.full_name
 # The http and download extensions of MethodOptions (by value: the stubs type them loosely).
 _HTTP_RULE: Any = annotations_pb2.http
 _DOWNLOAD: Any = options_pb2.download
+_ERROR_FORMAT: Any = options_pb2.error_format
 _VERBS = ("get", "put", "post", "delete", "patch")
 # Request messages that carry an AIP-155 request id, which Idempotency-Key fills.
 REQUEST_ID_FIELD = "request_id"
@@ -66,6 +67,12 @@ class Method:
         if not options.HasExtension(_DOWNLOAD):
             return ""
         return str(options.Extensions[_DOWNLOAD].filename)
+
+    @property
+    def open311_errors(self) -> bool:
+        """Whether its errors are Open311's array (`(asan.common.v1.error_format)`), not a Status."""
+        options = self.descriptor.GetOptions()
+        return bool(options.Extensions[_ERROR_FORMAT] == options_pb2.ERROR_FORMAT_OPEN311)
 
     @property
     def takes_request_id(self) -> bool:

@@ -12,11 +12,13 @@ import grpc
 from sqlalchemy.orm import Session
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2, agro_service_pb2_grpc
+from asan.common.v1 import audit_pb2
 from services.agro import access, convert, declaring, queries, registry, requests, review
 from services.agro.metrics import AgroMetrics
 from services.agro.numbers import id_for
 from services.agro.subsidy import SQUARE_METRES_PER_HECTARE
 from services.agro.tables import DeclarationDraftRow, holiday_table, runtime_tables
+from services.runtime.audit import list_audit_records
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import NotFound
@@ -393,6 +395,13 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
         if len(rest) > size:
             response.next_page_token = encode_page_token(_aggregate_key(rest[size - 1]), "", fingerprint)
         return response
+
+    # --- Audit trail (services.runtime.audit) -------------------------------------------------
+
+    async def ListAuditRecords(
+        self, request: audit_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        return await list_audit_records(self.database, runtime_tables, request)
 
 
 def _reach(principal: Principal) -> tuple[str | None, str | None]:

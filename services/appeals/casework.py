@@ -46,6 +46,7 @@ from services.appeals.workflow import (
     ensure_forward_window,
     ensure_may_reopen,
     ensure_other_agency,
+    ensure_reopen_window,
     ensure_repeat_rule,
     ensure_unrated,
     extended,
@@ -450,6 +451,12 @@ def close(session: Session, principal: Principal, number: str, now: datetime) ->
     return Changed(row)
 
 
+def close_unreopened(session: Session, row: AppealRow, now: datetime) -> None:
+    """Closes an answer the citizen may no longer reopen: its window has passed."""
+    row.status = status_after(Action.CLOSE, AppealStatus(row.status)).value
+    _closed(session, row, SYSTEM_ACTOR, now)
+
+
 def _closed(session: Session, row: AppealRow, actor: str, now: datetime) -> None:
     row.closed_at = now
     record(row, "CLOSED", actor, now)
@@ -497,9 +504,11 @@ def reopen(session: Session, principal: Principal, change: Reopening, now: datet
     supervisors, and due in 15 working days from now."""
     row = _appeal_to_act_on(session, principal, change.number)
     access.ensure_author(principal, row)
+    today = baku_date(now)
+    if row.status == AppealStatus.CLOSED.value and row.answered_at is not None:
+        ensure_reopen_window(baku_date(row.answered_at), today)
     target = status_after(Action.REOPEN, AppealStatus(row.status))
     assert row.answered_at is not None  # every ANSWERED appeal has its answer's time
-    today = baku_date(now)
     ensure_may_reopen(
         Rating(row.rating) if row.rating else None, row.reopened, baku_date(row.answered_at), today
     )

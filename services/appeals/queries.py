@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from services.appeals.catalogue import Agency, Category, Names, definitions_from_json
 from services.appeals.tables import AgencyRow, AppealNumberRow, AppealRow, CategoryRow, holiday_table
-from services.appeals.workflow import OPEN_STATUSES
+from services.appeals.workflow import OPEN_STATUSES, AppealStatus
 from services.runtime.holidays import holidays_between
 
 # --- The catalogue ------------------------------------------------------------------------------
@@ -213,6 +213,20 @@ def overdue_unflagged(session: Session, now: datetime, limit: int = 200) -> list
                 AppealRow.status.in_(open_statuses()), AppealRow.overdue.is_(False), AppealRow.due_at <= now
             )
             .order_by(AppealRow.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def answered_before(session: Session, moment: datetime, limit: int = 200) -> list[AppealRow]:
+    """Answered appeals whose answer is older than `moment`; rows another replica is sweeping
+    are skipped."""
+    return list(
+        session.scalars(
+            select(AppealRow)
+            .where(AppealRow.status == AppealStatus.ANSWERED.value, AppealRow.answered_at < moment)
+            .order_by(AppealRow.answered_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

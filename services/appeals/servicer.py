@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2, appeals_service_pb2_grpc, georeport_pb2
+from asan.common.v1 import audit_pb2
 from services.appeals import (
     access,
     casework,
@@ -27,7 +28,8 @@ from services.appeals import (
 from services.appeals.catalogue import check_agency_code, check_category_code
 from services.appeals.metrics import AppealsMetrics
 from services.appeals.submission import Submission
-from services.appeals.tables import AppealRow
+from services.appeals.tables import AppealRow, runtime_tables
+from services.runtime.audit import list_audit_records
 from services.runtime.auth import Principal
 from services.runtime.context import principal_var
 from services.runtime.db import Database, utcnow
@@ -370,6 +372,13 @@ class AppealsServicer(appeals_service_pb2_grpc.AppealsServiceServicer):
     ) -> M:
         key = idempotency_key(request, principal)
         return await self.idempotency.run(self.database, key, response_type, effect)
+
+    # --- Audit trail (services.runtime.audit) -------------------------------------------------
+
+    async def ListAuditRecords(
+        self, request: audit_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        return await list_audit_records(self.database, runtime_tables, request)
 
 
 def _who(principal: Principal) -> str:

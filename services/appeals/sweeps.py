@@ -3,23 +3,25 @@
 - due soon: an open appeal whose due date is the next working day or today gets AppealDueSoon,
   once per due date (an extension or a new receipt gives a new one);
 - overdue: an open appeal past its due time gets AppealOverdue once, is flagged, escalated to
-  the agency's supervisors (as DIGIT's auto-escalation does) and counted against the agency.
+  the agency's supervisors (as DIGIT's auto-escalation does) and counted against the agency;
+- closing: an answered appeal closes by itself once the citizen may no longer reopen it (the
+  30 days after its answer are over), whether they rated it or not.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from asan.appeals.v1 import events_pb2
 from services.appeals import casework, queries
-from services.appeals.deadlines import DUE_SOON_WORKING_DAYS
+from services.appeals.deadlines import DUE_SOON_WORKING_DAYS, REOPEN_WINDOW_DAYS
 from services.appeals.metrics import AppealsMetrics
 from services.runtime import protos
-from services.runtime.baku_time import baku_date
+from services.runtime.baku_time import baku_date, baku_day_bounds
 from services.runtime.db import utcnow
 from services.runtime.periodic import PeriodicTask
 from services.runtime.workdays import add_working_days
@@ -70,8 +72,18 @@ def flag_overdue(session: Session, now: datetime) -> list[str]:
     return agencies
 
 
+def close_after_reopen_window(session: Session, now: datetime) -> int:
+    """Closes every answered appeal whose reopen window ended before today (Asia/Baku); returns
+    how many. An answer of day D may be reopened up to day D + 30 and closes on day D + 31."""
+    first_day_still_open = baku_date(now) - timedelta(days=REOPEN_WINDOW_DAYS)
+    rows = queries.answered_before(session, baku_day_bounds(first_day_still_open)[0])
+    for row in rows:
+        casework.close_unreopened(session, row, now)
+    return len(rows)
+
+
 def deadline_tasks(metrics: AppealsMetrics, interval_seconds: float) -> list[PeriodicTask[Any]]:
-    """Both sweeps as the runtime runs them: every `interval_seconds`, in one replica at a time."""
+    """The sweeps as the runtime runs them: every `interval_seconds`, in one replica at a time."""
 
     def count_overdue(agencies: list[str]) -> None:
         for agency in agencies:
@@ -88,5 +100,10 @@ def deadline_tasks(metrics: AppealsMetrics, interval_seconds: float) -> list[Per
             interval_seconds,
             lambda session: flag_overdue(session, utcnow()),
             committed=count_overdue,
+        ),
+        PeriodicTask(
+            "close_appeals_after_reopen_window",
+            interval_seconds,
+            lambda session: close_after_reopen_window(session, utcnow()),
         ),
     ]

@@ -250,6 +250,12 @@ def ensure_may_reopen(rating: Rating | None, reopened_before: bool, answered: da
         )
     if reopened_before:
         raise refused("The appeal was reopened once already.", "ALREADY_REOPENED")
+    ensure_reopen_window(answered, today)
+
+
+def ensure_reopen_window(answered: date, today: date) -> None:
+    """Within 30 days of the answer; after them the appeal closes by itself (the sweep), and a
+    citizen who tries is told why rather than that it is closed."""
     if not may_reopen(answered, today):
         raise refused(
             f"An appeal is reopened within {REOPEN_WINDOW_DAYS} days of its answer "

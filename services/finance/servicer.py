@@ -10,6 +10,7 @@ import grpc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from asan.common.v1 import audit_pb2
 from asan.finance.v1 import finance_pb2, finance_service_pb2, finance_service_pb2_grpc
 from services.finance import access, access_log, consenting, convert, requests
 from services.finance.consents import Action, ConsentRefused, Status, terms_problems
@@ -17,6 +18,7 @@ from services.finance.fetching import Fetching
 from services.finance.metrics import FinanceMetrics
 from services.finance.registers import Registers
 from services.finance.tables import ConsentRow, runtime_tables
+from services.runtime.audit import list_audit_records
 from services.runtime.baku_time import baku_date
 from services.runtime.db import Database, utcnow
 from services.runtime.idempotency import Idempotency, idempotency_key
@@ -274,6 +276,13 @@ class FinanceServicer(finance_service_pb2_grpc.FinanceServiceServicer):
         return finance_pb2.SigningKey(
             public_key_pem=self.signer.public_key_pem(), key_id=self.signer.key_id, algorithm=ALGORITHM
         )
+
+    # --- Audit trail (services.runtime.audit) -------------------------------------------------
+
+    async def ListAuditRecords(
+        self, request: audit_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        return await list_audit_records(self.database, runtime_tables, request)
 
 
 def _sequence(text: str, violations: Violations) -> int | None:

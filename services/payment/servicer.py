@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from sqlalchemy.orm import Session
 
+from asan.common.v1 import audit_pb2
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment import access, convert, queries, requests
 from services.payment.acquirer import Acquirer
@@ -26,6 +27,7 @@ from services.payment.refunds import RefundFlow, RefundSettlement
 from services.payment.settlement import DEFAULT_TIMES, SettlementTimes
 from services.payment.states import PaymentStatus, ensure_transition, receipt_paid_time
 from services.payment.tables import runtime_tables
+from services.runtime.audit import list_audit_records
 from services.runtime.baku_time import BAKU, baku_date, baku_day_bounds
 from services.runtime.context import principal_var
 from services.runtime.db import Database, utcnow
@@ -229,3 +231,10 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         start, end = baku_day_bounds(day)
         totals = await self.database.run(lambda s: queries.day_totals(s, start, end, agency))
         return convert.daily_summary(day, totals)
+
+    # --- Audit trail (services.runtime.audit) -------------------------------------------------
+
+    async def ListAuditRecords(
+        self, request: audit_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        return await list_audit_records(self.database, runtime_tables, request)

@@ -90,6 +90,9 @@ class PrincipalKind(enum.StrEnum):
 
 # Kinds that act for an agency and so must name it; only banks name an institution.
 _AGENCY_KINDS = frozenset({PrincipalKind.OFFICER, PrincipalKind.SERVICE})
+# An admin may name an agency: then they are that agency's admin (its audit trail, no more),
+# not an admin of the whole suite.
+_OPTIONAL_AGENCY_KINDS = frozenset({PrincipalKind.ADMIN})
 _INSTITUTION_KINDS = frozenset({PrincipalKind.BANK})
 
 
@@ -129,7 +132,13 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.kind is PrincipalKind.ADMIN
+        """An admin of the whole suite; an agency's admin (an admin token naming an agency) is not."""
+        return self.kind is PrincipalKind.ADMIN and self.agency_code is None
+
+    @property
+    def is_agency_admin(self) -> bool:
+        """An admin of one agency: reads that agency's audit trail (services.runtime.audit)."""
+        return self.kind is PrincipalKind.ADMIN and self.agency_code is not None
 
     @property
     def fin(self) -> str | None:
@@ -144,7 +153,13 @@ def _principal_problem(
         return f"kind must be one of {', '.join(PrincipalKind)}"
     return (
         _subject_problem(kind, subject)
-        or _code_problem(kind, "agency", agency_code, required=kind in _AGENCY_KINDS)
+        or _code_problem(
+            kind,
+            "agency",
+            agency_code,
+            required=kind in _AGENCY_KINDS,
+            optional=kind in _OPTIONAL_AGENCY_KINDS,
+        )
         or _code_problem(kind, "institution", institution_code, required=kind in _INSTITUTION_KINDS)
     )
 
@@ -157,8 +172,12 @@ def _subject_problem(kind: PrincipalKind, subject: object) -> str | None:
     return None
 
 
-def _code_problem(kind: PrincipalKind, name: str, code: object, *, required: bool) -> str | None:
-    if not required:
+def _code_problem(
+    kind: PrincipalKind, name: str, code: object, *, required: bool, optional: bool = False
+) -> str | None:
+    if optional and code is None:
+        return None
+    if not required and not optional:
         # Refused rather than ignored, so that a check such as `principal.agency_code == "DMX"`
         # can never be met by a citizen or a bank.
         return None if code is None else f"a {kind} has no {name} code"

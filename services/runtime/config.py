@@ -107,6 +107,9 @@ class RetentionConfig:
     # Longer than any redelivery of an event may come, or it would be applied twice.
     inbox_days: float
     batch_rows: int
+    # Audit records (services.runtime.audit): five years by default. The central archive,
+    # fed by the AuditRecorded events, keeps them beyond.
+    audit_days: float = 1827.0
 
     @classmethod
     def from_env(cls) -> RetentionConfig:
@@ -116,6 +119,7 @@ class RetentionConfig:
             outbox_days=env_float("ASAN_RETENTION_OUTBOX_DAYS", 7.0),
             inbox_days=env_float("ASAN_RETENTION_INBOX_DAYS", 30.0),
             batch_rows=env_int("ASAN_RETENTION_BATCH_ROWS", 1000),
+            audit_days=env_float("ASAN_RETENTION_AUDIT_DAYS", 1827.0),
         )
         if config.interval_seconds <= 0:
             raise ConfigError("ASAN_RETENTION_INTERVAL_SECONDS must be above 0")
@@ -127,6 +131,8 @@ class RetentionConfig:
             )
         if config.batch_rows < 1:
             raise ConfigError("ASAN_RETENTION_BATCH_ROWS must be at least 1")
+        if config.audit_days < 365:
+            raise ConfigError("ASAN_RETENTION_AUDIT_DAYS must be at least 365: audit records are evidence")
         return config
 
 

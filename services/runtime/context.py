@@ -13,6 +13,8 @@ correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", defaul
 principal_var: ContextVar[Principal | None] = ContextVar("principal", default=None)
 # Full name of the gRPC method being served ("/asan.payment.v1.PaymentService/CreatePayment").
 grpc_method_var: ContextVar[str | None] = ContextVar("grpc_method", default=None)
+# The W3C trace id of the call (32 hex digits), when the caller sent a `traceparent`.
+trace_id_var: ContextVar[str | None] = ContextVar("trace_id", default=None)
 
 
 def new_correlation_id() -> str:
@@ -21,6 +23,24 @@ def new_correlation_id() -> str:
 
 def current_correlation_id() -> str | None:
     return correlation_id_var.get()
+
+
+def current_trace_id() -> str | None:
+    return trace_id_var.get()
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id of a W3C `traceparent` header ("00-<trace id>-<span id>-<flags>"); None for
+    a missing or malformed one, or the all-zero id the standard forbids."""
+    if not traceparent:
+        return None
+    parts = traceparent.strip().split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    trace_id = parts[1].lower()
+    if any(c not in "0123456789abcdef" for c in trace_id) or trace_id == "0" * 32:
+        return None
+    return trace_id
 
 
 def current_grpc_method() -> str:

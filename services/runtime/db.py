@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -143,6 +144,24 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class TransactionObserver(Protocol):
+    """Told of each transaction `Database.run` commits in the current call (the audit trail,
+    services.runtime.audit): it may write in the transaction before it commits."""
+
+    def before_commit(self, session: Session, result: object) -> None: ...
+
+    def committed(self) -> None: ...
+
+    def replayed(self) -> None:
+        """The call is a retry, answered with the first call's result (services.runtime.idempotency)."""
+
+
+# The observer of the current call's transactions, if any; set by an interceptor.
+transaction_observer: ContextVar[TransactionObserver | None] = ContextVar(
+    "transaction_observer", default=None
+)
+
+
 class Database:
     """A service's database: engine, sessions and the threads that run them."""
 
@@ -164,8 +183,14 @@ class Database:
             yield session
 
     def run_sync(self, unit_of_work: Callable[[Session], T]) -> T:
+        observer = transaction_observer.get()
         with self.transaction() as session:
-            return unit_of_work(session)
+            result = unit_of_work(session)
+            if observer is not None:
+                observer.before_commit(session, result)
+        if observer is not None:
+            observer.committed()
+        return result
 
     async def run(self, unit_of_work: Callable[[Session], T]) -> T:
         """Runs `unit_of_work(session)` in one transaction on the database threads."""
@@ -175,7 +200,11 @@ class Database:
         return await loop.run_in_executor(self._executor, call)
 
     def read_sync(self, read: Callable[[Connection], T]) -> T:
-        """`read(connection)` without a write transaction: Core statements that change nothing."""
+        """`read(connection)` without a write transaction: Core statements that change nothing.
+        An audited call (a transaction observer is set) reads in a transaction of `run`
+        instead, since its audit record is written in the transaction of its read."""
+        if transaction_observer.get() is not None:
+            return self.run_sync(lambda session: read(session.connection()))
         with self.engine.connect() as connection:
             if self.is_postgresql:
                 connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from asan.common.v1 import audit_pb2
 from asan.common.v1.events_pb2 import EventEnvelope
 from services.runtime.context import current_correlation_id
 from services.runtime.db import Database
@@ -49,6 +50,11 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 # (position, event_type, reason): told of each row the relay sets aside.
 OnSetAside = Callable[[int, str, str], None]
+
+# The audit trail's events (services.runtime.audit) go to the exchange of this source,
+# "audit.events", whatever service wrote them: the central archive reads that one exchange.
+AUDIT_SOURCE = "audit"
+AUDIT_EVENT_TYPE = audit_pb2.AuditRecorded.DESCRIPTOR.name
 
 # How much of an error a set-aside row keeps (`last_error`).
 LAST_ERROR_LENGTH = 500

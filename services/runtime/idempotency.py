@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from services.runtime.auth import Principal
 from services.runtime.context import current_grpc_method
-from services.runtime.db import Database, delete_in_batch, utcnow
+from services.runtime.db import Database, delete_in_batch, transaction_observer, utcnow
 from services.runtime.errors import FieldViolation, InvalidArgument
 
 M = TypeVar("M", bound=Message)
@@ -166,7 +166,11 @@ class Idempotency:
                 .where(self.table.c.scope == row.scope, self.table.c.request_id == key.request_id)
                 .values(scope=key.scope)
             )
-        return _answer(row, key)
+        answer = _answer(row, key)
+        observer = transaction_observer.get()
+        if isinstance(answer, bytes) and observer is not None:
+            observer.replayed()  # the audit trail records the call as a replay
+        return answer
 
     def peek(self, session: Session, key: IdempotencyKey) -> bytes | Pending | None:
         """What `claim` would answer, without claiming: for calls that must ask another service

@@ -11,6 +11,8 @@ INTERNAL); then, with the final status code, the metrics and the access log line
 
 Everything that depends only on the method (its metric children, whether it is open without
 a token, the wrapped handler) is worked out when the method is first called, not per call.
+A concern of its own (the audit, services.runtime.audit) is an `_Interceptor` inside this
+one, bound the same way, and adds no layer to the methods it has nothing to do with.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeAlias, TypeVar
 
 import grpc
 from google.rpc import code_pb2, status_pb2
@@ -29,7 +31,14 @@ from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.runtime.auth import TokenVerifier, bearer_token
-from services.runtime.context import correlation_id_var, grpc_method_var, new_correlation_id, principal_var
+from services.runtime.context import (
+    correlation_id_var,
+    grpc_method_var,
+    new_correlation_id,
+    principal_var,
+    trace_id_of,
+    trace_id_var,
+)
 from services.runtime.db import is_database_unavailable
 from services.runtime.errors import (
     DATABASE_RETRY_DELAY_SECONDS,
@@ -45,6 +54,9 @@ log = logging.getLogger("asan.grpc")
 if TYPE_CHECKING:  # at run time these classes are not subscriptable
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+# What a generic interceptor works out once per method.
+F = TypeVar("F")
 
 # What a caller's x-request-id may be before it is echoed and logged; anything else is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -103,15 +115,97 @@ def metadata_value(context: Context, key: str) -> str | None:
     return None
 
 
-def _request_id_and_authorization(context: Context) -> tuple[str | None, str | None]:
-    """The caller's x-request-id and authorization, in one pass over the metadata."""
-    request_id = authorization = None
+def _call_metadata(context: Context) -> tuple[str | None, str | None, str | None]:
+    """The caller's x-request-id, authorization and traceparent, in one pass over the metadata."""
+    request_id = authorization = traceparent = None
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id":
             request_id = value.decode() if isinstance(value, bytes) else value
         elif key == "authorization":
             authorization = value.decode() if isinstance(value, bytes) else value
-    return request_id, authorization
+        elif key == "traceparent":
+            traceparent = value.decode() if isinstance(value, bytes) else value
+    return request_id, authorization, traceparent
+
+
+def wrap_handler(
+    handler: Handler,
+    around: Callable[[Callable[[Any], Awaitable[Any]], Any, Context], Awaitable[Any]],
+) -> Handler:
+    """Rebuilds a handler with a single response so that every call goes through
+    `around(call_next, request, context)`."""
+    # The stubs type handlers as synchronous; under grpc.aio they are coroutine functions.
+    if handler.unary_unary:
+        inner_uu: Any = handler.unary_unary
+
+        async def unary_unary(request: Any, context: Context) -> Any:
+            return await around(lambda req: inner_uu(req, context), request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )
+    inner_su: Any = handler.stream_unary
+    assert inner_su is not None
+
+    async def stream_unary(requests: Any, context: Context) -> Any:
+        return await around(lambda reqs: inner_su(reqs, context), requests, context)
+
+    return grpc.stream_unary_rpc_method_handler(
+        stream_unary, handler.request_deserializer, handler.response_serializer
+    )
+
+
+class _Interceptor(grpc.aio.ServerInterceptor, Generic[F]):
+    """An interceptor of its own concern beside ServiceInterceptor (the audit), whose per-method
+    facts (`bind_method`) and wrapped handler are made once, when a method is first called, not
+    on every call. A method whose facts are None is passed through unwrapped."""
+
+    def __init__(self) -> None:
+        # method -> (the handler it wrapped, the wrapped handler)
+        self._bound: dict[str, tuple[Handler, Handler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method
+        bound = self._bound.get(method)
+        # The inner handler is the same object call after call (the servicer's, or the next
+        # interceptor's bound one); if it ever differs, bind afresh.
+        if bound is not None and bound[0] is handler:
+            return bound[1]
+        wrapped = self._bind(handler, method)
+        self._bound[method] = (handler, wrapped)
+        return wrapped
+
+    def _bind(self, handler: Handler, method: str) -> Handler:
+        if handler.response_streaming:
+            # The suite's own methods are unary; streaming ones (health Watch, reflection)
+            # are only checked for a token where needed, not timed or counted.
+            return self.wrap_stream(handler, method)
+        facts = self.bind_method(method, handler)
+        if facts is None:
+            return handler  # nothing to do for this method: no layer on its calls
+
+        async def around(call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context) -> Any:
+            return await self.around(call_next, request, context, facts)
+
+        return wrap_handler(handler, around)
+
+    def bind_method(self, method: str, handler: Handler) -> F:
+        raise NotImplementedError
+
+    def wrap_stream(self, handler: Handler, method: str) -> Handler:
+        return handler
+
+    async def around(
+        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: F
+    ) -> Any:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -318,9 +412,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     ) -> Any:
         """One call of a unary-response method, from its request to its status."""
         grpc_method_var.set(bound.method)
-        offered, authorization = _request_id_and_authorization(context)
+        offered, authorization, traceparent = _call_metadata(context)
         correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
         correlation_id_var.set(correlation_id)
+        trace_id_var.set(trace_id_of(traceparent))
         bound.started.inc()
         if not bound.streams_requests:
             bound.received.inc()

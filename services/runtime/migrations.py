@@ -92,6 +92,66 @@ def drop_outbox_set_aside_columns() -> None:
         outbox.drop_column("set_aside_at")
 
 
+# The setting by which the retention purge, alone, may delete audit records on PostgreSQL
+# (`SET LOCAL`, in its own transaction): the trigger below refuses every other UPDATE and DELETE.
+AUDIT_PURGE_SETTING = "asan.audit_purge"
+
+_AUDIT_APPEND_ONLY_POSTGRESQL = (
+    f"""
+CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' AND current_setting('{AUDIT_PURGE_SETTING}', true) = 'on' THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'audit records are append-only: % refused', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$
+""",
+    """
+CREATE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE ON audit_records
+  FOR EACH ROW EXECUTE FUNCTION audit_records_append_only()
+""",
+    """
+CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()
+""",
+)
+# SQLite (local runs and tests) has no session settings for the purge to show: updates are
+# refused, deletes left to the purge.
+_AUDIT_APPEND_ONLY_SQLITE = """
+CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records
+BEGIN
+  SELECT RAISE(ABORT, 'audit records are append-only: UPDATE refused');
+END
+"""
+
+
+def create_audit_records_table() -> None:
+    """Creates `audit_records` (services.runtime.audit) with the trigger that keeps it
+    append-only; for the revision that brings the audit trail to a service."""
+    from alembic import op
+
+    from services.runtime.db import new_metadata
+    from services.runtime.tables import define_runtime_tables
+
+    bind = op.get_bind()
+    define_runtime_tables(new_metadata()).audit_records.create(bind)
+    if bind.dialect.name == "postgresql":
+        for statement in _AUDIT_APPEND_ONLY_POSTGRESQL:
+            op.execute(statement)
+    elif bind.dialect.name == "sqlite":
+        op.execute(_AUDIT_APPEND_ONLY_SQLITE)
+
+
+def drop_audit_records_table() -> None:
+    from alembic import op
+
+    op.drop_table("audit_records")  # its triggers go with it
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS audit_records_append_only()")
+
+
 def schema_is_current(database_url: str, script_location: Path) -> bool:
     """True when the database is at the head revision of the service's migrations."""
     from alembic.runtime.migration import MigrationContext

@@ -5,6 +5,10 @@
 - Outbox: a row published more than ASAN_RETENTION_OUTBOX_DAYS (7) ago; never an unpublished one.
 - Inbox: a row received more than ASAN_RETENTION_INBOX_DAYS (30) ago, long after any redelivery
   of its event (a purged row would let a redelivery apply the event twice).
+- Audit records: written more than ASAN_RETENTION_AUDIT_DAYS (1827, five years) ago; the
+  central archive keeps their AuditRecorded events beyond. The purge is the one path that may
+  delete them (on PostgreSQL it says so with `SET LOCAL asan.audit_purge`, which the table's
+  trigger asks for).
 
 The server runs the purge for every service (`retention_flow`), every
 ASAN_RETENTION_INTERVAL_SECONDS, in batches of ASAN_RETENTION_BATCH_ROWS rows, one short
@@ -19,12 +23,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from services.runtime.config import RetentionConfig
 from services.runtime.db import Database, delete_in_batch, utcnow
 from services.runtime.idempotency import Idempotency
+from services.runtime.migrations import AUDIT_PURGE_SETTING
 from services.runtime.periodic import PeriodicFlow
 from services.runtime.tables import RuntimeTables
 
@@ -43,10 +48,19 @@ def _batches(
     # A NULL published_at (not relayed yet) is never below the cutoff.
     published_long_ago = outbox.c.published_at < now - timedelta(days=config.outbox_days)
     received_long_ago = inbox.c.received_at < now - timedelta(days=config.inbox_days)
+    audit = tables.audit_records
+    recorded_long_ago = audit.c.recorded_at < now - timedelta(days=config.audit_days)
+
+    def purge_audit_records(session: Session) -> int:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text(f"SET LOCAL {AUDIT_PURGE_SETTING} = 'on'"))
+        return delete_in_batch(session, audit, recorded_long_ago, limit)
+
     return {
         keys.table.name: lambda session: keys.purge(session, now, older_than=key_age, limit=limit),
         outbox.name: lambda session: delete_in_batch(session, outbox, published_long_ago, limit),
         inbox.name: lambda session: delete_in_batch(session, inbox, received_long_ago, limit),
+        audit.name: purge_audit_records,
     }
 
 
@@ -68,7 +82,7 @@ async def purge_runtime_tables(
 def count_runtime_rows(session: Session, tables: RuntimeTables) -> dict[str, int]:
     return {
         table.name: session.execute(select(func.count()).select_from(table)).scalar_one()
-        for table in (tables.outbox, tables.inbox, tables.idempotency_keys)
+        for table in (tables.outbox, tables.inbox, tables.idempotency_keys, tables.audit_records)
     }
 
 
@@ -76,8 +90,8 @@ class RetentionMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.rows = Gauge(
             "asan_runtime_table_rows",
-            "Rows in a runtime table (outbox, inbox, idempotency_keys), counted after each purge "
-            "by the replica that purged.",
+            "Rows in a runtime table (outbox, inbox, idempotency_keys, audit_records), counted after "
+            "each purge by the replica that purged.",
             ["table"],
             registry=registry,
         )

@@ -44,6 +44,7 @@ from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
 from services.runtime.access import anonymous_methods
+from services.runtime.audit import AuditInterceptor, audit_rules
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
@@ -165,7 +166,12 @@ class ServiceServer:
                     self.registry,
                     public_methods=anonymous_methods(definition.grpc_services),
                     gate=self.gate,
-                )
+                ),
+                # Inside it, once the caller is known: the audit of the audited methods (the
+                # others pass through it unwrapped).
+                AuditInterceptor(
+                    definition.name, definition.runtime_tables, audit_rules(definition.grpc_services)
+                ),
             ],
             options=[
                 # A second server on a busy port must fail, not share it silently; unless it

@@ -1,4 +1,5 @@
-"""Tables that every service's database has: the outbox, the inbox and idempotency keys.
+"""Tables that every service's database has: the outbox, the inbox, idempotency keys and the
+audit trail (services.runtime.audit).
 
 A service calls `define_runtime_tables(metadata)` on its own MetaData, and its first
 migration calls `create_runtime_tables()` (see services.runtime.migrations), which creates
@@ -29,6 +30,7 @@ class RuntimeTables:
     outbox: Table
     inbox: Table
     idempotency_keys: Table
+    audit_records: Table
 
 
 # "<kind>:<subject>" with a subject of up to 255 characters (services.runtime.auth).
@@ -83,4 +85,27 @@ def define_runtime_tables(metadata: MetaData) -> RuntimeTables:
         Column("response", LargeBinary, nullable=True),
         Column("created_at", UtcDateTime, nullable=False, index=True),
     )
-    return RuntimeTables(outbox=outbox, inbox=inbox, idempotency_keys=idempotency_keys)
+    audit_records = Table(
+        "audit_records",
+        metadata,
+        # Written in the transaction of the audited call, never updated; deleted only by the
+        # retention purge after ASAN_RETENTION_AUDIT_DAYS (on PostgreSQL a trigger refuses
+        # anything else: services.runtime.migrations.create_audit_records_table).
+        Column("id", String(36), primary_key=True),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("actor_kind", String(20), nullable=False),
+        Column("actor_subject", String(255), nullable=False),
+        # The agency the actor acted for; NULL for an admin of the whole suite.
+        Column("agency_code", String(20), nullable=True),
+        Column("method", String(200), nullable=False),
+        Column("resource", String(300), nullable=False),
+        Column("outcome", String(20), nullable=False),
+        Column("request_id", String(128), nullable=False),
+        Column("trace_id", String(32), nullable=True),
+        # An agency's admin lists their agency's records, newest first; the purge goes by age.
+        Index("ix_audit_records_agency_recorded", "agency_code", "recorded_at", "id"),
+        Index("ix_audit_records_recorded_at", "recorded_at"),
+    )
+    return RuntimeTables(
+        outbox=outbox, inbox=inbox, idempotency_keys=idempotency_keys, audit_records=audit_records
+    )

@@ -165,7 +165,11 @@ def _parser() -> argparse.ArgumentParser:
     mint_parser = commands.add_parser("mint", help="print a signed access token (creates keys if needed)")
     mint_parser.add_argument("--kind", required=True, choices=[kind.value for kind in PrincipalKind])
     mint_parser.add_argument("--subject", required=True, help="a FIN for citizens, e.g. 1AB2C3D")
-    mint_parser.add_argument("--agency", help="agency code, required for officer and service, e.g. DMX")
+    mint_parser.add_argument(
+        "--agency",
+        help="agency code, required for officer and service, e.g. DMX; an admin naming one "
+        "is that agency's admin",
+    )
     mint_parser.add_argument("--institution", help="institution code, required for bank, e.g. KAPITALBANK")
     mint_parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     jwks_parser = commands.add_parser(

@@ -126,6 +126,8 @@ from services.runtime.config import env_float, env_int, env_str
 from services.runtime.context import correlation_id_var
 from services.runtime.db import Database, is_database_unavailable
 from services.runtime.events import (
+    AUDIT_EVENT_TYPE,
+    AUDIT_SOURCE,
     OutboxRelayError,
     UnpublishableEvent,
     apply_once,
@@ -298,6 +300,17 @@ class OutboxEventDispatcher(EventDispatcher):  # type: ignore[misc]
         )
 
 
+def _audit_apart(
+    dispatch: Callable[[str, dict[str, Any]], None], dispatch_audit: Callable[[str, dict[str, Any]], None]
+) -> Callable[[str, dict[str, Any]], None]:
+    """Publishes an AuditRecorded event with `dispatch_audit`, any other with `dispatch`."""
+
+    def publish(event_type: str, body: dict[str, Any]) -> None:
+        (dispatch_audit if event_type == AUDIT_EVENT_TYPE else dispatch)(event_type, body)
+
+    return publish
+
+
 def _refusals_named(dispatch: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
     """`dispatch`, saying UnpublishableEvent when the broker refused the one message (a
     negative confirm, no route) rather than being unreachable."""
@@ -317,9 +330,12 @@ def outbox_relay_service(
     outbox_table: Table,
     interval_seconds: float = 0.5,
     batch_size: int = 100,
+    *,
+    audit_source: str = AUDIT_SOURCE,
 ) -> type:
     """A nameko service, "<service_name>_outbox_relay", that relays the outbox of
-    `database` to the broker as events of `service_name`, every `interval_seconds`.
+    `database` to the broker as events of `service_name`, every `interval_seconds`; the audit
+    trail's AuditRecorded events go as events of `audit_source` ("audit.events").
 
     Consumers subscribe with `@inbox_event_handler(service_name, "<EventType>", ...)`. The
     process must have imported the stub modules of the events in this outbox. When the
@@ -345,6 +361,8 @@ def outbox_relay_service(
         name = outage.relay_name
         is_outbox_relay = True  # run_workers starts relays after consumers
         dispatch = OutboxEventDispatcher(service_name)
+        # AuditRecorded events, to the audit exchange for the central archive.
+        dispatch_audit = OutboxEventDispatcher(audit_source)
         # For `release-set-aside`.
         relayed_database = database
         relayed_outbox = outbox_table
@@ -353,7 +371,7 @@ def outbox_relay_service(
         def relay(self) -> None:
             if not outage.due():
                 return
-            publish = _refusals_named(self.dispatch)
+            publish = _refusals_named(_audit_apart(self.dispatch, self.dispatch_audit))
             # Full batches mean a backlog: keep going, but end the tick in time for a stop.
             deadline = time.monotonic() + RELAY_TICK_SECONDS
             try:

@@ -10,7 +10,9 @@ import grpc
 from google.api import httpbody_pb2
 from sqlalchemy.orm import Session
 
+from asan.common.v1 import audit_pb2
 from asan.visa.v1 import visa_pb2, visa_service_pb2, visa_service_pb2_grpc
+from services.runtime.audit import list_audit_records
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
 from services.runtime.errors import FailedPrecondition
@@ -299,6 +301,13 @@ class VisaServicer(visa_service_pb2_grpc.VisaServiceServicer):
             visa_pb2.HolidayCalendar,
             lambda s: reference.replace_holiday_calendar(s, request.calendar.year, days),
         )
+
+    # --- Audit trail (services.runtime.audit) -------------------------------------------------
+
+    async def ListAuditRecords(
+        self, request: audit_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        return await list_audit_records(self.database, runtime_tables, request)
 
 
 def _applicant(

@@ -1,6 +1,6 @@
 """The legal clock as a service level: the deadline sweeps (due soon once per due date; overdue
 once, escalated to the supervisors, counted against the agency), the metrics, and the open
-statistics anyone may read."""
+statistics anyone may read; an answer closes by itself when its reopen window is over."""
 
 from __future__ import annotations
 
@@ -90,6 +90,42 @@ async def test_an_appeal_due_by_the_next_working_day_is_raised_due_soon_once_per
     assert (event.appeal_number, event.due_date.day) == (number, today.day)
     await eventually(lambda: True, within=1, what="more sweeps")
     assert len(outbox_events(appeals, events_pb2.AppealDueSoon)) == 1
+
+
+async def test_an_answer_closes_by_itself_the_day_after_its_reopen_window_and_not_before(
+    appeals: RunningService, stub: Stub
+) -> None:
+    """Reopening is allowed up to the 30th day after the answer (test_rules); the sweep closes
+    the appeal on the 31st, rated unsatisfactory or not rated at all, and tells the citizen."""
+    numbers = [(await submit(stub)).appeal_number for _ in range(3)]
+    for number in numbers:
+        await assign(stub, number)
+        await answer(stub, number)
+    unrated, unsatisfied, still_open = numbers
+    await rate(stub, unsatisfied, appeals_pb2.RATING_UNSATISFIED)
+    # Answered 31, 31 and 30 Baku days ago (an hour before now, so never on a day's edge).
+    for number, days in ((unrated, 31), (unsatisfied, 31), (still_open, 30)):
+        move_back(appeals, number, days=0, answered_at=utcnow() - timedelta(days=days, hours=1))
+
+    await eventually(
+        lambda: len(outbox_events(appeals, events_pb2.AppealClosed)) == 2, within=10, what="AppealClosed"
+    )
+    closed = {event.appeal_number: event for event in outbox_events(appeals, events_pb2.AppealClosed)}
+    assert set(closed) == {unrated, unsatisfied}
+    for number in (unrated, unsatisfied):
+        seen = await stub.GetAppeal(
+            appeals_service_pb2.GetAppealRequest(appeal_number=number), metadata=officer()
+        )
+        assert seen.status == appeals_pb2.APPEAL_STATUS_CLOSED
+        assert seen.history[-1].actor == "ASAN müraciət"
+        assert seen.history[-1].action == appeals_pb2.HISTORY_ACTION_CLOSED
+        assert closed[number].notice.citizen_fin and closed[number].notice.text.az
+    await eventually(lambda: True, within=1, what="more sweeps")
+    kept = await stub.GetAppeal(
+        appeals_service_pb2.GetAppealRequest(appeal_number=still_open), metadata=officer()
+    )
+    assert kept.status == appeals_pb2.APPEAL_STATUS_ANSWERED
+    assert len(outbox_events(appeals, events_pb2.AppealClosed)) == 2
 
 
 async def test_the_open_statistics_count_a_month_per_agency_and_category_without_personal_data(

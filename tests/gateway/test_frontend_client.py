@@ -1,17 +1,23 @@
 """A frontend developer's client, made from /openapi.json alone, completes a payment.
 
-No OpenAPI code generator is installed in this project (neither in the virtual environment nor
-in node_modules), so the client here is the smallest thing a generator makes: operations by
-`operationId`, path parameters filled in, required headers, and every request and answer
-validated against the document's own schemas (OpenAPI 3.1, JSON Schema 2020-12), formats
-included. What the document says is required is what the client must send; a request that
-lacks it never leaves the client.
+Two clients. A TypeScript program typed by openapi-typescript from the document the running
+gateway serves, compiled by tsc in strict mode and run by Node.js with openapi-fetch (the
+packages of package.json, installed by `make install`): what a frontend team would generate.
+And, in Python, the smallest thing a generator makes: operations by `operationId`, path
+parameters filled in, required headers, and every request and answer validated against the
+document's own schemas (OpenAPI 3.1, JSON Schema 2020-12), formats included. What the document
+says is required is what either client must send; a request that lacks it does not compile, or
+never leaves the client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -154,3 +160,62 @@ async def test_the_validator_reads_formats() -> None:
     uuids = OAS31Validator({"type": "string", "format": "uuid"}, format_checker=oas31_format_checker)
 
     assert uuids.is_valid(str(uuid.uuid4())) and not uuids.is_valid("42")
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
+TYPED_CLIENT = Path(__file__).parent / "typed_client"
+
+
+async def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Runs a command without blocking the loop that serves the gateway; its exit code and output."""
+    process = await asyncio.create_subprocess_exec(
+        *map(str, command),
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+@pytest.fixture
+def typescript_project(tmp_path: Path) -> Path:
+    """The TypeScript sources in a fresh folder that resolves the project's node_modules."""
+    if not (NODE_BIN / "tsc").exists() or shutil.which("node") is None:
+        pytest.fail(f"TypeScript or Node.js missing at {NODE_BIN}: run `make install`")
+    project = tmp_path / "frontend"
+    shutil.copytree(TYPED_CLIENT, project)
+    (project / "node_modules").symlink_to(REPO_ROOT / "node_modules")
+    return project
+
+
+async def test_a_typescript_client_generated_from_the_document_compiles_and_pays(
+    gateway: RunningGateway, typescript_project: Path
+) -> None:
+    async with gateway.client() as http:
+        (typescript_project / "openapi.json").write_text((await http.get("/openapi.json")).text)
+    project, citizen = typescript_project, token_header()
+
+    generated = await run(NODE_BIN / "openapi-typescript", "openapi.json", "-o", "api.d.ts", cwd=project)
+    compiled = await run(NODE_BIN / "tsc", "-p", "tsconfig.json", cwd=project)
+    lacking = await run(NODE_BIN / "tsc", "-p", "tsconfig.must-fail.json", cwd=project)
+    environment = {
+        "PATH": str(Path(shutil.which("node") or "node").parent),
+        "GATEWAY_URL": gateway.url,
+        "TOKEN": citizen["Authorization"].removeprefix("Bearer "),
+        "FIN": CITIZEN_FIN,
+    }
+    paid = await run("node", project / "out" / "pay.mjs", cwd=project, env=environment)
+
+    assert generated[0] == 0 and compiled[0] == 0, generated[1] + compiled[1]
+    assert lacking[0] != 0 and "Property 'amount' is missing" in lacking[1], lacking[1]
+    assert paid[0] == 0, paid[1]
+    outcome = json.loads(paid[1].strip().splitlines()[-1])
+    assert outcome["status"] == "PAYMENT_STATUS_SUCCEEDED"
+    async with gateway.client(headers=citizen) as http:
+        stored = (await http.get(f"/v1/payments/{outcome['paymentId']}")).json()
+    assert stored["status"] == "PAYMENT_STATUS_SUCCEEDED"
+    assert outcome["receipt"]["paymentId"] == outcome["paymentId"]
+    assert outcome["receipt"]["amount"] == stored["amount"]

@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.runtime.config import AuthConfig
-from tests.gateway.support import bearer, error_of, gateway_for, json_of
+from tests.gateway.support import bearer, error_of, gateway_for, json_of, token_header
 from tests.payment.builders import CITIZEN_FIN, Callers, Stub, payment_service
 
 BAKU = ZoneInfo("Asia/Baku")
@@ -189,6 +189,38 @@ async def test_owning_agency_refunds_part_of_a_payment(stack: Stack) -> None:
     assert refund["amount"] == {"minorUnits": "1500", "currencyCode": "AZN"}
     assert refund["remainingRefundable"] == {"minorUnits": "4500", "currencyCode": "AZN"}
     assert after["refundedAmount"] == {"minorUnits": "1500", "currencyCode": "AZN"}
+
+
+async def test_an_agency_s_admin_reads_who_refunded_through_the_gateway(stack: Stack) -> None:
+    created = await create(stack)
+    await pay(stack, created["paymentId"])
+    refunded = await stack.http.post(
+        f"/v1/payments/{created['paymentId']}:refund",
+        json={"amount": {"minorUnits": 1500, "currencyCode": "AZN"}, "reason": "Duplicate payment"},
+        headers={**bearer(stack.callers.dmx_officer), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    json_of(refunded)
+
+    def agency_admin(agency: str) -> dict[str, str]:
+        return token_header("admin", f"{agency.lower()}-audit-admin", agency)
+
+    trail = json_of(
+        await stack.http.get("/v1/paymentAuditRecords?method=RefundPayment", headers=agency_admin("DMX"))
+    )
+    others = json_of(await stack.http.get("/v1/paymentAuditRecords", headers=agency_admin("DIN")))
+    refused = await stack.http.get("/v1/paymentAuditRecords", headers=bearer(stack.callers.dmx_officer))
+
+    (record,) = trail["auditRecords"]
+    assert (record["actorSubject"], record["actorKind"], record["agencyCode"]) == (
+        "dmx-officer-17",
+        "officer",
+        "DMX",
+    )
+    assert record["resource"] == f"payments/{created['paymentId']}"
+    assert record["requestId"] == refunded.headers["X-Request-Id"]
+    assert others == {"auditRecords": [], "nextPageToken": ""}
+    assert refused.status_code == 403
+    assert [d.get("reason") for d in error_of(refused).details if "reason" in d] == ["AUDIT_DENIED"]
 
 
 async def test_daily_summary_for_an_agency(stack: Stack) -> None:

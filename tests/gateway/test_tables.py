@@ -137,6 +137,7 @@ def test_the_payment_routes_are_those_that_test_payment_routes_drives() -> None:
         ("POST", "/v1/payments/{payment_id}:refund"),
         ("GET", "/v1/payments/{payment_id}/receipt"),
         ("GET", "/v1/dailySummaries/{date}"),
+        ("GET", "/v1/paymentAuditRecords"),
     }
 
 

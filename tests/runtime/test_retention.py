@@ -1,6 +1,7 @@
 """Retention: every service's server purges the runtime's rows once they have served their
 time (completed idempotency keys after 48 hours, published events after 7 days, inbox rows
-after 30 days), in batches, and reports how many rows each table holds."""
+after 30 days, audit records after five years), in batches, and reports how many rows each
+table holds."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from sqlalchemy.orm import Session
 from services.payment.service import definition as payment
 from services.payment.tables import runtime_tables as tables
 from services.runtime.config import ConfigError, RetentionConfig
-from services.runtime.db import utcnow
+from services.runtime.db import Database, utcnow
 from services.runtime.migrations import upgrade
+from services.runtime.retention import purge_runtime_tables
 from services.runtime.server import ServiceDefinition
 from services.visa.service import definition as visa
 from tests.support.servers import RunningService, running_service
@@ -146,12 +148,72 @@ def test_idempotency_keys_cannot_be_kept_less_than_a_day(monkeypatch: pytest.Mon
 
 
 def test_retention_defaults_keep_the_readme_promises(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("INTERVAL_SECONDS", "IDEMPOTENCY_HOURS", "OUTBOX_DAYS", "INBOX_DAYS", "BATCH_ROWS"):
+    for name in (
+        "INTERVAL_SECONDS",
+        "IDEMPOTENCY_HOURS",
+        "OUTBOX_DAYS",
+        "INBOX_DAYS",
+        "BATCH_ROWS",
+        "AUDIT_DAYS",
+    ):
         monkeypatch.delenv(f"ASAN_RETENTION_{name}", raising=False)
 
     assert RetentionConfig.from_env() == RetentionConfig(
-        interval_seconds=3600.0, idempotency_hours=48.0, outbox_days=7.0, inbox_days=30.0, batch_rows=1000
+        interval_seconds=3600.0,
+        idempotency_hours=48.0,
+        outbox_days=7.0,
+        inbox_days=30.0,
+        batch_rows=1000,
+        audit_days=1827.0,
     )
+
+
+def test_audit_records_cannot_be_kept_less_than_a_year(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASAN_RETENTION_AUDIT_DAYS", "90")
+
+    with pytest.raises(ConfigError, match="ASAN_RETENTION_AUDIT_DAYS must be at least 365"):
+        RetentionConfig.from_env()
+
+
+def test_audit_records_go_after_their_term_and_only_by_the_purge(database_url: str) -> None:
+    """On PostgreSQL the table's trigger refuses every DELETE but the purge's."""
+    upgrade(database_url, payment.migrations)
+    now = utcnow()
+    day = timedelta(days=1)
+
+    def record(name: str, age: timedelta) -> dict[str, object]:
+        return {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+            "recorded_at": now - age,
+            "actor_kind": "officer",
+            "actor_subject": name,
+            "agency_code": "DMX",
+            "method": "/asan.payment.v1.PaymentService/RefundPayment",
+            "resource": "payments/1",
+            "outcome": "OK",
+            "request_id": name,
+        }
+
+    database = Database(database_url, threads=1)
+    try:
+        database.run_sync(
+            lambda s: s.execute(
+                insert(tables.audit_records),
+                [record(f"old-{n}", 1828 * day) for n in range(3)] + [record("young", 1826 * day)],
+            )
+        )
+        config = RetentionConfig(
+            interval_seconds=1.0, idempotency_hours=48.0, outbox_days=7.0, inbox_days=30.0, batch_rows=2
+        )
+
+        deleted = asyncio.run(purge_runtime_tables(database, tables, config, now))
+
+        assert deleted["audit_records"] == 3
+        assert database.run_sync(lambda s: list(s.scalars(select(tables.audit_records.c.actor_subject)))) == [
+            "young"
+        ]
+    finally:
+        database.close()
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ _sym_db = _symbol_database.Default()
 
 
 from asan.agro.v1 import agro_pb2 as asan_dot_agro_dot_v1_dot_agro__pb2
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from asan.common.v1 import options_pb2 as asan_dot_common_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
@@ -30,7 +31,7 @@ from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61san/agro/v1/agro_service.proto\x12\x0c\x61san.agro.v1\x1a\x17\x61san/agro/v1/agro.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a google/protobuf/field_mask.proto\"e\n\x15RegisterFarmerRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12*\n\x06\x66\x61rmer\x18\x02 \x01(\x0b\x32\x14.asan.agro.v1.FarmerB\x04\xe2\x41\x01\x02\"%\n\x10GetFarmerRequest\x12\x11\n\x03\x66in\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"c\n\x13\x43reateParcelRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12*\n\x06parcel\x18\x02 \x01(\x0b\x32\x14.asan.agro.v1.ParcelB\x04\xe2\x41\x01\x02\"+\n\x10GetParcelRequest\x12\x17\n\tparcel_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\";\n\x12ListParcelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x13ListParcelsResponse\x12%\n\x07parcels\x18\x01 \x03(\x0b\x32\x14.asan.agro.v1.Parcel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x16SetEligibleAreaRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x17\n\tparcel_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12)\n\x1b\x65ligible_area_square_metres\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\"m\n\x13QuoteSubsidyRequest\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x34\n\x0b\x64\x65\x63laration\x18\x01 \x01(\x0b\x32\x19.asan.agro.v1.DeclarationB\x04\xe2\x41\x01\x02\"r\n\x18\x43reateDeclarationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x34\n\x0b\x64\x65\x63laration\x18\x02 \x01(\x0b\x32\x19.asan.agro.v1.DeclarationB\x04\xe2\x41\x01\x02\"9\n\x15GetDeclarationRequest\x12 \n\x12\x64\x65\x63laration_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"q\n\x17ListDeclarationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.asan.agro.v1.DeclarationStatus\"d\n\x18ListDeclarationsResponse\x12/\n\x0c\x64\x65\x63larations\x18\x01 \x03(\x0b\x32\x19.asan.agro.v1.Declaration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x1cListDeclarationDraftsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x1dListDeclarationDraftsResponse\x12)\n\x06\x64rafts\x18\x01 \x03(\x0b\x32\x19.asan.agro.v1.Declaration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x83\x01\n\x17RecordMonitoringRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x64\x65\x63laration_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12$\n\x1cmonitored_area_square_metres\x18\x03 \x01(\x03\"_\n\x19\x41pproveDeclarationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x64\x65\x63laration_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"t\n\x18RejectDeclarationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x64\x65\x63laration_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"7\n\x1aGetCoefficientTableRequest\x12\x19\n\x0bseason_year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"\xa7\x01\n\x1dUpdateCoefficientTableRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x33\n\x05table\x18\x02 \x01(\x0b\x32\x1e.asan.agro.v1.CoefficientTableB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x18\n\x16GetSowingWindowRequest\"/\n\x19GetHolidayCalendarRequest\x12\x12\n\x04year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"\xa8\x01\n\x1cUpdateHolidayCalendarRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x35\n\x08\x63\x61lendar\x18\x02 \x01(\x0b\x32\x1d.asan.agro.v1.HolidayCalendarB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"_\n\x1bListSeasonAggregatesRequest\x12\x19\n\x0bseason_year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x1cListSeasonAggregatesResponse\x12\x31\n\naggregates\x18\x01 \x03(\x0b\x32\x1d.asan.agro.v1.SeasonAggregate\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xb5\x15\n\x0b\x41groService\x12m\n\x0eRegisterFarmer\x12#.asan.agro.v1.RegisterFarmerRequest\x1a\x14.asan.agro.v1.Farmer\" \x82\xd3\xe4\x93\x02\x1a\"\x10/v1/agro/farmers:\x06\x66\x61rmer\x12\x65\n\tGetFarmer\x12\x1e.asan.agro.v1.GetFarmerRequest\x1a\x14.asan.agro.v1.Farmer\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/agro/farmers:lookup:\x01*\x12i\n\x0c\x43reateParcel\x12!.asan.agro.v1.CreateParcelRequest\x1a\x14.asan.agro.v1.Parcel\" \x82\xd3\xe4\x93\x02\x1a\"\x10/v1/agro/parcels:\x06parcel\x12g\n\tGetParcel\x12\x1e.asan.agro.v1.GetParcelRequest\x1a\x14.asan.agro.v1.Parcel\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/agro/parcels/{parcel_id}\x12l\n\x0bListParcels\x12 .asan.agro.v1.ListParcelsRequest\x1a!.asan.agro.v1.ListParcelsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/agro/parcels\x12\x86\x01\n\x0fSetEligibleArea\x12$.asan.agro.v1.SetEligibleAreaRequest\x1a\x14.asan.agro.v1.Parcel\"7\x82\xd3\xe4\x93\x02\x31\",/v1/agro/parcels/{parcel_id}:setEligibleArea:\x01*\x12z\n\x0cQuoteSubsidy\x12!.asan.agro.v1.QuoteSubsidyRequest\x1a\x15.asan.agro.v1.Subsidy\"0\x82\xd3\xe4\x93\x02*\"\x1b/v1/agro/declarations:quote:\x0b\x64\x65\x63laration\x12\x82\x01\n\x11\x43reateDeclaration\x12&.asan.agro.v1.CreateDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"*\x82\xd3\xe4\x93\x02$\"\x15/v1/agro/declarations:\x0b\x64\x65\x63laration\x12\x84\x01\n\x0eGetDeclaration\x12#.asan.agro.v1.GetDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"2\x82\xd3\xe4\x93\x02,\x12*/v1/agro/declarations/{declaration_number}\x12\x80\x01\n\x10ListDeclarations\x12%.asan.agro.v1.ListDeclarationsRequest\x1a&.asan.agro.v1.ListDeclarationsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/agro/declarations\x12\x94\x01\n\x15ListDeclarationDrafts\x12*.asan.agro.v1.ListDeclarationDraftsRequest\x1a+.asan.agro.v1.ListDeclarationDraftsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/agro/declarationDrafts\x12\x9c\x01\n\x10RecordMonitoring\x12%.asan.agro.v1.RecordMonitoringRequest\x1a\x19.asan.agro.v1.Declaration\"F\x82\xd3\xe4\x93\x02@\";/v1/agro/declarations/{declaration_number}:recordMonitoring:\x01*\x12\x97\x01\n\x12\x41pproveDeclaration\x12\'.asan.agro.v1.ApproveDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"=\x82\xd3\xe4\x93\x02\x37\"2/v1/agro/declarations/{declaration_number}:approve:\x01*\x12\x94\x01\n\x11RejectDeclaration\x12&.asan.agro.v1.RejectDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"<\x82\xd3\xe4\x93\x02\x36\"1/v1/agro/declarations/{declaration_number}:reject:\x01*\x12\x97\x01\n\x13GetCoefficientTable\x12(.asan.agro.v1.GetCoefficientTableRequest\x1a\x1e.asan.agro.v1.CoefficientTable\"6\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02*\x12(/v1/agro/coefficientTables/{season_year}\x12\xa4\x01\n\x16UpdateCoefficientTable\x12+.asan.agro.v1.UpdateCoefficientTableRequest\x1a\x1e.asan.agro.v1.CoefficientTable\"=\x82\xd3\xe4\x93\x02\x37\x32./v1/agro/coefficientTables/{table.season_year}:\x05table\x12x\n\x0fGetSowingWindow\x12$.asan.agro.v1.GetSowingWindowRequest\x1a\x1a.asan.agro.v1.SowingWindow\"#\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/agro/sowingWindow\x12\x8c\x01\n\x12GetHolidayCalendar\x12\'.asan.agro.v1.GetHolidayCalendarRequest\x1a\x1d.asan.agro.v1.HolidayCalendar\".\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/agro/holidayCalendars/{year}\x12\x9f\x01\n\x15UpdateHolidayCalendar\x12*.asan.agro.v1.UpdateHolidayCalendarRequest\x1a\x1d.asan.agro.v1.HolidayCalendar\";\x82\xd3\xe4\x93\x02\x35\x32)/v1/agro/holidayCalendars/{calendar.year}:\x08\x63\x61lendar\x12\xa6\x01\n\x14ListSeasonAggregates\x12).asan.agro.v1.ListSeasonAggregatesRequest\x1a*.asan.agro.v1.ListSeasonAggregatesResponse\"7\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02+\x12)/v1/agro/seasons/{season_year}/aggregatesB\x17\n\x13\x61z.gov.asan.agro.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61san/agro/v1/agro_service.proto\x12\x0c\x61san.agro.v1\x1a\x17\x61san/agro/v1/agro.proto\x1a\x1a\x61san/common/v1/audit.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a google/protobuf/field_mask.proto\"e\n\x15RegisterFarmerRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12*\n\x06\x66\x61rmer\x18\x02 \x01(\x0b\x32\x14.asan.agro.v1.FarmerB\x04\xe2\x41\x01\x02\"%\n\x10GetFarmerRequest\x12\x11\n\x03\x66in\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"c\n\x13\x43reateParcelRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12*\n\x06parcel\x18\x02 \x01(\x0b\x32\x14.asan.agro.v1.ParcelB\x04\xe2\x41\x01\x02\"+\n\x10GetParcelRequest\x12\x17\n\tparcel_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\";\n\x12ListParcelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"U\n\x13ListParcelsResponse\x12%\n\x07parcels\x18\x01 \x03(\x0b\x32\x14.asan.agro.v1.Parcel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x16SetEligibleAreaRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x17\n\tparcel_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12)\n\x1b\x65ligible_area_square_metres\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\"m\n\x13QuoteSubsidyRequest\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x34\n\x0b\x64\x65\x63laration\x18\x01 \x01(\x0b\x32\x19.asan.agro.v1.DeclarationB\x04\xe2\x41\x01\x02\"r\n\x18\x43reateDeclarationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x34\n\x0b\x64\x65\x63laration\x18\x02 \x01(\x0b\x32\x19.asan.agro.v1.DeclarationB\x04\xe2\x41\x01\x02\"9\n\x15GetDeclarationRequest\x12 \n\x12\x64\x65\x63laration_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"q\n\x17ListDeclarationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.asan.agro.v1.DeclarationStatus\"d\n\x18ListDeclarationsResponse\x12/\n\x0c\x64\x65\x63larations\x18\x01 \x03(\x0b\x32\x19.asan.agro.v1.Declaration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x1cListDeclarationDraftsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"c\n\x1dListDeclarationDraftsResponse\x12)\n\x06\x64rafts\x18\x01 \x03(\x0b\x32\x19.asan.agro.v1.Declaration\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x83\x01\n\x17RecordMonitoringRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x64\x65\x63laration_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12$\n\x1cmonitored_area_square_metres\x18\x03 \x01(\x03\"_\n\x19\x41pproveDeclarationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x64\x65\x63laration_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"t\n\x18RejectDeclarationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x64\x65\x63laration_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"7\n\x1aGetCoefficientTableRequest\x12\x19\n\x0bseason_year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"\xa7\x01\n\x1dUpdateCoefficientTableRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x33\n\x05table\x18\x02 \x01(\x0b\x32\x1e.asan.agro.v1.CoefficientTableB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\x18\n\x16GetSowingWindowRequest\"/\n\x19GetHolidayCalendarRequest\x12\x12\n\x04year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"\xa8\x01\n\x1cUpdateHolidayCalendarRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x35\n\x08\x63\x61lendar\x18\x02 \x01(\x0b\x32\x1d.asan.agro.v1.HolidayCalendarB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"_\n\x1bListSeasonAggregatesRequest\x12\x19\n\x0bseason_year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x1cListSeasonAggregatesResponse\x12\x31\n\naggregates\x18\x01 \x03(\x0b\x32\x1d.asan.agro.v1.SeasonAggregate\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe8\x18\n\x0b\x41groService\x12m\n\x0eRegisterFarmer\x12#.asan.agro.v1.RegisterFarmerRequest\x1a\x14.asan.agro.v1.Farmer\" \x82\xd3\xe4\x93\x02\x1a\"\x10/v1/agro/farmers:\x06\x66\x61rmer\x12i\n\tGetFarmer\x12\x1e.asan.agro.v1.GetFarmerRequest\x1a\x14.asan.agro.v1.Farmer\"&\xe2\xf3\x18\x00\x82\xd3\xe4\x93\x02\x1c\"\x17/v1/agro/farmers:lookup:\x01*\x12i\n\x0c\x43reateParcel\x12!.asan.agro.v1.CreateParcelRequest\x1a\x14.asan.agro.v1.Parcel\" \x82\xd3\xe4\x93\x02\x1a\"\x10/v1/agro/parcels:\x06parcel\x12\x80\x01\n\tGetParcel\x12\x1e.asan.agro.v1.GetParcelRequest\x1a\x14.asan.agro.v1.Parcel\"=\xe2\xf3\x18\x15\n\x13parcels/{parcel_id}\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/agro/parcels/{parcel_id}\x12p\n\x0bListParcels\x12 .asan.agro.v1.ListParcelsRequest\x1a!.asan.agro.v1.ListParcelsResponse\"\x1c\xe2\xf3\x18\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/agro/parcels\x12\x9f\x01\n\x0fSetEligibleArea\x12$.asan.agro.v1.SetEligibleAreaRequest\x1a\x14.asan.agro.v1.Parcel\"P\xe2\xf3\x18\x15\n\x13parcels/{parcel_id}\x82\xd3\xe4\x93\x02\x31\",/v1/agro/parcels/{parcel_id}:setEligibleArea:\x01*\x12z\n\x0cQuoteSubsidy\x12!.asan.agro.v1.QuoteSubsidyRequest\x1a\x15.asan.agro.v1.Subsidy\"0\x82\xd3\xe4\x93\x02*\"\x1b/v1/agro/declarations:quote:\x0b\x64\x65\x63laration\x12\x82\x01\n\x11\x43reateDeclaration\x12&.asan.agro.v1.CreateDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"*\x82\xd3\xe4\x93\x02$\"\x15/v1/agro/declarations:\x0b\x64\x65\x63laration\x12\xab\x01\n\x0eGetDeclaration\x12#.asan.agro.v1.GetDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"Y\xe2\xf3\x18#\n!declarations/{declaration_number}\x82\xd3\xe4\x93\x02,\x12*/v1/agro/declarations/{declaration_number}\x12\x84\x01\n\x10ListDeclarations\x12%.asan.agro.v1.ListDeclarationsRequest\x1a&.asan.agro.v1.ListDeclarationsResponse\"!\xe2\xf3\x18\x00\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/agro/declarations\x12\x94\x01\n\x15ListDeclarationDrafts\x12*.asan.agro.v1.ListDeclarationDraftsRequest\x1a+.asan.agro.v1.ListDeclarationDraftsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/agro/declarationDrafts\x12\xc3\x01\n\x10RecordMonitoring\x12%.asan.agro.v1.RecordMonitoringRequest\x1a\x19.asan.agro.v1.Declaration\"m\xe2\xf3\x18#\n!declarations/{declaration_number}\x82\xd3\xe4\x93\x02@\";/v1/agro/declarations/{declaration_number}:recordMonitoring:\x01*\x12\xbe\x01\n\x12\x41pproveDeclaration\x12\'.asan.agro.v1.ApproveDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"d\xe2\xf3\x18#\n!declarations/{declaration_number}\x82\xd3\xe4\x93\x02\x37\"2/v1/agro/declarations/{declaration_number}:approve:\x01*\x12\xbb\x01\n\x11RejectDeclaration\x12&.asan.agro.v1.RejectDeclarationRequest\x1a\x19.asan.agro.v1.Declaration\"c\xe2\xf3\x18#\n!declarations/{declaration_number}\x82\xd3\xe4\x93\x02\x36\"1/v1/agro/declarations/{declaration_number}:reject:\x01*\x12\x97\x01\n\x13GetCoefficientTable\x12(.asan.agro.v1.GetCoefficientTableRequest\x1a\x1e.asan.agro.v1.CoefficientTable\"6\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02*\x12(/v1/agro/coefficientTables/{season_year}\x12\xcf\x01\n\x16UpdateCoefficientTable\x12+.asan.agro.v1.UpdateCoefficientTableRequest\x1a\x1e.asan.agro.v1.CoefficientTable\"h\xe2\xf3\x18\'\n%coefficientTables/{table.season_year}\x82\xd3\xe4\x93\x02\x37\x32./v1/agro/coefficientTables/{table.season_year}:\x05table\x12x\n\x0fGetSowingWindow\x12$.asan.agro.v1.GetSowingWindowRequest\x1a\x1a.asan.agro.v1.SowingWindow\"#\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/agro/sowingWindow\x12\x8c\x01\n\x12GetHolidayCalendar\x12\'.asan.agro.v1.GetHolidayCalendarRequest\x1a\x1d.asan.agro.v1.HolidayCalendar\".\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\"\x12 /v1/agro/holidayCalendars/{year}\x12\xc5\x01\n\x15UpdateHolidayCalendar\x12*.asan.agro.v1.UpdateHolidayCalendarRequest\x1a\x1d.asan.agro.v1.HolidayCalendar\"a\xe2\xf3\x18\"\n holidayCalendars/{calendar.year}\x82\xd3\xe4\x93\x02\x35\x32)/v1/agro/holidayCalendars/{calendar.year}:\x08\x63\x61lendar\x12\xa6\x01\n\x14ListSeasonAggregates\x12).asan.agro.v1.ListSeasonAggregatesRequest\x1a*.asan.agro.v1.ListSeasonAggregatesResponse\"7\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02+\x12)/v1/agro/seasons/{season_year}/aggregates\x12\x84\x01\n\x10ListAuditRecords\x12\'.asan.common.v1.ListAuditRecordsRequest\x1a(.asan.common.v1.ListAuditRecordsResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/agro/auditRecordsB\x17\n\x13\x61z.gov.asan.agro.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -97,91 +98,93 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGROSERVICE'].methods_by_name['RegisterFarmer']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['RegisterFarmer']._serialized_options = b'\202\323\344\223\002\032\"\020/v1/agro/farmers:\006farmer'
   _globals['_AGROSERVICE'].methods_by_name['GetFarmer']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['GetFarmer']._serialized_options = b'\202\323\344\223\002\034\"\027/v1/agro/farmers:lookup:\001*'
+  _globals['_AGROSERVICE'].methods_by_name['GetFarmer']._serialized_options = b'\342\363\030\000\202\323\344\223\002\034\"\027/v1/agro/farmers:lookup:\001*'
   _globals['_AGROSERVICE'].methods_by_name['CreateParcel']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['CreateParcel']._serialized_options = b'\202\323\344\223\002\032\"\020/v1/agro/parcels:\006parcel'
   _globals['_AGROSERVICE'].methods_by_name['GetParcel']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['GetParcel']._serialized_options = b'\202\323\344\223\002\036\022\034/v1/agro/parcels/{parcel_id}'
+  _globals['_AGROSERVICE'].methods_by_name['GetParcel']._serialized_options = b'\342\363\030\025\n\023parcels/{parcel_id}\202\323\344\223\002\036\022\034/v1/agro/parcels/{parcel_id}'
   _globals['_AGROSERVICE'].methods_by_name['ListParcels']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['ListParcels']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/agro/parcels'
+  _globals['_AGROSERVICE'].methods_by_name['ListParcels']._serialized_options = b'\342\363\030\000\202\323\344\223\002\022\022\020/v1/agro/parcels'
   _globals['_AGROSERVICE'].methods_by_name['SetEligibleArea']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['SetEligibleArea']._serialized_options = b'\202\323\344\223\0021\",/v1/agro/parcels/{parcel_id}:setEligibleArea:\001*'
+  _globals['_AGROSERVICE'].methods_by_name['SetEligibleArea']._serialized_options = b'\342\363\030\025\n\023parcels/{parcel_id}\202\323\344\223\0021\",/v1/agro/parcels/{parcel_id}:setEligibleArea:\001*'
   _globals['_AGROSERVICE'].methods_by_name['QuoteSubsidy']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['QuoteSubsidy']._serialized_options = b'\202\323\344\223\002*\"\033/v1/agro/declarations:quote:\013declaration'
   _globals['_AGROSERVICE'].methods_by_name['CreateDeclaration']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['CreateDeclaration']._serialized_options = b'\202\323\344\223\002$\"\025/v1/agro/declarations:\013declaration'
   _globals['_AGROSERVICE'].methods_by_name['GetDeclaration']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['GetDeclaration']._serialized_options = b'\202\323\344\223\002,\022*/v1/agro/declarations/{declaration_number}'
+  _globals['_AGROSERVICE'].methods_by_name['GetDeclaration']._serialized_options = b'\342\363\030#\n!declarations/{declaration_number}\202\323\344\223\002,\022*/v1/agro/declarations/{declaration_number}'
   _globals['_AGROSERVICE'].methods_by_name['ListDeclarations']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['ListDeclarations']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/agro/declarations'
+  _globals['_AGROSERVICE'].methods_by_name['ListDeclarations']._serialized_options = b'\342\363\030\000\202\323\344\223\002\027\022\025/v1/agro/declarations'
   _globals['_AGROSERVICE'].methods_by_name['ListDeclarationDrafts']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['ListDeclarationDrafts']._serialized_options = b'\202\323\344\223\002\034\022\032/v1/agro/declarationDrafts'
   _globals['_AGROSERVICE'].methods_by_name['RecordMonitoring']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['RecordMonitoring']._serialized_options = b'\202\323\344\223\002@\";/v1/agro/declarations/{declaration_number}:recordMonitoring:\001*'
+  _globals['_AGROSERVICE'].methods_by_name['RecordMonitoring']._serialized_options = b'\342\363\030#\n!declarations/{declaration_number}\202\323\344\223\002@\";/v1/agro/declarations/{declaration_number}:recordMonitoring:\001*'
   _globals['_AGROSERVICE'].methods_by_name['ApproveDeclaration']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['ApproveDeclaration']._serialized_options = b'\202\323\344\223\0027\"2/v1/agro/declarations/{declaration_number}:approve:\001*'
+  _globals['_AGROSERVICE'].methods_by_name['ApproveDeclaration']._serialized_options = b'\342\363\030#\n!declarations/{declaration_number}\202\323\344\223\0027\"2/v1/agro/declarations/{declaration_number}:approve:\001*'
   _globals['_AGROSERVICE'].methods_by_name['RejectDeclaration']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['RejectDeclaration']._serialized_options = b'\202\323\344\223\0026\"1/v1/agro/declarations/{declaration_number}:reject:\001*'
+  _globals['_AGROSERVICE'].methods_by_name['RejectDeclaration']._serialized_options = b'\342\363\030#\n!declarations/{declaration_number}\202\323\344\223\0026\"1/v1/agro/declarations/{declaration_number}:reject:\001*'
   _globals['_AGROSERVICE'].methods_by_name['GetCoefficientTable']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['GetCoefficientTable']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002*\022(/v1/agro/coefficientTables/{season_year}'
   _globals['_AGROSERVICE'].methods_by_name['UpdateCoefficientTable']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['UpdateCoefficientTable']._serialized_options = b'\202\323\344\223\00272./v1/agro/coefficientTables/{table.season_year}:\005table'
+  _globals['_AGROSERVICE'].methods_by_name['UpdateCoefficientTable']._serialized_options = b'\342\363\030\'\n%coefficientTables/{table.season_year}\202\323\344\223\00272./v1/agro/coefficientTables/{table.season_year}:\005table'
   _globals['_AGROSERVICE'].methods_by_name['GetSowingWindow']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['GetSowingWindow']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\027\022\025/v1/agro/sowingWindow'
   _globals['_AGROSERVICE'].methods_by_name['GetHolidayCalendar']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['GetHolidayCalendar']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\"\022 /v1/agro/holidayCalendars/{year}'
   _globals['_AGROSERVICE'].methods_by_name['UpdateHolidayCalendar']._loaded_options = None
-  _globals['_AGROSERVICE'].methods_by_name['UpdateHolidayCalendar']._serialized_options = b'\202\323\344\223\00252)/v1/agro/holidayCalendars/{calendar.year}:\010calendar'
+  _globals['_AGROSERVICE'].methods_by_name['UpdateHolidayCalendar']._serialized_options = b'\342\363\030\"\n holidayCalendars/{calendar.year}\202\323\344\223\00252)/v1/agro/holidayCalendars/{calendar.year}:\010calendar'
   _globals['_AGROSERVICE'].methods_by_name['ListSeasonAggregates']._loaded_options = None
   _globals['_AGROSERVICE'].methods_by_name['ListSeasonAggregates']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002+\022)/v1/agro/seasons/{season_year}/aggregates'
-  _globals['_REGISTERFARMERREQUEST']._serialized_start=230
-  _globals['_REGISTERFARMERREQUEST']._serialized_end=331
-  _globals['_GETFARMERREQUEST']._serialized_start=333
-  _globals['_GETFARMERREQUEST']._serialized_end=370
-  _globals['_CREATEPARCELREQUEST']._serialized_start=372
-  _globals['_CREATEPARCELREQUEST']._serialized_end=471
-  _globals['_GETPARCELREQUEST']._serialized_start=473
-  _globals['_GETPARCELREQUEST']._serialized_end=516
-  _globals['_LISTPARCELSREQUEST']._serialized_start=518
-  _globals['_LISTPARCELSREQUEST']._serialized_end=577
-  _globals['_LISTPARCELSRESPONSE']._serialized_start=579
-  _globals['_LISTPARCELSRESPONSE']._serialized_end=664
-  _globals['_SETELIGIBLEAREAREQUEST']._serialized_start=666
-  _globals['_SETELIGIBLEAREAREQUEST']._serialized_end=792
-  _globals['_QUOTESUBSIDYREQUEST']._serialized_start=794
-  _globals['_QUOTESUBSIDYREQUEST']._serialized_end=903
-  _globals['_CREATEDECLARATIONREQUEST']._serialized_start=905
-  _globals['_CREATEDECLARATIONREQUEST']._serialized_end=1019
-  _globals['_GETDECLARATIONREQUEST']._serialized_start=1021
-  _globals['_GETDECLARATIONREQUEST']._serialized_end=1078
-  _globals['_LISTDECLARATIONSREQUEST']._serialized_start=1080
-  _globals['_LISTDECLARATIONSREQUEST']._serialized_end=1193
-  _globals['_LISTDECLARATIONSRESPONSE']._serialized_start=1195
-  _globals['_LISTDECLARATIONSRESPONSE']._serialized_end=1295
-  _globals['_LISTDECLARATIONDRAFTSREQUEST']._serialized_start=1297
-  _globals['_LISTDECLARATIONDRAFTSREQUEST']._serialized_end=1366
-  _globals['_LISTDECLARATIONDRAFTSRESPONSE']._serialized_start=1368
-  _globals['_LISTDECLARATIONDRAFTSRESPONSE']._serialized_end=1467
-  _globals['_RECORDMONITORINGREQUEST']._serialized_start=1470
-  _globals['_RECORDMONITORINGREQUEST']._serialized_end=1601
-  _globals['_APPROVEDECLARATIONREQUEST']._serialized_start=1603
-  _globals['_APPROVEDECLARATIONREQUEST']._serialized_end=1698
-  _globals['_REJECTDECLARATIONREQUEST']._serialized_start=1700
-  _globals['_REJECTDECLARATIONREQUEST']._serialized_end=1816
-  _globals['_GETCOEFFICIENTTABLEREQUEST']._serialized_start=1818
-  _globals['_GETCOEFFICIENTTABLEREQUEST']._serialized_end=1873
-  _globals['_UPDATECOEFFICIENTTABLEREQUEST']._serialized_start=1876
-  _globals['_UPDATECOEFFICIENTTABLEREQUEST']._serialized_end=2043
-  _globals['_GETSOWINGWINDOWREQUEST']._serialized_start=2045
-  _globals['_GETSOWINGWINDOWREQUEST']._serialized_end=2069
-  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_start=2071
-  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_end=2118
-  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_start=2121
-  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_end=2289
-  _globals['_LISTSEASONAGGREGATESREQUEST']._serialized_start=2291
-  _globals['_LISTSEASONAGGREGATESREQUEST']._serialized_end=2386
-  _globals['_LISTSEASONAGGREGATESRESPONSE']._serialized_start=2388
-  _globals['_LISTSEASONAGGREGATESRESPONSE']._serialized_end=2494
-  _globals['_AGROSERVICE']._serialized_start=2497
-  _globals['_AGROSERVICE']._serialized_end=5238
+  _globals['_AGROSERVICE'].methods_by_name['ListAuditRecords']._loaded_options = None
+  _globals['_AGROSERVICE'].methods_by_name['ListAuditRecords']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/agro/auditRecords'
+  _globals['_REGISTERFARMERREQUEST']._serialized_start=258
+  _globals['_REGISTERFARMERREQUEST']._serialized_end=359
+  _globals['_GETFARMERREQUEST']._serialized_start=361
+  _globals['_GETFARMERREQUEST']._serialized_end=398
+  _globals['_CREATEPARCELREQUEST']._serialized_start=400
+  _globals['_CREATEPARCELREQUEST']._serialized_end=499
+  _globals['_GETPARCELREQUEST']._serialized_start=501
+  _globals['_GETPARCELREQUEST']._serialized_end=544
+  _globals['_LISTPARCELSREQUEST']._serialized_start=546
+  _globals['_LISTPARCELSREQUEST']._serialized_end=605
+  _globals['_LISTPARCELSRESPONSE']._serialized_start=607
+  _globals['_LISTPARCELSRESPONSE']._serialized_end=692
+  _globals['_SETELIGIBLEAREAREQUEST']._serialized_start=694
+  _globals['_SETELIGIBLEAREAREQUEST']._serialized_end=820
+  _globals['_QUOTESUBSIDYREQUEST']._serialized_start=822
+  _globals['_QUOTESUBSIDYREQUEST']._serialized_end=931
+  _globals['_CREATEDECLARATIONREQUEST']._serialized_start=933
+  _globals['_CREATEDECLARATIONREQUEST']._serialized_end=1047
+  _globals['_GETDECLARATIONREQUEST']._serialized_start=1049
+  _globals['_GETDECLARATIONREQUEST']._serialized_end=1106
+  _globals['_LISTDECLARATIONSREQUEST']._serialized_start=1108
+  _globals['_LISTDECLARATIONSREQUEST']._serialized_end=1221
+  _globals['_LISTDECLARATIONSRESPONSE']._serialized_start=1223
+  _globals['_LISTDECLARATIONSRESPONSE']._serialized_end=1323
+  _globals['_LISTDECLARATIONDRAFTSREQUEST']._serialized_start=1325
+  _globals['_LISTDECLARATIONDRAFTSREQUEST']._serialized_end=1394
+  _globals['_LISTDECLARATIONDRAFTSRESPONSE']._serialized_start=1396
+  _globals['_LISTDECLARATIONDRAFTSRESPONSE']._serialized_end=1495
+  _globals['_RECORDMONITORINGREQUEST']._serialized_start=1498
+  _globals['_RECORDMONITORINGREQUEST']._serialized_end=1629
+  _globals['_APPROVEDECLARATIONREQUEST']._serialized_start=1631
+  _globals['_APPROVEDECLARATIONREQUEST']._serialized_end=1726
+  _globals['_REJECTDECLARATIONREQUEST']._serialized_start=1728
+  _globals['_REJECTDECLARATIONREQUEST']._serialized_end=1844
+  _globals['_GETCOEFFICIENTTABLEREQUEST']._serialized_start=1846
+  _globals['_GETCOEFFICIENTTABLEREQUEST']._serialized_end=1901
+  _globals['_UPDATECOEFFICIENTTABLEREQUEST']._serialized_start=1904
+  _globals['_UPDATECOEFFICIENTTABLEREQUEST']._serialized_end=2071
+  _globals['_GETSOWINGWINDOWREQUEST']._serialized_start=2073
+  _globals['_GETSOWINGWINDOWREQUEST']._serialized_end=2097
+  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_start=2099
+  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_end=2146
+  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_start=2149
+  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_end=2317
+  _globals['_LISTSEASONAGGREGATESREQUEST']._serialized_start=2319
+  _globals['_LISTSEASONAGGREGATESREQUEST']._serialized_end=2414
+  _globals['_LISTSEASONAGGREGATESRESPONSE']._serialized_start=2416
+  _globals['_LISTSEASONAGGREGATESRESPONSE']._serialized_end=2522
+  _globals['_AGROSERVICE']._serialized_start=2525
+  _globals['_AGROSERVICE']._serialized_end=5701
 # @@protoc_insertion_point(module_scope)

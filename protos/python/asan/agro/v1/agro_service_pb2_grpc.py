@@ -5,6 +5,7 @@ import warnings
 
 from asan.agro.v1 import agro_pb2 as asan_dot_agro_dot_v1_dot_agro__pb2
 from asan.agro.v1 import agro_service_pb2 as asan_dot_agro_dot_v1_dot_agro__service__pb2
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -138,6 +139,11 @@ class AgroServiceStub:
                 '/asan.agro.v1.AgroService/ListSeasonAggregates',
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListSeasonAggregatesRequest.SerializeToString,
                 response_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListSeasonAggregatesResponse.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/asan.agro.v1.AgroService/ListAuditRecords',
+                request_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
                 _registered_method=True)
 
 
@@ -301,6 +307,15 @@ class AgroServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """Lists the audit records of e-agriculture: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgroServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -403,6 +418,11 @@ def add_AgroServiceServicer_to_server(servicer, server):
                     servicer.ListSeasonAggregates,
                     request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListSeasonAggregatesRequest.FromString,
                     response_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ListSeasonAggregatesResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -949,6 +969,33 @@ class AgroService:
             '/asan.agro.v1.AgroService/ListSeasonAggregates',
             asan_dot_agro_dot_v1_dot_agro__service__pb2.ListSeasonAggregatesRequest.SerializeToString,
             asan_dot_agro_dot_v1_dot_agro__service__pb2.ListSeasonAggregatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.agro.v1.AgroService/ListAuditRecords',
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

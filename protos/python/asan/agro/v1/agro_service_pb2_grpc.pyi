@@ -5,6 +5,7 @@ isort:skip_file
 
 from asan.agro.v1 import agro_pb2 as _agro_pb2
 from asan.agro.v1 import agro_service_pb2 as _agro_service_pb2
+from asan.common.v1 import audit_pb2 as _audit_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -100,6 +101,11 @@ class AgroServiceStub:
     """Public totals of a season by district, crop and window, without personal
     data. No token needed.
     """
+    ListAuditRecords: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]
+    """Lists the audit records of e-agriculture: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
+    """
 
 @_typing.type_check_only
 class AgroServiceAsyncStub(AgroServiceStub):
@@ -171,6 +177,11 @@ class AgroServiceAsyncStub(AgroServiceStub):
     ListSeasonAggregates: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.ListSeasonAggregatesRequest, _agro_service_pb2.ListSeasonAggregatesResponse]  # type: ignore[assignment]
     """Public totals of a season by district, crop and window, without personal
     data. No token needed.
+    """
+    ListAuditRecords: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]  # type: ignore[assignment]
+    """Lists the audit records of e-agriculture: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
     """
 
 class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -360,6 +371,17 @@ class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_agro_service_pb2.ListSeasonAggregatesResponse, _abc.Awaitable[_agro_service_pb2.ListSeasonAggregatesResponse]]:
         """Public totals of a season by district, crop and window, without personal
         data. No token needed.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditRecords(
+        self,
+        request: _audit_pb2.ListAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAuditRecordsResponse, _abc.Awaitable[_audit_pb2.ListAuditRecordsResponse]]:
+        """Lists the audit records of e-agriculture: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
         """
 
 def add_AgroServiceServicer_to_server(servicer: AgroServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ import warnings
 from asan.appeals.v1 import appeals_pb2 as asan_dot_appeals_dot_v1_dot_appeals__pb2
 from asan.appeals.v1 import appeals_service_pb2 as asan_dot_appeals_dot_v1_dot_appeals__service__pb2
 from asan.appeals.v1 import georeport_pb2 as asan_dot_appeals_dot_v1_dot_georeport__pb2
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -164,6 +165,11 @@ class AppealsServiceStub:
                 '/asan.appeals.v1.AppealsService/GetGeoReportRequest',
                 request_serializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestRequest.SerializeToString,
                 response_deserializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/asan.appeals.v1.AppealsService/ListAuditRecords',
+                request_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
                 _registered_method=True)
 
 
@@ -379,6 +385,15 @@ class AppealsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """Lists the audit records of ASAN müraciət: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AppealsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -501,6 +516,11 @@ def add_AppealsServiceServicer_to_server(servicer, server):
                     servicer.GetGeoReportRequest,
                     request_deserializer=asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestRequest.FromString,
                     response_serializer=asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1159,6 +1179,33 @@ class AppealsService:
             '/asan.appeals.v1.AppealsService/GetGeoReportRequest',
             asan_dot_appeals_dot_v1_dot_appeals__service__pb2.GetGeoReportRequestRequest.SerializeToString,
             asan_dot_appeals_dot_v1_dot_georeport__pb2.GeoReportRequests.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.appeals.v1.AppealsService/ListAuditRecords',
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ isort:skip_file
 from asan.appeals.v1 import appeals_pb2 as _appeals_pb2
 from asan.appeals.v1 import appeals_service_pb2 as _appeals_service_pb2
 from asan.appeals.v1 import georeport_pb2 as _georeport_pb2
+from asan.common.v1 import audit_pb2 as _audit_pb2
 from collections import abc as _abc
 from google.api import httpbody_pb2 as _httpbody_pb2
 from grpc import aio as _aio
@@ -146,6 +147,11 @@ class AppealsServiceStub:
     """Open311 GeoReport v2 requests/{service_request_id}.json: one public appeal, as
     an array of one. No token needed.
     """
+    ListAuditRecords: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]
+    """Lists the audit records of ASAN müraciət: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
+    """
 
 @_typing.type_check_only
 class AppealsServiceAsyncStub(AppealsServiceStub):
@@ -261,6 +267,11 @@ class AppealsServiceAsyncStub(AppealsServiceStub):
     GetGeoReportRequest: _aio.UnaryUnaryMultiCallable[_appeals_service_pb2.GetGeoReportRequestRequest, _georeport_pb2.GeoReportRequests]  # type: ignore[assignment]
     """Open311 GeoReport v2 requests/{service_request_id}.json: one public appeal, as
     an array of one. No token needed.
+    """
+    ListAuditRecords: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]  # type: ignore[assignment]
+    """Lists the audit records of ASAN müraciət: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
     """
 
 class AppealsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -518,6 +529,17 @@ class AppealsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_georeport_pb2.GeoReportRequests, _abc.Awaitable[_georeport_pb2.GeoReportRequests]]:
         """Open311 GeoReport v2 requests/{service_request_id}.json: one public appeal, as
         an array of one. No token needed.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditRecords(
+        self,
+        request: _audit_pb2.ListAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAuditRecordsResponse, _abc.Awaitable[_audit_pb2.ListAuditRecordsResponse]]:
+        """Lists the audit records of ASAN müraciət: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
         """
 
 def add_AppealsServiceServicer_to_server(servicer: AppealsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61san/common/v1/options.proto\x12\x0e\x61san.common.v1\x1a google/protobuf/descriptor.proto\"!\n\x0cMethodAccess\x12\x11\n\tanonymous\x18\x01 \x01(\x08\"\x1c\n\x08\x44ownload\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t:N\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1c.asan.common.v1.MethodAccess:L\n\x08\x64ownload\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x18.asan.common.v1.DownloadB\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61san/common/v1/options.proto\x12\x0e\x61san.common.v1\x1a google/protobuf/descriptor.proto\"!\n\x0cMethodAccess\x12\x11\n\tanonymous\x18\x01 \x01(\x08\"\x1c\n\x08\x44ownload\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\"\x1f\n\x0bMethodAudit\x12\x10\n\x08resource\x18\x01 \x03(\t*E\n\x0b\x45rrorFormat\x12\x1c\n\x18\x45RROR_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45RROR_FORMAT_OPEN311\x10\x01:N\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1c.asan.common.v1.MethodAccess:L\n\x08\x64ownload\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x18.asan.common.v1.Download:S\n\x0c\x65rror_format\x12\x1e.google.protobuf.MethodOptions\x18\xbb\x8e\x03 \x01(\x0e\x32\x1b.asan.common.v1.ErrorFormat:L\n\x05\x61udit\x12\x1e.google.protobuf.MethodOptions\x18\xbc\x8e\x03 \x01(\x0b\x32\x1b.asan.common.v1.MethodAuditB\x19\n\x15\x61z.gov.asan.common.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asan.common.v1.options_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\025az.gov.asan.common.v1P\001'
+  _globals['_ERRORFORMAT']._serialized_start=180
+  _globals['_ERRORFORMAT']._serialized_end=249
   _globals['_METHODACCESS']._serialized_start=82
   _globals['_METHODACCESS']._serialized_end=115
   _globals['_DOWNLOAD']._serialized_start=117
   _globals['_DOWNLOAD']._serialized_end=145
+  _globals['_METHODAUDIT']._serialized_start=147
+  _globals['_METHODAUDIT']._serialized_end=178
 # @@protoc_insertion_point(module_scope)

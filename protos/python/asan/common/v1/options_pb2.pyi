@@ -3,9 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf.internal import extension_dict as _extension_dict
 import builtins as _builtins
 import sys
@@ -17,6 +20,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ErrorFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErrorFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERROR_FORMAT_UNSPECIFIED: _ErrorFormat.ValueType  # 0
+    """A `google.rpc.Status` as JSON (AIP-193), as every method answers unless told otherwise."""
+    ERROR_FORMAT_OPEN311: _ErrorFormat.ValueType  # 1
+    """Open311 GeoReport v2: a JSON array of `{"code": <HTTP status>, "description": "..."}`, one
+    per field violation, so that existing Open311 clients read the errors unchanged.
+    """
+
+class ErrorFormat(_ErrorFormat, metaclass=_ErrorFormatEnumTypeWrapper):
+    """The shape of the error bodies the gateway answers for a method."""
+
+ERROR_FORMAT_UNSPECIFIED: ErrorFormat.ValueType  # 0
+"""A `google.rpc.Status` as JSON (AIP-193), as every method answers unless told otherwise."""
+ERROR_FORMAT_OPEN311: ErrorFormat.ValueType  # 1
+"""Open311 GeoReport v2: a JSON array of `{"code": <HTTP status>, "description": "..."}`, one
+per field violation, so that existing Open311 clients read the errors unchanged.
+"""
+Global___ErrorFormat: _TypeAlias = ErrorFormat  # noqa: Y015
 
 @_typing.final
 class MethodAccess(_message.Message):
@@ -70,9 +97,45 @@ class Download(_message.Message):
 
 Global___Download: _TypeAlias = Download  # noqa: Y015
 
+@_typing.final
+class MethodAudit(_message.Message):
+    """Which calls of a method leave an audit record (services.runtime.audit): those of an officer,
+    an admin or a service account, in the call's own transaction. A citizen's own calls and
+    calls without a token leave none; a refused or failed call leaves none.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resource(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The resource the call acts on, as resource names whose `{field}`s (dotted for a nested
+        field) are filled from the request, for example "payments/{payment_id}": the first
+        whose fields are all set is recorded. None, or none filled, records an empty resource.
+        """
+
+    def __init__(
+        self,
+        *,
+        resource: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MethodAudit: _TypeAlias = MethodAudit  # noqa: Y015
+
 ACCESS_FIELD_NUMBER: _builtins.int
 DOWNLOAD_FIELD_NUMBER: _builtins.int
+ERROR_FORMAT_FIELD_NUMBER: _builtins.int
+AUDIT_FIELD_NUMBER: _builtins.int
 access: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___MethodAccess]
 """The access rule of a method; absent means a verified bearer token is required."""
 download: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___Download]
 """The file a method's `google.api.HttpBody` answer is saved as."""
+error_format: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___ErrorFormat.ValueType]
+"""The shape of the method's error bodies at the gateway."""
+audit: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___MethodAudit]
+"""Present when the method's calls by officers, admins and service accounts are audited."""

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from asan.common.v1 import options_pb2 as asan_dot_common_dot_v1_dot_options__pb2
 from asan.finance.v1 import finance_pb2 as asan_dot_finance_dot_v1_dot_finance__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
@@ -29,7 +30,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%asan/finance/v1/finance_service.proto\x12\x0f\x61san.finance.v1\x1a\x1c\x61san/common/v1/options.proto\x1a\x1d\x61san/finance/v1/finance.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\"i\n\x14\x43reateConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12/\n\x07\x63onsent\x18\x02 \x01(\x0b\x32\x18.asan.finance.v1.ConsentB\x04\xe2\x41\x01\x02\"-\n\x11GetConsentRequest\x12\x18\n\nconsent_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"l\n\x13ListConsentsRequest\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x1e.asan.finance.v1.ConsentStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x14ListConsentsResponse\x12*\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x18.asan.finance.v1.Consent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"S\n\x15\x41pproveConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x14RejectConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"Q\n\x13PauseConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x14ResumeConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x14RevokeConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\xa8\x01\n\x10\x46\x65tchDataRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12&\n\x06scopes\x18\x03 \x03(\x0e\x32\x16.asan.finance.v1.Scope\x12\x30\n\x0b\x64\x61ta_period\x18\x04 \x01(\x0b\x32\x1b.asan.finance.v1.DatePeriod\"D\n\x1bListAccessLogEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"i\n\x1cListAccessLogEntriesResponse\x12\x30\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1f.asan.finance.v1.AccessLogEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x16VerifyAccessLogRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x0b\n\x03\x66in\x18\x02 \x01(\t\">\n\x15ListChainHeadsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListChainHeadsResponse\x12)\n\x05heads\x18\x01 \x03(\x0b\x32\x1a.asan.finance.v1.ChainHead\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x16\n\x14GetSigningKeyRequest2\xed\x0c\n\x0e\x46inanceService\x12o\n\rCreateConsent\x12%.asan.finance.v1.CreateConsentRequest\x1a\x18.asan.finance.v1.Consent\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/consents:\x07\x63onsent\x12m\n\nGetConsent\x12\".asan.finance.v1.GetConsentRequest\x1a\x18.asan.finance.v1.Consent\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/consents/{consent_id}\x12q\n\x0cListConsents\x12$.asan.finance.v1.ListConsentsRequest\x1a%.asan.finance.v1.ListConsentsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/consents\x12\x80\x01\n\x0e\x41pproveConsent\x12&.asan.finance.v1.ApproveConsentRequest\x1a\x18.asan.finance.v1.Consent\",\x82\xd3\xe4\x93\x02&\"!/v1/consents/{consent_id}:approve:\x01*\x12}\n\rRejectConsent\x12%.asan.finance.v1.RejectConsentRequest\x1a\x18.asan.finance.v1.Consent\"+\x82\xd3\xe4\x93\x02%\" /v1/consents/{consent_id}:reject:\x01*\x12z\n\x0cPauseConsent\x12$.asan.finance.v1.PauseConsentRequest\x1a\x18.asan.finance.v1.Consent\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/consents/{consent_id}:pause:\x01*\x12}\n\rResumeConsent\x12%.asan.finance.v1.ResumeConsentRequest\x1a\x18.asan.finance.v1.Consent\"+\x82\xd3\xe4\x93\x02%\" /v1/consents/{consent_id}:resume:\x01*\x12}\n\rRevokeConsent\x12%.asan.finance.v1.RevokeConsentRequest\x1a\x18.asan.finance.v1.Consent\"+\x82\xd3\xe4\x93\x02%\" /v1/consents/{consent_id}:revoke:\x01*\x12x\n\tFetchData\x12!.asan.finance.v1.FetchDataRequest\x1a\x1c.asan.finance.v1.DataPackage\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/consents/{consent_id}:fetch:\x01*\x12\x92\x01\n\x14ListAccessLogEntries\x12,.asan.finance.v1.ListAccessLogEntriesRequest\x1a-.asan.finance.v1.ListAccessLogEntriesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/accessLog/entries\x12\x83\x01\n\x0fVerifyAccessLog\x12\'.asan.finance.v1.VerifyAccessLogRequest\x1a&.asan.finance.v1.AccessLogVerification\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/accessLog:verify:\x01*\x12\x83\x01\n\x0eListChainHeads\x12&.asan.finance.v1.ListChainHeadsRequest\x1a\'.asan.finance.v1.ListChainHeadsResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/accessLog/chainHeads\x12q\n\rGetSigningKey\x12%.asan.finance.v1.GetSigningKeyRequest\x1a\x1b.asan.finance.v1.SigningKey\"\x1c\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/signingKeyB\x1a\n\x16\x61z.gov.asan.finance.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%asan/finance/v1/finance_service.proto\x12\x0f\x61san.finance.v1\x1a\x1a\x61san/common/v1/audit.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x1d\x61san/finance/v1/finance.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\"i\n\x14\x43reateConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12/\n\x07\x63onsent\x18\x02 \x01(\x0b\x32\x18.asan.finance.v1.ConsentB\x04\xe2\x41\x01\x02\"-\n\x11GetConsentRequest\x12\x18\n\nconsent_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"l\n\x13ListConsentsRequest\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x1e.asan.finance.v1.ConsentStatus\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x14ListConsentsResponse\x12*\n\x08\x63onsents\x18\x01 \x03(\x0b\x32\x18.asan.finance.v1.Consent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"S\n\x15\x41pproveConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x14RejectConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"Q\n\x13PauseConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x14ResumeConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"R\n\x14RevokeConsentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\xa8\x01\n\x10\x46\x65tchDataRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x18\n\nconsent_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12&\n\x06scopes\x18\x03 \x03(\x0e\x32\x16.asan.finance.v1.Scope\x12\x30\n\x0b\x64\x61ta_period\x18\x04 \x01(\x0b\x32\x1b.asan.finance.v1.DatePeriod\"D\n\x1bListAccessLogEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"i\n\x1cListAccessLogEntriesResponse\x12\x30\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1f.asan.finance.v1.AccessLogEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x16VerifyAccessLogRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x0b\n\x03\x66in\x18\x02 \x01(\t\">\n\x15ListChainHeadsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x16ListChainHeadsResponse\x12)\n\x05heads\x18\x01 \x03(\x0b\x32\x1a.asan.finance.v1.ChainHead\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x16\n\x14GetSigningKeyRequest2\xfa\r\n\x0e\x46inanceService\x12o\n\rCreateConsent\x12%.asan.finance.v1.CreateConsentRequest\x1a\x18.asan.finance.v1.Consent\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/consents:\x07\x63onsent\x12m\n\nGetConsent\x12\".asan.finance.v1.GetConsentRequest\x1a\x18.asan.finance.v1.Consent\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/consents/{consent_id}\x12q\n\x0cListConsents\x12$.asan.finance.v1.ListConsentsRequest\x1a%.asan.finance.v1.ListConsentsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/consents\x12\x80\x01\n\x0e\x41pproveConsent\x12&.asan.finance.v1.ApproveConsentRequest\x1a\x18.asan.finance.v1.Consent\",\x82\xd3\xe4\x93\x02&\"!/v1/consents/{consent_id}:approve:\x01*\x12}\n\rRejectConsent\x12%.asan.finance.v1.RejectConsentRequest\x1a\x18.asan.finance.v1.Consent\"+\x82\xd3\xe4\x93\x02%\" /v1/consents/{consent_id}:reject:\x01*\x12z\n\x0cPauseConsent\x12$.asan.finance.v1.PauseConsentRequest\x1a\x18.asan.finance.v1.Consent\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/consents/{consent_id}:pause:\x01*\x12}\n\rResumeConsent\x12%.asan.finance.v1.ResumeConsentRequest\x1a\x18.asan.finance.v1.Consent\"+\x82\xd3\xe4\x93\x02%\" /v1/consents/{consent_id}:resume:\x01*\x12}\n\rRevokeConsent\x12%.asan.finance.v1.RevokeConsentRequest\x1a\x18.asan.finance.v1.Consent\"+\x82\xd3\xe4\x93\x02%\" /v1/consents/{consent_id}:revoke:\x01*\x12x\n\tFetchData\x12!.asan.finance.v1.FetchDataRequest\x1a\x1c.asan.finance.v1.DataPackage\"*\x82\xd3\xe4\x93\x02$\"\x1f/v1/consents/{consent_id}:fetch:\x01*\x12\x92\x01\n\x14ListAccessLogEntries\x12,.asan.finance.v1.ListAccessLogEntriesRequest\x1a-.asan.finance.v1.ListAccessLogEntriesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/accessLog/entries\x12\x83\x01\n\x0fVerifyAccessLog\x12\'.asan.finance.v1.VerifyAccessLogRequest\x1a&.asan.finance.v1.AccessLogVerification\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/v1/accessLog:verify:\x01*\x12\x87\x01\n\x0eListChainHeads\x12&.asan.finance.v1.ListChainHeadsRequest\x1a\'.asan.finance.v1.ListChainHeadsResponse\"$\xe2\xf3\x18\x00\x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/accessLog/chainHeads\x12q\n\rGetSigningKey\x12%.asan.finance.v1.GetSigningKeyRequest\x1a\x1b.asan.finance.v1.SigningKey\"\x1c\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/signingKey\x12\x86\x01\n\x10ListAuditRecords\x12\'.asan.common.v1.ListAuditRecordsRequest\x1a(.asan.common.v1.ListAuditRecordsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/financeAuditRecordsB\x1a\n\x16\x61z.gov.asan.finance.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -92,41 +93,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FINANCESERVICE'].methods_by_name['VerifyAccessLog']._loaded_options = None
   _globals['_FINANCESERVICE'].methods_by_name['VerifyAccessLog']._serialized_options = b'\202\323\344\223\002\031\"\024/v1/accessLog:verify:\001*'
   _globals['_FINANCESERVICE'].methods_by_name['ListChainHeads']._loaded_options = None
-  _globals['_FINANCESERVICE'].methods_by_name['ListChainHeads']._serialized_options = b'\202\323\344\223\002\032\022\030/v1/accessLog/chainHeads'
+  _globals['_FINANCESERVICE'].methods_by_name['ListChainHeads']._serialized_options = b'\342\363\030\000\202\323\344\223\002\032\022\030/v1/accessLog/chainHeads'
   _globals['_FINANCESERVICE'].methods_by_name['GetSigningKey']._loaded_options = None
   _globals['_FINANCESERVICE'].methods_by_name['GetSigningKey']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\020\022\016/v1/signingKey'
-  _globals['_CREATECONSENTREQUEST']._serialized_start=211
-  _globals['_CREATECONSENTREQUEST']._serialized_end=316
-  _globals['_GETCONSENTREQUEST']._serialized_start=318
-  _globals['_GETCONSENTREQUEST']._serialized_end=363
-  _globals['_LISTCONSENTSREQUEST']._serialized_start=365
-  _globals['_LISTCONSENTSREQUEST']._serialized_end=473
-  _globals['_LISTCONSENTSRESPONSE']._serialized_start=475
-  _globals['_LISTCONSENTSRESPONSE']._serialized_end=566
-  _globals['_APPROVECONSENTREQUEST']._serialized_start=568
-  _globals['_APPROVECONSENTREQUEST']._serialized_end=651
-  _globals['_REJECTCONSENTREQUEST']._serialized_start=653
-  _globals['_REJECTCONSENTREQUEST']._serialized_end=735
-  _globals['_PAUSECONSENTREQUEST']._serialized_start=737
-  _globals['_PAUSECONSENTREQUEST']._serialized_end=818
-  _globals['_RESUMECONSENTREQUEST']._serialized_start=820
-  _globals['_RESUMECONSENTREQUEST']._serialized_end=902
-  _globals['_REVOKECONSENTREQUEST']._serialized_start=904
-  _globals['_REVOKECONSENTREQUEST']._serialized_end=986
-  _globals['_FETCHDATAREQUEST']._serialized_start=989
-  _globals['_FETCHDATAREQUEST']._serialized_end=1157
-  _globals['_LISTACCESSLOGENTRIESREQUEST']._serialized_start=1159
-  _globals['_LISTACCESSLOGENTRIESREQUEST']._serialized_end=1227
-  _globals['_LISTACCESSLOGENTRIESRESPONSE']._serialized_start=1229
-  _globals['_LISTACCESSLOGENTRIESRESPONSE']._serialized_end=1334
-  _globals['_VERIFYACCESSLOGREQUEST']._serialized_start=1336
-  _globals['_VERIFYACCESSLOGREQUEST']._serialized_end=1407
-  _globals['_LISTCHAINHEADSREQUEST']._serialized_start=1409
-  _globals['_LISTCHAINHEADSREQUEST']._serialized_end=1471
-  _globals['_LISTCHAINHEADSRESPONSE']._serialized_start=1473
-  _globals['_LISTCHAINHEADSRESPONSE']._serialized_end=1565
-  _globals['_GETSIGNINGKEYREQUEST']._serialized_start=1567
-  _globals['_GETSIGNINGKEYREQUEST']._serialized_end=1589
-  _globals['_FINANCESERVICE']._serialized_start=1592
-  _globals['_FINANCESERVICE']._serialized_end=3237
+  _globals['_FINANCESERVICE'].methods_by_name['ListAuditRecords']._loaded_options = None
+  _globals['_FINANCESERVICE'].methods_by_name['ListAuditRecords']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/financeAuditRecords'
+  _globals['_CREATECONSENTREQUEST']._serialized_start=239
+  _globals['_CREATECONSENTREQUEST']._serialized_end=344
+  _globals['_GETCONSENTREQUEST']._serialized_start=346
+  _globals['_GETCONSENTREQUEST']._serialized_end=391
+  _globals['_LISTCONSENTSREQUEST']._serialized_start=393
+  _globals['_LISTCONSENTSREQUEST']._serialized_end=501
+  _globals['_LISTCONSENTSRESPONSE']._serialized_start=503
+  _globals['_LISTCONSENTSRESPONSE']._serialized_end=594
+  _globals['_APPROVECONSENTREQUEST']._serialized_start=596
+  _globals['_APPROVECONSENTREQUEST']._serialized_end=679
+  _globals['_REJECTCONSENTREQUEST']._serialized_start=681
+  _globals['_REJECTCONSENTREQUEST']._serialized_end=763
+  _globals['_PAUSECONSENTREQUEST']._serialized_start=765
+  _globals['_PAUSECONSENTREQUEST']._serialized_end=846
+  _globals['_RESUMECONSENTREQUEST']._serialized_start=848
+  _globals['_RESUMECONSENTREQUEST']._serialized_end=930
+  _globals['_REVOKECONSENTREQUEST']._serialized_start=932
+  _globals['_REVOKECONSENTREQUEST']._serialized_end=1014
+  _globals['_FETCHDATAREQUEST']._serialized_start=1017
+  _globals['_FETCHDATAREQUEST']._serialized_end=1185
+  _globals['_LISTACCESSLOGENTRIESREQUEST']._serialized_start=1187
+  _globals['_LISTACCESSLOGENTRIESREQUEST']._serialized_end=1255
+  _globals['_LISTACCESSLOGENTRIESRESPONSE']._serialized_start=1257
+  _globals['_LISTACCESSLOGENTRIESRESPONSE']._serialized_end=1362
+  _globals['_VERIFYACCESSLOGREQUEST']._serialized_start=1364
+  _globals['_VERIFYACCESSLOGREQUEST']._serialized_end=1435
+  _globals['_LISTCHAINHEADSREQUEST']._serialized_start=1437
+  _globals['_LISTCHAINHEADSREQUEST']._serialized_end=1499
+  _globals['_LISTCHAINHEADSRESPONSE']._serialized_start=1501
+  _globals['_LISTCHAINHEADSRESPONSE']._serialized_end=1593
+  _globals['_GETSIGNINGKEYREQUEST']._serialized_start=1595
+  _globals['_GETSIGNINGKEYREQUEST']._serialized_end=1617
+  _globals['_FINANCESERVICE']._serialized_start=1620
+  _globals['_FINANCESERVICE']._serialized_end=3406
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from asan.finance.v1 import finance_pb2 as asan_dot_finance_dot_v1_dot_finance__pb2
 from asan.finance.v1 import finance_service_pb2 as asan_dot_finance_dot_v1_dot_finance__service__pb2
 
@@ -107,6 +108,11 @@ class FinanceServiceStub:
                 '/asan.finance.v1.FinanceService/GetSigningKey',
                 request_serializer=asan_dot_finance_dot_v1_dot_finance__service__pb2.GetSigningKeyRequest.SerializeToString,
                 response_deserializer=asan_dot_finance_dot_v1_dot_finance__pb2.SigningKey.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/asan.finance.v1.FinanceService/ListAuditRecords',
+                request_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
                 _registered_method=True)
 
 
@@ -219,6 +225,15 @@ class FinanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """Lists the audit records of ASAN Finans: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FinanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -286,6 +301,11 @@ def add_FinanceServiceServicer_to_server(servicer, server):
                     servicer.GetSigningKey,
                     request_deserializer=asan_dot_finance_dot_v1_dot_finance__service__pb2.GetSigningKeyRequest.FromString,
                     response_serializer=asan_dot_finance_dot_v1_dot_finance__pb2.SigningKey.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -647,6 +667,33 @@ class FinanceService:
             '/asan.finance.v1.FinanceService/GetSigningKey',
             asan_dot_finance_dot_v1_dot_finance__service__pb2.GetSigningKeyRequest.SerializeToString,
             asan_dot_finance_dot_v1_dot_finance__pb2.SigningKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.finance.v1.FinanceService/ListAuditRecords',
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from asan.common.v1 import audit_pb2 as _audit_pb2
 from asan.finance.v1 import finance_pb2 as _finance_pb2
 from asan.finance.v1 import finance_service_pb2 as _finance_service_pb2
 from collections import abc as _abc
@@ -77,6 +78,11 @@ class FinanceServiceStub:
     """The last entry of every citizen's chain, by FIN, for auditors to pin. Admins."""
     GetSigningKey: _grpc.UnaryUnaryMultiCallable[_finance_service_pb2.GetSigningKeyRequest, _finance_pb2.SigningKey]
     """The public key that artefacts and packages are signed with. No token needed."""
+    ListAuditRecords: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]
+    """Lists the audit records of ASAN Finans: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
+    """
 
 @_typing.type_check_only
 class FinanceServiceAsyncStub(FinanceServiceStub):
@@ -126,6 +132,11 @@ class FinanceServiceAsyncStub(FinanceServiceStub):
     """The last entry of every citizen's chain, by FIN, for auditors to pin. Admins."""
     GetSigningKey: _aio.UnaryUnaryMultiCallable[_finance_service_pb2.GetSigningKeyRequest, _finance_pb2.SigningKey]  # type: ignore[assignment]
     """The public key that artefacts and packages are signed with. No token needed."""
+    ListAuditRecords: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]  # type: ignore[assignment]
+    """Lists the audit records of ASAN Finans: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
+    """
 
 class FinanceServiceServicer(metaclass=_abc_1.ABCMeta):
     """ASAN Finans: banks get a citizen's state data only with the citizen's consent, and the
@@ -250,5 +261,16 @@ class FinanceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_finance_pb2.SigningKey, _abc.Awaitable[_finance_pb2.SigningKey]]:
         """The public key that artefacts and packages are signed with. No token needed."""
+
+    @_abc_1.abstractmethod
+    def ListAuditRecords(
+        self,
+        request: _audit_pb2.ListAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAuditRecordsResponse, _abc.Awaitable[_audit_pb2.ListAuditRecordsResponse]]:
+        """Lists the audit records of ASAN Finans: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
+        """
 
 def add_FinanceServiceServicer_to_server(servicer: FinanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from asan.common.v1 import money_pb2 as asan_dot_common_dot_v1_dot_money__pb2
 from asan.common.v1 import options_pb2 as asan_dot_common_dot_v1_dot_options__pb2
 from asan.payment.v1 import payment_pb2 as asan_dot_payment_dot_v1_dot_payment__pb2
@@ -31,7 +32,7 @@ from google.api import field_info_pb2 as google_dot_api_dot_field__info__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%asan/payment/v1/payment_service.proto\x12\x0f\x61san.payment.v1\x1a\x1a\x61san/common/v1/money.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x1d\x61san/payment/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\x13ListServicesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x14ListServicesResponse\x12\x31\n\x08services\x18\x01 \x03(\x0b\x32\x1f.asan.payment.v1.PayableService\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"i\n\x14\x43reatePaymentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12/\n\x07payment\x18\x02 \x01(\x0b\x32\x18.asan.payment.v1.PaymentB\x04\xe2\x41\x01\x02\"5\n\x11GetPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\"\xec\x01\n\x13ListPaymentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x06status\x18\x03 \x01(\x0e\x32\x1e.asan.payment.v1.PaymentStatus\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12\x34\n\x10\x63reate_time_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reate_time_to\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x14ListPaymentsResponse\x12*\n\x08payments\x18\x01 \x03(\x0b\x32\x18.asan.payment.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x15\x43onfirmPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12)\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x15.asan.payment.v1.CardB\x04\xe2\x41\x01\x02\x12\x1b\n\x13\x63onfirmation_secret\x18\x04 \x01(\t\"Z\n\x14\x43\x61ncelPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\"\xd2\x01\n\x14RefundPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12+\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x02\x12\x39\n\x1a\x65xpected_refundable_amount\x18\x04 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0e\n\x06reason\x18\x05 \x01(\t\"5\n\x11GetReceiptRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\",\n\x16GetDailySummaryRequest\x12\x12\n\x04\x64\x61te\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\xd7\x08\n\x0ePaymentService\x12w\n\x0cListServices\x12$.asan.payment.v1.ListServicesRequest\x1a%.asan.payment.v1.ListServicesResponse\"\x1a\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/services\x12o\n\rCreatePayment\x12%.asan.payment.v1.CreatePaymentRequest\x1a\x18.asan.payment.v1.Payment\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/payments:\x07payment\x12m\n\nGetPayment\x12\".asan.payment.v1.GetPaymentRequest\x1a\x18.asan.payment.v1.Payment\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/payments/{payment_id}\x12q\n\x0cListPayments\x12$.asan.payment.v1.ListPaymentsRequest\x1a%.asan.payment.v1.ListPaymentsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/payments\x12\x86\x01\n\x0e\x43onfirmPayment\x12&.asan.payment.v1.ConfirmPaymentRequest\x1a\x18.asan.payment.v1.Payment\"2\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02&\"!/v1/payments/{payment_id}:confirm:\x01*\x12}\n\rCancelPayment\x12%.asan.payment.v1.CancelPaymentRequest\x1a\x18.asan.payment.v1.Payment\"+\x82\xd3\xe4\x93\x02%\" /v1/payments/{payment_id}:cancel:\x01*\x12|\n\rRefundPayment\x12%.asan.payment.v1.RefundPaymentRequest\x1a\x17.asan.payment.v1.Refund\"+\x82\xd3\xe4\x93\x02%\" /v1/payments/{payment_id}:refund:\x01*\x12u\n\nGetReceipt\x12\".asan.payment.v1.GetReceiptRequest\x1a\x18.asan.payment.v1.Receipt\")\x82\xd3\xe4\x93\x02#\x12!/v1/payments/{payment_id}/receipt\x12|\n\x0fGetDailySummary\x12\'.asan.payment.v1.GetDailySummaryRequest\x1a\x1d.asan.payment.v1.DailySummary\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/dailySummaries/{date}B\x1a\n\x16\x61z.gov.asan.payment.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%asan/payment/v1/payment_service.proto\x12\x0f\x61san.payment.v1\x1a\x1a\x61san/common/v1/audit.proto\x1a\x1a\x61san/common/v1/money.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x1d\x61san/payment/v1/payment.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\x13ListServicesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x14ListServicesResponse\x12\x31\n\x08services\x18\x01 \x03(\x0b\x32\x1f.asan.payment.v1.PayableService\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"i\n\x14\x43reatePaymentRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12/\n\x07payment\x18\x02 \x01(\x0b\x32\x18.asan.payment.v1.PaymentB\x04\xe2\x41\x01\x02\"5\n\x11GetPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\"\xec\x01\n\x13ListPaymentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x06status\x18\x03 \x01(\x0e\x32\x1e.asan.payment.v1.PaymentStatus\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12\x34\n\x10\x63reate_time_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reate_time_to\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x14ListPaymentsResponse\x12*\n\x08payments\x18\x01 \x03(\x0b\x32\x18.asan.payment.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x15\x43onfirmPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12)\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x15.asan.payment.v1.CardB\x04\xe2\x41\x01\x02\x12\x1b\n\x13\x63onfirmation_secret\x18\x04 \x01(\t\"Z\n\x14\x43\x61ncelPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\"\xd2\x01\n\x14RefundPaymentRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\nrequest_id\x18\x02 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12+\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.MoneyB\x04\xe2\x41\x01\x02\x12\x39\n\x1a\x65xpected_refundable_amount\x18\x04 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0e\n\x06reason\x18\x05 \x01(\t\"5\n\x11GetReceiptRequest\x12 \n\npayment_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\",\n\x16GetDailySummaryRequest\x12\x12\n\x04\x64\x61te\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\x8b\x0b\n\x0ePaymentService\x12w\n\x0cListServices\x12$.asan.payment.v1.ListServicesRequest\x1a%.asan.payment.v1.ListServicesResponse\"\x1a\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/services\x12\x8a\x01\n\rCreatePayment\x12%.asan.payment.v1.CreatePaymentRequest\x1a\x18.asan.payment.v1.Payment\"8\xe2\xf3\x18\x17\n\x15payments/{payment_id}\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/payments:\x07payment\x12\x88\x01\n\nGetPayment\x12\".asan.payment.v1.GetPaymentRequest\x1a\x18.asan.payment.v1.Payment\"<\xe2\xf3\x18\x17\n\x15payments/{payment_id}\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/payments/{payment_id}\x12u\n\x0cListPayments\x12$.asan.payment.v1.ListPaymentsRequest\x1a%.asan.payment.v1.ListPaymentsResponse\"\x18\xe2\xf3\x18\x00\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/payments\x12\xa1\x01\n\x0e\x43onfirmPayment\x12&.asan.payment.v1.ConfirmPaymentRequest\x1a\x18.asan.payment.v1.Payment\"M\xca\xf3\x18\x02\x08\x01\xe2\xf3\x18\x17\n\x15payments/{payment_id}\x82\xd3\xe4\x93\x02&\"!/v1/payments/{payment_id}:confirm:\x01*\x12\x98\x01\n\rCancelPayment\x12%.asan.payment.v1.CancelPaymentRequest\x1a\x18.asan.payment.v1.Payment\"F\xe2\xf3\x18\x17\n\x15payments/{payment_id}\x82\xd3\xe4\x93\x02%\" /v1/payments/{payment_id}:cancel:\x01*\x12\x97\x01\n\rRefundPayment\x12%.asan.payment.v1.RefundPaymentRequest\x1a\x17.asan.payment.v1.Refund\"F\xe2\xf3\x18\x17\n\x15payments/{payment_id}\x82\xd3\xe4\x93\x02%\" /v1/payments/{payment_id}:refund:\x01*\x12\x90\x01\n\nGetReceipt\x12\".asan.payment.v1.GetReceiptRequest\x1a\x18.asan.payment.v1.Receipt\"D\xe2\xf3\x18\x17\n\x15payments/{payment_id}\x82\xd3\xe4\x93\x02#\x12!/v1/payments/{payment_id}/receipt\x12|\n\x0fGetDailySummary\x12\'.asan.payment.v1.GetDailySummaryRequest\x1a\x1d.asan.payment.v1.DailySummary\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/dailySummaries/{date}\x12\x86\x01\n\x10ListAuditRecords\x12\'.asan.common.v1.ListAuditRecordsRequest\x1a(.asan.common.v1.ListAuditRecordsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/paymentAuditRecordsB\x1a\n\x16\x61z.gov.asan.payment.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,43 +69,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTSERVICE'].methods_by_name['ListServices']._loaded_options = None
   _globals['_PAYMENTSERVICE'].methods_by_name['ListServices']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\016\022\014/v1/services'
   _globals['_PAYMENTSERVICE'].methods_by_name['CreatePayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['CreatePayment']._serialized_options = b'\202\323\344\223\002\027\"\014/v1/payments:\007payment'
+  _globals['_PAYMENTSERVICE'].methods_by_name['CreatePayment']._serialized_options = b'\342\363\030\027\n\025payments/{payment_id}\202\323\344\223\002\027\"\014/v1/payments:\007payment'
   _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/payments/{payment_id}'
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\342\363\030\027\n\025payments/{payment_id}\202\323\344\223\002\033\022\031/v1/payments/{payment_id}'
   _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/payments'
+  _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._serialized_options = b'\342\363\030\000\202\323\344\223\002\016\022\014/v1/payments'
   _globals['_PAYMENTSERVICE'].methods_by_name['ConfirmPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['ConfirmPayment']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002&\"!/v1/payments/{payment_id}:confirm:\001*'
+  _globals['_PAYMENTSERVICE'].methods_by_name['ConfirmPayment']._serialized_options = b'\312\363\030\002\010\001\342\363\030\027\n\025payments/{payment_id}\202\323\344\223\002&\"!/v1/payments/{payment_id}:confirm:\001*'
   _globals['_PAYMENTSERVICE'].methods_by_name['CancelPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['CancelPayment']._serialized_options = b'\202\323\344\223\002%\" /v1/payments/{payment_id}:cancel:\001*'
+  _globals['_PAYMENTSERVICE'].methods_by_name['CancelPayment']._serialized_options = b'\342\363\030\027\n\025payments/{payment_id}\202\323\344\223\002%\" /v1/payments/{payment_id}:cancel:\001*'
   _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._serialized_options = b'\202\323\344\223\002%\" /v1/payments/{payment_id}:refund:\001*'
+  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._serialized_options = b'\342\363\030\027\n\025payments/{payment_id}\202\323\344\223\002%\" /v1/payments/{payment_id}:refund:\001*'
   _globals['_PAYMENTSERVICE'].methods_by_name['GetReceipt']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['GetReceipt']._serialized_options = b'\202\323\344\223\002#\022!/v1/payments/{payment_id}/receipt'
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetReceipt']._serialized_options = b'\342\363\030\027\n\025payments/{payment_id}\202\323\344\223\002#\022!/v1/payments/{payment_id}/receipt'
   _globals['_PAYMENTSERVICE'].methods_by_name['GetDailySummary']._loaded_options = None
   _globals['_PAYMENTSERVICE'].methods_by_name['GetDailySummary']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/dailySummaries/{date}'
-  _globals['_LISTSERVICESREQUEST']._serialized_start=272
-  _globals['_LISTSERVICESREQUEST']._serialized_end=332
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=334
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=432
-  _globals['_CREATEPAYMENTREQUEST']._serialized_start=434
-  _globals['_CREATEPAYMENTREQUEST']._serialized_end=539
-  _globals['_GETPAYMENTREQUEST']._serialized_start=541
-  _globals['_GETPAYMENTREQUEST']._serialized_end=594
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=597
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=833
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=835
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=926
-  _globals['_CONFIRMPAYMENTREQUEST']._serialized_start=929
-  _globals['_CONFIRMPAYMENTREQUEST']._serialized_end=1092
-  _globals['_CANCELPAYMENTREQUEST']._serialized_start=1094
-  _globals['_CANCELPAYMENTREQUEST']._serialized_end=1184
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=1187
-  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1397
-  _globals['_GETRECEIPTREQUEST']._serialized_start=1399
-  _globals['_GETRECEIPTREQUEST']._serialized_end=1452
-  _globals['_GETDAILYSUMMARYREQUEST']._serialized_start=1454
-  _globals['_GETDAILYSUMMARYREQUEST']._serialized_end=1498
-  _globals['_PAYMENTSERVICE']._serialized_start=1501
-  _globals['_PAYMENTSERVICE']._serialized_end=2612
+  _globals['_PAYMENTSERVICE'].methods_by_name['ListAuditRecords']._loaded_options = None
+  _globals['_PAYMENTSERVICE'].methods_by_name['ListAuditRecords']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/paymentAuditRecords'
+  _globals['_LISTSERVICESREQUEST']._serialized_start=300
+  _globals['_LISTSERVICESREQUEST']._serialized_end=360
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=362
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=460
+  _globals['_CREATEPAYMENTREQUEST']._serialized_start=462
+  _globals['_CREATEPAYMENTREQUEST']._serialized_end=567
+  _globals['_GETPAYMENTREQUEST']._serialized_start=569
+  _globals['_GETPAYMENTREQUEST']._serialized_end=622
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=625
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=861
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=863
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=954
+  _globals['_CONFIRMPAYMENTREQUEST']._serialized_start=957
+  _globals['_CONFIRMPAYMENTREQUEST']._serialized_end=1120
+  _globals['_CANCELPAYMENTREQUEST']._serialized_start=1122
+  _globals['_CANCELPAYMENTREQUEST']._serialized_end=1212
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_start=1215
+  _globals['_REFUNDPAYMENTREQUEST']._serialized_end=1425
+  _globals['_GETRECEIPTREQUEST']._serialized_start=1427
+  _globals['_GETRECEIPTREQUEST']._serialized_end=1480
+  _globals['_GETDAILYSUMMARYREQUEST']._serialized_start=1482
+  _globals['_GETDAILYSUMMARYREQUEST']._serialized_end=1526
+  _globals['_PAYMENTSERVICE']._serialized_start=1529
+  _globals['_PAYMENTSERVICE']._serialized_end=2948
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from asan.payment.v1 import payment_pb2 as asan_dot_payment_dot_v1_dot_payment__pb2
 from asan.payment.v1 import payment_service_pb2 as asan_dot_payment_dot_v1_dot_payment__service__pb2
 
@@ -80,6 +81,11 @@ class PaymentServiceStub:
                 '/asan.payment.v1.PaymentService/GetDailySummary',
                 request_serializer=asan_dot_payment_dot_v1_dot_payment__service__pb2.GetDailySummaryRequest.SerializeToString,
                 response_deserializer=asan_dot_payment_dot_v1_dot_payment__pb2.DailySummary.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/asan.payment.v1.PaymentService/ListAuditRecords',
+                request_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
                 _registered_method=True)
 
 
@@ -164,6 +170,15 @@ class PaymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """Lists the audit records of ASAN ödəniş: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +226,11 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.GetDailySummary,
                     request_deserializer=asan_dot_payment_dot_v1_dot_payment__service__pb2.GetDailySummaryRequest.FromString,
                     response_serializer=asan_dot_payment_dot_v1_dot_payment__pb2.DailySummary.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -457,6 +477,33 @@ class PaymentService:
             '/asan.payment.v1.PaymentService/GetDailySummary',
             asan_dot_payment_dot_v1_dot_payment__service__pb2.GetDailySummaryRequest.SerializeToString,
             asan_dot_payment_dot_v1_dot_payment__pb2.DailySummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.payment.v1.PaymentService/ListAuditRecords',
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

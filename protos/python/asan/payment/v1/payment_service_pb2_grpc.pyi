@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from asan.common.v1 import audit_pb2 as _audit_pb2
 from asan.payment.v1 import payment_pb2 as _payment_pb2
 from asan.payment.v1 import payment_service_pb2 as _payment_service_pb2
 from collections import abc as _abc
@@ -72,6 +73,11 @@ class PaymentServiceStub:
     """Returns one day's totals per service code, for reconciliation. Officers see
     their agency's services, admins all.
     """
+    ListAuditRecords: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]
+    """Lists the audit records of ASAN ödəniş: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
+    """
 
 @_typing.type_check_only
 class PaymentServiceAsyncStub(PaymentServiceStub):
@@ -115,6 +121,11 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     GetDailySummary: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.GetDailySummaryRequest, _payment_pb2.DailySummary]  # type: ignore[assignment]
     """Returns one day's totals per service code, for reconciliation. Officers see
     their agency's services, admins all.
+    """
+    ListAuditRecords: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]  # type: ignore[assignment]
+    """Lists the audit records of ASAN ödəniş: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
     """
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -210,6 +221,17 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_payment_pb2.DailySummary, _abc.Awaitable[_payment_pb2.DailySummary]]:
         """Returns one day's totals per service code, for reconciliation. Officers see
         their agency's services, admins all.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditRecords(
+        self,
+        request: _audit_pb2.ListAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAuditRecordsResponse, _abc.Awaitable[_audit_pb2.ListAuditRecordsResponse]]:
+        """Lists the audit records of ASAN ödəniş: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
         """
 
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

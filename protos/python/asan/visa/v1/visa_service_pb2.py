@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from asan.common.v1 import money_pb2 as asan_dot_common_dot_v1_dot_money__pb2
 from asan.common.v1 import options_pb2 as asan_dot_common_dot_v1_dot_options__pb2
 from asan.visa.v1 import visa_pb2 as asan_dot_visa_dot_v1_dot_visa__pb2
@@ -32,7 +33,7 @@ from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61san/visa/v1/visa_service.proto\x12\x0c\x61san.visa.v1\x1a\x1a\x61san/common/v1/money.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x17\x61san/visa/v1/visa.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x19google/api/httpbody.proto\x1a google/protobuf/field_mask.proto\"r\n\x18\x43reateApplicationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x34\n\x0b\x61pplication\x18\x02 \x01(\x0b\x32\x19.asan.visa.v1.ApplicationB\x04\xe2\x41\x01\x02\"\x94\x01\n\x19\x43reateApplicationResponse\x12.\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x19.asan.visa.v1.Application\x12#\n\x1bpayment_confirmation_secret\x18\x02 \x01(\t\x12\"\n\x03\x66\x65\x65\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\"^\n\x1bGetApplicationStatusRequest\x12 \n\x12\x61pplication_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"Z\n\x17GetEVisaDocumentRequest\x12 \n\x12\x61pplication_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"9\n\x15GetApplicationRequest\x12 \n\x12\x61pplication_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xab\x01\n\x17ListApplicationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.asan.visa.v1.ApplicationStatus\x12\"\n\x05speed\x18\x04 \x01(\x0e\x32\x13.asan.visa.v1.Speed\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\"d\n\x18ListApplicationsResponse\x12/\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x19.asan.visa.v1.Application\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x17\x41pproveApplicantRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x61pplication_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\xb6\x01\n\x16RefuseApplicantRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x61pplication_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x39\n\x0erefusal_reason\x18\x04 \x01(\x0e\x32\x1b.asan.visa.v1.RefusalReasonB\x04\xe2\x41\x01\x02\"\x90\x01\n\x11VerifyVisaRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x15\n\x0bvisa_number\x18\x02 \x01(\tH\x00\x12\x1b\n\x11verification_code\x18\x03 \x01(\tH\x00\x12\x1d\n\x0fpassport_number\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x42\x06\n\x04visa\"p\n\x12RecordEntryRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x19\n\x0bvisa_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\x1b\n\x19GetVerificationKeyRequest\"5\n\x17GetCountryPolicyRequest\x12\x1a\n\x0c\x63ountry_code\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x1aListCountryPoliciesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x1bListCountryPoliciesResponse\x12-\n\x08policies\x18\x01 \x03(\x0b\x32\x1b.asan.visa.v1.CountryPolicy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa2\x01\n\x1aUpdateCountryPolicyRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x31\n\x06policy\x18\x02 \x01(\x0b\x32\x1b.asan.visa.v1.CountryPolicyB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"/\n\x19GetHolidayCalendarRequest\x12\x12\n\x04year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"\xa8\x01\n\x1cUpdateHolidayCalendarRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x35\n\x08\x63\x61lendar\x18\x02 \x01(\x0b\x32\x1d.asan.visa.v1.HolidayCalendarB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask2\xe5\x10\n\x0bVisaService\x12\x91\x01\n\x11\x43reateApplication\x12&.asan.visa.v1.CreateApplicationRequest\x1a\'.asan.visa.v1.CreateApplicationResponse\"+\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1f\"\x10/v1/applications:\x0b\x61pplication\x12\xa2\x01\n\x14GetApplicationStatus\x12).asan.visa.v1.GetApplicationStatusRequest\x1a\x19.asan.visa.v1.Application\"D\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x38\"3/v1/applications/{application_number}/status:lookup:\x01*\x12\xc0\x01\n\x10GetEVisaDocument\x12%.asan.visa.v1.GetEVisaDocumentRequest\x1a\x14.google.api.HttpBody\"o\xca\xf3\x18\x02\x08\x01\xd2\xf3\x18 \n\x1e\x65visa-{application_number}.pdf\x82\xd3\xe4\x93\x02?\":/v1/applications/{application_number}/evisaDocument:lookup:\x01*\x12\x7f\n\x0eGetApplication\x12#.asan.visa.v1.GetApplicationRequest\x1a\x19.asan.visa.v1.Application\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/applications/{application_number}\x12{\n\x10ListApplications\x12%.asan.visa.v1.ListApplicationsRequest\x1a&.asan.visa.v1.ListApplicationsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/applications\x12\x97\x01\n\x10\x41pproveApplicant\x12%.asan.visa.v1.ApproveApplicantRequest\x1a\x19.asan.visa.v1.Application\"A\x82\xd3\xe4\x93\x02;\"6/v1/applications/{application_number}:approveApplicant:\x01*\x12\x94\x01\n\x0fRefuseApplicant\x12$.asan.visa.v1.RefuseApplicantRequest\x1a\x19.asan.visa.v1.Application\"@\x82\xd3\xe4\x93\x02:\"5/v1/applications/{application_number}:refuseApplicant:\x01*\x12j\n\nVerifyVisa\x12\x1f.asan.visa.v1.VerifyVisaRequest\x1a\x1e.asan.visa.v1.VisaVerification\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/v1/visas:verify:\x01*\x12t\n\x0bRecordEntry\x12 .asan.visa.v1.RecordEntryRequest\x1a\x13.asan.visa.v1.EVisa\".\x82\xd3\xe4\x93\x02(\"#/v1/visas/{visa_number}:recordEntry:\x01*\x12\x7f\n\x12GetVerificationKey\x12\'.asan.visa.v1.GetVerificationKeyRequest\x1a\x1d.asan.visa.v1.VerificationKey\"!\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/verificationKey\x12\x82\x01\n\x10GetCountryPolicy\x12%.asan.visa.v1.GetCountryPolicyRequest\x1a\x1b.asan.visa.v1.CountryPolicy\"*\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/countries/{country_code}\x12\x87\x01\n\x13ListCountryPolicies\x12(.asan.visa.v1.ListCountryPoliciesRequest\x1a).asan.visa.v1.ListCountryPoliciesResponse\"\x1b\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/countries\x12\x91\x01\n\x13UpdateCountryPolicy\x12(.asan.visa.v1.UpdateCountryPolicyRequest\x1a\x1b.asan.visa.v1.CountryPolicy\"3\x82\xd3\xe4\x93\x02-2#/v1/countries/{policy.country_code}:\x06policy\x12\x87\x01\n\x12GetHolidayCalendar\x12\'.asan.visa.v1.GetHolidayCalendarRequest\x1a\x1d.asan.visa.v1.HolidayCalendar\")\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/holidayCalendars/{year}\x12\x9a\x01\n\x15UpdateHolidayCalendar\x12*.asan.visa.v1.UpdateHolidayCalendarRequest\x1a\x1d.asan.visa.v1.HolidayCalendar\"6\x82\xd3\xe4\x93\x02\x30\x32$/v1/holidayCalendars/{calendar.year}:\x08\x63\x61lendarB\x17\n\x13\x61z.gov.asan.visa.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61san/visa/v1/visa_service.proto\x12\x0c\x61san.visa.v1\x1a\x1a\x61san/common/v1/audit.proto\x1a\x1a\x61san/common/v1/money.proto\x1a\x1c\x61san/common/v1/options.proto\x1a\x17\x61san/visa/v1/visa.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/api/field_info.proto\x1a\x19google/api/httpbody.proto\x1a google/protobuf/field_mask.proto\"r\n\x18\x43reateApplicationRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x34\n\x0b\x61pplication\x18\x02 \x01(\x0b\x32\x19.asan.visa.v1.ApplicationB\x04\xe2\x41\x01\x02\"\x94\x01\n\x19\x43reateApplicationResponse\x12.\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x19.asan.visa.v1.Application\x12#\n\x1bpayment_confirmation_secret\x18\x02 \x01(\t\x12\"\n\x03\x66\x65\x65\x18\x03 \x01(\x0b\x32\x15.asan.common.v1.Money\"^\n\x1bGetApplicationStatusRequest\x12 \n\x12\x61pplication_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"Z\n\x17GetEVisaDocumentRequest\x12 \n\x12\x61pplication_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"9\n\x15GetApplicationRequest\x12 \n\x12\x61pplication_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\xab\x01\n\x17ListApplicationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.asan.visa.v1.ApplicationStatus\x12\"\n\x05speed\x18\x04 \x01(\x0e\x32\x13.asan.visa.v1.Speed\x12\x14\n\x0coverdue_only\x18\x05 \x01(\x08\"d\n\x18ListApplicationsResponse\x12/\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x19.asan.visa.v1.Application\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"|\n\x17\x41pproveApplicantRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x61pplication_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\xb6\x01\n\x16RefuseApplicantRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12 \n\x12\x61pplication_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x39\n\x0erefusal_reason\x18\x04 \x01(\x0e\x32\x1b.asan.visa.v1.RefusalReasonB\x04\xe2\x41\x01\x02\"\x90\x01\n\x11VerifyVisaRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x15\n\x0bvisa_number\x18\x02 \x01(\tH\x00\x12\x1b\n\x11verification_code\x18\x03 \x01(\tH\x00\x12\x1d\n\x0fpassport_number\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x42\x06\n\x04visa\"p\n\x12RecordEntryRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x19\n\x0bvisa_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1d\n\x0fpassport_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"\x1b\n\x19GetVerificationKeyRequest\"5\n\x17GetCountryPolicyRequest\x12\x1a\n\x0c\x63ountry_code\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x1aListCountryPoliciesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x1bListCountryPoliciesResponse\x12-\n\x08policies\x18\x01 \x03(\x0b\x32\x1b.asan.visa.v1.CountryPolicy\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa2\x01\n\x1aUpdateCountryPolicyRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x31\n\x06policy\x18\x02 \x01(\x0b\x32\x1b.asan.visa.v1.CountryPolicyB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"/\n\x19GetHolidayCalendarRequest\x12\x12\n\x04year\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x02\"\xa8\x01\n\x1cUpdateHolidayCalendarRequest\x12 \n\nrequest_id\x18\x01 \x01(\tB\x0c\xe2\x41\x01\x02\xe2\x8c\xcf\xd7\x08\x02\x08\x01\x12\x35\n\x08\x63\x61lendar\x18\x02 \x01(\x0b\x32\x1d.asan.visa.v1.HolidayCalendarB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask2\xe4\x13\n\x0bVisaService\x12\x91\x01\n\x11\x43reateApplication\x12&.asan.visa.v1.CreateApplicationRequest\x1a\'.asan.visa.v1.CreateApplicationResponse\"+\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1f\"\x10/v1/applications:\x0b\x61pplication\x12\xa2\x01\n\x14GetApplicationStatus\x12).asan.visa.v1.GetApplicationStatusRequest\x1a\x19.asan.visa.v1.Application\"D\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x38\"3/v1/applications/{application_number}/status:lookup:\x01*\x12\xc0\x01\n\x10GetEVisaDocument\x12%.asan.visa.v1.GetEVisaDocumentRequest\x1a\x14.google.api.HttpBody\"o\xca\xf3\x18\x02\x08\x01\xd2\xf3\x18 \n\x1e\x65visa-{application_number}.pdf\x82\xd3\xe4\x93\x02?\":/v1/applications/{application_number}/evisaDocument:lookup:\x01*\x12\xa6\x01\n\x0eGetApplication\x12#.asan.visa.v1.GetApplicationRequest\x1a\x19.asan.visa.v1.Application\"T\xe2\xf3\x18#\n!applications/{application_number}\x82\xd3\xe4\x93\x02\'\x12%/v1/applications/{application_number}\x12\x7f\n\x10ListApplications\x12%.asan.visa.v1.ListApplicationsRequest\x1a&.asan.visa.v1.ListApplicationsResponse\"\x1c\xe2\xf3\x18\x00\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/applications\x12\xbe\x01\n\x10\x41pproveApplicant\x12%.asan.visa.v1.ApproveApplicantRequest\x1a\x19.asan.visa.v1.Application\"h\xe2\xf3\x18#\n!applications/{application_number}\x82\xd3\xe4\x93\x02;\"6/v1/applications/{application_number}:approveApplicant:\x01*\x12\xbb\x01\n\x0fRefuseApplicant\x12$.asan.visa.v1.RefuseApplicantRequest\x1a\x19.asan.visa.v1.Application\"g\xe2\xf3\x18#\n!applications/{application_number}\x82\xd3\xe4\x93\x02:\"5/v1/applications/{application_number}:refuseApplicant:\x01*\x12\x83\x01\n\nVerifyVisa\x12\x1f.asan.visa.v1.VerifyVisaRequest\x1a\x1e.asan.visa.v1.VisaVerification\"4\xe2\xf3\x18\x15\n\x13visas/{visa_number}\x82\xd3\xe4\x93\x02\x15\"\x10/v1/visas:verify:\x01*\x12\x8d\x01\n\x0bRecordEntry\x12 .asan.visa.v1.RecordEntryRequest\x1a\x13.asan.visa.v1.EVisa\"G\xe2\xf3\x18\x15\n\x13visas/{visa_number}\x82\xd3\xe4\x93\x02(\"#/v1/visas/{visa_number}:recordEntry:\x01*\x12\x7f\n\x12GetVerificationKey\x12\'.asan.visa.v1.GetVerificationKeyRequest\x1a\x1d.asan.visa.v1.VerificationKey\"!\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/verificationKey\x12\x82\x01\n\x10GetCountryPolicy\x12%.asan.visa.v1.GetCountryPolicyRequest\x1a\x1b.asan.visa.v1.CountryPolicy\"*\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/countries/{country_code}\x12\x87\x01\n\x13ListCountryPolicies\x12(.asan.visa.v1.ListCountryPoliciesRequest\x1a).asan.visa.v1.ListCountryPoliciesResponse\"\x1b\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/countries\x12\xb6\x01\n\x13UpdateCountryPolicy\x12(.asan.visa.v1.UpdateCountryPolicyRequest\x1a\x1b.asan.visa.v1.CountryPolicy\"X\xe2\xf3\x18!\n\x1f\x63ountries/{policy.country_code}\x82\xd3\xe4\x93\x02-2#/v1/countries/{policy.country_code}:\x06policy\x12\x87\x01\n\x12GetHolidayCalendar\x12\'.asan.visa.v1.GetHolidayCalendarRequest\x1a\x1d.asan.visa.v1.HolidayCalendar\")\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/holidayCalendars/{year}\x12\xc0\x01\n\x15UpdateHolidayCalendar\x12*.asan.visa.v1.UpdateHolidayCalendarRequest\x1a\x1d.asan.visa.v1.HolidayCalendar\"\\\xe2\xf3\x18\"\n holidayCalendars/{calendar.year}\x82\xd3\xe4\x93\x02\x30\x32$/v1/holidayCalendars/{calendar.year}:\x08\x63\x61lendar\x12\x83\x01\n\x10ListAuditRecords\x12\'.asan.common.v1.ListAuditRecordsRequest\x1a(.asan.common.v1.ListAuditRecordsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/visaAuditRecordsB\x17\n\x13\x61z.gov.asan.visa.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -97,17 +98,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VISASERVICE'].methods_by_name['GetEVisaDocument']._loaded_options = None
   _globals['_VISASERVICE'].methods_by_name['GetEVisaDocument']._serialized_options = b'\312\363\030\002\010\001\322\363\030 \n\036evisa-{application_number}.pdf\202\323\344\223\002?\":/v1/applications/{application_number}/evisaDocument:lookup:\001*'
   _globals['_VISASERVICE'].methods_by_name['GetApplication']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['GetApplication']._serialized_options = b'\202\323\344\223\002\'\022%/v1/applications/{application_number}'
+  _globals['_VISASERVICE'].methods_by_name['GetApplication']._serialized_options = b'\342\363\030#\n!applications/{application_number}\202\323\344\223\002\'\022%/v1/applications/{application_number}'
   _globals['_VISASERVICE'].methods_by_name['ListApplications']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['ListApplications']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/applications'
+  _globals['_VISASERVICE'].methods_by_name['ListApplications']._serialized_options = b'\342\363\030\000\202\323\344\223\002\022\022\020/v1/applications'
   _globals['_VISASERVICE'].methods_by_name['ApproveApplicant']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['ApproveApplicant']._serialized_options = b'\202\323\344\223\002;\"6/v1/applications/{application_number}:approveApplicant:\001*'
+  _globals['_VISASERVICE'].methods_by_name['ApproveApplicant']._serialized_options = b'\342\363\030#\n!applications/{application_number}\202\323\344\223\002;\"6/v1/applications/{application_number}:approveApplicant:\001*'
   _globals['_VISASERVICE'].methods_by_name['RefuseApplicant']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['RefuseApplicant']._serialized_options = b'\202\323\344\223\002:\"5/v1/applications/{application_number}:refuseApplicant:\001*'
+  _globals['_VISASERVICE'].methods_by_name['RefuseApplicant']._serialized_options = b'\342\363\030#\n!applications/{application_number}\202\323\344\223\002:\"5/v1/applications/{application_number}:refuseApplicant:\001*'
   _globals['_VISASERVICE'].methods_by_name['VerifyVisa']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['VerifyVisa']._serialized_options = b'\202\323\344\223\002\025\"\020/v1/visas:verify:\001*'
+  _globals['_VISASERVICE'].methods_by_name['VerifyVisa']._serialized_options = b'\342\363\030\025\n\023visas/{visa_number}\202\323\344\223\002\025\"\020/v1/visas:verify:\001*'
   _globals['_VISASERVICE'].methods_by_name['RecordEntry']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['RecordEntry']._serialized_options = b'\202\323\344\223\002(\"#/v1/visas/{visa_number}:recordEntry:\001*'
+  _globals['_VISASERVICE'].methods_by_name['RecordEntry']._serialized_options = b'\342\363\030\025\n\023visas/{visa_number}\202\323\344\223\002(\"#/v1/visas/{visa_number}:recordEntry:\001*'
   _globals['_VISASERVICE'].methods_by_name['GetVerificationKey']._loaded_options = None
   _globals['_VISASERVICE'].methods_by_name['GetVerificationKey']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\025\022\023/v1/verificationKey'
   _globals['_VISASERVICE'].methods_by_name['GetCountryPolicy']._loaded_options = None
@@ -115,47 +116,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VISASERVICE'].methods_by_name['ListCountryPolicies']._loaded_options = None
   _globals['_VISASERVICE'].methods_by_name['ListCountryPolicies']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\017\022\r/v1/countries'
   _globals['_VISASERVICE'].methods_by_name['UpdateCountryPolicy']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['UpdateCountryPolicy']._serialized_options = b'\202\323\344\223\002-2#/v1/countries/{policy.country_code}:\006policy'
+  _globals['_VISASERVICE'].methods_by_name['UpdateCountryPolicy']._serialized_options = b'\342\363\030!\n\037countries/{policy.country_code}\202\323\344\223\002-2#/v1/countries/{policy.country_code}:\006policy'
   _globals['_VISASERVICE'].methods_by_name['GetHolidayCalendar']._loaded_options = None
   _globals['_VISASERVICE'].methods_by_name['GetHolidayCalendar']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\035\022\033/v1/holidayCalendars/{year}'
   _globals['_VISASERVICE'].methods_by_name['UpdateHolidayCalendar']._loaded_options = None
-  _globals['_VISASERVICE'].methods_by_name['UpdateHolidayCalendar']._serialized_options = b'\202\323\344\223\00202$/v1/holidayCalendars/{calendar.year}:\010calendar'
-  _globals['_CREATEAPPLICATIONREQUEST']._serialized_start=285
-  _globals['_CREATEAPPLICATIONREQUEST']._serialized_end=399
-  _globals['_CREATEAPPLICATIONRESPONSE']._serialized_start=402
-  _globals['_CREATEAPPLICATIONRESPONSE']._serialized_end=550
-  _globals['_GETAPPLICATIONSTATUSREQUEST']._serialized_start=552
-  _globals['_GETAPPLICATIONSTATUSREQUEST']._serialized_end=646
-  _globals['_GETEVISADOCUMENTREQUEST']._serialized_start=648
-  _globals['_GETEVISADOCUMENTREQUEST']._serialized_end=738
-  _globals['_GETAPPLICATIONREQUEST']._serialized_start=740
-  _globals['_GETAPPLICATIONREQUEST']._serialized_end=797
-  _globals['_LISTAPPLICATIONSREQUEST']._serialized_start=800
-  _globals['_LISTAPPLICATIONSREQUEST']._serialized_end=971
-  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_start=973
-  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_end=1073
-  _globals['_APPROVEAPPLICANTREQUEST']._serialized_start=1075
-  _globals['_APPROVEAPPLICANTREQUEST']._serialized_end=1199
-  _globals['_REFUSEAPPLICANTREQUEST']._serialized_start=1202
-  _globals['_REFUSEAPPLICANTREQUEST']._serialized_end=1384
-  _globals['_VERIFYVISAREQUEST']._serialized_start=1387
-  _globals['_VERIFYVISAREQUEST']._serialized_end=1531
-  _globals['_RECORDENTRYREQUEST']._serialized_start=1533
-  _globals['_RECORDENTRYREQUEST']._serialized_end=1645
-  _globals['_GETVERIFICATIONKEYREQUEST']._serialized_start=1647
-  _globals['_GETVERIFICATIONKEYREQUEST']._serialized_end=1674
-  _globals['_GETCOUNTRYPOLICYREQUEST']._serialized_start=1676
-  _globals['_GETCOUNTRYPOLICYREQUEST']._serialized_end=1729
-  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_start=1731
-  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_end=1798
-  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_start=1800
-  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_end=1901
-  _globals['_UPDATECOUNTRYPOLICYREQUEST']._serialized_start=1904
-  _globals['_UPDATECOUNTRYPOLICYREQUEST']._serialized_end=2066
-  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_start=2068
-  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_end=2115
-  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_start=2118
-  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_end=2286
-  _globals['_VISASERVICE']._serialized_start=2289
-  _globals['_VISASERVICE']._serialized_end=4438
+  _globals['_VISASERVICE'].methods_by_name['UpdateHolidayCalendar']._serialized_options = b'\342\363\030\"\n holidayCalendars/{calendar.year}\202\323\344\223\00202$/v1/holidayCalendars/{calendar.year}:\010calendar'
+  _globals['_VISASERVICE'].methods_by_name['ListAuditRecords']._loaded_options = None
+  _globals['_VISASERVICE'].methods_by_name['ListAuditRecords']._serialized_options = b'\202\323\344\223\002\026\022\024/v1/visaAuditRecords'
+  _globals['_CREATEAPPLICATIONREQUEST']._serialized_start=313
+  _globals['_CREATEAPPLICATIONREQUEST']._serialized_end=427
+  _globals['_CREATEAPPLICATIONRESPONSE']._serialized_start=430
+  _globals['_CREATEAPPLICATIONRESPONSE']._serialized_end=578
+  _globals['_GETAPPLICATIONSTATUSREQUEST']._serialized_start=580
+  _globals['_GETAPPLICATIONSTATUSREQUEST']._serialized_end=674
+  _globals['_GETEVISADOCUMENTREQUEST']._serialized_start=676
+  _globals['_GETEVISADOCUMENTREQUEST']._serialized_end=766
+  _globals['_GETAPPLICATIONREQUEST']._serialized_start=768
+  _globals['_GETAPPLICATIONREQUEST']._serialized_end=825
+  _globals['_LISTAPPLICATIONSREQUEST']._serialized_start=828
+  _globals['_LISTAPPLICATIONSREQUEST']._serialized_end=999
+  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_start=1001
+  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_end=1101
+  _globals['_APPROVEAPPLICANTREQUEST']._serialized_start=1103
+  _globals['_APPROVEAPPLICANTREQUEST']._serialized_end=1227
+  _globals['_REFUSEAPPLICANTREQUEST']._serialized_start=1230
+  _globals['_REFUSEAPPLICANTREQUEST']._serialized_end=1412
+  _globals['_VERIFYVISAREQUEST']._serialized_start=1415
+  _globals['_VERIFYVISAREQUEST']._serialized_end=1559
+  _globals['_RECORDENTRYREQUEST']._serialized_start=1561
+  _globals['_RECORDENTRYREQUEST']._serialized_end=1673
+  _globals['_GETVERIFICATIONKEYREQUEST']._serialized_start=1675
+  _globals['_GETVERIFICATIONKEYREQUEST']._serialized_end=1702
+  _globals['_GETCOUNTRYPOLICYREQUEST']._serialized_start=1704
+  _globals['_GETCOUNTRYPOLICYREQUEST']._serialized_end=1757
+  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_start=1759
+  _globals['_LISTCOUNTRYPOLICIESREQUEST']._serialized_end=1826
+  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_start=1828
+  _globals['_LISTCOUNTRYPOLICIESRESPONSE']._serialized_end=1929
+  _globals['_UPDATECOUNTRYPOLICYREQUEST']._serialized_start=1932
+  _globals['_UPDATECOUNTRYPOLICYREQUEST']._serialized_end=2094
+  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_start=2096
+  _globals['_GETHOLIDAYCALENDARREQUEST']._serialized_end=2143
+  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_start=2146
+  _globals['_UPDATEHOLIDAYCALENDARREQUEST']._serialized_end=2314
+  _globals['_VISASERVICE']._serialized_start=2317
+  _globals['_VISASERVICE']._serialized_end=4849
 # @@protoc_insertion_point(module_scope)

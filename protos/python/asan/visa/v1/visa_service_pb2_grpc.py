@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from asan.common.v1 import audit_pb2 as asan_dot_common_dot_v1_dot_audit__pb2
 from asan.visa.v1 import visa_pb2 as asan_dot_visa_dot_v1_dot_visa__pb2
 from asan.visa.v1 import visa_service_pb2 as asan_dot_visa_dot_v1_dot_visa__service__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
@@ -117,6 +118,11 @@ class VisaServiceStub:
                 '/asan.visa.v1.VisaService/UpdateHolidayCalendar',
                 request_serializer=asan_dot_visa_dot_v1_dot_visa__service__pb2.UpdateHolidayCalendarRequest.SerializeToString,
                 response_deserializer=asan_dot_visa_dot_v1_dot_visa__pb2.HolidayCalendar.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/asan.visa.v1.VisaService/ListAuditRecords',
+                request_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
                 _registered_method=True)
 
 
@@ -250,6 +256,15 @@ class VisaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditRecords(self, request, context):
+        """Lists the audit records of ASAN Viza: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VisaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -327,6 +342,11 @@ def add_VisaServiceServicer_to_server(servicer, server):
                     servicer.UpdateHolidayCalendar,
                     request_deserializer=asan_dot_visa_dot_v1_dot_visa__service__pb2.UpdateHolidayCalendarRequest.FromString,
                     response_serializer=asan_dot_visa_dot_v1_dot_visa__pb2.HolidayCalendar.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -741,6 +761,33 @@ class VisaService:
             '/asan.visa.v1.VisaService/UpdateHolidayCalendar',
             asan_dot_visa_dot_v1_dot_visa__service__pb2.UpdateHolidayCalendarRequest.SerializeToString,
             asan_dot_visa_dot_v1_dot_visa__pb2.HolidayCalendar.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.visa.v1.VisaService/ListAuditRecords',
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsRequest.SerializeToString,
+            asan_dot_common_dot_v1_dot_audit__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from asan.common.v1 import audit_pb2 as _audit_pb2
 from asan.visa.v1 import visa_pb2 as _visa_pb2
 from asan.visa.v1 import visa_service_pb2 as _visa_service_pb2
 from collections import abc as _abc
@@ -96,6 +97,11 @@ class VisaServiceStub:
     """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
     The holidays are the one field to update (`update_mask` "holidays", or none).
     """
+    ListAuditRecords: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]
+    """Lists the audit records of ASAN Viza: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
+    """
 
 @_typing.type_check_only
 class VisaServiceAsyncStub(VisaServiceStub):
@@ -162,6 +168,11 @@ class VisaServiceAsyncStub(VisaServiceStub):
     UpdateHolidayCalendar: _aio.UnaryUnaryMultiCallable[_visa_service_pb2.UpdateHolidayCalendarRequest, _visa_pb2.HolidayCalendar]  # type: ignore[assignment]
     """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
     The holidays are the one field to update (`update_mask` "holidays", or none).
+    """
+    ListAuditRecords: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListAuditRecordsRequest, _audit_pb2.ListAuditRecordsResponse]  # type: ignore[assignment]
+    """Lists the audit records of ASAN Viza: who (an officer, an admin or a service
+    account) changed what or read whose data, newest first. An agency's admin
+    sees their agency's records only; an admin of the whole suite sees all.
     """
 
 class VisaServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -316,6 +327,17 @@ class VisaServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_visa_pb2.HolidayCalendar, _abc.Awaitable[_visa_pb2.HolidayCalendar]]:
         """Replaces the public holidays of one year. Admins. Idempotent by `request_id`.
         The holidays are the one field to update (`update_mask` "holidays", or none).
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditRecords(
+        self,
+        request: _audit_pb2.ListAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListAuditRecordsResponse, _abc.Awaitable[_audit_pb2.ListAuditRecordsResponse]]:
+        """Lists the audit records of ASAN Viza: who (an officer, an admin or a service
+        account) changed what or read whose data, newest first. An agency's admin
+        sees their agency's records only; an admin of the whole suite sees all.
         """
 
 def add_VisaServiceServicer_to_server(servicer: VisaServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
