@@ -59,8 +59,9 @@ from grpc_health.v1 import health_pb2
 from asan.common.v1 import identifiers_pb2, money_pb2
 from asan.finance.v1 import finance_service_pb2
 from asan.payment.v1 import payment_pb2, payment_service_pb2
+from services import suite as service_suite
 from services.runtime.auth import PrincipalKind
-from services.runtime.config import AuthConfig
+from services.runtime.config import AuthConfig, backend_variable
 from services.runtime.tokens import ensure_keypair, mint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,6 +339,8 @@ def running_suite(workdir: Path, processes: int) -> Iterator[Suite]:
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "protos" / "python")]),
         "ASAN_VAR_DIR": str(var),
         "ASAN_SHUTDOWN_DRAIN_SECONDS": "0",
+        # As `make run`: plaintext on loopback (the benchmark measures the code, not TLS).
+        "ASAN_TLS": "off",
         "ASAN_LOG_LEVEL": "INFO",
     }
     suite = Suite(workdir, auth, env)
@@ -373,12 +376,10 @@ def running_suite(workdir: Path, processes: int) -> Iterator[Suite]:
                 "GATEWAY_HOST": "127.0.0.1",
                 "GATEWAY_PORT": str(suite.ports["gateway"]),
                 "GATEWAY_METRICS_PORT": str(free_port()),
+                # Every other backend the contracts name: not measured, not started.
+                **{backend_variable(f"asan.{d.name}.v1"): "127.0.0.1:9" for d in service_suite.definitions()},
                 "GATEWAY_BACKEND_PAYMENT": f"127.0.0.1:{suite.ports[backend]}",
                 "GATEWAY_BACKEND_FINANCE": f"127.0.0.1:{suite.ports['finance']}",
-                # Not measured, not started.
-                "GATEWAY_BACKEND_VISA": "127.0.0.1:9",
-                "GATEWAY_BACKEND_APPEALS": "127.0.0.1:9",
-                "GATEWAY_BACKEND_AGRO": "127.0.0.1:9",
                 # Limits on, far above the load: their cost is measured, and they never refuse.
                 "GATEWAY_RATE_LIMIT_SUBJECT_PER_SECOND": "1000000",
                 "GATEWAY_RATE_LIMIT_SUBJECT_BURST": "1000000",

@@ -47,6 +47,7 @@ from gateway.metrics import UNMATCHED_ROUTE, GatewayMetrics
 from gateway.openapi import openapi_document
 from gateway.routes import Matched, Method, NotAllowed, RouteTable, bindings_of
 from gateway.transcoding import build_request, download_disposition, render_response
+from services.runtime import tracing
 from services.runtime.access import is_anonymous
 from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError
@@ -196,7 +197,9 @@ class Gateway:
         self.contracts = contracts
         self.bindings = bindings_of(contracts.services)
         self.routes = RouteTable(self.bindings)
-        self.backends = Backends({package: config.backends[package] for package in contracts.packages})
+        self.backends = Backends(
+            {package: config.backends[package] for package in contracts.packages}, config.tls
+        )
         self.tokens = TokenGate(verifier or TokenVerifier.from_config(config.auth))
         self.metrics = GatewayMetrics()
         self.subject_limiter = RateLimiter(config.subject_rate)
@@ -232,7 +235,7 @@ class Gateway:
                     "X-Request-Id",
                     "Accept-Language",
                 ],
-                expose_headers=["X-Request-Id", "Retry-After"],
+                expose_headers=["X-Request-Id", "X-Trace-Id", "Retry-After"],
                 max_age=600,
             )
 
@@ -280,8 +283,14 @@ class Gateway:
                     (b"x-request-id", encoded_id),
                     _NOSNIFF,
                 ]
+                if span is not None:
+                    message["headers"].append(trace_id_header)
             await send(message)
 
+        span = None
+        if tracing.SETUP.tracer is not None:
+            span = tracing.start_http_server_span(tracing.SETUP.tracer, method, route, headers)
+            trace_id_header = (tracing.TRACE_ID_HEADER.encode(), tracing.trace_id_of(span).encode())
         in_flight = self.metrics.in_flight.labels(route, method)
         in_flight.inc()
         try:
@@ -304,6 +313,8 @@ class Gateway:
                     "duration_ms": round(seconds * 1000, 2),
                 },
             )
+            if span is not None:
+                tracing.end_http_server_span(span, status)
 
     # --- Layer 3: operational endpoints or a transcoded call ------------------------------------
 
@@ -398,25 +409,9 @@ class Gateway:
             metadata.append(("authorization", authorization))
         if locale:
             metadata.append(("accept-language", locale))
-        service, name = method.service.full_name, method.descriptor.name
-        self.metrics.call_started(service, name)
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
-        try:
-            response = await self.backends.callable(method)(
-                request, timeout=self.deadlines[method.grpc_path], metadata=metadata
-            )
-        except grpc.aio.AioRpcError as error:
-            code = error.code()
-            await _send_method_error(send, method, from_rpc_error(error, method.full_name))
+        response = await self._ask_backend(method, request, metadata, send)
+        if response is None:
             return
-        except Exception:
-            code = grpc.StatusCode.UNKNOWN
-            log.exception("gateway failed to call", extra={"grpc_method": method.full_name})
-            await _send_method_error(send, method, internal_error())
-            return
-        finally:
-            self.metrics.call_finished(service, name, code, time.perf_counter() - started)
         try:
             content, content_type = render_response(binding, response)
         except Exception:
@@ -427,6 +422,38 @@ class Gateway:
         if binding.sends_raw_response:
             answer_headers.append((b"content-disposition", download_disposition(binding, request)))
         await _send(send, 200, content, content_type.encode(), answer_headers)
+
+    async def _ask_backend(
+        self, method: Method, request: Any, metadata: list[tuple[str, str]], send: Send
+    ) -> Any:
+        """The backend's answer to `request`, timed and, with tracing on, in a CLIENT span whose
+        `traceparent` goes with the call; None once an error has been sent instead."""
+        service, name = method.service.full_name, method.descriptor.name
+        self.metrics.call_started(service, name)
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        with contextlib.ExitStack() as traced:
+            span = None
+            if tracing.SETUP.tracer is not None:
+                span, trace_headers = traced.enter_context(tracing.client_span(method.grpc_path))
+                metadata.extend(trace_headers)
+            try:
+                return await self.backends.callable(method)(
+                    request, timeout=self.deadlines[method.grpc_path], metadata=metadata
+                )
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                await _send_method_error(send, method, from_rpc_error(error, method.full_name))
+                return None
+            except Exception:
+                code = grpc.StatusCode.UNKNOWN
+                log.exception("gateway failed to call", extra={"grpc_method": method.full_name})
+                await _send_method_error(send, method, internal_error())
+                return None
+            finally:
+                self.metrics.call_finished(service, name, code, time.perf_counter() - started)
+                if span is not None:
+                    tracing.end_client_span(span, code)
 
     # --- Operational endpoints ------------------------------------------------------------------
 

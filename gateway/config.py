@@ -7,7 +7,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from services.runtime.config import AuthConfig, ConfigError, backend_variable, env_float, env_int, env_str
+from services.runtime.config import (
+    AuthConfig,
+    ConfigError,
+    TlsConfig,
+    backend_variable,
+    env_float,
+    env_int,
+    env_str,
+)
 
 DEFAULT_PORT = 8080
 # Beside the services' 9101... and the event workers' 9200.
@@ -90,6 +98,9 @@ class GatewayConfig:
     auth: AuthConfig
     # Backend health checks of /readyz wait at most this long.
     readiness_timeout_seconds: float = 2.0
+    # Mutual TLS to the services with the gateway's own certificate (name "gateway"), unless
+    # ASAN_TLS=off (services.runtime.tls).
+    tls: TlsConfig | None = None
 
     @classmethod
     def from_env(cls, packages: Iterable[str]) -> GatewayConfig:
@@ -127,6 +138,7 @@ class GatewayConfig:
             grace_seconds=env_float("ASAN_SHUTDOWN_GRACE_SECONDS", 10.0),
             log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
             auth=AuthConfig.from_env(),
+            tls=TlsConfig.from_env(),
         )
 
     def deadline_for(self, full_method: str) -> float:

@@ -18,6 +18,8 @@ from gateway.config import GatewayConfig
 from gateway.contracts import Contracts
 from services.runtime.config import ConfigError
 from services.runtime.logs import configure_logging
+from services.runtime.tls import read_valid_material
+from services.runtime.tracing import configure_tracing
 
 
 class GatewayServer(uvicorn.Server):
@@ -62,6 +64,9 @@ def main() -> int:
     try:
         config = GatewayConfig.from_env(contracts.packages)
         configure_logging("gateway", config.log_level)
+        configure_tracing("gateway")
+        if config.tls is not None:  # no certificate: stop now, not at the first call
+            read_valid_material(config.tls)
         gateway = Gateway(config, contracts)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

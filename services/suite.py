@@ -33,6 +33,10 @@ LOCAL_EVENTS_METRICS_PORT = 9200
 GATEWAY_PORT = 8080
 # The gateway's /metrics, on a port of its own (GATEWAY_METRICS_PORT's default).
 GATEWAY_METRICS_PORT = 9190
+# What every process of `make run` is given: plaintext gRPC on one machine (services.runtime.tls).
+LOCAL_ENV = {"ASAN_TLS": "off"}
+# The local mail drop (tools/maildrop.py), where ASAN_SMTP_URL points by default.
+LOCAL_MAIL_PORT = 8025
 
 
 def service_names() -> list[str]:
@@ -79,12 +83,21 @@ class Process:
 
 def local_processes() -> list[Process]:
     """Every process of the suite on one machine: a server per service, one process for all
-    event workers, the gateway in front."""
+    event workers, the gateway in front, and the mail drop that receives the notices mailed
+    to e-mail addresses (files in var/mail/)."""
     services = definitions()
-    processes = [Process(d.name, ["python", "-m", f"services.{d.name}", "serve"], {}) for d in services]
+    addresses = {d.name: f"{LOCAL_HOST}:{d.grpc_port}" for d in services}
+    processes = [
+        Process(
+            d.name,
+            ["python", "-m", f"services.{d.name}", "serve"],
+            {**LOCAL_ENV, **{key: value.format_map(addresses) for key, value in d.local_server_env.items()}},
+        )
+        for d in services
+    ]
     with_workers = [d for d in services if has_worker(d.name)]
     if with_workers:
-        events_env = {"ASAN_WORKER_METRICS_PORT": str(LOCAL_EVENTS_METRICS_PORT)}
+        events_env = {**LOCAL_ENV, "ASAN_WORKER_METRICS_PORT": str(LOCAL_EVENTS_METRICS_PORT)}
         for definition in with_workers:
             events_env.update(definition.local_worker_env)
         targets = [worker_target(d.name) for d in with_workers]
@@ -95,7 +108,10 @@ def local_processes() -> list[Process]:
         for definition in services
         for package in proto_packages(definition)
     }
-    processes.append(Process("gateway", ["python", "-m", "gateway"], backends))
+    processes.append(Process("gateway", ["python", "-m", "gateway"], {**LOCAL_ENV, **backends}))
+    # A development tool, not in the images: aiosmtpd is a development dependency.
+    mail = ["python", "tools/maildrop.py", "--port", str(LOCAL_MAIL_PORT)]
+    processes.append(Process("mail", mail, {}))
     return processes
 
 
@@ -123,6 +139,7 @@ def endpoints() -> str:
         f"API page http://{LOCAL_HOST}:{GATEWAY_PORT}/docs   "
         f"metrics http://{LOCAL_HOST}:{GATEWAY_METRICS_PORT}/metrics"
     )
+    lines.append(f"  {'mail':<9}SMTP {LOCAL_HOST}:{LOCAL_MAIL_PORT}   mails to e-mail addresses in var/mail/")
     return "\n".join(lines)
 
 

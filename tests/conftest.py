@@ -17,6 +17,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# Servers and channels of the tests speak plaintext, as `make run`'s do, unless a test gives
+# them certificates (tests/runtime/test_tls.py); set before any fixture builds an environment
+# for a process of its own.
+os.environ.setdefault("ASAN_TLS", "off")
+
 POSTGRES_URL = os.environ.get("ASAN_TEST_POSTGRES_URL", "")
 AMQP_URI = os.environ.get("ASAN_TEST_AMQP_URI", "")
 

@@ -190,6 +190,10 @@ def _targets(spec: Spec) -> list[Json]:
         target["refId"] = ref_id
         if instant:
             target.update({"instant": True, "range": False})
+        elif "_bucket" in query["expr"]:
+            # A latency histogram: its exemplars (trace ids, services.runtime.tracing) are drawn
+            # as points that open the trace in the data source of the `traces` variable.
+            target["exemplar"] = True
         targets.append(target)
     return targets
 
@@ -279,6 +283,24 @@ def _datasource_variable() -> Json:
     }
 
 
+def _traces_variable() -> Json:
+    """The traces data source (Tempo; a Jaeger one is chosen by changing `query` to "jaeger"),
+    where the Prometheus data source's exemplar link (`exemplarTraceIdDestinations`, name
+    `trace_id`) leads: README.md, "Traces"."""
+    return {
+        "name": "traces",
+        "label": "Traces",
+        "type": "datasource",
+        "query": "tempo",
+        "current": {},
+        "hide": 0,
+        "refresh": 1,
+        "options": [],
+        "includeAll": False,
+        "multi": False,
+    }
+
+
 def _fixed_service_variable(name: str) -> Json:
     option = {"selected": True, "text": name, "value": name}
     return {
@@ -321,7 +343,7 @@ def _dashboard(uid: str, title: str, description: str, tags: list[str], variable
                 "keepTime": True,
             }
         ],
-        "templating": {"list": [_datasource_variable(), *variables]},
+        "templating": {"list": [_datasource_variable(), _traces_variable(), *variables]},
         "panels": [],
     }
 

@@ -1,25 +1,12 @@
 """The farmer's bank account: an Azerbaijani IBAN, 28 characters, `AZ`, two check digits
 (ISO 7064 mod 97-10), a 4-letter bank code and a 20-character account (python-stdnum checks
-all of it). Kept in agro until a second service needs it, then it belongs in
-services/runtime/identifiers.py."""
+all of it), checked by the runtime since payment's payouts need it too."""
 
 from __future__ import annotations
 
-from stdnum import iban
-from stdnum.exceptions import ValidationError
+from services.runtime.identifiers import AZ_IBAN_LENGTH, is_azerbaijani_iban
 
-AZ_IBAN_LENGTH = 28
-
-
-def is_azerbaijani_iban(value: str) -> bool:
-    """Compact form only (no spaces), so that one account is stored one way."""
-    if len(value) != AZ_IBAN_LENGTH or not value.startswith("AZ") or value != value.upper():
-        return False
-    try:
-        iban.validate(value)
-    except ValidationError:
-        return False
-    return True
+__all__ = ["AZ_IBAN_LENGTH", "bank_code", "is_azerbaijani_iban"]
 
 
 def bank_code(value: str) -> str:

@@ -49,7 +49,8 @@ class AgroMetrics:
 
 class PayoutGauges(Collector):
     """asan_agro_payout_legs_pending and asan_agro_payout_pending_qepik: legs of approved
-    subsidies not yet paid."""
+    subsidies not yet paid (PENDING, SENT to payment, or FAILED); asan_agro_payout_legs_failed:
+    those whose last attempt failed, waiting for a retry or for the officer."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -57,7 +58,7 @@ class PayoutGauges(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         legs = GaugeMetricFamily(
             "asan_agro_payout_legs_pending",
-            "Payout legs of approved subsidies not yet paid, by leg.",
+            "Payout legs of approved subsidies not yet paid (pending, sent or failed), by leg.",
             labels=["leg"],
         )
         amount = GaugeMetricFamily(
@@ -65,24 +66,34 @@ class PayoutGauges(Collector):
             "Amount of the payout legs not yet paid, in qəpik, by leg.",
             labels=["leg"],
         )
+        failed = GaugeMetricFamily(
+            "asan_agro_payout_legs_failed",
+            "Payout legs whose last attempt at payment failed, by leg: retried while payment calls "
+            "the failure retryable, else waiting for the officer.",
+            labels=["leg"],
+        )
         try:
             rows = self.database.run_sync(
                 lambda s: s.execute(
                     select(
-                        PayoutLegRow.leg, func.count(), func.coalesce(func.sum(PayoutLegRow.amount_qepik), 0)
+                        PayoutLegRow.leg,
+                        PayoutLegRow.status,
+                        func.count(),
+                        func.coalesce(func.sum(PayoutLegRow.amount_qepik), 0),
                     )
-                    .where(PayoutLegRow.status == "PENDING")
-                    .group_by(PayoutLegRow.leg)
+                    .where(PayoutLegRow.status != "PAID")
+                    .group_by(PayoutLegRow.leg, PayoutLegRow.status)
                 ).all()
             )
         except Exception:
             # A scrape must not fail because the database does; health reports it.
             log.warning("payout gauges unreadable", exc_info=True)
             return
-        found = {leg: (count, total) for leg, count, total in rows}
         for leg in ("CASH", "CARD"):
-            count, total = found.get(leg, (0, 0))
-            legs.add_metric([leg], float(count))
-            amount.add_metric([leg], float(total))
+            mine = [(status, count, total) for name, status, count, total in rows if name == leg]
+            legs.add_metric([leg], float(sum(count for _, count, _ in mine)))
+            amount.add_metric([leg], float(sum(total for _, _, total in mine)))
+            failed.add_metric([leg], float(sum(count for status, count, _ in mine if status == "FAILED")))
         yield legs
         yield amount
+        yield failed

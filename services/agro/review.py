@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from asan.agro.v1 import agro_pb2, events_pb2
-from services.agro import access, convert, queries
+from services.agro import access, convert, notices, queries
 from services.agro import subsidy as rules
 from services.agro.access import Officer
 from services.agro.declaring import SOURCE
@@ -126,6 +126,7 @@ def approve(session: Session, row: DeclarationRow, *, now: datetime, decided_by:
             approve_time=timestamp(now),
         ),
     )
+    notices.subsidy_approved(session, row, cash_qepik=split.cash_qepik, card_qepik=split.card_qepik, now=now)
     return Approved(convert.declaration(row), row.subsidy_qepik, sum(1 for _, amount in legs if amount > 0))
 
 

@@ -9,12 +9,17 @@ from pathlib import Path
 import grpc
 
 from asan.agro.v1 import agro_service_pb2, agro_service_pb2_grpc
+from asan.finance.v1 import data_provider_pb2_grpc
+from services.agro.access import MINISTRY
 from services.agro.announcements import announcement_task
 from services.agro.metrics import AgroMetrics
+from services.agro.payouts import SubsidyPayouts
+from services.agro.provider import AgroProvider
 from services.agro.servicer import AgroServicer
 from services.agro.tables import Base, runtime_tables
 from services.runtime.baku_time import baku_date
-from services.runtime.config import ConfigError, env_float, env_str
+from services.runtime.config import ConfigError, env_float, env_int, env_str
+from services.runtime.credentials import ServiceCredentials
 from services.runtime.db import utcnow
 from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 
@@ -40,7 +45,20 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     agro_service_pb2_grpc.add_AgroServiceServicer_to_server(
         AgroServicer(runtime.database, metrics, today), server
     )
-    return [announcement_task(today, env_float("AGRO_WINDOW_CHECK_SECONDS", 3600.0))]
+    # ASAN Finans's register of farmland and subsidies (finance's service account only).
+    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(AgroProvider(runtime.database), server)
+    # Subsidies are paid through payment as the Ministry's (KTN) service account.
+    payouts = SubsidyPayouts(
+        runtime.database,
+        env_str("AGRO_PAYMENT_TARGET", "127.0.0.1:50051"),
+        ServiceCredentials.from_env("agro", runtime.config.auth, default_agency=MINISTRY),
+        max_attempts=env_int("AGRO_PAYOUT_MAX_ATTEMPTS", 3),
+    )
+    return [
+        announcement_task(today, env_float("AGRO_WINDOW_CHECK_SECONDS", 3600.0)),
+        payouts.task(env_float("AGRO_PAYOUT_SEND_SECONDS", 30.0)),
+        payouts.hold_until_shutdown,
+    ]
 
 
 definition = ServiceDefinition(

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.runtime.db import UtcDateTime, new_metadata
 from services.runtime.holidays import define_holiday_table
+from services.runtime.notices import NoticeTables, define_notice_table
 from services.runtime.tables import define_runtime_tables
 
 
@@ -17,6 +29,7 @@ class Base(DeclarativeBase):
 
 
 runtime_tables = define_runtime_tables(Base.metadata)
+notice_tables = NoticeTables(outbox=runtime_tables.outbox, notices=define_notice_table(Base.metadata))
 # Public holidays, for the autumn window's last working day; admins keep it current.
 holiday_table = define_holiday_table(Base.metadata)
 
@@ -142,7 +155,8 @@ class DeclarationDraftRow(Base):
 
 class PayoutLegRow(Base):
     """One leg of an approved subsidy's payout: CASH to the IBAN, CARD to the agrarian card.
-    PENDING until ASAN ödəniş executes payouts (its PayoutService)."""
+    PENDING until sent to ASAN ödəniş's PayoutService (services/agro/payouts.py), then SENT,
+    and PAID or FAILED as payment reports it (services/agro/payout_legs.py)."""
 
     __tablename__ = "payout_legs"
 
@@ -153,6 +167,16 @@ class PayoutLegRow(Base):
     request_id: Mapped[str] = mapped_column(String(36), unique=True)
     status: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The payout at payment, once it answered, and the attempt of it the status is about.
+    payout_id: Mapped[str | None] = mapped_column(String(36))
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why the last attempt failed (payment's code), and whether sending it again may succeed.
+    failure_reason: Mapped[str | None] = mapped_column(String(40))
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_payout_legs_status", "status", "created_at"),)
 
 
 class CoefficientRow(Base):

@@ -36,7 +36,7 @@ from services.appeals.requests import (
     Reopening,
     Unconsidered,
 )
-from services.appeals.tables import AppealRow, AttachmentRow, HistoryRow, runtime_tables
+from services.appeals.tables import AppealRow, AttachmentRow, HistoryRow, notice_tables, runtime_tables
 from services.appeals.workflow import (
     Action,
     AppealStatus,
@@ -57,6 +57,7 @@ from services.runtime.auth import Principal
 from services.runtime.baku_time import baku_date
 from services.runtime.enums import proto_value
 from services.runtime.events import add_event
+from services.runtime.notices import add_notice
 from services.runtime.validation import Violations
 
 SERVICE = "appeals"
@@ -98,13 +99,26 @@ def record(
 _DUE_SHOWN = frozenset({AppealStatus.REGISTERED, AppealStatus.ASSIGNED, AppealStatus.REOPENED})
 
 
-def notice(row: AppealRow, text: Names) -> events_pb2.AppealNotice:
+def tell(session: Session, row: AppealRow, told: notices.Told, now: datetime) -> events_pb2.AppealNotice:
+    """Tells the citizen of the step: the CitizenNotice on the notices exchange, once per step
+    (the history entry it follows), and the AppealNotice the step's event carries."""
+    add_notice(
+        session,
+        notice_tables,
+        told.kind,
+        fin=row.citizen_fin,
+        resource_name=f"appeals/{row.number}",
+        occasion=f"history/{len(row.history) - 1}",
+        facts=told.facts,
+        action_uri=f"/v1/appeals/{row.number}",
+        now=now,
+    )
     return events_pb2.AppealNotice(
         citizen_fin=row.citizen_fin,
         appeal_number=row.number,
         status=convert.status(row.status),
         due_date=protos.proto_date(row.due_date) if AppealStatus(row.status) in _DUE_SHOWN else None,
-        text=convert.names(text),
+        text=convert.names(told.text),
     )
 
 
@@ -230,7 +244,9 @@ def register(
         register_time=protos.timestamp(now),
         due_date=protos.proto_date(due),
         copy_of=copy_of or "",
-        notice=notice(row, notices.registered(number, agency_names(session, row.agency_code), due)),
+        notice=tell(
+            session, row, notices.registered(number, agency_names(session, row.agency_code), due), now
+        ),
     )
     if row.linked_service and row.linked_object_id:
         registered.linked_object.CopyFrom(convert.linked_object(row.linked_service, row.linked_object_id))
@@ -295,11 +311,13 @@ def forward(session: Session, principal: Principal, change: Forwarding, now: dat
             forward_time=protos.timestamp(now),
             due_date=protos.proto_date(row.due_date),
             copy_appeal_numbers=[copy.number for copy in copies],
-            notice=notice(
+            notice=tell(
+                session,
                 row,
                 notices.forwarded(
                     row.number, agency_names(session, row.agency_code), row.due_date, change.reason
                 ),
+                now,
             ),
         ),
     )
@@ -347,7 +365,7 @@ def extend(session: Session, principal: Principal, change: Extension, now: datet
             term_working_days=clock.term_working_days,
             reason=change.reason,
             due_date=protos.proto_date(row.due_date),
-            notice=notice(row, notices.extended(row.number, row.due_date, change.reason)),
+            notice=tell(session, row, notices.extended(row.number, row.due_date, change.reason), now),
         ),
     )
     return Changed(row)
@@ -373,7 +391,7 @@ def answer(session: Session, principal: Principal, change: Answer, now: datetime
             answer_time=protos.timestamp(now),
             on_time=bool(row.answered_on_time),
             working_days_to_answer=row.answer_working_days or 0,
-            notice=notice(row, notices.answered(row.number)),
+            notice=tell(session, row, notices.answered(row.number), now),
         ),
     )
     return Changed(row, answered=True)
@@ -437,7 +455,7 @@ def leave_unconsidered(
             earlier_appeal_numbers=listed,
             reason=change.reason,
             decide_time=protos.timestamp(now),
-            notice=notice(row, notices.left_unconsidered(row.number, listed)),
+            notice=tell(session, row, notices.left_unconsidered(row.number, listed), now),
         ),
     )
     return Changed(row, answered=True)
@@ -466,7 +484,7 @@ def _closed(session: Session, row: AppealRow, actor: str, now: datetime) -> None
             appeal_number=row.number,
             agency_code=row.agency_code,
             close_time=protos.timestamp(now),
-            notice=notice(row, notices.closed(row.number)),
+            notice=tell(session, row, notices.closed(row.number), now),
         ),
     )
 
@@ -526,7 +544,7 @@ def reopen(session: Session, principal: Principal, change: Reopening, now: datet
             reopen_time=protos.timestamp(now),
             due_date=protos.proto_date(row.due_date),
             supervisor_subjects=queries.supervisors_of(session, row.agency_code),
-            notice=notice(row, notices.reopened(row.number, row.due_date)),
+            notice=tell(session, row, notices.reopened(row.number, row.due_date), now),
         ),
     )
     return Changed(row)

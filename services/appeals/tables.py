@@ -9,6 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.runtime.db import UtcDateTime, new_metadata
 from services.runtime.holidays import define_holiday_table
+from services.runtime.notices import NoticeTables, define_notice_table
 from services.runtime.tables import define_runtime_tables
 
 
@@ -17,6 +18,7 @@ class Base(DeclarativeBase):
 
 
 runtime_tables = define_runtime_tables(Base.metadata)
+notice_tables = NoticeTables(outbox=runtime_tables.outbox, notices=define_notice_table(Base.metadata))
 # Public holidays, for the 15 and 30 working days; admins keep it current.
 holiday_table = define_holiday_table(Base.metadata)
 

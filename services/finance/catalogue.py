@@ -98,6 +98,12 @@ _SCOPE_WORDS = {
 }
 
 
+def scope_words(scopes: tuple[str, ...]) -> tuple[str, str, str]:
+    """The data of `scopes` in words, in az, en and ru: "your income, your property"."""
+    az, en, ru = ([_SCOPE_WORDS[scope][index] for scope in scopes] for index in range(3))
+    return ", ".join(az), ", ".join(en), ", ".join(ru)
+
+
 def institution_name(code: str) -> str:
     institution = INSTITUTIONS.get(code)
     return institution.name if institution else code

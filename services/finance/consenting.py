@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from asan.finance.v1 import events_pb2, finance_pb2
-from services.finance import access, access_log, convert
+from services.finance import access, access_log, convert, notices
 from services.finance.catalogue import Institution
 from services.finance.consents import Action, ConsentRefused, Status, Terms, effective_status, next_status
 from services.finance.documents import consent_artefact
@@ -87,6 +87,7 @@ def create(
             request_time=protos.timestamp(now),
         ),
     )
+    notices.consent_requested(session, consent, now)
     return consent
 
 

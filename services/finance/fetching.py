@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from asan.finance.v1 import events_pb2, finance_pb2
-from services.finance import access_log, consenting, convert
+from services.finance import access_log, consenting, convert, notices
 from services.finance.catalogue import providers_of
 from services.finance.consents import ConsentRefused, FetchAsk, after_fetch, check_fetch
 from services.finance.documents import data_package
@@ -148,6 +148,9 @@ class Fetching:
                     providers=list(providers),
                     fetch_time=protos.timestamp(fetched_at),
                 ),
+            )
+            notices.data_fetched(
+                session, consent, package_id=package_id, scopes=ask.scopes, fetched_at=fetched_at
             )
             self.idempotency.complete(session, key, kept)
 

@@ -1,9 +1,10 @@
 """Calls to the data providers (asan.finance.v1.DataProviderService) over gRPC, with finance's
 own service token: one channel per target, latency and errors counted per provider.
 
-Targets come from FINANCE_PROVIDER_TARGETS ("tax=host:port,payment=payment:50051,...");
+Targets come from FINANCE_PROVIDER_TARGETS ("payment=payment:50051,agro=agro:50055,...");
 with FINANCE_SANDBOX_REGISTERS on, the registers outside the suite without a target of their
-own are finance's own sandbox adapters (services.finance.sandbox) at its own port.
+own are finance's own sandbox adapters (services.finance.sandbox) at its own address, read
+when a call is made: the port it listens on is known only once it has started (0 in tests).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 
 import grpc
@@ -41,12 +42,9 @@ def parse_targets(setting: str) -> dict[str, str]:
     return targets
 
 
-def provider_targets(configured: Mapping[str, str], sandbox: bool, own_port: int) -> dict[str, str]:
-    targets = dict(configured)
-    if sandbox:
-        for provider in SANDBOX_PROVIDERS:
-            targets.setdefault(provider, f"127.0.0.1:{own_port}")
-    return targets
+def own_address(port: Callable[[], int]) -> Callable[[], str]:
+    """Finance's own server on this host, at the port it listens on when asked."""
+    return lambda: f"127.0.0.1:{port()}"
 
 
 def provider_down(providers: list[str]) -> Unavailable:
@@ -59,18 +57,34 @@ def provider_down(providers: list[str]) -> Unavailable:
 
 class Registers:
     def __init__(
-        self, targets: Mapping[str, str], credentials: ServiceCredentials, metrics: FinanceMetrics
+        self,
+        targets: Mapping[str, str],
+        credentials: ServiceCredentials,
+        metrics: FinanceMetrics,
+        sandbox_at: Callable[[], str] | None = None,
     ) -> None:
+        """`targets` by provider; `sandbox_at`, when the sandbox registers are on, the address
+        of the server hosting them, for the sandbox providers without a target of their own."""
         self.targets = dict(targets)
+        self.sandbox = frozenset(SANDBOX_PROVIDERS) - set(self.targets) if sandbox_at else frozenset()
+        self.sandbox_at = sandbox_at
         self.credentials = credentials
         self.metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def serves(self, scope: str) -> bool:
-        return SCOPES[scope].provider in self.targets
+        return self._reaches(SCOPES[scope].provider)
+
+    def _reaches(self, provider: str) -> bool:
+        return provider in self.targets or provider in self.sandbox
+
+    def target(self, provider: str) -> str:
+        if provider in self.sandbox and self.sandbox_at is not None:
+            return self.sandbox_at()
+        return self.targets[provider]
 
     def _stub(self, provider: str) -> data_provider_pb2_grpc.DataProviderServiceAsyncStub:
-        target = self.targets[provider]
+        target = self.target(provider)
         if target not in self._channels:
             self._channels[target] = service_channel(target)
         return data_provider_pb2_grpc.DataProviderServiceStub(self._channels[target])
@@ -81,7 +95,7 @@ class Registers:
         """The records of every scope, from every provider at once; Unavailable if any provider
         fails (down, late, or refusing finance's token), so that a package is whole or not made."""
         asked = providers_of(scopes)
-        missing = [provider for provider in asked if provider not in self.targets]
+        missing = [provider for provider in asked if not self._reaches(provider)]
         if missing:
             raise provider_down(missing)
         answers = await asyncio.gather(

@@ -14,7 +14,7 @@ from asan.finance.v1 import (
 )
 from services.finance.expiry import expiry_task
 from services.finance.metrics import FinanceMetrics
-from services.finance.registers import Registers, parse_targets, provider_targets
+from services.finance.registers import Registers, own_address, parse_targets
 from services.finance.sandbox import SandboxRegisters
 from services.finance.servicer import FinanceServicer
 from services.finance.tables import Base, runtime_tables
@@ -37,10 +37,11 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     metrics = FinanceMetrics(runtime.registry, runtime.database)
     credentials = ServiceCredentials.from_env("finance", runtime.config.auth, default_agency=FINANCE_AGENCY)
     sandbox = env_bool("FINANCE_SANDBOX_REGISTERS", True)
-    targets = provider_targets(
-        parse_targets(env_str("FINANCE_PROVIDER_TARGETS", "")), sandbox, runtime.config.grpc_port
-    )
-    registers = Registers(targets, credentials, metrics)
+    targets = parse_targets(env_str("FINANCE_PROVIDER_TARGETS", ""))
+    # The sandbox registers are this server's own: its address is read at call time, since the
+    # configured port may be 0 until the server has started.
+    sandbox_at = own_address(lambda: runtime.port) if sandbox else None
+    registers = Registers(targets, credentials, metrics, sandbox_at)
     servicer = FinanceServicer(runtime.database, registers, signer_from_env(), metrics)
     finance_service_pb2_grpc.add_FinanceServiceServicer_to_server(servicer, server)
     if sandbox:
@@ -58,4 +59,7 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     grpc_services=(SERVICE_NAME, PROVIDER_SERVICE_NAME),
     register=register,
+    # `make run`: the suite's own registers are payment's and agro's servers; the sandbox
+    # (FINANCE_SANDBOX_REGISTERS, on by default) serves the registers outside the suite.
+    local_server_env={"FINANCE_PROVIDER_TARGETS": "payment={payment},agro={agro}"},
 )

@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, Date, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.runtime.db import UtcDateTime, new_metadata
+from services.runtime.notices import NoticeTables, define_notice_table
 from services.runtime.tables import define_runtime_tables
 
 
@@ -17,6 +18,7 @@ class Base(DeclarativeBase):
 
 
 runtime_tables = define_runtime_tables(Base.metadata)
+notice_tables = NoticeTables(outbox=runtime_tables.outbox, notices=define_notice_table(Base.metadata))
 
 
 class ConsentRow(Base):

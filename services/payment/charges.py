@@ -16,8 +16,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from asan.payment.v1 import events_pb2, payment_pb2
-from services.payment import convert, queries
+from services.payment import convert, notices, queries
 from services.payment.acquirer import ChargeOutcome, ChargeResult, payment_outcome
+from services.payment.bills import settle_bills_of
 from services.payment.refund_rules import RefundStatus
 from services.payment.states import FINAL_STATUSES, PaymentStatus, ensure_transition
 from services.payment.tables import PaymentRow, RefundRow, runtime_tables
@@ -66,7 +67,8 @@ class Recorded:
 
 def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, now: datetime) -> Recorded:
     """Records the acquirer's answer for the payment, in the caller's transaction: a SUBMITTED
-    payment moves to SUCCEEDED or FAILED with its event. A payment settled meanwhile stays as
+    payment moves to SUCCEEDED (settling the bills it pays, bills.settle_bills_of) or FAILED
+    with its event. A payment settled meanwhile stays as
     it is; if the answer is a charge it does not know, the charge is late and is refunded."""
     if payment.status != PaymentStatus.SUBMITTED:
         late = (
@@ -93,6 +95,17 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
             agency_code=payment.agency_code,
         )
         add_event(session, runtime_tables.outbox, SERVICE, event)
+        settle_bills_of(session, payment, now)
+        notices.payment_succeeded(
+            session,
+            payment_id=payment.id,
+            payer_fin=payment.payer_fin,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            reference=payment.reference,
+            receipt_number=payment.receipt_number or "",
+            now=now,
+        )
         return Recorded(status, None)
     payment.failure_code = failure.value if failure else None
     failed = events_pb2.PaymentFailed(

@@ -21,7 +21,7 @@ def priced_entry(session: Session, new: NewPayment, violations: Violations) -> C
     """The catalogue entry that prices `new`; raises INVALID_ARGUMENT with every violation of
     `new`, and those already in `violations`."""
     row = queries.current_entry(session, new.service_code) if new.service_code else None
-    validate_new_payment(new, _entry(row) if row else None, violations)
+    validate_new_payment(new, catalogue_entry_of(row) if row else None, violations)
     violations.raise_if_any()
     assert row is not None
     return row
@@ -66,7 +66,7 @@ def create_payment(
     return payment
 
 
-def _entry(row: CatalogueEntryRow) -> CatalogueEntry:
+def catalogue_entry_of(row: CatalogueEntryRow) -> CatalogueEntry:
     return CatalogueEntry(
         code=row.code,
         version=row.version,

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from asan.payment.v1 import events_pb2, payment_pb2
-from services.payment import access, convert, queries
+from services.payment import access, convert, notices, queries
 from services.payment.acquirer import Acquirer, RefundOutcome, RefundResult
 from services.payment.metrics import PaymentMetrics
 from services.payment.refund_rules import NewRefund, RefundStatus, check_refund, ensure_refundable
@@ -208,6 +208,17 @@ def _record_answer(
         refund_time=protos.timestamp(refund.created_at),
     )
     add_event(session, runtime_tables.outbox, SERVICE, event)
+    notices.refund_made(
+        session,
+        payment_id=payment.id,
+        refund_id=refund.id,
+        payer_fin=payment.payer_fin,
+        amount_minor=refund.amount_minor,
+        total_refunded_minor=payment.refunded_minor,
+        currency=refund.currency,
+        reference=payment.reference,
+        now=utcnow(),
+    )
     return RefundStatus.SUCCEEDED
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.runtime.db import UtcDateTime, new_metadata
+from services.runtime.notices import NoticeTables, define_notice_table
 from services.runtime.tables import define_runtime_tables
 
 
@@ -16,6 +17,7 @@ class Base(DeclarativeBase):
 
 
 runtime_tables = define_runtime_tables(Base.metadata)
+notice_tables = NoticeTables(outbox=runtime_tables.outbox, notices=define_notice_table(Base.metadata))
 
 
 class CatalogueEntryRow(Base):
@@ -131,3 +133,93 @@ class ReceiptCounterRow(Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class PayoutRow(Base):
+    """Money paid out for an agency (services/payment/payouts.py). One row per obligation: the
+    agency's request_id is unique per agency for as long as the row lives, so that a re-sent
+    CreatePayout never pays twice, whatever the idempotency keys' retention."""
+
+    __tablename__ = "payouts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agency_code: Mapped[str] = mapped_column(String(20))
+    request_id: Mapped[str] = mapped_column(String(36))
+    # SHA-256 of what the CreatePayout asked (idempotency_key's fingerprint, without the caller).
+    request_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_by_subject: Mapped[str] = mapped_column(String(100))
+    beneficiary_fin: Mapped[str] = mapped_column(String(7))
+    # IBAN or INPUT_CARD, and the IBAN or the card's reference.
+    destination_kind: Mapped[str] = mapped_column(String(10))
+    destination_account: Mapped[str] = mapped_column(String(100))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    purpose: Mapped[str] = mapped_column(String(140))
+    reference: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))
+    failure_reason: Mapped[str | None] = mapped_column(String(40))
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempt: Mapped[int] = mapped_column(Integer)
+    # The bank's idempotency key of the current attempt's transfer: one transfer per attempt.
+    transfer_key: Mapped[str] = mapped_column(String(80))
+    bank_reference: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When the current attempt was last handed to the bank (the sweeper leaves it alone a while).
+    send_attempted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("agency_code", "request_id", name="uq_payouts_agency_request_id"),
+        Index("ix_payouts_agency_created", "agency_code", "created_at", "id"),
+        Index("ix_payouts_beneficiary_created", "beneficiary_fin", "created_at", "id"),
+        Index("ix_payouts_created", "created_at", "id"),
+        # The sweeper: PENDING payouts to send again, SENT ones to settle.
+        Index("ix_payouts_status_updated", "status", "updated_at"),
+    )
+
+
+class BillRow(Base):
+    """What an agency says a person owes (services.payment.bill_rules). Unique per agency by
+    the agency's reference."""
+
+    __tablename__ = "bills"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agency_code: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str] = mapped_column(String(255))
+    payer_fin: Mapped[str] = mapped_column(String(7))
+    vehicle_registration_number: Mapped[str | None] = mapped_column(String(15))
+    service_code: Mapped[str] = mapped_column(String(100))
+    service_version: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    legal_basis: Mapped[str] = mapped_column(String(500))
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    # The end of due_date in Baku: overdue from then on.
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When the payer is reminded (due_at less 3 days), and when they were: once per bill.
+    remind_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(10))
+    # The payment that paid the bill, or the latest one started for it: a bill has at most
+    # one payment under way (services.payment.bills.ensure_no_payment_under_way).
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    created_by_kind: Mapped[str] = mapped_column(String(10))
+    created_by_subject: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("agency_code", "reference", name="uq_bills_agency_reference"),
+        Index("ix_bills_payer_due", "payer_fin", "due_at"),
+        Index("ix_bills_agency_due", "agency_code", "due_at"),
+        Index("ix_bills_status_due", "status", "due_at"),
+        Index("ix_bills_status_remind", "status", "remind_at"),
+        Index("ix_bills_payment_id", "payment_id"),
+    )

@@ -1,5 +1,6 @@
 """Outgoing gRPC calls from one service to another: every call has a deadline, carries the
-caller's correlation id (`x-request-id`), and is retried by gRPC itself when the callee
+caller's correlation id (`x-request-id`) and, with tracing on, a CLIENT span's W3C
+`traceparent` (services.runtime.tracing), and is retried by gRPC itself when the callee
 answers UNAVAILABLE.
 
 The retry policy (gRFC A6, in the channel's service config) is shared with the gateway's
@@ -9,6 +10,10 @@ exponential, jittered backoff, within the call's deadline, and a server's
 method of the suite, since each mutating request carries a `request_id` (AIP-155) that makes
 a repeat return the first answer. Retry throttling stops retrying on a channel whose callee
 keeps failing, so that a callee that is down gets no storm of retries.
+
+With TLS on (ASAN_TLS, services.runtime.tls), a channel verifies the callee's certificate
+against the configured authority and presents the caller's own, which follows its files
+when they are renewed; `ASAN_TLS=off` gives plaintext channels.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from typing import Any
 
 import grpc
 
-from services.runtime.config import env_float
+from services.runtime import tracing
+from services.runtime.config import TlsConfig, env_float
 from services.runtime.context import correlation_id_var
+from services.runtime.tls import open_channel
 
 DEFAULT_DEADLINE_SECONDS = 5.0
 
@@ -77,7 +84,41 @@ class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         correlation_id = correlation_id_var.get()
         if correlation_id and metadata.get("x-request-id") is None:
             metadata.add("x-request-id", correlation_id)
-        details = grpc.aio.ClientCallDetails(
+        if tracing.SETUP.tracer is not None:
+            return await self._traced(continuation, client_call_details, request, metadata)
+        return await continuation(self._details(client_call_details, metadata), request)
+
+    async def _traced(
+        self,
+        continuation: Callable[
+            [grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]
+        ],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+        metadata: grpc.aio.Metadata,
+    ) -> Any:
+        """The call in a CLIENT span that ends with the call (awaited here: the caller's await
+        then returns the same answer or raises the same error)."""
+        method = client_call_details.method
+        full_method = method.decode() if isinstance(method, bytes) else method
+        with tracing.client_span(full_method) as (span, headers):
+            for key, value in headers:
+                metadata.add(key, value)
+            call = await continuation(self._details(client_call_details, metadata), request)
+            code = grpc.StatusCode.UNKNOWN
+            try:
+                await call
+                code = grpc.StatusCode.OK
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+            finally:
+                tracing.end_client_span(span, code)
+        return call
+
+    def _details(
+        self, client_call_details: grpc.aio.ClientCallDetails, metadata: grpc.aio.Metadata
+    ) -> grpc.aio.ClientCallDetails:
+        return grpc.aio.ClientCallDetails(
             method=client_call_details.method,
             timeout=client_call_details.timeout
             if client_call_details.timeout is not None
@@ -86,14 +127,19 @@ class _OutgoingCallInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
             credentials=client_call_details.credentials,
             wait_for_ready=client_call_details.wait_for_ready,
         )
-        return await continuation(details, request)
 
 
-def service_channel(target: str, deadline_seconds: float | None = None) -> grpc.aio.Channel:
+def service_channel(
+    target: str, deadline_seconds: float | None = None, tls: TlsConfig | None = None
+) -> grpc.aio.Channel:
     """A channel to another service. Calls without their own timeout get
     ASAN_CLIENT_DEADLINE_SECONDS (default 5 s); UNAVAILABLE is retried (module docstring);
-    keep-alive pings detect dead peers."""
+    keep-alive pings detect dead peers. Mutual TLS with the process's own certificate unless
+    ASAN_TLS=off (`tls` overrides what the environment says)."""
     deadline = deadline_seconds or env_float("ASAN_CLIENT_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
-    return grpc.aio.insecure_channel(
-        target, interceptors=[_OutgoingCallInterceptor(deadline)], options=CHANNEL_OPTIONS
+    return open_channel(
+        target,
+        tls or TlsConfig.from_env(),
+        options=CHANNEL_OPTIONS,
+        interceptors=[_OutgoingCallInterceptor(deadline)],
     )

@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+# Where cert-manager's Secret of a process is mounted (tls.crt, tls.key, ca.crt), and the
+# trust domain of the suite's names in certificates (services.runtime.tls).
+DEFAULT_TLS_DIR = "/etc/asan/tls"
+DEFAULT_TRUST_DOMAIN = "asan.gov.az"
 
 
 class ConfigError(Exception):
@@ -44,6 +50,11 @@ def env_bool(name: str, default: bool) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_names(name: str, default: str) -> frozenset[str]:
+    """A comma-separated list of names: "gateway, visa" -> {"gateway", "visa"}."""
+    return frozenset(part.strip() for part in env_str(name, default).split(",") if part.strip())
 
 
 def var_dir() -> Path:
@@ -93,6 +104,41 @@ class AuthConfig:
             leeway_seconds=env_int("ASAN_AUTH_LEEWAY_SECONDS", 30),
             public_keys=Path(keys_path) if (keys_path := env_str("ASAN_AUTH_PUBLIC_KEYS", "")) else None,
         )
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Where a process's certificate, key and trusted authority are (services.runtime.tls),
+    and the trust domain of the names in certificates."""
+
+    certificate_file: Path
+    private_key_file: Path
+    authority_file: Path
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    # A client channel compares its files with what it loaded at most this often.
+    reload_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> TlsConfig | None:
+        """None when ASAN_TLS=off (plaintext, explicitly); the files' places otherwise."""
+        if not env_bool("ASAN_TLS", True):
+            return None
+        folder = Path(env_str("ASAN_TLS_DIR", DEFAULT_TLS_DIR))
+        config = cls(
+            certificate_file=Path(env_str("ASAN_TLS_CERT_FILE", str(folder / "tls.crt"))),
+            private_key_file=Path(env_str("ASAN_TLS_KEY_FILE", str(folder / "tls.key"))),
+            authority_file=Path(env_str("ASAN_TLS_CA_FILE", str(folder / "ca.crt"))),
+            trust_domain=env_str("ASAN_TLS_TRUST_DOMAIN", DEFAULT_TRUST_DOMAIN),
+            reload_seconds=env_float("ASAN_TLS_RELOAD_SECONDS", 30.0),
+        )
+        if config.reload_seconds < 0:
+            raise ConfigError("ASAN_TLS_RELOAD_SECONDS must be 0 or more")
+        return config
+
+    @classmethod
+    def in_folder(cls, folder: Path, **settings: Any) -> TlsConfig:
+        """cert-manager's layout: tls.crt, tls.key, ca.crt."""
+        return cls(folder / "tls.crt", folder / "tls.key", folder / "ca.crt", **settings)
 
 
 @dataclass(frozen=True)
@@ -166,6 +212,14 @@ class ServiceConfig:
     # One of several processes of the service on one port (services.runtime.processes): the
     # gRPC port is shared (SO_REUSEPORT), the metrics port is the configured one + the index.
     process_index: int | None = None
+    # TLS, mutual: None only when ASAN_TLS=off (services.runtime.tls).
+    tls: TlsConfig | None = None
+    # The names (in their certificates) of the callers it takes calls from, when TLS is on:
+    # the peers its NetworkPolicy admits (deploy/k8s/README.md, "Network").
+    allowed_callers: frozenset[str] = frozenset({"gateway"})
+    # A second, plaintext port that serves gRPC health alone, for the kubelet's `grpc:` probes
+    # (which speak no TLS); None: none (the health service is on the gRPC port in any case).
+    probe_port: int | None = None
 
     @classmethod
     def from_env(cls, service: str, grpc_port: int, metrics_port: int) -> ServiceConfig:
@@ -187,4 +241,7 @@ class ServiceConfig:
             auth=AuthConfig.from_env(),
             retention=RetentionConfig.from_env(),
             process_index=process_index,
+            tls=TlsConfig.from_env(),
+            allowed_callers=env_names(f"{prefix}_ALLOWED_CALLERS", "gateway"),
+            probe_port=env_int("ASAN_PROBE_PORT", -1) if os.environ.get("ASAN_PROBE_PORT") else None,
         )

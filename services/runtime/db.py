@@ -53,6 +53,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.runtime import tracing
+
 T = TypeVar("T")
 
 # Stable constraint names, so that migrations on SQLite (batch mode) and PostgreSQL agree.
@@ -171,6 +173,11 @@ class Database:
         self.engine = create_database_engine(self.url, pool_size=threads)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+        # The database's span attributes (OpenTelemetry's database conventions).
+        self._span_attributes = {
+            "db.system.name": self.engine.dialect.name,
+            "db.namespace": self.url.database or "",
+        }
 
     @property
     def is_postgresql(self) -> bool:
@@ -178,8 +185,16 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on any error."""
-        with self.sessions.begin() as session:
+        """One transaction: committed when the block ends, rolled back on any error. Inside a
+        traced operation it is a span of its own (services.runtime.tracing)."""
+        if tracing.SETUP.tracer is None:
+            with self.sessions.begin() as session:
+                yield session
+            return
+        with (
+            tracing.outgoing_span("db.transaction", self._span_attributes),
+            self.sessions.begin() as session,
+        ):
             yield session
 
     def run_sync(self, unit_of_work: Callable[[Session], T]) -> T:

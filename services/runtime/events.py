@@ -42,6 +42,7 @@ from asan.common.v1 import audit_pb2
 from asan.common.v1.events_pb2 import EventEnvelope
 from services.runtime.context import current_correlation_id
 from services.runtime.db import Database
+from services.runtime.tracing import envelope_trace_context, event_span
 
 log = logging.getLogger(__name__)
 
@@ -78,26 +79,32 @@ class OutboxRelayError(Exception):
         self.unpublishable = unpublishable
 
 
-def new_envelope(source: str, message: Message) -> EventEnvelope:
-    """Wraps `message` for sending: a new event id, now, the current correlation id."""
+def new_envelope(source: str, message: Message, event_id: str | None = None) -> EventEnvelope:
+    """Wraps `message` for sending: a new event id (unless the event has its own, as a notice
+    has), now, the current correlation id and trace context (its creation context:
+    services.runtime.tracing)."""
     envelope = EventEnvelope(
-        event_id=str(uuid.uuid4()),
+        event_id=event_id or str(uuid.uuid4()),
         source=source,
         event_type=message.DESCRIPTOR.name,
         correlation_id=current_correlation_id() or "",
     )
     envelope.occurred_at.FromDatetime(datetime.now(UTC))
     envelope.payload.Pack(message)
+    envelope_trace_context(envelope)
     return envelope
 
 
-def add_event(session: Session, outbox_table: Table, source: str, message: Message) -> str:
+def add_event(
+    session: Session, outbox_table: Table, source: str, message: Message, *, event_id: str | None = None
+) -> str:
     """Adds `message` to the outbox in the caller's transaction; returns the event id.
 
     Call it in the unit of work that makes the state change the event reports: if that
-    transaction rolls back, the event was never emitted.
+    transaction rolls back, the event was never emitted. `event_id`: the event's own stable
+    id (unique in the outbox), for an event that is its own dedupe key.
     """
-    envelope = new_envelope(source, message)
+    envelope = new_envelope(source, message, event_id)
     session.execute(
         insert(outbox_table).values(
             event_id=envelope.event_id,
@@ -165,8 +172,10 @@ def relay_pending(
     published = 0
     for row in rows:
         try:
-            body = envelope_to_body(EventEnvelope.FromString(row.envelope))
-            publish(row.event_type, body)
+            envelope = EventEnvelope.FromString(row.envelope)
+            body = envelope_to_body(envelope)
+            with event_span(envelope, "send"):
+                publish(row.event_type, body)
         except Exception as exc:
             unpublishable = not _is_outage(exc)
             reason = f"{type(exc).__name__}: {exc}"[:LAST_ERROR_LENGTH]
@@ -275,17 +284,23 @@ def apply_once(session: Session, inbox_table: Table, consumer: str, envelope: Ev
         "event_type": envelope.event_type,
         "received_at": datetime.now(UTC),
     }
+    return insert_if_absent(session, inbox_table, values)
+
+
+def insert_if_absent(session: Session, table: Table, values: dict[str, Any]) -> bool:
+    """Inserts the row unless one with its primary key exists, in the caller's transaction;
+    returns whether it inserted. Concurrent inserts of one key: the second waits for the
+    first to commit (PostgreSQL's primary key, SQLite's write lock) and then finds it."""
     dialect = session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
-        insert_new = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(inbox_table)
+        insert_new = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        key = next(iter(table.primary_key.columns))
         # RETURNING, not rowcount: psycopg reports -1 rows for INSERT ... ON CONFLICT here.
-        inserted = session.execute(
-            insert_new.values(values).on_conflict_do_nothing().returning(inbox_table.c.event_id)
-        ).first()
+        inserted = session.execute(insert_new.values(values).on_conflict_do_nothing().returning(key)).first()
         return inserted is not None
     try:
         with session.begin_nested():
-            session.execute(insert(inbox_table).values(values))
+            session.execute(insert(table).values(values))
     except IntegrityError:
         return False
     return True

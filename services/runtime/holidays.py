@@ -2,7 +2,8 @@
 (`services.runtime.workdays`).
 
 A service that counts working days defines it in one line, `define_holiday_table(metadata)`;
-its first migration calls `create_holiday_table()` and `seed_holidays(years)` (from
+its first migration creates it with `op.create_table` (its own DDL, as every revision states
+it) and calls `seed_holidays(years)` (from
 `services.runtime.holidays_az`, the one source), and a later migration seeds a year added
 there. Admins keep each service's table current (the Cabinet's transfers, confirmed lunar
 dates) with `holidays_of_year` and `replace_holidays_of_year`.
@@ -60,15 +61,6 @@ def replace_holidays_of_year(session: Session, table: Table, year: int, holidays
     session.execute(delete(table).where(table.c.year == year))
     if holidays:
         session.execute(insert(table), _rows(holidays))
-
-
-def create_holiday_table() -> None:
-    """Creates the holiday table; for a service's first migration."""
-    from alembic import op
-
-    from services.runtime.db import new_metadata
-
-    define_holiday_table(new_metadata()).create(op.get_bind())
 
 
 def seed_holidays(years: Iterable[int]) -> None:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 
+from stdnum import iban
+from stdnum.exceptions import ValidationError
+
 # FIN (fərdi identifikasiya nömrəsi): the 7-character personal code on an Azerbaijani ID card,
 # digits and capital Latin letters.
 FIN_PATTERN = re.compile(r"[0-9A-Z]{7}")
@@ -17,6 +20,9 @@ COUNTRY_CODE_PATTERN = re.compile(r"[A-Z]{3}")
 # A passport number as the machine-readable zone prints it: capital letters and digits.
 PASSPORT_NUMBER_PATTERN = re.compile(r"[0-9A-Z]+")
 MAX_PASSPORT_NUMBER_LENGTH = 20
+# An Azerbaijani IBAN: `AZ`, two check digits (ISO 7064 mod 97-10), a 4-letter bank code and a
+# 20-character account.
+AZ_IBAN_LENGTH = 28
 
 
 # fullmatch everywhere: `$` alone would accept a trailing newline.
@@ -41,3 +47,15 @@ def is_passport_number(value: str, min_length: int = 1) -> bool:
         min_length <= len(value) <= MAX_PASSPORT_NUMBER_LENGTH
         and PASSPORT_NUMBER_PATTERN.fullmatch(value) is not None
     )
+
+
+def is_azerbaijani_iban(value: str) -> bool:
+    """Compact form only (no spaces, capitals), so that one account is stored one way; the check
+    digits by python-stdnum."""
+    if len(value) != AZ_IBAN_LENGTH or not value.startswith("AZ") or value != value.upper():
+        return False
+    try:
+        iban.validate(value)
+    except ValidationError:
+        return False
+    return True

@@ -17,6 +17,7 @@ one, bound the same way, and adds no layer to the methods it has nothing to do w
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import re
@@ -30,6 +31,7 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from services.runtime import tracing
 from services.runtime.auth import TokenVerifier, bearer_token
 from services.runtime.context import (
     correlation_id_var,
@@ -42,12 +44,14 @@ from services.runtime.context import (
 from services.runtime.db import is_database_unavailable
 from services.runtime.errors import (
     DATABASE_RETRY_DELAY_SECONDS,
+    PermissionDenied,
     ServiceError,
     Unauthenticated,
     Unavailable,
     database_unavailable,
     internal_status,
 )
+from services.runtime.tls import CallerPolicy
 
 log = logging.getLogger("asan.grpc")
 
@@ -311,7 +315,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     `public_methods` (full names: the contract's anonymous methods) accept calls without a
     token; health and reflection are always open. Streaming methods (health Watch,
-    reflection) are only checked for a token where needed, not timed, counted or logged."""
+    reflection) are only checked for a token where needed, not timed, counted or logged.
+    With TLS, `callers` first checks the process that calls, by its client certificate, on
+    every method (PERMISSION_DENIED, reason CALLER_NOT_ALLOWED): citizens' tokens come only
+    through the gateway and the services allowed to call."""
 
     def __init__(
         self,
@@ -321,8 +328,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         *,
         public_methods: Collection[str] = (),
         gate: ShutdownGate | None = None,
+        callers: CallerPolicy | None = None,
     ) -> None:
         self.service = service
+        self.callers = callers
         self.verifier = verifier
         self.public_methods = frozenset(public_methods)
         self.metrics = ServerMetrics(registry)
@@ -396,6 +405,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def authenticate(self, context: Context, open_method: bool, header: str | None = None) -> None:
         """The caller's principal into `principal_var`: None for an open method called without a
         token; Unauthenticated for a token missing where needed, or not valid."""
+        if self.callers is not None and (refusal := self.callers.refusal(context)) is not None:
+            raise PermissionDenied(message=refusal, reason="CALLER_NOT_ALLOWED")
         if header is None:
             header = metadata_value(context, "authorization")
         if header is None and open_method:
@@ -422,17 +433,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            try:
-                self.authenticate(context, bound.open_method, authorization)
-                response = await handler(request, context)
-            except ServiceError as error:
-                log.info("request refused", extra={"grpc_method": bound.method, "reason": error.reason})
-                retry_after = getattr(error, "retry_delay_seconds", None)
-                await _abort(context, error.to_status(self.service, _locale(context)), retry_after)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as error:
-                await self._abort_unexpected(bound.method, error, context)
+            if tracing.SETUP.tracer is None:  # tracing hook: a SERVER span around the call when on
+                response = await self._answer(bound, handler, authorization, context, request)
+            else:
+                answer = functools.partial(self._answer, bound, handler, authorization, context)
+                response = await tracing.server_call(bound.method, context, answer, request)
             code = context.code() or grpc.StatusCode.OK
             bound.sent.inc()  # a unary response (streaming responses are not wrapped)
             await _send_request_id(context)
@@ -442,6 +447,27 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             raise
         finally:
             self.finish(bound, code, time.perf_counter() - started, context)
+
+    async def _answer(
+        self,
+        bound: BoundMethod,
+        handler: Callable[[Any, Context], Awaitable[Any]],
+        authorization: str | None,
+        context: Context,
+        request: Any,
+    ) -> Any:
+        """The caller checked, the servicer's answer, or its error as a status."""
+        try:
+            self.authenticate(context, bound.open_method, authorization)
+            return await handler(request, context)
+        except ServiceError as error:
+            log.info("request refused", extra={"grpc_method": bound.method, "reason": error.reason})
+            retry_after = getattr(error, "retry_delay_seconds", None)
+            await _abort(context, error.to_status(self.service, _locale(context)), retry_after)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await self._abort_unexpected(bound.method, error, context)
 
     async def _abort_unexpected(self, method: str, error: Exception, context: Context) -> NoReturn:
         if is_database_unavailable(error):
@@ -464,7 +490,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 *bound.labels, GO_CODE_NAMES[status]
             )
         handled.inc()
-        bound.handling.observe(seconds)
+        bound.handling.observe(seconds, tracing.exemplar())  # tracing hook
         logged = context.code() or grpc.StatusCode.OK
         principal = principal_var.get()
         log.info(

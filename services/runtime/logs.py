@@ -1,4 +1,5 @@
-"""Structured JSON logs on stdout, each line carrying the service and the correlation id.
+"""Structured JSON logs on stdout, each line carrying the service, the correlation id and, in a
+traced operation, the trace id (services.runtime.tracing).
 
 A server's event loop does not format or write its log lines: a record is put on an
 in-process queue as it is (its context read there and then), and a thread of its own
@@ -17,6 +18,7 @@ from logging.handlers import QueueHandler, QueueListener
 
 from pythonjsonlogger.json import JsonFormatter
 
+from services.runtime import tracing
 from services.runtime.context import correlation_id_var
 
 _listener: QueueListener | None = None
@@ -30,6 +32,7 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
         record.correlation_id = correlation_id_var.get()
+        record.trace_id = tracing.current_trace_id()
         return True
 
 
@@ -51,7 +54,7 @@ def json_handler(service: str) -> logging.Handler:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         JsonFormatter(
-            "{levelname}{name}{message}{service}{correlation_id}",
+            "{levelname}{name}{message}{service}{correlation_id}{trace_id}",
             style="{",
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp="time",

@@ -1,6 +1,9 @@
 """Alembic, driven from code: one migration history per service, no alembic.ini.
 
-A service's `migrations/env.py` calls `run_env(metadata)`; `upgrade()` runs them.
+A service's `migrations/env.py` calls `run_env(metadata)`; `upgrade()` runs them. A revision
+states its own DDL (`op.create_table`, `op.add_column`, as autogenerate writes them) and never
+builds tables from the code's current definitions: what it makes must stay what it made when
+it was written. tests/lifecycle checks that the revisions build what the code declares.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ def run_env(metadata: MetaData) -> None:
     engine = create_database_engine(database_url)
     try:
         with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch mode rebuilds a table by copying it and dropping the original, which
+                # the foreign keys of rows in other tables would refuse; the pragma only takes
+                # effect outside a transaction, hence on the driver's connection, before any.
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA foreign_keys=OFF")
             context.configure(
                 connection=connection,
                 target_metadata=metadata,
@@ -51,45 +62,46 @@ def run_env(metadata: MetaData) -> None:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
                     )
                 context.run_migrations()
+                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                    raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken}")
     finally:
         engine.dispose()
 
 
-def create_runtime_tables() -> None:
-    """Creates the outbox, inbox and idempotency tables; for a service's first migration."""
+# The helpers below are revisions' DDL shared by the services, frozen as the revision that
+# brought each table wrote it (docs/migrations.md): never build them from the code's tables,
+# and never change them; a later change of a table is a new revision with its own DDL.
+
+
+def create_notice_table() -> None:
+    """Creates the `notices` table (services.runtime.notices) as it was first made; for the
+    revision that brings notices to a service."""
+    import sqlalchemy as sa
     from alembic import op
-
-    from services.runtime.db import new_metadata
-    from services.runtime.tables import define_runtime_tables
-
-    tables = define_runtime_tables(new_metadata())
-    bind = op.get_bind()
-    for table in (tables.outbox, tables.inbox, tables.idempotency_keys):
-        table.create(bind)
-
-
-def add_outbox_set_aside_columns() -> None:
-    """Adds the outbox's `set_aside_at` and `last_error` where they are missing (a database made
-    by a first migration older than them); for the revision that brings them to a service."""
-    from alembic import op
-    from sqlalchemy import Column, String, inspect
 
     from services.runtime.db import UtcDateTime
 
-    present = {column["name"] for column in inspect(op.get_bind()).get_columns("outbox")}
-    with op.batch_alter_table("outbox") as outbox:
-        if "set_aside_at" not in present:
-            outbox.add_column(Column("set_aside_at", UtcDateTime, nullable=True))
-        if "last_error" not in present:
-            outbox.add_column(Column("last_error", String(500), nullable=True))
+    op.create_table(
+        "notices",
+        sa.Column("notice_id", sa.String(36), primary_key=True),
+        sa.Column("kind", sa.String(100), nullable=False),
+        sa.Column("resource_name", sa.String(200), nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("notice", sa.LargeBinary, nullable=True),
+        sa.Column("mail_status", sa.String(10), nullable=True),
+        sa.Column("mail_attempts", sa.Integer, nullable=False),
+        sa.Column("mail_next_at", UtcDateTime, nullable=True),
+        sa.Column("mail_data_at", UtcDateTime, nullable=True),
+        sa.Column("mail_sent_at", UtcDateTime, nullable=True),
+        sa.Column("mail_last_error", sa.String(500), nullable=True),
+    )
+    op.create_index("ix_notices_mail_due", "notices", ["mail_status", "mail_next_at"])
 
 
-def drop_outbox_set_aside_columns() -> None:
+def drop_notice_table() -> None:
     from alembic import op
 
-    with op.batch_alter_table("outbox") as outbox:
-        outbox.drop_column("last_error")
-        outbox.drop_column("set_aside_at")
+    op.drop_table("notices")
 
 
 # The setting by which the retention purge, alone, may delete audit records on PostgreSQL
@@ -128,15 +140,29 @@ END
 
 
 def create_audit_records_table() -> None:
-    """Creates `audit_records` (services.runtime.audit) with the trigger that keeps it
-    append-only; for the revision that brings the audit trail to a service."""
+    """Creates `audit_records` (services.runtime.audit), as it was first made, with the trigger
+    that keeps it append-only; for the revision that brings the audit trail to a service."""
+    import sqlalchemy as sa
     from alembic import op
 
-    from services.runtime.db import new_metadata
-    from services.runtime.tables import define_runtime_tables
+    from services.runtime.db import UtcDateTime
 
+    op.create_table(
+        "audit_records",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("recorded_at", UtcDateTime, nullable=False),
+        sa.Column("actor_kind", sa.String(20), nullable=False),
+        sa.Column("actor_subject", sa.String(255), nullable=False),
+        sa.Column("agency_code", sa.String(20), nullable=True),
+        sa.Column("method", sa.String(200), nullable=False),
+        sa.Column("resource", sa.String(300), nullable=False),
+        sa.Column("outcome", sa.String(20), nullable=False),
+        sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("trace_id", sa.String(32), nullable=True),
+    )
+    op.create_index("ix_audit_records_agency_recorded", "audit_records", ["agency_code", "recorded_at", "id"])
+    op.create_index("ix_audit_records_recorded_at", "audit_records", ["recorded_at"])
     bind = op.get_bind()
-    define_runtime_tables(new_metadata()).audit_records.create(bind)
     if bind.dialect.name == "postgresql":
         for statement in _AUDIT_APPEND_ONLY_POSTGRESQL:
             op.execute(statement)
@@ -153,7 +179,10 @@ def drop_audit_records_table() -> None:
 
 
 def schema_is_current(database_url: str, script_location: Path) -> bool:
-    """True when the database is at the head revision of the service's migrations."""
+    """True when this code can serve the database: it is at the head revision of the service's
+    migrations, or at a revision this code does not know, which a newer release has migrated to.
+    During a rolling deploy the previous release keeps (re)starting against the schema the new
+    one migrated; the expand/contract rule (docs/runbook.md) keeps that schema good for it."""
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
@@ -164,4 +193,7 @@ def schema_is_current(database_url: str, script_location: Path) -> bool:
             current = set(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
-    return current == set(script.get_heads())
+    if current == set(script.get_heads()):
+        return True
+    known = {revision.revision for revision in script.walk_revisions()}
+    return bool(current) and not current & known

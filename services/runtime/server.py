@@ -5,6 +5,11 @@ database, interceptors, health, reflection, `/metrics` on its own port, the serv
 tasks and the runtime's retention purge (one replica at a time), and on SIGTERM a drain that
 cancels no call it took.
 
+The gRPC port speaks mutual TLS when the process has a certificate (services.runtime.tls;
+plaintext only with ASAN_TLS=off) and takes calls only from the processes its
+`<SERVICE>_ALLOWED_CALLERS` names. The kubelet's gRPC probes speak no TLS: with
+ASAN_PROBE_PORT set, a second, plaintext server answers health alone, from the same servicer.
+
 Health has two meanings. Readiness, the overall status "" and each gRPC service's name, is
 SERVING only while the database answers: balancers send calls elsewhere meanwhile. Liveness,
 the name "liveness", is SERVING for as long as the event loop answers at all: a database
@@ -53,8 +58,10 @@ from services.runtime.interceptors import ServiceInterceptor, ShutdownGate
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
-from services.runtime.retention import retention_flow
+from services.runtime.retention import PersonalDataRule, retention_flow
 from services.runtime.tables import RuntimeTables
+from services.runtime.tls import CallerPolicy, ServerCertificates
+from services.runtime.tracing import configure_tracing
 
 log = logging.getLogger("asan.server")
 
@@ -77,6 +84,9 @@ class ServiceRuntime:
     database: Database
     registry: CollectorRegistry
     verifier: TokenVerifier
+    # The port the server listens on, once started: the configured one may be 0 (tests), so a
+    # servicer that calls its own server reads this at call time, never config.grpc_port.
+    port: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,11 @@ class ServiceDefinition:
     register: Callable[[grpc.aio.Server, ServiceRuntime], Sequence[Background]]
     # Settings `make run` gives the service's event worker on one machine (sandbox switches).
     local_worker_env: Mapping[str, str] = field(default_factory=dict)
+    # Settings `make run` gives the service's server on one machine; "{payment}" in a value is
+    # that service's local gRPC address (services.suite fills it in), e.g. finance's providers.
+    local_server_env: Mapping[str, str] = field(default_factory=dict)
+    # Personal data with a term, expired by the runtime's retention purge (services.runtime.retention).
+    personal_data: Sequence[PersonalDataRule] = ()
 
 
 class PortInUseError(RuntimeError):
@@ -156,6 +171,10 @@ class ServiceServer:
         set_aside.set_function(self._outbox_set_aside)
         self.verifier = verifier or TokenVerifier.from_config(config.auth)
         self.health = _Health()
+        # TLS (services.runtime.tls): the certificate is read now, so that a process without
+        # one stops at once with a ConfigError rather than serving plaintext.
+        self.certificates = ServerCertificates(config.tls) if config.tls else None
+        callers = CallerPolicy(config.tls.trust_domain, config.allowed_callers) if config.tls else None
         self.gate = ShutdownGate(definition.name, retry_after_seconds=2 * REFUSE_SECONDS)
         self._draining = False
         self.server = grpc.aio.server(
@@ -166,6 +185,7 @@ class ServiceServer:
                     self.registry,
                     public_methods=anonymous_methods(definition.grpc_services),
                     gate=self.gate,
+                    callers=callers,
                 ),
                 # Inside it, once the caller is known: the audit of the audited methods (the
                 # others pass through it unwrapped).
@@ -187,7 +207,13 @@ class ServiceServer:
         self.periodic = PeriodicRunner(definition.name, self.database, self.registry)
         self._background: list[Background] = [
             *definition.register(self.server, self.runtime),
-            retention_flow(self.database, definition.runtime_tables, config.retention, self.registry),
+            retention_flow(
+                self.database,
+                definition.runtime_tables,
+                config.retention,
+                self.registry,
+                definition.personal_data,
+            ),
         ]
         for item in self._background:
             if isinstance(item, PeriodicTask | PeriodicFlow):
@@ -202,7 +228,14 @@ class ServiceServer:
             ),
             self.server,
         )
+        # The kubelet's gRPC probes speak no TLS: with a probe port, a second server answers
+        # health alone, in plaintext, from the same health servicer.
+        self.probe_server: grpc.aio.Server | None = None
+        if config.probe_port is not None:
+            self.probe_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.probe_server)
         self.port = 0
+        self.probe_port = 0
         self.metrics_port = 0
         self._metrics_httpd: Any = None
 
@@ -220,13 +253,12 @@ class ServiceServer:
             return math.nan
 
     async def start(self) -> None:
-        address = f"{self.config.grpc_host}:{self.config.grpc_port}"
-        try:
-            self.port = self.server.add_insecure_port(address)
-        except RuntimeError as error:
-            raise PortInUseError(f"cannot listen on {address}: {error}") from None
-        if self.port == 0:
-            raise PortInUseError(f"cannot listen on {address}: port in use?")
+        credentials = self.certificates.credentials() if self.certificates else None
+        self.port = _listen(self.server, f"{self.config.grpc_host}:{self.config.grpc_port}", credentials)
+        self.runtime.port = self.port
+        if self.probe_server is not None:
+            probe_address = f"{self.config.grpc_host}:{self.config.probe_port}"
+            self.probe_port = _listen(self.probe_server, probe_address, None)
         try:
             self._metrics_httpd, _ = start_http_server(self.config.metrics_port, registry=self.registry)
         except OSError as error:
@@ -239,9 +271,19 @@ class ServiceServer:
         await self.database.run_blocking(self.database.warm)
         await self._probe_database()
         await self.server.start()
+        if self.probe_server is not None:
+            await self.probe_server.start()
         self._tasks = [asyncio.create_task(self._probe_forever())]
         self._tasks += [asyncio.create_task(self._run_background(item)) for item in self._background]
-        log.info("serving", extra={"grpc_port": self.port, "metrics_port": self.metrics_port})
+        log.info(
+            "serving",
+            extra={
+                "grpc_port": self.port,
+                "tls": self.certificates is not None,
+                "probe_port": self.probe_port or None,
+                "metrics_port": self.metrics_port,
+            },
+        )
 
     async def _run_background(self, item: Background) -> None:
         if isinstance(item, PeriodicTask | PeriodicFlow):
@@ -283,6 +325,8 @@ class ServiceServer:
         # Liveness too, and every Watch stream ends: the process is going.
         await self.health.end_watches()
         await self.server.stop(grace)
+        if self.probe_server is not None:
+            await self.probe_server.stop(0)
         if self.gate.refused:
             log.info("refused calls while stopping", extra={"refused": self.gate.refused})
         for task in self._tasks:
@@ -297,9 +341,24 @@ class ServiceServer:
         log.info("stopped")
 
 
+def _listen(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    """The port the server listens on: TLS with credentials, plaintext without."""
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError as error:
+        raise PortInUseError(f"cannot listen on {address}: {error}") from None
+    if port == 0:
+        raise PortInUseError(f"cannot listen on {address}: port in use?")
+    return port
+
+
 async def serve(definition: ServiceDefinition) -> None:
     config = ServiceConfig.from_env(definition.name, definition.grpc_port, definition.metrics_port)
     configure_logging(definition.name, config.log_level)
+    configure_tracing(definition.name)
     if not schema_is_current(config.database_url, definition.migrations):
         raise SystemExit(
             f"The {definition.name} database is not at the latest migration: "

@@ -2,9 +2,9 @@
 audit trail (services.runtime.audit).
 
 A service calls `define_runtime_tables(metadata)` on its own MetaData, and its first
-migration calls `create_runtime_tables()` (see services.runtime.migrations), which creates
-them as defined here now; a later change here comes with a migration in every service that
-adds it where it is missing (e.g. `add_outbox_set_aside_columns()`).
+migration creates them with `op.create_table` as they are defined here (copy an existing
+service's: a revision states its own DDL). A later change here comes with a revision in every
+service; tests/lifecycle fails for the service that lacks it.
 """
 
 from __future__ import annotations

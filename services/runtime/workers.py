@@ -73,6 +73,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -88,7 +89,7 @@ import eventlet
 from amqp.exceptions import MessageNacked  # type: ignore[import-untyped]
 from eventlet import patcher
 from google.protobuf.message import Message
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 from nameko.amqp.publish import Publisher as PublisherCore
 from nameko.amqp.publish import UndeliverableMessage
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, PERSISTENT
@@ -136,6 +137,14 @@ from services.runtime.events import (
     release_set_aside,
 )
 from services.runtime.logs import configure_logging
+from services.runtime.mail import Mailer, MailerSettings, SmtpRelay
+from services.runtime.notices import (
+    NOTICE_EVENT_TYPE,
+    NOTICES_EXCHANGE_VARIABLE,
+    notice_routing_key,
+    notices_exchange_name,
+)
+from services.runtime.tracing import configure_tracing, event_span, exemplar, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +222,14 @@ DEAD_LETTERS = Gauge(
     "Messages waiting in a consumer's dead-letter queue for a fix and a replay "
     "(python -m services.runtime.workers replay-dead-letters).",
     ["source_service", "event_type", "consumer"],
+    registry=WORKER_REGISTRY,
+)
+NOTICE_MAILS = Counter(
+    "asan_notice_mails_total",
+    "Attempts to mail a notice to an e-mail address, by outcome: sent, retry (the relay refused "
+    "for now or was away), failed (refused for good, or the last attempt), resent_after_data "
+    "(sent again after a worker died during DATA: the relay may have had it).",
+    ["source_service", "outcome"],
     registry=WORKER_REGISTRY,
 )
 EVENT_LAG = Histogram(
@@ -311,6 +328,31 @@ def _audit_apart(
     return publish
 
 
+class NoticeDispatcher(OutboxEventDispatcher):
+    """Publishes notices (asan.common.v1.CitizenNotice) to the notices exchange, the one stream
+    of every service's notices, with the kind code as routing key."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(source_service="", **options)
+
+    def setup(self) -> None:
+        name = self.container.config.get(NOTICES_EXCHANGE_VARIABLE) or notices_exchange_name()
+        self.exchange = notices_exchange(name)
+        self.declare.append(self.exchange)
+        self.publisher = self.publisher_cls(
+            self.container.config["AMQP_URI"],
+            serializer=self.options.pop("serializer", self.serializer),
+            exchange=self.exchange,
+            declare=self.declare,
+            **self.options,
+        )
+
+
+def notices_exchange(name: str) -> Exchange:
+    """The notices exchange: topic, durable, as consumers bind to it."""
+    return Exchange(name, type="topic", durable=True, delivery_mode=PERSISTENT)  # type: ignore[no-untyped-call]
+
+
 def _refusals_named(dispatch: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
     """`dispatch`, saying UnpublishableEvent when the broker refused the one message (a
     negative confirm, no route) rather than being unreachable."""
@@ -337,7 +379,8 @@ def outbox_relay_service(
     `database` to the broker as events of `service_name`, every `interval_seconds`; the audit
     trail's AuditRecorded events go as events of `audit_source` ("audit.events").
 
-    Consumers subscribe with `@inbox_event_handler(service_name, "<EventType>", ...)`. The
+    Consumers subscribe with `@inbox_event_handler(service_name, "<EventType>", ...)`. Notices
+    (services.runtime.notices) go to the notices exchange instead, routed by their kind. The
     process must have imported the stub modules of the events in this outbox. When the
     broker is unreachable, a tick logs a warning and leaves the rows for a later tick, after
     a backoff; a row that fails for a fault of its own is set aside after its last attempt.
@@ -363,6 +406,8 @@ def outbox_relay_service(
         dispatch = OutboxEventDispatcher(service_name)
         # AuditRecorded events, to the audit exchange for the central archive.
         dispatch_audit = OutboxEventDispatcher(audit_source)
+        # Notices, to the notices exchange: the one stream of every service's notices.
+        dispatch_notice = NoticeDispatcher()
         # For `release-set-aside`.
         relayed_database = database
         relayed_outbox = outbox_table
@@ -371,7 +416,15 @@ def outbox_relay_service(
         def relay(self) -> None:
             if not outage.due():
                 return
-            publish = _refusals_named(_audit_apart(self.dispatch, self.dispatch_audit))
+            publish_event = _refusals_named(_audit_apart(self.dispatch, self.dispatch_audit))
+            publish_notice = _refusals_named(self.dispatch_notice)
+
+            def publish(event_type: str, body: dict[str, Any]) -> None:
+                if event_type == NOTICE_EVENT_TYPE:
+                    publish_notice(notice_routing_key(body), body)
+                else:
+                    publish_event(event_type, body)
+
             # Full batches mean a backlog: keep going, but end the tick in time for a stop.
             deadline = time.monotonic() + RELAY_TICK_SECONDS
             try:
@@ -456,6 +509,41 @@ class _RelayOutage:
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+
+
+# --- Mail -----------------------------------------------------------------------------------------
+
+
+def notice_mailer_service(
+    service_name: str, database: Database, notices_table: Table, interval_seconds: float = 1.0
+) -> type:
+    """A nameko service, "<service_name>_notice_mailer", that mails the service's notices to
+    e-mail addresses through the SMTP relay of ASAN_SMTP_URL (services.runtime.mail: once per
+    notice, retried with backoff, the same Message-ID on every attempt)."""
+    mailer = Mailer(
+        database,
+        notices_table,
+        SmtpRelay.from_env(),
+        MailerSettings.from_env(),
+        on_outcome=lambda outcome: NOTICE_MAILS.labels(service_name, outcome.value).inc(),
+    )
+    mailer_name = f"{service_name}_notice_mailer"
+
+    class NoticeMailer:
+        name = mailer_name
+
+        @timer(interval=interval_seconds, eager=True)  # type: ignore[untyped-decorator]
+        def send(self) -> None:
+            try:
+                mailer.send_due()
+            except Exception as error:
+                # The database away: the mails wait in their table for the next tick.
+                log.warning(
+                    "%s: could not send the mails due: %s", mailer_name, f"{type(error).__name__}: {error}"
+                )
+
+    NoticeMailer.__name__ = NoticeMailer.__qualname__ = f"{_camel(service_name)}NoticeMailer"
+    return NoticeMailer
 
 
 # --- Consumers ------------------------------------------------------------------------------------
@@ -703,39 +791,44 @@ def inbox_event_handler(
                 log.exception("%s: dropped a %s message that is not a valid event", consumer, event_type)
                 EVENTS_CONSUMED.labels(source_service, event_type, consumer, "invalid").inc()
                 return None
-            if envelope.HasField("occurred_at"):
-                lag = time.time() - envelope.occurred_at.ToNanoseconds() / 1e9
-                EVENT_LAG.labels(source_service, event_type, consumer).observe(max(lag, 0.0))
-            database: Database = getattr(service, database_attr)
-            part = f"{consumer} database"
-            token = correlation_id_var.set(envelope.correlation_id or None)
-            try:
-                with database.transaction() as session:
-                    if apply_once(session, inbox, consumer, envelope):
-                        effect(service, session, payload, envelope)
-                        outcome = "applied"
-                    else:
-                        log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
-                        outcome = "duplicate"
-            except Exception as error:
-                EVENTS_CONSUMED.labels(source_service, event_type, consumer, "failed").inc()
-                if is_database_unavailable(error):
-                    READINESS.down(part, f"database unavailable: {type(error).__name__}")
-                    log.warning(
-                        "%s: event %s failed, database unavailable (%s); requeued in %s s",
-                        consumer,
-                        envelope.event_id,
-                        type(error).__name__,
-                        REQUEUE_DELAY,
-                    )
-                    return _Failed(error, envelope.event_id, transient=True)
-                log.exception("%s: event %s failed", consumer, envelope.event_id)
-                return _Failed(error, envelope.event_id, transient=False)
-            finally:
-                correlation_id_var.reset(token)
-            READINESS.up(part)
-            EVENTS_CONSUMED.labels(source_service, event_type, consumer, outcome).inc()
-            return None
+            # The consumer's span (CONSUMER, in the trace that made the event) holds the whole
+            # handling, its log lines included.
+            with event_span(envelope, "process", consumer) as span:
+                if envelope.HasField("occurred_at"):
+                    lag = time.time() - envelope.occurred_at.ToNanoseconds() / 1e9
+                    # The exemplar: the trace of the request that made the event.
+                    EVENT_LAG.labels(source_service, event_type, consumer).observe(max(lag, 0.0), exemplar())
+                database: Database = getattr(service, database_attr)
+                part = f"{consumer} database"
+                token = correlation_id_var.set(envelope.correlation_id or None)
+                try:
+                    with database.transaction() as session:
+                        if apply_once(session, inbox, consumer, envelope):
+                            effect(service, session, payload, envelope)
+                            outcome = "applied"
+                        else:
+                            log.info("%s: event %s applied before, skipped", consumer, envelope.event_id)
+                            outcome = "duplicate"
+                except Exception as error:
+                    record_failure(span, error)
+                    EVENTS_CONSUMED.labels(source_service, event_type, consumer, "failed").inc()
+                    if is_database_unavailable(error):
+                        READINESS.down(part, f"database unavailable: {type(error).__name__}")
+                        log.warning(
+                            "%s: event %s failed, database unavailable (%s); requeued in %s s",
+                            consumer,
+                            envelope.event_id,
+                            type(error).__name__,
+                            REQUEUE_DELAY,
+                        )
+                        return _Failed(error, envelope.event_id, transient=True)
+                    log.exception("%s: event %s failed", consumer, envelope.event_id)
+                    return _Failed(error, envelope.event_id, transient=False)
+                finally:
+                    correlation_id_var.reset(token)
+                READINESS.up(part)
+                EVENTS_CONSUMED.labels(source_service, event_type, consumer, outcome).inc()
+                return None
 
         entrypoint = InboxEventHandler.decorator(
             source_service,
@@ -763,6 +856,7 @@ def worker_config(amqp_uri: str, max_workers: int = 10) -> dict[str, Any]:
         MAX_ATTEMPTS_CONFIG_KEY: env_int(MAX_ATTEMPTS_CONFIG_KEY, 5),
         RETRY_SECONDS_CONFIG_KEY: env_float(RETRY_SECONDS_CONFIG_KEY, 1.0),
         "serializer": "json",
+        NOTICES_EXCHANGE_VARIABLE: notices_exchange_name(),
         # memory:// polls its queues; the default second is a long wait on one machine.
         "TRANSPORT_OPTIONS": {**DEFAULT_TRANSPORT_OPTIONS, "polling_interval": 0.05},
     }
@@ -956,6 +1050,8 @@ def main(argv: list[str]) -> None:
         return
     if env_str("ASAN_WORKER_METRICS_PORT", ""):
         serve_worker_metrics(env_int("ASAN_WORKER_METRICS_PORT", 0))
+    # OTLP over HTTP: grpcio must stay out of this process.
+    configure_tracing(worker_service_name(argv), grpc_allowed=False)
     services = [service for target in argv for service in load_services(target)]
     if "grpc" in sys.modules:
         log.warning("%s imported grpc: gRPC does not work under eventlet, keep it out of workers", argv)
@@ -965,6 +1061,13 @@ def main(argv: list[str]) -> None:
         env_int("ASAN_EVENT_MAX_WORKERS", 10),
         env_float("ASAN_EVENT_STOP_TIMEOUT_SECONDS", 10.0),
     )
+
+
+def worker_service_name(targets: list[str]) -> str:
+    """The name the worker's spans carry: "<service>-worker" for one service's targets
+    ("services.visa.worker:event_services"), else "event-workers"."""
+    services = {target.split(".")[1] for target in targets if re.match(r"services\.\w+\.", target)}
+    return f"{services.pop()}-worker" if len(services) == 1 else "event-workers"
 
 
 def _command(command: str, argv: list[str], amqp_uri: str) -> None:

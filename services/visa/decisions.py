@@ -15,7 +15,7 @@ from services.runtime import protos
 from services.runtime.baku_time import baku_date
 from services.runtime.enums import proto_value
 from services.runtime.events import add_event
-from services.visa import queries
+from services.visa import notices, queries
 from services.visa.domain import (
     EVISA_ENTRIES,
     EVISA_STAY_DAYS,
@@ -106,6 +106,7 @@ def submit(
             due_time=protos.timestamp(due),
         ),
     )
+    notices.application_received(session, application, paid)
     for applicant in application.applicants:
         automatic = automatic_decision(session, applicant, sandbox=sandbox)
         if automatic is None:
@@ -191,6 +192,7 @@ def approve(
             email=applicant.email,
         ),
     )
+    notices.evisa_issued(session, application, applicant, now)
     _complete_if_decided(application, now)
 
 
@@ -223,6 +225,7 @@ def refuse(
             email=applicant.email,
         ),
     )
+    notices.evisa_refused(session, application, applicant, reason, now)
     _complete_if_decided(application, now)
 
 

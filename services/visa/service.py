@@ -12,8 +12,10 @@ from services.runtime.credentials import ServiceCredentials
 from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 from services.visa.access import DECIDING_AGENCY
 from services.visa.metrics import VisaMetrics
+from services.visa.notices import stay_ending_task
 from services.visa.overdue import overdue_task
 from services.visa.payments import FeeDesk
+from services.visa.personal_data import applicants_rule
 from services.visa.rendering import DocumentRenderer
 from services.visa.servicer import VisaServicer
 from services.visa.signing import VisaSigner
@@ -31,7 +33,12 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     servicer = VisaServicer(runtime.database, fees, VisaSigner.from_env(), metrics, renderer)
     visa_service_pb2_grpc.add_VisaServiceServicer_to_server(servicer, server)
     sweep_seconds = env_float("VISA_OVERDUE_SWEEP_SECONDS", 60.0)
-    return [overdue_task(metrics, sweep_seconds), fees.hold_until_shutdown, renderer.hold_until_shutdown]
+    return [
+        overdue_task(metrics, sweep_seconds),
+        stay_ending_task(env_float("VISA_STAY_SWEEP_SECONDS", 600.0)),
+        fees.hold_until_shutdown,
+        renderer.hold_until_shutdown,
+    ]
 
 
 definition = ServiceDefinition(
@@ -46,4 +53,5 @@ definition = ServiceDefinition(
     register=register,
     # Locally, sandbox passports (SBXA..., SBXR...) are decided without an officer.
     local_worker_env={"VISA_SANDBOX_DECISIONS": "true"},
+    personal_data=(applicants_rule,),
 )

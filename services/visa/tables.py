@@ -9,6 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.runtime.db import UtcDateTime, new_metadata
 from services.runtime.holidays import define_holiday_table
+from services.runtime.notices import NoticeTables, define_notice_table
 from services.runtime.tables import define_runtime_tables
 
 
@@ -17,6 +18,7 @@ class Base(DeclarativeBase):
 
 
 runtime_tables = define_runtime_tables(Base.metadata)
+notice_tables = NoticeTables(outbox=runtime_tables.outbox, notices=define_notice_table(Base.metadata))
 # Public holidays, for the standard e-visa's three working days; admins keep it current.
 holiday_table = define_holiday_table(Base.metadata)
 
@@ -103,6 +105,7 @@ class ApplicantRow(Base):
     valid_from: Mapped[date | None] = mapped_column(Date)
     valid_until: Mapped[date | None] = mapped_column(Date)
     verification_code: Mapped[str | None] = mapped_column(String(600))
-    entry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The stay-ending sweep (services.visa.notices) looks for recent entries.
+    entry_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
     application: Mapped[ApplicationRow] = relationship(back_populates="applicants")

@@ -1,5 +1,6 @@
 """Visa's event worker: relays its outbox (VisaApplicationSubmitted, VisaIssued, VisaRefused,
-VisaApplicationOverdue), submits an application when payment reports its fee paid, and
+VisaApplicationOverdue, and its notices to the notices exchange), mails its notices to the
+applicants (services.runtime.mail), submits an application when payment reports its fee paid, and
 expires it when its payment expired unpaid.
 
 Runs under eventlet (`python -m services.visa worker`): import nothing of grpc here.
@@ -17,10 +18,10 @@ from asan.payment.v1.events_pb2 import PaymentExpired, PaymentSucceeded
 from asan.visa.v1 import events_pb2  # noqa: F401  (the relay unpacks these payload types)
 from services.runtime.config import database_url, env_bool
 from services.runtime.db import Database
-from services.runtime.workers import inbox_event_handler, outbox_relay_service
+from services.runtime.workers import inbox_event_handler, notice_mailer_service, outbox_relay_service
 from services.visa import decisions, queries
 from services.visa.signing import VisaSigner
-from services.visa.tables import runtime_tables
+from services.visa.tables import notice_tables, runtime_tables
 
 SERVICE = "visa"
 log = logging.getLogger("asan.visa.worker")
@@ -74,4 +75,8 @@ def event_services() -> list[type]:
             if application is not None and decisions.expire(application):
                 log.info("application expired unpaid", extra={"application_number": application.number})
 
-    return [VisaFeeConsumer, outbox_relay_service(SERVICE, database_, runtime_tables.outbox)]
+    return [
+        VisaFeeConsumer,
+        outbox_relay_service(SERVICE, database_, runtime_tables.outbox),
+        notice_mailer_service(SERVICE, database_, notice_tables.notices),
+    ]

@@ -21,6 +21,7 @@ ALLOWED = {
     "services.runtime.workdays",
     "services.runtime.auth",
     "services.runtime.errors",
+    "services.runtime.identifiers",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2, events_pb2
+from asan.common.v1 import notices_pb2
 from tests.appeals.builders import (
     OTHER_CITIZEN_FIN,
     Stub,
@@ -313,6 +314,11 @@ async def test_an_appeal_is_left_unconsidered_after_3_reasoned_answers_within_a_
     [event] = outbox_events(appeals, events_pb2.AppealLeftUnconsidered)
     assert list(event.earlier_appeal_numbers) == earlier
     assert all(number in event.notice.text.az for number in earlier)
+    told = [
+        n for n in outbox_events(appeals, notices_pb2.CitizenNotice) if n.resource_name == f"appeals/{repeat}"
+    ]
+    assert [n.kind for n in told] == ["appeals.appeal_registered", "appeals.appeal_left_unconsidered"]
+    assert told[-1].body.az == event.notice.text.az
     assert all(number in left.history[-1].note for number in earlier)
     # Final: nothing more is done with it.
     assert (await rejected(assign(stub, repeat))).reason == "APPEAL_STATE_CONFLICT"

@@ -8,6 +8,7 @@ from pathlib import Path
 from gateway.contracts import Contracts
 from services import suite
 from services.runtime.config import backend_variable
+from services.runtime.mail import DEFAULT_SMTP_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,12 +33,23 @@ def test_ports_are_unique_across_the_suite() -> None:
 def test_make_run_starts_a_server_per_service_one_events_process_and_the_gateway() -> None:
     processes = _procfile()
     for name in suite.service_names():
-        assert processes[name] == ["python", "-m", f"services.{name}", "serve"]
+        assert processes[name][-4:] == ["python", "-m", f"services.{name}", "serve"]
     events = processes["events"]
     for name in suite.service_names():
         assert (f"services.{name}.worker:event_services" in events) == suite.has_worker(name)
     assert "VISA_SANDBOX_DECISIONS=true" in events
     assert processes["gateway"][-3:] == ["python", "-m", "gateway"]
+    # The mail drop receives what the workers mail, on the port of ASAN_SMTP_URL's default.
+    assert processes["mail"] == ["python", "tools/maildrop.py", "--port", "8025"]
+    assert f"smtp://127.0.0.1:{suite.LOCAL_MAIL_PORT}" == DEFAULT_SMTP_URL
+
+
+def test_make_run_speaks_plaintext_grpc_because_it_says_so() -> None:
+    """TLS is the default (services.runtime.tls); one machine turns it off explicitly."""
+    processes = _procfile()
+    for name in [*suite.service_names(), "events", "gateway"]:
+        command = processes[name]
+        assert command[0] == "env" and "ASAN_TLS=off" in command, name
 
 
 def test_the_local_gateway_is_told_where_every_contract_package_is_served() -> None:
@@ -47,6 +59,17 @@ def test_the_local_gateway_is_told_where_every_contract_package_is_served() -> N
     for package in Contracts.installed().packages:
         domain = package.split(".")[1]
         assert settings[backend_variable(package)] == f"127.0.0.1:{ports[domain]}"
+
+
+def test_local_finance_reads_payment_and_agro_from_their_local_servers() -> None:
+    finance = _procfile()["finance"]
+    ports = {d.name: d.grpc_port for d in suite.definitions()}
+    assert finance[0] == "env"
+    assert (
+        f"FINANCE_PROVIDER_TARGETS=payment=127.0.0.1:{ports['payment']},agro=127.0.0.1:{ports['agro']}"
+        in finance
+    )
+    assert _procfile()["payment"] == ["env", "ASAN_TLS=off", "python", "-m", "services.payment", "serve"]
 
 
 def test_the_makefile_lists_services_from_their_folders() -> None:

@@ -149,3 +149,12 @@ def test_server_errors_on_the_dashboards_are_the_thanos_codes() -> None:
             assert set(selector.split("|")) == SERVER_ERRORS, f"{name}: {selector}"
         if name != "asan-suite-overview.json":
             assert selectors, f"{name}: no server-error ratio per method"
+
+
+def test_latency_panels_show_exemplars_that_open_the_trace_data_source() -> None:
+    for board in dashboards().values():
+        assert variables(board)["traces"]["type"] == "datasource", board["uid"]
+        targets = [target for panel in board["panels"] for target in panel.get("targets", [])]
+        histograms = [t for t in targets if "_bucket" in t["expr"] and not t.get("instant")]
+        assert histograms, board["uid"]
+        assert all(target.get("exemplar") is True for target in histograms), board["uid"]

@@ -228,7 +228,9 @@ def test_each_service_has_its_server_worker_and_surroundings(overlay: str, servi
 
 
 @pytest.mark.parametrize("service", deployed_services())
-def test_the_server_is_probed_over_grpc_health_on_its_port(overlay: str, service: str) -> None:
+def test_the_server_is_probed_over_grpc_health_on_its_plaintext_probe_port(
+    overlay: str, service: str
+) -> None:
     spec = definition(service)
     server = next(
         c
@@ -236,9 +238,12 @@ def test_the_server_is_probed_over_grpc_health_on_its_port(overlay: str, service
         if c["name"] == "server"
     )
     ports = {p["name"]: p["containerPort"] for p in server["ports"]}
-    assert ports == {"grpc": spec.grpc_port, "metrics": spec.metrics_port}
+    # The gRPC port speaks TLS, which the kubelet's probes do not: they ask the plaintext
+    # probe port, which serves health alone (services/runtime/server.py).
+    probe_port = int(config_map(rendered(overlay), "asan-runtime")["ASAN_PROBE_PORT"])
+    assert ports == {"grpc": spec.grpc_port, "metrics": spec.metrics_port, "probes": probe_port}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert server[probe]["grpc"]["port"] == spec.grpc_port, probe
+        assert server[probe]["grpc"]["port"] == probe_port, probe
     # Ready means this service's methods answer, not only the process: the named service.
     assert server["readinessProbe"]["grpc"]["service"] in spec.grpc_services
     assert server["args"] == ["serve"]

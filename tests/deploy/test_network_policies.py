@@ -26,7 +26,8 @@ PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "promet
 
 def contract_calls() -> set[tuple[str, str]]:
     """Calls between services by contract (deploy/k8s/README.md, "Network"), as (caller, callee):
-    where a service's settings point at another's server, <CALLER>_..._TARGET=<callee>:<port>."""
+    where a service's settings point at another's server, <CALLER>_..._TARGET=<callee>:<port>,
+    or one of a list <CALLER>_..._TARGETS=<name>=<callee>:<port>,... (finance's providers)."""
     services = deployed_services()
     calls: set[tuple[str, str]] = set()
     for caller in services:
@@ -34,15 +35,22 @@ def contract_calls() -> set[tuple[str, str]]:
         for generator in kustomization.get("configMapGenerator", []):
             for literal in generator.get("literals", []):
                 key, _, value = literal.partition("=")
-                host = value.partition(":")[0]
-                if key.endswith("_TARGET") and host in services:
-                    calls.add((caller, host))
+                if key.endswith("_TARGET"):
+                    targets = [value]
+                elif key.endswith("_TARGETS"):
+                    targets = [item.partition("=")[2] for item in value.split(",") if item]
+                else:
+                    continue
+                calls |= {
+                    (caller, host) for host in (t.partition(":")[0] for t in targets) if host in services
+                }
     return calls
 
 
 CONTRACT_CALLS = contract_calls()
 INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx")
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"}, "coredns")
+COLLECTOR = Pod("observability", {"app.kubernetes.io/name": "opentelemetry-collector"}, "otel-collector")
 
 
 def definition(service: str) -> ServiceDefinition:
@@ -148,6 +156,20 @@ def test_only_the_worker_speaks_to_the_broker(cluster: Cluster, service: str) ->
 
 def test_the_calls_by_contract_are_read_from_the_services_settings() -> None:
     assert ("visa", "payment") in CONTRACT_CALLS, "VISA_PAYMENT_TARGET: visa pays its fee through payment"
+    assert {("finance", "payment"), ("finance", "agro")} <= CONTRACT_CALLS, (
+        "FINANCE_PROVIDER_TARGETS: finance reads state payments and farming from their registers"
+    )
+    assert ("agro", "payment") in CONTRACT_CALLS, "AGRO_PAYMENT_TARGET: agro pays subsidies through payment"
+
+
+def test_only_finance_s_server_reaches_the_registers_it_reads(cluster: Cluster) -> None:
+    """The providers' ports admit finance's server, not its worker; finance reaches no other
+    service's gRPC port (test_services_call_no_other_service_than_their_contracts_say)."""
+    for provider in ("payment", "agro"):
+        port = definition(provider).grpc_port
+        assert cluster.can(cluster.pods["finance"], cluster.pods[provider], port), provider
+        assert not cluster.can(cluster.pods["finance-worker"], cluster.pods[provider], port), provider
+    assert not cluster.can(cluster.pods["finance"], cluster.pods["visa"], definition("visa").grpc_port)
 
 
 @pytest.mark.parametrize(("caller", "callee"), sorted(CONTRACT_CALLS))
@@ -187,6 +209,15 @@ def test_every_pod_may_ask_the_cluster_dns_and_nothing_else_outside(cluster: Clu
         assert cluster.can(pod, KUBE_DNS, 53, "UDP"), pod.name
         assert cluster.can(pod, KUBE_DNS, 53, "TCP"), pod.name
         assert not cluster.can(pod, internet, 443), pod.name
+
+
+def test_every_pod_sends_spans_to_the_collector_and_nowhere_else(cluster: Cluster) -> None:
+    elsewhere = Pod("observability", {"app.kubernetes.io/name": "grafana"}, "grafana")
+    for pod in cluster.pods.values():
+        assert cluster.can(pod, COLLECTOR, 4317), pod.name
+        assert cluster.can(pod, COLLECTOR, 4318), pod.name
+        assert not cluster.can(pod, COLLECTOR, 8888), pod.name
+        assert not cluster.can(pod, elsewhere, 4317), pod.name
 
 
 def test_pods_without_a_policy_of_their_own_are_shut(cluster: Cluster) -> None:

@@ -83,7 +83,12 @@ async def test_readyz_is_degraded_but_ready_while_another_backend_serves(
     assert response.status_code == 200
     assert response.json() == {
         "status": "degraded",
-        "services": {"asan.payment.v1.PaymentService": "UNREACHABLE", PROBE_SERVICE: "SERVING"},
+        "services": {
+            "asan.payment.v1.PaymentService": "UNREACHABLE",
+            "asan.payment.v1.PayoutService": "UNREACHABLE",
+            "asan.payment.v1.BillService": "UNREACHABLE",
+            PROBE_SERVICE: "SERVING",
+        },
     }
 
 

@@ -17,8 +17,10 @@ import pytest_asyncio
 from google.protobuf import json_format
 
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
+from services.payment.disbursement import SANDBOX_CLOSED_IBAN, SANDBOX_PAID_IBAN
 from services.runtime.config import AuthConfig
 from tests.gateway.support import bearer, error_of, gateway_for, json_of, token_header
+from tests.payment import payout_builders as payouts
 from tests.payment.builders import CITIZEN_FIN, Callers, Stub, payment_service
 
 BAKU = ZoneInfo("Asia/Baku")
@@ -261,3 +263,54 @@ async def test_a_variable_fee_takes_no_quantity_and_a_fixed_fee_is_multiplied_by
 
     assert error.http_status == 400 and error.violations == {"payment.quantity": "FIXED_FEE_ONLY"}
     assert (family["quantity"], family["amount"]["minorUnits"]) == (3, "18000")
+
+
+async def test_an_agency_pays_out_retries_to_a_corrected_account_and_the_citizen_reads_it(
+    stack: Stack,
+) -> None:
+    agency = bearer(payouts.ktn_service())
+    refused = json_of(
+        await stack.http.post(
+            "/v1/payouts",
+            json={
+                "beneficiaryFin": CITIZEN_FIN,
+                "destination": {"iban": SANDBOX_CLOSED_IBAN},
+                "amount": {"minorUnits": "47500", "currencyCode": "AZN"},
+                "purpose": "Əkin subsidiyası 2026, AGR-2026-7K3P9QXM",
+                "reference": "AGR-2026-7K3P9QXM/CASH",
+            },
+            headers={**agency, "Idempotency-Key": str(uuid.uuid4())},
+        )
+    )
+    assert (refused["status"], refused["failureReason"], refused["attempt"]) == (
+        "PAYOUT_STATUS_FAILED",
+        "ACCOUNT_CLOSED",
+        1,
+    )
+    payout_id = refused["payoutId"]
+    retried = json_of(
+        await stack.http.post(
+            f"/v1/payouts/{payout_id}:retry",
+            json={"destination": {"iban": SANDBOX_PAID_IBAN}},
+            headers={**agency, "Idempotency-Key": str(uuid.uuid4())},
+        )
+    )
+    assert (retried["status"], retried["attempt"], retried["destination"]) == (
+        "PAYOUT_STATUS_SENT",
+        2,
+        {"iban": SANDBOX_PAID_IBAN},
+    )
+    mine = json_of(
+        await stack.http.get(f"/v1/payouts/{payout_id}", headers=bearer(payouts.citizen(CITIZEN_FIN)))
+    )
+    assert mine["amount"] == {"minorUnits": "47500", "currencyCode": "AZN"}
+    assert (
+        error_of(
+            await stack.http.get(f"/v1/payouts/{payout_id}", headers=bearer(payouts.citizen("7QW2E4R")))
+        ).http_status
+        == 404
+    )
+    listed = json_of(
+        await stack.http.get("/v1/payouts", params={"status": "PAYOUT_STATUS_SENT"}, headers=agency)
+    )
+    assert [p["payoutId"] for p in listed["payouts"]] == [payout_id]

@@ -120,7 +120,7 @@ def test_routes_match_the_most_specific_template_first() -> None:
 
 def test_the_payment_routes_are_those_that_test_payment_routes_drives() -> None:
     """A route added to the payment contract is served at once; this fails until a test of it
-    is added to test_payment_routes.py and the route here."""
+    is added to test_payment_routes.py (bills: test_bill_routes.py) and the route here."""
     served = {
         (b.http_method, b.route)
         for b in bindings_of(Contracts.installed().services)
@@ -137,7 +137,17 @@ def test_the_payment_routes_are_those_that_test_payment_routes_drives() -> None:
         ("POST", "/v1/payments/{payment_id}:refund"),
         ("GET", "/v1/payments/{payment_id}/receipt"),
         ("GET", "/v1/dailySummaries/{date}"),
+        ("POST", "/v1/payouts"),
+        ("GET", "/v1/payouts/{payout_id}"),
+        ("GET", "/v1/payouts"),
+        ("POST", "/v1/payouts/{payout_id}:retry"),
         ("GET", "/v1/paymentAuditRecords"),
+        ("POST", "/v1/bills"),
+        ("GET", "/v1/bills/{bill_id}"),
+        ("GET", "/v1/bills"),
+        ("POST", "/v1/bills/{bill_id}:cancel"),
+        ("POST", "/v1/bills:pay"),
+        ("GET", "/v1/agencies/{agency_code}/billSummary"),
     }
 
 

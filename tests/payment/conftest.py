@@ -10,6 +10,7 @@ import pytest
 
 from asan.payment.v1 import payment_service_pb2_grpc
 from services.payment.acquirer import SandboxAcquirer
+from tests.payment.bill_builders import BillStub, bill_stub
 from tests.payment.builders import Callers, payment_service
 from tests.support.servers import RunningService
 
@@ -33,3 +34,8 @@ def callers(payment: RunningService) -> Callers:
 @pytest.fixture
 def stub(payment: RunningService) -> payment_service_pb2_grpc.PaymentServiceAsyncStub:
     return payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
+
+
+@pytest.fixture
+def bills(payment: RunningService) -> BillStub:
+    return bill_stub(payment)

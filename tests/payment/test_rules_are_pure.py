@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PAYMENT = Path(__file__).resolve().parents[2] / "services" / "payment"
-RULES = ("states", "money", "catalogue", "cards", "refund_rules")
+RULES = ("states", "money", "catalogue", "cards", "refund_rules", "bill_rules", "payout_states")
 # What a rule may import beyond the standard library: other rules, the card check digit, and
 # the runtime's error types, field-violation collector and identifier shapes.
 ALLOWED = {

@@ -121,7 +121,10 @@ def test_a_year_whose_lunar_holidays_are_unknown_is_refused() -> None:
 MIGRATION = '''
 """A service's calendar: the holiday table, seeded with 2026 and 2027."""
 
-from services.runtime.holidays import create_holiday_table, seed_holidays
+import sqlalchemy as sa
+from alembic import op
+
+from services.runtime.holidays import seed_holidays
 
 revision = "0001"
 down_revision = None
@@ -130,7 +133,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_holiday_table()
+    op.create_table(
+        "holidays",
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("year", sa.Integer(), nullable=False, index=True),
+        sa.Column("name", sa.String(200), nullable=False),
+    )
     seed_holidays([2026, 2027])
 
 

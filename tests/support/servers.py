@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import grpc
 
 from services.runtime.auth import PrincipalKind
-from services.runtime.config import AuthConfig, ServiceConfig
+from services.runtime.config import AuthConfig, ServiceConfig, TlsConfig
 from services.runtime.migrations import upgrade
 from services.runtime.server import ServiceDefinition, ServiceServer
+from services.runtime.tls import open_channel
 from services.runtime.tokens import ensure_keypair, mint
 
 
@@ -63,15 +64,19 @@ def test_config(definition: ServiceDefinition, database_url: str) -> ServiceConf
 
 @asynccontextmanager
 async def running_service(
-    definition: ServiceDefinition, database_url: str, config: ServiceConfig | None = None
+    definition: ServiceDefinition,
+    database_url: str,
+    config: ServiceConfig | None = None,
+    channel_tls: TlsConfig | None = None,
 ) -> AsyncIterator[RunningService]:
-    """Migrates the database, starts the service on a free port and yields a channel to it."""
+    """Migrates the database, starts the service on a free port and yields a channel to it
+    (plaintext, or TLS with the client certificate of `channel_tls`)."""
     config = config or test_config(definition, database_url)
     ensure_keypair(config.auth)
     upgrade(database_url, definition.migrations)
     server = ServiceServer(definition, config)
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = open_channel(f"127.0.0.1:{server.port}", channel_tls)
     try:
         yield RunningService(server, channel, config.auth, database_url)
     finally:

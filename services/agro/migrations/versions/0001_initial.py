@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from services.runtime.holidays import create_holiday_table, seed_holidays
-from services.runtime.migrations import create_runtime_tables
+from services.runtime.holidays import seed_holidays
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -49,8 +48,55 @@ HOLIDAY_YEARS = (2026, 2027)
 
 
 def upgrade() -> None:
-    create_runtime_tables()
-    create_holiday_table()
+    # The runtime's tables (services.runtime.tables) as they were when this revision was written.
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "position",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("envelope", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("published_at", Timestamp, nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("set_aside_at", Timestamp, nullable=True),
+        sa.Column("last_error", sa.String(500), nullable=True),
+        sa.PrimaryKeyConstraint("position", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    )
+    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "position"])
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(100), nullable=False),
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("received_at", Timestamp, nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+    )
+    op.create_index("ix_inbox_received_at", "inbox", ["received_at"])
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.String(300), server_default="", nullable=False),
+        sa.Column("request_id", sa.String(36), nullable=False),
+        sa.Column("method", sa.String(200), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("response", sa.LargeBinary(), nullable=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.PrimaryKeyConstraint("scope", "request_id", name=op.f("pk_idempotency_keys")),
+    )
+    op.create_index(op.f("ix_idempotency_keys_created_at"), "idempotency_keys", ["created_at"])
+    op.create_table(
+        "holidays",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_holidays")),
+    )
+    op.create_index(op.f("ix_holidays_year"), "holidays", ["year"])
     coefficients = op.create_table(
         "coefficients",
         sa.Column("season_year", sa.Integer(), nullable=False),

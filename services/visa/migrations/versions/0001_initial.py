@@ -12,8 +12,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from services.runtime.holidays import create_holiday_table, seed_holidays
-from services.runtime.migrations import create_runtime_tables
+from services.runtime.holidays import seed_holidays
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -69,7 +68,44 @@ HOLIDAY_YEARS = (2026, 2027)
 
 
 def upgrade() -> None:
-    create_runtime_tables()
+    # The runtime's tables as services.runtime.tables defined them when this revision was
+    # written; later revisions change them (scope, set-aside columns, the inbox index).
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "position",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("envelope", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("published_at", Timestamp, nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("position", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    )
+    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "position"])
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(100), nullable=False),
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("received_at", Timestamp, nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+    )
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("request_id", sa.String(36), nullable=False),
+        sa.Column("method", sa.String(200), nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("response", sa.LargeBinary(), nullable=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_idempotency_keys")),
+    )
+    op.create_index(op.f("ix_idempotency_keys_created_at"), "idempotency_keys", ["created_at"])
     countries = op.create_table(
         "country_policies",
         sa.Column("country_code", sa.String(3), nullable=False),
@@ -82,7 +118,14 @@ def upgrade() -> None:
         sa.Column("changed_by", sa.String(100), nullable=False),
         sa.PrimaryKeyConstraint("country_code", "version", name=op.f("pk_country_policies")),
     )
-    create_holiday_table()
+    op.create_table(
+        "holidays",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_holidays")),
+    )
+    op.create_index(op.f("ix_holidays_year"), "holidays", ["year"])
     watchlist = op.create_table(
         "watchlist",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),

@@ -1,7 +1,7 @@
 """An index on inbox.received_at, for the runtime's retention purge (rows deleted by age).
 
-A database created since has it already, since revision 0001 creates the runtime tables as
-services.runtime.tables defines them now; hence IF NOT EXISTS.
+IF NOT EXISTS: until revision 0001 stated its own tables, it created the runtime tables as
+services.runtime.tables defined them at the time, so a database made by it since has the index.
 
 Revision ID: 0002
 Revises: 0001

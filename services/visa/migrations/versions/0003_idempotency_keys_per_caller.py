@@ -18,8 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Revision 0001 creates the runtime tables as services.runtime.tables defines them now:
-    # a database made since has the scope already.
+    # Until revision 0001 stated its own tables, it created the runtime tables as
+    # services.runtime.tables defined them at the time: a database made by it since has the scope.
     if "scope" in {column["name"] for column in sa.inspect(op.get_bind()).get_columns("idempotency_keys")}:
         return
     with op.batch_alter_table("idempotency_keys", recreate="always") as batch:

@@ -2,8 +2,8 @@
 fault of its own, after its last attempt, and goes on with the rows after it
 (services.runtime.events).
 
-A database created since has them already, since revision 0001 creates the runtime tables as
-services.runtime.tables defines them now; hence only where missing.
+Only where missing: until revision 0001 stated its own tables, it created the runtime tables
+as services.runtime.tables defined them at the time, so a database made by it since has them.
 
 Revision ID: 0005
 Revises: 0004
@@ -12,7 +12,8 @@ Create Date: 2026-11-29
 
 from collections.abc import Sequence
 
-from services.runtime.migrations import add_outbox_set_aside_columns, drop_outbox_set_aside_columns
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -21,8 +22,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_outbox_set_aside_columns()
+    present = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("outbox")}
+    with op.batch_alter_table("outbox") as outbox:
+        if "set_aside_at" not in present:
+            outbox.add_column(sa.Column("set_aside_at", sa.DateTime(timezone=True), nullable=True))
+        if "last_error" not in present:
+            outbox.add_column(sa.Column("last_error", sa.String(500), nullable=True))
 
 
 def downgrade() -> None:
-    drop_outbox_set_aside_columns()
+    with op.batch_alter_table("outbox") as outbox:
+        outbox.drop_column("last_error")
+        outbox.drop_column("set_aside_at")

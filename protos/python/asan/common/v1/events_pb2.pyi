@@ -33,6 +33,8 @@ class EventEnvelope(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     CORRELATION_ID_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
+    TRACESTATE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique id of this event (a UUID), stable across redeliveries."""
     source: _builtins.str
@@ -41,6 +43,13 @@ class EventEnvelope(_message.Message):
     """Short event type, the message name of the payload, for example "PaymentSucceeded"."""
     correlation_id: _builtins.str
     """Correlation id of the request that caused the event (the `x-request-id`)."""
+    traceparent: _builtins.str
+    """W3C trace context (`traceparent` header value) of the operation that wrote the event to
+    the outbox, so that its publish and its consumers continue that trace; empty when the
+    producer traced nothing.
+    """
+    tracestate: _builtins.str
+    """W3C `tracestate` that goes with `traceparent`; usually empty."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When the state change that the event reports was committed (UTC)."""
@@ -58,10 +67,12 @@ class EventEnvelope(_message.Message):
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         correlation_id: _builtins.str = ...,
         payload: _any_pb2.Any | None = ...,
+        traceparent: _builtins.str = ...,
+        tracestate: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["correlation_id", b"correlation_id", "event_id", b"event_id", "event_type", b"event_type", "occurred_at", b"occurred_at", "payload", b"payload", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["correlation_id", b"correlation_id", "event_id", b"event_id", "event_type", b"event_type", "occurred_at", b"occurred_at", "payload", b"payload", "source", b"source", "traceparent", b"traceparent", "tracestate", b"tracestate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

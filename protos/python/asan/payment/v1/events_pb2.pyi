@@ -5,7 +5,9 @@ isort:skip_file
 
 from asan.common.v1 import identifiers_pb2 as _identifiers_pb2
 from asan.common.v1 import money_pb2 as _money_pb2
+from asan.payment.v1 import bill_pb2 as _bill_pb2
 from asan.payment.v1 import payment_pb2 as _payment_pb2
+from asan.payment.v1 import payouts_pb2 as _payouts_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -259,3 +261,253 @@ class LateChargeRefunded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LateChargeRefunded: _TypeAlias = LateChargeRefunded  # noqa: Y015
+
+@_typing.final
+class PayoutPaid(_message.Message):
+    """A payout reached the beneficiary's account or card. The paying agency marks what it paid
+    (agro: the subsidy's leg), matching its own `request_id`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    BENEFICIARY_FIN_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    PAID_TIME_FIELD_NUMBER: _builtins.int
+    payout_id: _builtins.str
+    """Id of the payout."""
+    create_request_id: _builtins.str
+    """The `request_id` of the CreatePayout that made it: the agency's own key of what it paid."""
+    agency_code: _builtins.str
+    """The paying agency."""
+    reference: _builtins.str
+    """The agency's reference."""
+    beneficiary_fin: _builtins.str
+    """FIN of the citizen paid."""
+    attempt: _builtins.int
+    """The attempt that paid it (1, then one more per RetryPayout)."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount paid."""
+
+    @_builtins.property
+    def paid_time(self) -> _timestamp_pb2.Timestamp:
+        """When the bank settled it (UTC)."""
+
+    def __init__(
+        self,
+        *,
+        payout_id: _builtins.str = ...,
+        create_request_id: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        beneficiary_fin: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        attempt: _builtins.int = ...,
+        paid_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "paid_time", b"paid_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "amount", b"amount", "attempt", b"attempt", "beneficiary_fin", b"beneficiary_fin", "create_request_id", b"create_request_id", "paid_time", b"paid_time", "payout_id", b"payout_id", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutPaid: _TypeAlias = PayoutPaid  # noqa: Y015
+
+@_typing.final
+class PayoutFailed(_message.Message):
+    """An attempt of a payout failed at the bank, or its money came back (RETURNED). The agency
+    may retry it (RetryPayout); an event of an earlier attempt than the agency's last is stale.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    BENEFICIARY_FIN_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    RETRYABLE_FIELD_NUMBER: _builtins.int
+    FAIL_TIME_FIELD_NUMBER: _builtins.int
+    payout_id: _builtins.str
+    """Id of the payout."""
+    create_request_id: _builtins.str
+    """The `request_id` of the CreatePayout that made it: the agency's own key of what it paid."""
+    agency_code: _builtins.str
+    """The paying agency."""
+    reference: _builtins.str
+    """The agency's reference."""
+    beneficiary_fin: _builtins.str
+    """FIN of the citizen it was for."""
+    attempt: _builtins.int
+    """The attempt that failed."""
+    status: _payouts_pb2.PayoutStatus.ValueType
+    """FAILED or RETURNED."""
+    failure_reason: _builtins.str
+    """Why, as Payout.failure_reason."""
+    retryable: _builtins.bool
+    """Whether sending it again unchanged may succeed."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount not paid."""
+
+    @_builtins.property
+    def fail_time(self) -> _timestamp_pb2.Timestamp:
+        """When (UTC)."""
+
+    def __init__(
+        self,
+        *,
+        payout_id: _builtins.str = ...,
+        create_request_id: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        beneficiary_fin: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        attempt: _builtins.int = ...,
+        status: _payouts_pb2.PayoutStatus.ValueType = ...,
+        failure_reason: _builtins.str = ...,
+        retryable: _builtins.bool = ...,
+        fail_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "fail_time", b"fail_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "amount", b"amount", "attempt", b"attempt", "beneficiary_fin", b"beneficiary_fin", "create_request_id", b"create_request_id", "fail_time", b"fail_time", "failure_reason", b"failure_reason", "payout_id", b"payout_id", "reference", b"reference", "retryable", b"retryable", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutFailed: _TypeAlias = PayoutFailed  # noqa: Y015
+
+@_typing.final
+class BillIssued(_message.Message):
+    """An agency issued a bill to a person."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill as issued."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillIssued: _TypeAlias = BillIssued  # noqa: Y015
+
+@_typing.final
+class BillDueSoon(_message.Message):
+    """A bill's due date is 3 days away and it is still unpaid: a reminder, sent once
+    per bill (not for a bill issued less than 3 days before its due date).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, unpaid."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillDueSoon: _TypeAlias = BillDueSoon  # noqa: Y015
+
+@_typing.final
+class BillOverdue(_message.Message):
+    """A bill was not paid by the end of its due date and is now OVERDUE. Sent once
+    per bill.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, OVERDUE."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillOverdue: _TypeAlias = BillOverdue  # noqa: Y015
+
+@_typing.final
+class BillSettled(_message.Message):
+    """A bill was paid: the payment named by `bill.payment_id` succeeded. In the same
+    transaction as the payment's PaymentSucceeded.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, PAID."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillSettled: _TypeAlias = BillSettled  # noqa: Y015
+
+@_typing.final
+class BillCancelled(_message.Message):
+    """The agency cancelled an unpaid bill."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BILL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def bill(self) -> _bill_pb2.Bill:
+        """The bill, CANCELLED, with its `cancel_reason`."""
+
+    def __init__(
+        self,
+        *,
+        bill: _bill_pb2.Bill | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bill", b"bill"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillCancelled: _TypeAlias = BillCancelled  # noqa: Y015
