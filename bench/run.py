@@ -18,7 +18,7 @@ Load generators, each cheaper than what it measures or shown against its own cei
 - HTTP: `wrk` (Debian's package; installed by the script when missing and running as root),
   one thread and 50 keep-alive connections; its ceiling is the bare uvicorn row.
 - gRPC with a C client: `h2load` (Debian's nghttp2-client), for the rows where the Python
-  client would be the limit (a service on both cores): gRPC frames over HTTP/2, four
+  client would be the limit (a service on both cores): gRPC frames over HTTP/2, 16
   connections, so that SO_REUSEPORT spreads them over the processes. Every h2load row is
   checked with one grpc.aio call of the same bytes first.
 - the mixed workload: a minimal keep-alive HTTP/1.1 client on asyncio streams (creates, reads
@@ -186,7 +186,9 @@ def grpc_frame(message: bytes) -> bytes:
 def h2load_load(
     url: str, body_file: Path, headers: dict[str, str], seconds: float, inflight: int, *, log_file: Path
 ) -> Measurement:
-    connections = 4
+    # Enough connections that SO_REUSEPORT's hash spreads them evenly over the processes
+    # (with 4, one process often got 3 of them).
+    connections = 16
     command = [
         "h2load",
         "-t1",
