@@ -106,3 +106,10 @@ run-prometheus:
 	@command -v prometheus >/dev/null || { echo "prometheus is not installed (Debian: apt-get install prometheus)."; exit 1; }
 	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=var/prometheus \
 		--web.listen-address=127.0.0.1:9090
+
+## The benchmark of bench/run.py: the suite's processes against a bare gRPC echo, one table.
+## BENCH_ARGS=--quick for a run of about a minute.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: install
+	$(PY) bench/run.py $(BENCH_ARGS)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, inspect, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.payment.access import can_see, not_found, visible_payments
@@ -39,6 +41,22 @@ def visible_payment(
 ) -> PaymentRow:
     """The payment, if `principal` may see it; NOT_FOUND otherwise, the same as for no payment."""
     payment = payment_for_update(session, payment_id) if for_update else session.get(PaymentRow, payment_id)
+    if payment is None or not can_see(principal, payment):
+        raise not_found(payment_id)
+    return payment
+
+
+# The payments table's columns under PaymentRow's attribute names (column `metadata` is
+# `caller_metadata`), so that a Core row reads as the ORM object does: a read without a session.
+_PAYMENT_BY_ID = select(
+    *(attribute.columns[0].label(attribute.key) for attribute in inspect(PaymentRow).column_attrs)
+).where(PaymentRow.id == bindparam("payment_id"))
+
+
+def read_visible_payment(connection: Connection, principal: Principal, payment_id: str) -> PaymentRow:
+    """`visible_payment` for a read (Database.read): a Core row with PaymentRow's attributes."""
+    row = connection.execute(_PAYMENT_BY_ID, {"payment_id": payment_id}).first()
+    payment = cast(PaymentRow, row)  # read only, by the same attribute names
     if payment is None or not can_see(principal, payment):
         raise not_found(payment_id)
     return payment

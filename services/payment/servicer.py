@@ -126,8 +126,8 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
         violations = Violations()
         requests.check_payment_id(violations, request.payment_id)
         violations.raise_if_any()
-        return await self.database.run(
-            lambda s: payment_message(queries.visible_payment(s, principal, request.payment_id))
+        return await self.database.read(
+            lambda c: payment_message(queries.read_visible_payment(c, principal, request.payment_id))
         )
 
     async def ListPayments(

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +296,8 @@ class VerificationKeys:
         self.reread_seconds = reread_seconds
         self._state = _state_of(source) if source else None
         self._looked_at = time.monotonic()
+        # Goes up whenever the keys change: what was verified with the old ones is forgotten.
+        self.generation = 0
 
     @classmethod
     def from_path(cls, path: Path, reread_seconds: float = KEYS_REREAD_SECONDS) -> VerificationKeys:
@@ -306,13 +309,13 @@ class VerificationKeys:
 
     def candidates(self, kid: str | None) -> list[RSAPublicKey]:
         """The key a token's `kid` names (none if unknown); every key for a token without one."""
-        self._reread_if_changed()
+        self.reread_if_changed()
         if kid is None:
             return list(self._keys.values())
         key = self._keys.get(kid)
         return [key] if key is not None else []
 
-    def _reread_if_changed(self) -> None:
+    def reread_if_changed(self) -> None:
         now = time.monotonic()
         if self.source is None or now - self._looked_at < self.reread_seconds:
             return
@@ -327,6 +330,7 @@ class VerificationKeys:
             log.warning("cannot read the token verification keys; keeping the previous ones", exc_info=True)
             return
         self._keys, self._state = keys, state
+        self.generation += 1
         log.info("token verification keys read again", extra={"key_ids": sorted(keys)})
 
 
@@ -343,8 +347,17 @@ def _state_of(source: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(state)
 
 
+# Tokens remembered once verified: a busy caller sends the same token call after call.
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class TokenVerifier:
-    """Verifies access tokens against the login service's public keys."""
+    """Verifies access tokens against the login service's public keys.
+
+    A token that verified is remembered (at most `cache_size` of them, the least recently used
+    forgotten first) until its `exp`, so that an RS256 check is made once per token rather than
+    once per call. Past `exp`, within the leeway, the token is verified again as any other;
+    refusals are never remembered, and every key change forgets them all."""
 
     def __init__(
         self,
@@ -352,6 +365,7 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: int = 30,
+        cache_size: int = VERIFIED_CACHE_SIZE,
     ) -> None:
         if isinstance(public_keys, bytes):  # one PEM key
             key = rsa_public_key(public_keys)
@@ -360,6 +374,10 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway_seconds = leeway_seconds
+        self.cache_size = cache_size
+        # token -> (principal, exp); valid for the key generation `_cached_generation`.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cached_generation = public_keys.generation
 
     @classmethod
     def from_config(cls, cfg: AuthConfig) -> TokenVerifier:
@@ -389,6 +407,30 @@ class TokenVerifier:
         """The principal the token names; raises Unauthenticated if it is not valid now."""
         if not token:
             raise unauthenticated(TokenRejection.MISSING)
+        self.keys.reread_if_changed()
+        if self.keys.generation != self._cached_generation:
+            self._verified.clear()
+            self._cached_generation = self.keys.generation
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires_at = cached
+            if time.time() < expires_at:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires_at = self._verify_signed(token)
+        self._verified[token] = (principal, expires_at)
+        if len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    @property
+    def remembered(self) -> int:
+        """How many verified tokens are remembered."""
+        return len(self._verified)
+
+    def _verify_signed(self, token: str) -> tuple[Principal, float]:
+        """The principal and the `exp` of a token, by its signature and claims."""
         try:
             # Structure first, so that MALFORMED means "not a JWS at all" and a signed token
             # with bad contents counts as INVALID.
@@ -417,7 +459,7 @@ class TokenVerifier:
                 raise unauthenticated(TokenRejection.NOT_YET_VALID) from None
             except jwt.InvalidTokenError:
                 raise unauthenticated(TokenRejection.INVALID) from None
-            return principal_from_claims(claims)
+            return principal_from_claims(claims), float(claims["exp"])
         # No trusted key signed it: a forgery, or a key retired (or not yet published).
         raise unauthenticated(TokenRejection.INVALID)
 

@@ -35,6 +35,11 @@ def main(service: str, definition_path: str, workers_path: str, argv: list[str] 
         # Replace this process with the eventlet worker host, patched before any import.
         os.execv(sys.executable, [sys.executable, "-m", "services.runtime.workers", workers_path])  # noqa: S606
 
+    if args.command == "serve":
+        from services.runtime.processes import serve_on_every_core
+
+        # Before the service is imported: the supervisor of several processes needs none of it.
+        serve_on_every_core(["-m", f"services.{service}", "serve"])
     definition = _load_definition(definition_path)
     if args.command == "migrate":
         from services.runtime.config import ServiceConfig

@@ -182,6 +182,12 @@ class RetentionConfig:
         return config
 
 
+def _metrics_port(port: int, process_index: int | None) -> int:
+    """The metrics port of one of several processes: its own, after the configured one (0, any
+    free port, stays 0)."""
+    return port + process_index if port and process_index else port
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """Settings of one service process; `<SERVICE>_` variables override the defaults."""
@@ -203,6 +209,9 @@ class ServiceConfig:
     health_probe_seconds: float
     auth: AuthConfig
     retention: RetentionConfig
+    # One of several processes of the service on one port (services.runtime.processes): the
+    # gRPC port is shared (SO_REUSEPORT), the metrics port is the configured one + the index.
+    process_index: int | None = None
     # TLS, mutual: None only when ASAN_TLS=off (services.runtime.tls).
     tls: TlsConfig | None = None
     # The names (in their certificates) of the callers it takes calls from, when TLS is on:
@@ -215,12 +224,14 @@ class ServiceConfig:
     @classmethod
     def from_env(cls, service: str, grpc_port: int, metrics_port: int) -> ServiceConfig:
         prefix = service.upper()
+        index = env_int("ASAN_PROCESS_INDEX", -1)
+        process_index = index if index >= 0 else None
         return cls(
             service=service,
             database_url=database_url(service),
             grpc_host=env_str(f"{prefix}_GRPC_HOST", "[::]"),
             grpc_port=env_int(f"{prefix}_GRPC_PORT", grpc_port),
-            metrics_port=env_int(f"{prefix}_METRICS_PORT", metrics_port),
+            metrics_port=_metrics_port(env_int(f"{prefix}_METRICS_PORT", metrics_port), process_index),
             amqp_uri=env_str("AMQP_URI", "memory://"),
             grace_seconds=env_float("ASAN_SHUTDOWN_GRACE_SECONDS", 10.0),
             drain_seconds=env_float("ASAN_SHUTDOWN_DRAIN_SECONDS", 5.0),
@@ -229,6 +240,7 @@ class ServiceConfig:
             health_probe_seconds=env_float("ASAN_HEALTH_PROBE_SECONDS", 5.0),
             auth=AuthConfig.from_env(),
             retention=RetentionConfig.from_env(),
+            process_index=process_index,
             tls=TlsConfig.from_env(),
             allowed_callers=env_names(f"{prefix}_ALLOWED_CALLERS", "gateway"),
             probe_port=env_int("ASAN_PROBE_PORT", -1) if os.environ.get("ASAN_PROBE_PORT") else None,

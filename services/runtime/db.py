@@ -2,15 +2,25 @@
 
 Service code is synchronous SQLAlchemy; the gRPC servicers (asyncio) call
 `await database.run(unit_of_work)`, which runs the unit of work in one transaction on
-a small thread pool, so that the event loop never waits on the database. The event
-worker (nameko, eventlet) uses `database.transaction()` directly.
+a small thread pool, so that the event loop never waits on the database. A read that changes
+nothing calls `await database.read(read)` instead: Core statements on a connection, no ORM
+session, no write transaction (a deferred BEGIN on SQLite, no BEGIN IMMEDIATE; autocommit
+statements on PostgreSQL, no BEGIN and COMMIT round trips). The event worker (nameko,
+eventlet) uses `database.transaction()` directly.
+
+Connections: as many as threads, opened when the server starts (`warm`) and kept. On
+PostgreSQL a connection idle for IDLE_PING_SECONDS is pinged before it is used again, one
+in steady use is not: a dead one fails its call (UNAVAILABLE, retryable) and the pool then
+replaces every connection older than the failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,7 +42,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -65,24 +75,52 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+# A PostgreSQL connection idle for longer is pinged before it is used again.
+IDLE_PING_SECONDS = 2.0
+# Execution option of the connections `Database.read` uses.
+_READ_ONLY = "asan_read_only"
+
+
 def create_database_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
     """An engine with the settings every service wants: WAL and serialised writers on SQLite,
-    pre-ping on PostgreSQL."""
+    idle connections pinged on PostgreSQL. The pool keeps `pool_size` connections (and opens
+    as many again for a burst, closed when returned)."""
     url = make_url(url)
     if is_sqlite(url):
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=pool_size)
         _configure_sqlite(engine)
         return engine
     # A bounded connect, so that a partitioned database makes health NOT_SERVING instead of hanging it.
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args={"connect_timeout": 5},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping costs a round trip on every checkout; a connection in steady use
+    needs none (SQLAlchemy's recipe for pessimistic disconnects, on idle connections only)."""
+
+    @event.listens_for(engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool replaces the connection and tries again.
+            raise DisconnectionError(f"an idle connection no longer answers: {error}") from error
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -98,7 +136,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def on_begin(connection: Any) -> None:
+    def on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_READ_ONLY):
+            # A read takes no lock: in WAL mode it reads a snapshot while a writer goes on.
+            connection.exec_driver_sql("BEGIN")
+            return
         # Take the write lock up front: two deferred transactions that both read and then
         # write would fail with "database is locked" instead of waiting their turn.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -125,8 +167,9 @@ transaction_observer: ContextVar[TransactionObserver | None] = ContextVar(
 class Database:
     """A service's database: engine, sessions and the threads that run them."""
 
-    def __init__(self, url: str | URL, *, threads: int = 8) -> None:
+    def __init__(self, url: str | URL, *, threads: int = 4) -> None:
         self.url = make_url(url)
+        self.threads = threads
         self.engine = create_database_engine(self.url, pool_size=threads)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
@@ -170,6 +213,40 @@ class Database:
         context = contextvars.copy_context()
         call = functools.partial(context.run, self.run_sync, unit_of_work)
         return await loop.run_in_executor(self._executor, call)
+
+    def read_sync(self, read: Callable[[Connection], T]) -> T:
+        """`read(connection)` without a write transaction: Core statements that change nothing.
+        An audited call (a transaction observer is set) reads in a transaction of `run`
+        instead, since its audit record is written in the transaction of its read."""
+        if transaction_observer.get() is not None:
+            return self.run_sync(lambda session: read(session.connection()))
+        with self.engine.connect() as connection:
+            if self.is_postgresql:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                connection.execution_options(**{_READ_ONLY: True})
+            result = read(connection)
+            if connection.in_transaction():
+                connection.rollback()  # a read has nothing to commit
+            return result
+
+    async def read(self, read: Callable[[Connection], T]) -> T:
+        """Runs `read(connection)` on the database threads (see `read_sync`)."""
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(
+            self._executor, functools.partial(context.run, self.read_sync, read)
+        )
+
+    def warm(self) -> None:
+        """Opens the pool's connections now rather than on the first calls; quietly does
+        nothing more when the database does not answer (health says so)."""
+        with contextlib.ExitStack() as opened:
+            for _ in range(self.threads):
+                try:
+                    opened.enter_context(self.engine.connect())
+                except Exception:
+                    return
 
     async def run_retrying_on_conflict(self, unit_of_work: Callable[[Session], T]) -> T:
         """`run`, once more if a unique key was taken meanwhile: for a unit that reads a key and

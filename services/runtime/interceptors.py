@@ -1,21 +1,29 @@
-"""Server interceptors: the shutdown gate, correlation id and access log, Prometheus metrics,
-errors, authentication.
+"""The server interceptor of every service: the shutdown gate, correlation id and access log,
+Prometheus metrics, errors and authentication, in one layer bound once per method.
 
-Order (outermost first): gate → correlation → metrics → errors → auth → handler. The metrics
-see the final status code; the error interceptor turns ServiceError (auth included) into
-a `google.rpc.Status` with details, the database out of reach into UNAVAILABLE and anything
-unexpected into a bare INTERNAL. The gate, once closed by a stopping server, answers new calls
-UNAVAILABLE before any of the others runs.
+What a call goes through, in this order: the gate (once closed by a stopping server, new unary
+calls are answered UNAVAILABLE before anything else runs); the method and the correlation id
+made known to the call's code; the token verified (ServiceInterceptor.authenticate); the
+servicer; errors turned into statuses (ServiceError, auth included, into a `google.rpc.Status`
+with details, the database out of reach into UNAVAILABLE, anything unexpected into a bare
+INTERNAL); then, with the final status code, the metrics and the access log line
+(ServiceInterceptor.finish, the one place where whatever is observed per call is recorded).
+
+Everything that depends only on the method (its metric children, whether it is open without
+a token, the wrapped handler) is worked out when the method is first called, not per call.
+A concern of its own (the audit, services.runtime.audit) is an `_Interceptor` inside this
+one, bound the same way, and adds no layer to the methods it has nothing to do with.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeAlias, TypeVar
 
 import grpc
@@ -51,7 +59,7 @@ if TYPE_CHECKING:  # at run time these classes are not subscriptable
     Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
     Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
-# What an interceptor works out once per method.
+# What a generic interceptor works out once per method.
 F = TypeVar("F")
 
 # What a caller's x-request-id may be before it is echoed and logged; anything else is replaced.
@@ -111,6 +119,19 @@ def metadata_value(context: Context, key: str) -> str | None:
     return None
 
 
+def _call_metadata(context: Context) -> tuple[str | None, str | None, str | None]:
+    """The caller's x-request-id, authorization and traceparent, in one pass over the metadata."""
+    request_id = authorization = traceparent = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            request_id = value.decode() if isinstance(value, bytes) else value
+        elif key == "authorization":
+            authorization = value.decode() if isinstance(value, bytes) else value
+        elif key == "traceparent":
+            traceparent = value.decode() if isinstance(value, bytes) else value
+    return request_id, authorization, traceparent
+
+
 def wrap_handler(
     handler: Handler,
     around: Callable[[Callable[[Any], Awaitable[Any]], Any, Context], Awaitable[Any]],
@@ -139,8 +160,9 @@ def wrap_handler(
 
 
 class _Interceptor(grpc.aio.ServerInterceptor, Generic[F]):
-    """An interceptor whose per-method facts (`bind_method`: metric children, whether a method is
-    open) and wrapped handler are made once, when a method is first called, not on every call."""
+    """An interceptor of its own concern beside ServiceInterceptor (the audit), whose per-method
+    facts (`bind_method`) and wrapped handler are made once, when a method is first called, not
+    on every call. A method whose facts are None is passed through unwrapped."""
 
     def __init__(self) -> None:
         # method -> (the handler it wrapped, the wrapped handler)
@@ -170,6 +192,8 @@ class _Interceptor(grpc.aio.ServerInterceptor, Generic[F]):
             # are only checked for a token where needed, not timed or counted.
             return self.wrap_stream(handler, method)
         facts = self.bind_method(method, handler)
+        if facts is None:
+            return handler  # nothing to do for this method: no layer on its calls
 
         async def around(call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context) -> Any:
             return await self.around(call_next, request, context, facts)
@@ -195,12 +219,12 @@ class _Status(grpc.Status):
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
-class ShutdownGate(grpc.aio.ServerInterceptor):
-    """Open, it passes every call on untouched (nothing is wrapped). Closed (`close()`, by a
-    stopping server), it answers each new unary call UNAVAILABLE without starting it, with a
-    RetryInfo and gRPC's `grpc-retry-pushback-ms`, so that a client's retry policy tries
-    again after the server has gone (and its connection with it). Health and other streaming
-    methods still pass: probes must read NOT_SERVING, not an error."""
+class ShutdownGate:
+    """Open, it lets every call through. Closed (`close()`, by a stopping server), it answers
+    each new unary call UNAVAILABLE without starting it, with a RetryInfo and gRPC's
+    `grpc-retry-pushback-ms`, so that a client's retry policy tries again after the server has
+    gone (and its connection with it). Health and other streaming methods still pass: probes
+    must read NOT_SERVING, not an error. ServiceInterceptor asks it first, on every call."""
 
     def __init__(self, service: str, retry_after_seconds: float) -> None:
         self.retry_after_seconds = retry_after_seconds
@@ -216,17 +240,10 @@ class ShutdownGate(grpc.aio.ServerInterceptor):
     def close(self) -> None:
         self.is_open = False
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if self.is_open or handler is None or handler.response_streaming or handler.request_streaming:
-            return handler
-        return self._refusal(handler)
+    def refuses(self, handler: Handler) -> bool:
+        return not self.is_open and not handler.response_streaming and not handler.request_streaming
 
-    def _refusal(self, handler: Handler) -> Handler:
+    def refusal(self, handler: Handler) -> Handler:
         async def refuse(request: Any, context: Context) -> Any:
             self.refused += 1
             await _abort(context, self._status, self.retry_after_seconds)
@@ -236,69 +253,10 @@ class ShutdownGate(grpc.aio.ServerInterceptor):
         )
 
 
-class CorrelationInterceptor(_Interceptor[str]):
-    """Takes `x-request-id` from the caller (or makes one), returns it, and logs each call.
-    Being outermost, it also makes the method known to the call's code (`grpc_method_var`).
-
-    The id goes back in the response headers with the answer (or with a final error, by
-    ErrorInterceptor), not as the call starts: a client may retry a call only while it has
-    received no headers (gRFC A6), and any call may yet end UNAVAILABLE, whose id travels in
-    the trailers instead."""
-
-    def bind_method(self, method: str, handler: Handler) -> str:
-        return method
-
-    async def around(
-        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: str
-    ) -> Any:
-        method = facts
-        grpc_method_var.set(method)
-        offered = metadata_value(context, "x-request-id")
-        correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
-        correlation_id_var.set(correlation_id)
-        trace_id_var.set(trace_id_of(metadata_value(context, "traceparent")))
-        started = time.perf_counter()
-        try:
-            if tracing.SETUP.tracer is None:  # tracing hook: a SERVER span around the call when on
-                response = await call_next(request)
-            else:
-                response = await tracing.server_call(method, context, call_next, request)
-            await _send_request_id(context)
-            return response
-        finally:
-            code = context.code() or grpc.StatusCode.OK
-            principal = principal_var.get()
-            log.info(
-                "grpc call",
-                extra={
-                    "grpc_method": method,
-                    "grpc_code": code.name if isinstance(code, grpc.StatusCode) else str(code),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "principal_kind": principal.kind.value if principal else None,
-                    "peer": context.peer(),
-                },
-            )
-
-
-@dataclass
-class _MethodMetrics:
-    """The metric children of one method, looked up once."""
-
-    started: Any
-    received: Any
-    sent: Any
-    handling: Any
-    labels: tuple[str, str, str]
-    # By code, made when a code first occurs: only codes that happened are exported.
-    handled: dict[grpc.StatusCode, Any]
-    streams_requests: bool
-
-
-class MetricsInterceptor(_Interceptor[_MethodMetrics]):
+class ServerMetrics:
     """go-grpc-prometheus metric names and labels, so that stock dashboards and alerts work."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
         labels = ["grpc_type", "grpc_service", "grpc_method"]
         self.started = Counter(
             "grpc_server_started_total",
@@ -333,84 +291,218 @@ class MetricsInterceptor(_Interceptor[_MethodMetrics]):
             registry=registry,
         )
 
-    def bind_method(self, method: str, handler: Handler) -> _MethodMetrics:
+
+@dataclass
+class BoundMethod:
+    """What every call of one method shares, worked out on its first call."""
+
+    method: str
+    # Callable without a token (a token that is sent is still verified).
+    open_method: bool
+    streams_requests: bool
+    # Metric children, looked up once.
+    started: Any
+    received: Any
+    sent: Any
+    handling: Any
+    labels: tuple[str, str, str]
+    # By code, made when a code first occurs: only codes that happened are exported.
+    handled: dict[grpc.StatusCode, Any] = field(default_factory=dict)
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """The one interceptor of a service's server (see the module's docstring).
+
+    `public_methods` (full names: the contract's anonymous methods) accept calls without a
+    token; health and reflection are always open. Streaming methods (health Watch,
+    reflection) are only checked for a token where needed, not timed, counted or logged.
+    With TLS, `callers` first checks the process that calls, by its client certificate, on
+    every method (PERMISSION_DENIED, reason CALLER_NOT_ALLOWED): citizens' tokens come only
+    through the gateway and the services allowed to call."""
+
+    def __init__(
+        self,
+        service: str,
+        verifier: TokenVerifier,
+        registry: CollectorRegistry,
+        *,
+        public_methods: Collection[str] = (),
+        gate: ShutdownGate | None = None,
+        callers: CallerPolicy | None = None,
+    ) -> None:
+        self.service = service
+        self.callers = callers
+        self.verifier = verifier
+        self.public_methods = frozenset(public_methods)
+        self.metrics = ServerMetrics(registry)
+        self.gate = gate
+        # method -> (the servicer's handler, the wrapped one)
+        self._bound: dict[str, tuple[Handler, Handler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        if self.gate is not None and self.gate.refuses(handler):
+            return self.gate.refusal(handler)
+        method: str = handler_call_details.method
+        bound = self._bound.get(method)
+        # The servicer's handler is the same object call after call; if it ever differs, bind afresh.
+        if bound is not None and bound[0] is handler:
+            return bound[1]
+        wrapped = self._bind(handler, method)
+        self._bound[method] = (handler, wrapped)
+        return wrapped
+
+    def is_open(self, method: str) -> bool:
+        service, _ = split_method(method)
+        return service in UNAUTHENTICATED_SERVICES or method in self.public_methods
+
+    def _bind(self, handler: Handler, method: str) -> Handler:
+        open_method = self.is_open(method)
+        if handler.response_streaming:
+            return _stream_guard(
+                handler, self.service, lambda context: self.authenticate(context, open_method)
+            )
         service, name = split_method(method)
         labels = (rpc_type(handler), service, name)
-        return _MethodMetrics(
-            started=self.started.labels(*labels),
-            received=self.received.labels(*labels),
-            sent=self.sent.labels(*labels),
-            handling=self.handling.labels(*labels),
-            labels=labels,
-            handled={},
+        metrics = self.metrics
+        bound = BoundMethod(
+            method=method,
+            open_method=open_method,
             streams_requests=bool(handler.request_streaming),
+            started=metrics.started.labels(*labels),
+            received=metrics.received.labels(*labels),
+            sent=metrics.sent.labels(*labels),
+            handling=metrics.handling.labels(*labels),
+            labels=labels,
+        )
+        serve = self.serve
+        # The stubs type handlers as synchronous; under grpc.aio they are coroutine functions.
+        if handler.unary_unary:
+            inner_uu: Any = handler.unary_unary
+
+            async def unary_unary(request: Any, context: Context) -> Any:
+                return await serve(bound, inner_uu, request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        inner_su: Any = handler.stream_unary
+        assert inner_su is not None
+
+        async def stream_unary(requests: Any, context: Context) -> Any:
+            return await serve(bound, inner_su, requests, context)
+
+        return grpc.stream_unary_rpc_method_handler(
+            stream_unary, handler.request_deserializer, handler.response_serializer
         )
 
-    async def around(
+    def authenticate(self, context: Context, open_method: bool, header: str | None = None) -> None:
+        """The caller's principal into `principal_var`: None for an open method called without a
+        token; Unauthenticated for a token missing where needed, or not valid."""
+        if self.callers is not None and (refusal := self.callers.refusal(context)) is not None:
+            raise PermissionDenied(message=refusal, reason="CALLER_NOT_ALLOWED")
+        if header is None:
+            header = metadata_value(context, "authorization")
+        if header is None and open_method:
+            principal_var.set(None)
+        else:
+            principal_var.set(self.verifier.verify(bearer_token(header)))
+
+    async def serve(
         self,
-        call_next: Callable[[Any], Awaitable[Any]],
+        bound: BoundMethod,
+        handler: Callable[[Any, Context], Awaitable[Any]],
         request: Any,
         context: Context,
-        facts: _MethodMetrics,
     ) -> Any:
-        facts.started.inc()
-        if not facts.streams_requests:
-            facts.received.inc()
+        """One call of a unary-response method, from its request to its status."""
+        grpc_method_var.set(bound.method)
+        offered, authorization, traceparent = _call_metadata(context)
+        correlation_id = offered if offered and _REQUEST_ID.fullmatch(offered) else new_correlation_id()
+        correlation_id_var.set(correlation_id)
+        trace_id_var.set(trace_id_of(traceparent))
+        bound.started.inc()
+        if not bound.streams_requests:
+            bound.received.inc()
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
-            result = await call_next(request)
+            if tracing.SETUP.tracer is None:  # tracing hook: a SERVER span around the call when on
+                response = await self._answer(bound, handler, authorization, context, request)
+            else:
+                answer = functools.partial(self._answer, bound, handler, authorization, context)
+                response = await tracing.server_call(bound.method, context, answer, request)
             code = context.code() or grpc.StatusCode.OK
-            facts.sent.inc()  # a unary response (streaming responses are not wrapped)
-            return result
+            bound.sent.inc()  # a unary response (streaming responses are not wrapped)
+            await _send_request_id(context)
+            return response
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
-            if not isinstance(code, grpc.StatusCode):
-                code = grpc.StatusCode.UNKNOWN
-            handled = facts.handled.get(code)
-            if handled is None:
-                handled = facts.handled[code] = self.handled.labels(*facts.labels, GO_CODE_NAMES[code])
-            handled.inc()
-            facts.handling.observe(time.perf_counter() - started, tracing.exemplar())  # tracing hook
+            self.finish(bound, code, time.perf_counter() - started, context)
 
-
-class ErrorInterceptor(_Interceptor[str]):
-    """ServiceError → its google.rpc.Status; the database out of reach → UNAVAILABLE with a
-    retry hint, logged in one line (an outage is not a bug: no traceback per call); any other
-    exception → INTERNAL, logged, no details."""
-
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def bind_method(self, method: str, handler: Handler) -> str:
-        return method
-
-    async def around(
-        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: str
+    async def _answer(
+        self,
+        bound: BoundMethod,
+        handler: Callable[[Any, Context], Awaitable[Any]],
+        authorization: str | None,
+        context: Context,
+        request: Any,
     ) -> Any:
-        method = facts
+        """The caller checked, the servicer's answer, or its error as a status."""
         try:
-            return await call_next(request)
+            self.authenticate(context, bound.open_method, authorization)
+            return await handler(request, context)
         except ServiceError as error:
-            log.info("request refused", extra={"grpc_method": method, "reason": error.reason})
+            log.info("request refused", extra={"grpc_method": bound.method, "reason": error.reason})
             retry_after = getattr(error, "retry_delay_seconds", None)
             await _abort(context, error.to_status(self.service, _locale(context)), retry_after)
         except grpc.aio.AbortError:
             raise
         except Exception as error:
-            if is_database_unavailable(error):
-                log.warning(
-                    "database unavailable",
-                    extra={"grpc_method": method, "error": f"{type(error).__name__}: {_first_line(error)}"},
-                )
-                status = database_unavailable().to_status(self.service, _locale(context))
-                await _abort(context, status, DATABASE_RETRY_DELAY_SECONDS)
-            else:
-                log.exception("unexpected error", extra={"grpc_method": method})
-                await _abort(context, internal_status())
+            await self._abort_unexpected(bound.method, error, context)
+
+    async def _abort_unexpected(self, method: str, error: Exception, context: Context) -> NoReturn:
+        if is_database_unavailable(error):
+            log.warning(
+                "database unavailable",
+                extra={"grpc_method": method, "error": f"{type(error).__name__}: {_first_line(error)}"},
+            )
+            status = database_unavailable().to_status(self.service, _locale(context))
+            await _abort(context, status, DATABASE_RETRY_DELAY_SECONDS)
+        log.exception("unexpected error", extra={"grpc_method": method})
+        await _abort(context, internal_status())
+
+    def finish(self, bound: BoundMethod, code: object, seconds: float, context: Context) -> None:
+        """What is recorded of every finished call: its count by code, its duration, its access
+        log line. The one place for anything else observed per call."""
+        status = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+        handled = bound.handled.get(status)
+        if handled is None:
+            handled = bound.handled[status] = self.metrics.handled.labels(
+                *bound.labels, GO_CODE_NAMES[status]
+            )
+        handled.inc()
+        bound.handling.observe(seconds, tracing.exemplar())  # tracing hook
+        logged = context.code() or grpc.StatusCode.OK
+        principal = principal_var.get()
+        log.info(
+            "grpc call",
+            extra={
+                "grpc_method": bound.method,
+                "grpc_code": logged.name if isinstance(logged, grpc.StatusCode) else str(logged),
+                "duration_ms": round(seconds * 1000, 2),
+                "principal_kind": principal.kind.value if principal else None,
+                "peer": context.peer(),
+            },
+        )
 
 
 async def _send_request_id(context: Context) -> None:
@@ -445,54 +537,6 @@ def _first_line(error: BaseException) -> str:
     """The driver's message without the SQL and parameters SQLAlchemy appends."""
     text = str(getattr(error, "orig", None) or error)
     return text.strip().splitlines()[0][:200] if text.strip() else ""
-
-
-class AuthInterceptor(_Interceptor[bool]):
-    """Verifies the bearer token of every call; the principal is then in `principal_var`.
-
-    `public_methods` (full names: the contract's anonymous methods) accept calls without a
-    token; a token that is sent is still verified. Health and reflection are always open.
-    With TLS, `callers` first checks the process that calls, by its client certificate, on
-    every method (PERMISSION_DENIED, reason CALLER_NOT_ALLOWED): citizens' tokens come only
-    through the gateway and the services allowed to call.
-    """
-
-    def __init__(
-        self,
-        service: str,
-        verifier: TokenVerifier,
-        public_methods: Collection[str] = (),
-        callers: CallerPolicy | None = None,
-    ) -> None:
-        super().__init__()
-        self.service = service
-        self.verifier = verifier
-        self.public_methods = frozenset(public_methods)
-        self.callers = callers
-
-    def bind_method(self, method: str, handler: Handler) -> bool:
-        """Whether the method is open: callable without a token."""
-        service, _ = split_method(method)
-        return service in UNAUTHENTICATED_SERVICES or method in self.public_methods
-
-    def authenticate(self, context: Context, open_method: bool) -> None:
-        if self.callers is not None and (refusal := self.callers.refusal(context)) is not None:
-            raise PermissionDenied(message=refusal, reason="CALLER_NOT_ALLOWED")
-        header = metadata_value(context, "authorization")
-        if header is None and open_method:
-            principal_var.set(None)
-        else:
-            principal_var.set(self.verifier.verify(bearer_token(header)))
-
-    def wrap_stream(self, handler: Handler, method: str) -> Handler:
-        open_method = self.bind_method(method, handler)
-        return _stream_guard(handler, self.service, lambda context: self.authenticate(context, open_method))
-
-    async def around(
-        self, call_next: Callable[[Any], Awaitable[Any]], request: Any, context: Context, facts: bool
-    ) -> Any:
-        self.authenticate(context, open_method=facts)
-        return await call_next(request)
 
 
 def _stream_guard(handler: Handler, service: str, check: Callable[[Context], None]) -> Handler:

@@ -54,13 +54,7 @@ from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
 from services.runtime.events import outbox_backlog, outbox_set_aside
-from services.runtime.interceptors import (
-    AuthInterceptor,
-    CorrelationInterceptor,
-    ErrorInterceptor,
-    MetricsInterceptor,
-    ShutdownGate,
-)
+from services.runtime.interceptors import ServiceInterceptor, ShutdownGate
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
 from services.runtime.periodic import PeriodicFlow, PeriodicRunner, PeriodicTask
@@ -185,20 +179,24 @@ class ServiceServer:
         self._draining = False
         self.server = grpc.aio.server(
             interceptors=[
-                self.gate,
-                CorrelationInterceptor(),
-                MetricsInterceptor(self.registry),
-                ErrorInterceptor(definition.name),
-                AuthInterceptor(
-                    definition.name, self.verifier, anonymous_methods(definition.grpc_services), callers
+                ServiceInterceptor(
+                    definition.name,
+                    self.verifier,
+                    self.registry,
+                    public_methods=anonymous_methods(definition.grpc_services),
+                    gate=self.gate,
+                    callers=callers,
                 ),
+                # Inside it, once the caller is known: the audit of the audited methods (the
+                # others pass through it unwrapped).
                 AuditInterceptor(
                     definition.name, definition.runtime_tables, audit_rules(definition.grpc_services)
                 ),
             ],
             options=[
-                # A second server on a busy port must fail, not share it silently.
-                ("grpc.so_reuseport", 0),
+                # A second server on a busy port must fail, not share it silently; unless it
+                # is one of the service's own processes (services.runtime.processes).
+                ("grpc.so_reuseport", 0 if config.process_index is None else 1),
                 # Old connections are asked to reconnect (GOAWAY), and get the shutdown grace
                 # for the calls on them: long-lived clients spread over new replicas.
                 ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
@@ -270,6 +268,7 @@ class ServiceServer:
         self.metrics_port = self._metrics_httpd.server_port
         # Health answers from the first call: probe before the port takes calls.
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        await self.database.run_blocking(self.database.warm)
         await self._probe_database()
         await self.server.start()
         if self.probe_server is not None:

@@ -1042,7 +1042,7 @@ def main(argv: list[str]) -> None:
       aside, once fixed."""
     if not argv:
         raise SystemExit("usage: python -m services.runtime.workers module.path:target [...]")
-    configure_logging("event-workers", env_str("ASAN_LOG_LEVEL", "INFO"))
+    configure_logging("event-workers", env_str("ASAN_LOG_LEVEL", "INFO"), queued=False)
     amqp_uri = env_str("AMQP_URI", "memory://")
     command = argv[0]
     if command in ("declare", "replay-dead-letters", "release-set-aside"):

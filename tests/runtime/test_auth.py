@@ -514,3 +514,54 @@ def test_authorization_that_is_not_bearer_token_is_malformed(value: str) -> None
         bearer_token(value)
 
     assert refused.value.reason == "TOKEN_MALFORMED"
+
+
+# Verified tokens are remembered
+
+
+def verifier_of(cfg: AuthConfig, leeway_seconds: int = 30) -> TokenVerifier:
+    return TokenVerifier(cfg.public_key_file.read_bytes(), ISSUER, AUDIENCE, leeway_seconds)
+
+
+def signed_by(cfg: AuthConfig, **overrides: Any) -> str:
+    return sign(cfg, claims(**overrides))
+
+
+def test_a_remembered_token_is_refused_once_past_its_exp(cfg: AuthConfig) -> None:
+    """Within the leeway an expired token still verifies, but it is never taken from memory:
+    once the leeway is gone (here: set to 0), the same token is refused as expired."""
+    now = int(time.time())
+    token = signed_by(cfg, iat=now - 100, nbf=now - 100, exp=now - 5)
+    verifier = verifier_of(cfg, leeway_seconds=30)
+    assert verifier.verify(token).fin == FIN
+
+    verifier.leeway_seconds = 0
+
+    assert rejection(verifier, token) == "TOKEN_EXPIRED"
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_taken_out_of_the_set(
+    tmp_path: Path, cfg: AuthConfig
+) -> None:
+    directory = trusted_directory(tmp_path / "trusted", cfg)
+    verifier = TokenVerifier(VerificationKeys.from_path(directory, reread_seconds=0), ISSUER, AUDIENCE)
+    token = mint(cfg, PrincipalKind.CITIZEN, FIN)
+    assert verifier.verify(token).fin == FIN
+
+    (directory / "key-0.pem").unlink()
+    trusted_directory(directory, key_pair(tmp_path / "new"))
+
+    assert rejection(verifier, token) == "TOKEN_INVALID"
+
+
+def test_a_refused_token_is_not_remembered_and_at_most_cache_size_tokens_are(cfg: AuthConfig) -> None:
+    verifier = TokenVerifier(cfg.public_key_file.read_bytes(), ISSUER, AUDIENCE, cache_size=2)
+    foreign = signed_by(cfg, iss="https://elsewhere.test")
+    assert rejection(verifier, foreign) == "TOKEN_INVALID"
+    assert verifier.remembered == 0
+
+    tokens = [signed_by(cfg, sub=fin) for fin in ("1AB2C3D", "2AB2C3D", "3AB2C3D")]
+    assert [verifier.verify(token).fin for token in tokens] == ["1AB2C3D", "2AB2C3D", "3AB2C3D"]
+    assert verifier.remembered == 2
+    # The oldest was forgotten, and is verified again (still good) when it comes back.
+    assert verifier.verify(tokens[0]).fin == "1AB2C3D"
