@@ -17,19 +17,14 @@ Scope FARMING, two kinds of record, parcels first (by registry number), then dec
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from asan.finance.v1 import data_provider_pb2, data_provider_pb2_grpc
 from services.agro.queries import STANDING
 from services.agro.tables import DeclarationRow, ParcelRow
 from services.runtime.baku_time import baku_day_bounds
 from services.runtime.db import Database
-from services.runtime.interceptors import require_principal
-from services.runtime.providers import SubjectAsk, scope_records, subject_ask
+from services.runtime.providers import Register, RegisterScope, SubjectAsk
 
 PROVIDER = "agro"
 FARMING = "FARMING"
@@ -75,16 +70,6 @@ def farming(session: Session, ask: SubjectAsk) -> list[dict[str, str]]:
     return records
 
 
-class AgroProvider(data_provider_pb2_grpc.DataProviderServiceServicer):
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    async def GetSubjectRecords(
-        self, request: data_provider_pb2.GetSubjectRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> data_provider_pb2.SubjectRecords:
-        ask = subject_ask(request, require_principal(), PROVIDER)
-        answer = data_provider_pb2.SubjectRecords()
-        if FARMING in ask.scopes:
-            records = await self.database.run(lambda session: farming(session, ask))
-            answer.scopes.append(scope_records(FARMING, PROVIDER, records, FIELDS))
-        return answer
+def register(database: Database) -> Register:
+    """Agro's register of finance's data contract: the FARMING scope."""
+    return Register(database, PROVIDER, {FARMING: RegisterScope(farming, FIELDS)})

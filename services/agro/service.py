@@ -10,11 +10,11 @@ import grpc
 
 from asan.agro.v1 import agro_service_pb2, agro_service_pb2_grpc
 from asan.finance.v1 import data_provider_pb2_grpc
+from services.agro import provider
 from services.agro.access import MINISTRY
 from services.agro.announcements import announcement_task
 from services.agro.metrics import AgroMetrics
 from services.agro.payouts import SubsidyPayouts
-from services.agro.provider import AgroProvider
 from services.agro.servicer import AgroServicer
 from services.agro.tables import Base, runtime_tables
 from services.runtime.baku_time import baku_date
@@ -46,7 +46,9 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
         AgroServicer(runtime.database, metrics, today), server
     )
     # ASAN Finans's register of farmland and subsidies (finance's service account only).
-    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(AgroProvider(runtime.database), server)
+    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(
+        provider.register(runtime.database), server
+    )
     # Subsidies are paid through payment as the Ministry's (KTN) service account.
     payouts = SubsidyPayouts(
         runtime.database,

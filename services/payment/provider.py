@@ -14,19 +14,14 @@ Payments not paid (created, failed, cancelled, expired) are no one's state payme
 
 from __future__ import annotations
 
-from typing import Any
-
-import grpc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from asan.finance.v1 import data_provider_pb2, data_provider_pb2_grpc
 from services.payment.states import PaymentStatus
 from services.payment.tables import PaymentRow
 from services.runtime.baku_time import baku_date, baku_day_bounds
 from services.runtime.db import Database
-from services.runtime.interceptors import require_principal
-from services.runtime.providers import SubjectAsk, scope_records, subject_ask
+from services.runtime.providers import Register, RegisterScope, SubjectAsk
 
 PROVIDER = "payment"
 STATE_PAYMENTS = "STATE_PAYMENTS"
@@ -68,16 +63,6 @@ def state_payments(session: Session, ask: SubjectAsk) -> list[dict[str, str]]:
     return records
 
 
-class PaymentProvider(data_provider_pb2_grpc.DataProviderServiceServicer):
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    async def GetSubjectRecords(
-        self, request: data_provider_pb2.GetSubjectRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> data_provider_pb2.SubjectRecords:
-        ask = subject_ask(request, require_principal(), PROVIDER)
-        answer = data_provider_pb2.SubjectRecords()
-        if STATE_PAYMENTS in ask.scopes:
-            records = await self.database.run(lambda session: state_payments(session, ask))
-            answer.scopes.append(scope_records(STATE_PAYMENTS, PROVIDER, records, FIELDS))
-        return answer
+def register(database: Database) -> Register:
+    """Payment's register of finance's data contract: the STATE_PAYMENTS scope."""
+    return Register(database, PROVIDER, {STATE_PAYMENTS: RegisterScope(state_payments, FIELDS)})

@@ -15,6 +15,7 @@ from asan.payment.v1 import (
     payouts_pb2,
     payouts_pb2_grpc,
 )
+from services.payment import provider
 from services.payment.acquirer import acquirer_from_name
 from services.payment.bill_metrics import BillGauges
 from services.payment.bill_servicer import BillServicer
@@ -27,7 +28,6 @@ from services.payment.payout_metrics import PayoutMetrics
 from services.payment.payout_servicer import PayoutServicer
 from services.payment.payouts import PayoutDesk, PayoutTimes
 from services.payment.personal_data import foreign_passports_rule
-from services.payment.provider import PaymentProvider
 from services.payment.servicer import PaymentServicer
 from services.payment.settlement import SettlementTimes
 from services.payment.tables import Base, runtime_tables
@@ -57,8 +57,9 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     bill_service_pb2_grpc.add_BillServiceServicer_to_server(BillServicer(runtime.database, metrics), server)
     runtime.registry.register(BillGauges(runtime.database))
     # ASAN Finans's register of state payments (finance's service account only).
-    provider = PaymentProvider(runtime.database)
-    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(provider, server)
+    data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(
+        provider.register(runtime.database), server
+    )
     return [
         bill_sweep_task(),
         *payouts.tasks(),

@@ -9,17 +9,22 @@ them from a valid consent), and `scope_records` converts, keeping only the scope
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
-from asan.finance.v1 import data_provider_pb2, finance_pb2
+import grpc
+from sqlalchemy.orm import Session
+
+from asan.finance.v1 import data_provider_pb2, data_provider_pb2_grpc, finance_pb2
 from services.runtime import protos
 from services.runtime.auth import Principal
+from services.runtime.db import Database
 from services.runtime.enums import name_of, proto_value
 from services.runtime.errors import InvalidArgument, PermissionDenied
 from services.runtime.identifiers import is_fin
+from services.runtime.interceptors import require_principal
 from services.runtime.validation import Violations
 
 # The subject of finance's service token (services.runtime.credentials mints it by service).
@@ -112,3 +117,42 @@ def scope_records(
         provider=provider,
         records=[finance_pb2.Record(fields=minimised(record, allowed)) for record in records],
     )
+
+
+# A register's reader of one scope: the records of `ask.fin` for `ask`'s days, from its tables.
+ScopeReader = Callable[[Session, SubjectAsk], list[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class RegisterScope:
+    """A scope a service's register holds: how its records are read, and the fields it gives."""
+
+    read: ScopeReader
+    fields: tuple[str, ...]
+
+
+def _reading(read: ScopeReader, ask: SubjectAsk) -> Callable[[Session], list[dict[str, str]]]:
+    return lambda session: read(session, ask)
+
+
+class Register(data_provider_pb2_grpc.DataProviderServiceServicer):
+    """A service's register as finance's DataProviderService: the four steps for the scopes it
+    holds (`scopes`, by name); a scope it does not hold is left out of the answer."""
+
+    def __init__(self, database: Database, provider: str, scopes: Mapping[str, RegisterScope]) -> None:
+        self.database = database
+        self.provider = provider
+        self.scopes = dict(scopes)
+
+    async def GetSubjectRecords(
+        self, request: data_provider_pb2.GetSubjectRecordsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> data_provider_pb2.SubjectRecords:
+        ask = subject_ask(request, require_principal(), self.provider)
+        answer = data_provider_pb2.SubjectRecords()
+        for name in ask.scopes:
+            scope = self.scopes.get(name)
+            if scope is None:
+                continue
+            records = await self.database.run(_reading(scope.read, ask))
+            answer.scopes.append(scope_records(name, self.provider, records, scope.fields))
+        return answer
