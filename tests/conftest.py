@@ -3,7 +3,7 @@
 Database tests take `database_url`, which runs them once on a fresh SQLite file and once
 on a fresh PostgreSQL database when ASAN_TEST_POSTGRES_URL is set (skipped with the
 reason otherwise). `amqp_uri` does the same for memory:// and RabbitMQ
-(ASAN_TEST_AMQP_URI).
+(ASAN_TEST_AMQP_URI). `workers` starts event worker processes and stops them afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from tests.support.workers import WorkerProcess
 
 # Servers and channels of the tests speak plaintext, as `make run`'s do, unless a test gives
 # them certificates (tests/runtime/test_tls.py); set before any fixture builds an environment
@@ -86,3 +88,20 @@ def amqp_uri(request: pytest.FixtureRequest) -> str:
     if not AMQP_URI:
         pytest.skip(RABBITMQ_SKIP)
     return AMQP_URI
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Starts event worker processes (each ready before the next starts; `argv` for another
+    entry point) and stops them after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(targets: list[str], env: dict[str, str], argv: list[str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log", argv=argv)
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.terminate()

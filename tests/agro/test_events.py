@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -56,21 +55,6 @@ def consumer(new_database_url: Callable[[str, str], str]) -> Iterator[Consumer]:
     consumer = Consumer(new_database_url("sqlite", "consumer"))
     yield consumer
     consumer.database.close()
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str], argv: list[str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log", argv=argv)
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 async def test_registration_declaration_and_approval_reach_a_consumer_once(

@@ -8,7 +8,6 @@ process for both services, as `make run`) and RabbitMQ (agro's consumer first)."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -75,21 +74,6 @@ async def agro(
     monkeypatch.setenv("AGRO_PAYOUT_SEND_SECONDS", "0.2")
     async with agro_service(new_database_url(database_backend, "agro"), monkeypatch) as service:
         yield service
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[[list[str], dict[str, str]], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 @pytest.fixture

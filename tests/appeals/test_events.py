@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -54,21 +53,6 @@ def notifier(new_database_url: Callable[[str, str], str]) -> Iterator[Notifier]:
     notifier = Notifier(new_database_url("sqlite", "notifier"))
     yield notifier
     notifier.database.close()
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str], argv: list[str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log", argv=argv)
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 async def test_a_citizen_is_notified_of_registration_and_answer_once_each(

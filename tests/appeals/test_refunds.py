@@ -6,11 +6,9 @@ RabbitMQ) completes the answer in the history the citizen reads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import grpc
-import pytest
 from sqlalchemy import select, update
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2
@@ -233,21 +231,6 @@ async def test_an_appeal_not_about_a_payment_is_not_answered_with_a_refund(
 
 
 # --- The refund's event completes the answer ------------------------------------------------------
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 async def test_payment_refunded_completes_the_answer_once(

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 from google.protobuf.message import Message
 from sqlalchemy import select
 
@@ -104,21 +102,6 @@ async def test_every_change_and_fetch_adds_its_event_in_order(finance: RunningSe
         expiring.consent_id,
         finance_pb2.CONSENT_STATUS_PENDING,
     )
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str], argv: list[str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log", argv=argv)
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 async def test_a_consent_request_reaches_the_citizen_s_notifier_once(

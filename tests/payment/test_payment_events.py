@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -50,22 +49,6 @@ def consumer(new_database_url: Callable[[str, str], str]) -> Iterator[Consumer]:
     consumer = Consumer(new_database_url("sqlite", "consumer"))
     yield consumer
     consumer.database.close()
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Starts worker processes (each ready before the next starts) and stops them afterwards."""
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str], argv: list[str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log", argv=argv)
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 def _payment_env(payment: RunningService, amqp_uri: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -34,21 +33,6 @@ def receiver(new_database_url: Callable[[str, str], str], amqp_uri: str) -> Iter
     receiver.database.close()
     if amqp_uri != "memory://":
         delete_broker_entities(amqp_uri, [receiver.queue], [receiver.exchange])
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 async def test_a_citizen_is_told_of_the_payment_and_the_refund_once_each(

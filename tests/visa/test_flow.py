@@ -6,13 +6,12 @@ visa's workers, as `make run` does) and on RabbitMQ (separate processes, consume
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pypdf
-import pytest
 import zxingcpp
 from PIL import Image
 from sqlalchemy import select, update
@@ -47,21 +46,6 @@ VISA_QUEUES = [
     "evt-payment-PaymentExpired--visa_fee_consumer.on_payment_expired",
 ]
 WORKERS = ["services.payment.worker:event_services", "services.visa.worker:event_services"]
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(targets: list[str], env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in started:
-        worker.terminate()
 
 
 def start_workers(

@@ -65,21 +65,6 @@ def drop(tmp_path: Path) -> Iterator[tuple[RecordingDrop, int]]:
     controller.stop()
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def begin(targets: list[str], env: dict[str, str]) -> WorkerProcess:
-        worker = WorkerProcess(targets, env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield begin
-    for worker in started:
-        worker.terminate()
-
-
 def kinds(receiver: Receiver) -> list[str]:
     return [str(row["kind"]) for row in receiver.received()]
 
