@@ -63,8 +63,8 @@ run: install migrate
 ## share one broker and some queue names are fixed by the code under test.
 TEST_WORKERS ?= 4
 test: install lint
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not rabbitmq"
-	$(BIN)/pytest -m rabbitmq
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not rabbitmq" --durations=25
+	$(BIN)/pytest -m rabbitmq --durations=10
 
 clean:
 	rm -rf $(VENV) node_modules third_party var .pytest_cache .mypy_cache .ruff_cache
