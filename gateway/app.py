@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import grpc
-from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -53,6 +52,7 @@ from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError
 from services.runtime.context import correlation_id_var, new_correlation_id
 from services.runtime.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, ServiceError
+from services.runtime.exposition import serve_metrics
 
 log = logging.getLogger("asan.gateway")
 
@@ -478,8 +478,8 @@ class Gateway:
 
     def _start_metrics(self) -> None:
         try:
-            self._metrics_httpd, _ = start_http_server(
-                self.config.metrics_port, addr=self.config.host, registry=self.metrics.registry
+            self._metrics_httpd = serve_metrics(
+                self.config.metrics_port, self.metrics.registry, self.config.host
             )
         except OSError as error:
             raise ConfigError(f"cannot serve metrics on port {self.config.metrics_port}: {error}") from None

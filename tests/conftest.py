@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support.databases import DROPPER, TEST_DATABASE_PREFIX, end_of_session
 from tests.support.workers import WorkerProcess
 
 # Servers and channels of the tests speak plaintext, as `make run`'s do, unless a test gives
@@ -37,9 +38,16 @@ def _isolated_var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASAN_VAR_DIR", str(tmp_path / "var"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _databases_dropped_at_the_end() -> Iterator[None]:
+    yield
+    end_of_session()
+
+
 @pytest.fixture
 def new_database_url(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
-    """Makes an empty database of the given backend ("sqlite" or "postgres"); dropped afterwards."""
+    """Makes an empty database of the given backend ("sqlite" or "postgres"); a PostgreSQL
+    one is dropped after the test, in the background (tests.support.databases)."""
     created: list[str] = []
 
     def make(backend: str, name: str = "svc") -> str:
@@ -47,7 +55,7 @@ def new_database_url(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
             return f"sqlite:///{tmp_path / f'{name}-{uuid.uuid4().hex[:8]}.sqlite3'}"
         if not POSTGRES_URL:
             pytest.skip(POSTGRES_SKIP)
-        database = f"asan_test_{name}_{uuid.uuid4().hex[:12]}"
+        database = f"{TEST_DATABASE_PREFIX}{name}_{uuid.uuid4().hex[:12]}"
         admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{database}"'))
@@ -57,12 +65,8 @@ def new_database_url(tmp_path: Path) -> Iterator[Callable[[str, str], str]]:
 
     yield make
 
-    if created:
-        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            for database in created:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+    for database in created:
+        DROPPER.drop(make_url(POSTGRES_URL), database)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -202,6 +202,9 @@ class ServiceConfig:
     # On SIGTERM: seconds of answering NOT_SERVING while still serving, so that balancers and
     # clients move away before the server stops taking calls (then `grace_seconds` to finish).
     drain_seconds: float
+    # Then, seconds of answering UNAVAILABLE (with a retry pushback) to calls that still arrive,
+    # so that the gRPC core holds none when the server stops (services.runtime.server).
+    refuse_seconds: float
     # A client connection older than this is asked to reconnect (GOAWAY), so that long-lived
     # connections (the gateway's, other services') spread over replicas that came up since.
     max_connection_age_seconds: float
@@ -235,6 +238,7 @@ class ServiceConfig:
             amqp_uri=env_str("AMQP_URI", "memory://"),
             grace_seconds=env_float("ASAN_SHUTDOWN_GRACE_SECONDS", 10.0),
             drain_seconds=env_float("ASAN_SHUTDOWN_DRAIN_SECONDS", 5.0),
+            refuse_seconds=env_float("ASAN_SHUTDOWN_REFUSE_SECONDS", 0.5),
             max_connection_age_seconds=env_float("ASAN_GRPC_MAX_CONNECTION_AGE_SECONDS", 120.0),
             log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
             health_probe_seconds=env_float("ASAN_HEALTH_PROBE_SECONDS", 5.0),

@@ -45,7 +45,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Gauge, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import start_http_server
 from sqlalchemy import MetaData
 
 from services.runtime.access import anonymous_methods
@@ -54,6 +53,7 @@ from services.runtime.auth import TokenVerifier
 from services.runtime.config import ConfigError, ServiceConfig
 from services.runtime.db import Database
 from services.runtime.events import outbox_backlog, outbox_set_aside
+from services.runtime.exposition import serve_metrics
 from services.runtime.interceptors import ServiceInterceptor, ShutdownGate
 from services.runtime.logs import configure_logging
 from services.runtime.migrations import schema_is_current
@@ -68,8 +68,6 @@ log = logging.getLogger("asan.server")
 # The health name of liveness: SERVING while the process's event loop answers, whatever the
 # database does (the Kubernetes liveness probe asks for it).
 LIVENESS = "liveness"
-# Step 2 of the drain (see above): how long calls are refused before the server stops.
-REFUSE_SECONDS = 0.5
 
 
 # What a service runs in the background of its server.
@@ -175,7 +173,7 @@ class ServiceServer:
         # one stops at once with a ConfigError rather than serving plaintext.
         self.certificates = ServerCertificates(config.tls) if config.tls else None
         callers = CallerPolicy(config.tls.trust_domain, config.allowed_callers) if config.tls else None
-        self.gate = ShutdownGate(definition.name, retry_after_seconds=2 * REFUSE_SECONDS)
+        self.gate = ShutdownGate(definition.name, retry_after_seconds=max(2 * config.refuse_seconds, 1.0))
         self._draining = False
         self.server = grpc.aio.server(
             interceptors=[
@@ -260,7 +258,7 @@ class ServiceServer:
             probe_address = f"{self.config.grpc_host}:{self.config.probe_port}"
             self.probe_port = _listen(self.probe_server, probe_address, None)
         try:
-            self._metrics_httpd, _ = start_http_server(self.config.metrics_port, registry=self.registry)
+            self._metrics_httpd = serve_metrics(self.config.metrics_port, self.registry)
         except OSError as error:
             raise PortInUseError(
                 f"cannot serve metrics on port {self.config.metrics_port}: {error}"
@@ -320,8 +318,8 @@ class ServiceServer:
             log.info("draining", extra={"drain_seconds": drain})
             await asyncio.sleep(drain)
         self.gate.close()
-        if self.port:
-            await asyncio.sleep(min(REFUSE_SECONDS, grace))
+        if self.port and self.config.refuse_seconds > 0:
+            await asyncio.sleep(min(self.config.refuse_seconds, grace))
         # Liveness too, and every Watch stream ends: the process is going.
         await self.health.end_watches()
         await self.server.stop(grace)
@@ -335,7 +333,7 @@ class ServiceServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._metrics_httpd:
-            self._metrics_httpd.shutdown()
+            await asyncio.to_thread(self._metrics_httpd.shutdown)
             self._metrics_httpd.server_close()
         self.database.close()
         log.info("stopped")

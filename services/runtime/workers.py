@@ -83,7 +83,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TypeVar
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import eventlet
 from amqp.exceptions import MessageNacked  # type: ignore[import-untyped]
@@ -110,7 +109,6 @@ from prometheus_client import (
     ProcessCollector,
     make_wsgi_app,
 )
-from prometheus_client.exposition import ThreadingWSGIServer
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
@@ -136,6 +134,7 @@ from services.runtime.events import (
     relay_pending,
     release_set_aside,
 )
+from services.runtime.exposition import serve_http
 from services.runtime.logs import configure_logging
 from services.runtime.mail import Mailer, MailerSettings, SmtpRelay
 from services.runtime.notices import (
@@ -993,11 +992,6 @@ def load_services(target: str) -> list[type]:
     return services
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Probes and scrapes are not news."""
-
-
 def _worker_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
     path = environ.get("PATH_INFO", "")
     if path == "/readyz":
@@ -1020,8 +1014,7 @@ _METRICS_APP = make_wsgi_app(WORKER_REGISTRY)
 def serve_worker_metrics(port: int) -> int:
     """Serves /metrics (WORKER_REGISTRY), /readyz and /livez on http://0.0.0.0:port in a
     (green) thread; returns the port."""
-    httpd = make_server("0.0.0.0", port, _worker_app, ThreadingWSGIServer, handler_class=_QuietHandler)  # noqa: S104
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = serve_http(port, _worker_app, "worker-metrics")
     bound: int = httpd.server_port
     log.info("worker metrics on port %d", bound)
     return bound

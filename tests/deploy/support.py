@@ -25,7 +25,8 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
 RULES = DEPLOY / "prometheus" / "rules" / "asan.rules.yml"
-RULE_TESTS = DEPLOY / "prometheus" / "tests" / "asan.rules.test.yml"
+# promtool unit tests, one file per evaluation step (deploy/prometheus/tests/*.test.yml).
+RULE_TESTS = sorted((DEPLOY / "prometheus" / "tests").glob("*.test.yml"))
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARDS = K8S / "base" / "monitoring" / "dashboards"
 RUNBOOK = K8S / "RUNBOOK.md"

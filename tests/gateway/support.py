@@ -208,16 +208,23 @@ def reachable_at(callee: str, address: str) -> Iterator[None]:
 @asynccontextmanager
 async def running_services(directory: Path) -> AsyncIterator[dict[str, RunningService]]:
     """Every service that exists, each on SQLite in `directory`, trusting the shared key pair;
-    in the order of their ports, so that a callee is up before its callers, which reach it."""
-    async with contextlib.AsyncExitStack() as stack:
-        running = {}
-        for definition in sorted(service_definitions(), key=lambda d: d.grpc_port):
-            database_url = f"sqlite:///{directory / f'{definition.name}.sqlite3'}"
-            config = dataclasses.replace(test_config(definition, database_url), auth=shared_auth())
-            service = await stack.enter_async_context(running_service(definition, database_url, config))
-            stack.enter_context(reachable_at(definition.name, service.address))
-            running[package_of(definition)] = service
-        yield running
+    in the order of their ports, so that a callee is up before its callers, which reach it.
+    They stop together: one after another, each stop's half second of refusals adds up."""
+    started: list[contextlib.AbstractAsyncContextManager[RunningService]] = []
+    with contextlib.ExitStack() as addresses:
+        try:
+            running = {}
+            for definition in sorted(service_definitions(), key=lambda d: d.grpc_port):
+                database_url = f"sqlite:///{directory / f'{definition.name}.sqlite3'}"
+                config = dataclasses.replace(test_config(definition, database_url), auth=shared_auth())
+                context = running_service(definition, database_url, config)
+                service = await context.__aenter__()
+                started.append(context)
+                addresses.enter_context(reachable_at(definition.name, service.address))
+                running[package_of(definition)] = service
+            yield running
+        finally:
+            await asyncio.gather(*(context.__aexit__(None, None, None) for context in started))
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ handler is swapped (tests/runtime/serversupport.py) where a test needs a call in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment.service import SERVICE_NAME, definition
-from services.runtime.server import LIVENESS, PortInUseError, ServiceServer
+from services.runtime.server import LIVENESS, PortInUseError, ServiceDefinition, ServiceServer
 from tests.conftest import POSTGRES_URL
 from tests.runtime.serversupport import (
     APPROVED_CARD,
@@ -230,9 +231,18 @@ async def test_an_old_client_connection_is_asked_to_reconnect_and_no_call_fails(
 # --- Graceful shutdown --------------------------------------------------------------------------
 
 
+def _refusing_service(
+    service: ServiceDefinition, database_url: str
+) -> contextlib.AbstractAsyncContextManager[RunningService]:
+    """`service` stopping as in production: a moment of refusing calls before the server stops
+    (the other tests' servers stop at once)."""
+    config = dataclasses.replace(config_for_tests(service, database_url), refuse_seconds=0.5)
+    return running_service(service, database_url, config)
+
+
 async def test_stop_lets_the_call_in_flight_finish_and_refuses_new_ones(database_url: str) -> None:
     acquirer = HeldAcquirer()
-    async with running_service(payment_with_acquirer(acquirer), database_url) as payment:
+    async with _refusing_service(payment_with_acquirer(acquirer), database_url) as payment:
         stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
         auth = payment.bearer("citizen", CITIZEN)
         created = await stub.CreatePayment(new_passport_payment(), metadata=auth)
@@ -270,7 +280,7 @@ async def test_a_draining_server_serves_then_refuses_new_calls_retryably_and_fin
     database_url: str,
 ) -> None:
     acquirer = HeldAcquirer()
-    async with running_service(payment_with_acquirer(acquirer), database_url) as payment:
+    async with _refusing_service(payment_with_acquirer(acquirer), database_url) as payment:
         stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
         auth = payment.bearer("citizen", CITIZEN)
         created = await stub.CreatePayment(new_passport_payment(), metadata=auth)

@@ -12,10 +12,10 @@ import grpc
 
 from services.runtime.auth import PrincipalKind
 from services.runtime.config import AuthConfig, ServiceConfig, TlsConfig
-from services.runtime.migrations import upgrade
 from services.runtime.server import ServiceDefinition, ServiceServer
 from services.runtime.tls import open_channel
 from services.runtime.tokens import ensure_keypair, mint
+from tests.support.databases import migrate
 
 
 @dataclass
@@ -56,8 +56,10 @@ def test_config(definition: ServiceDefinition, database_url: str) -> ServiceConf
         grpc_port=0,
         metrics_port=0,
         grace_seconds=2.0,
-        # Tests that drain say so (ServiceServer.stop(drain=...)); the others stop at once.
+        # Tests that drain say so (ServiceServer.stop(drain=...)); the others stop at once,
+        # with no moment of refusing calls either (test_drain runs the real processes).
         drain_seconds=0.0,
+        refuse_seconds=0.0,
         health_probe_seconds=0.2,
     )
 
@@ -73,7 +75,7 @@ async def running_service(
     (plaintext, or TLS with the client certificate of `channel_tls`)."""
     config = config or test_config(definition, database_url)
     ensure_keypair(config.auth)
-    upgrade(database_url, definition.migrations)
+    migrate(database_url, definition.migrations)
     server = ServiceServer(definition, config)
     await server.start()
     channel = open_channel(f"127.0.0.1:{server.port}", channel_tls)

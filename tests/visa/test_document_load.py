@@ -23,14 +23,26 @@ from tests.support.servers import RunningService
 from tests.visa.builders import applicant, application
 from tests.visa.test_document import _approved, _download
 
-HEALTH_BUDGET_SECONDS = 0.050
 DOWNLOADS = 20
-# Often enough to land inside any rendering that held the event loop (each takes 50 to 100 ms).
+# Often enough to land inside any rendering that held the event loop.
 HEALTH_INTERVAL_SECONDS = 0.010
-# The machine is shared (CI runs four test processes on two cores): a round in which another
-# process held the CPU past the budget says nothing of the service, so it is run again; an
-# event loop blocked by rendering fails every round (inline rendering: 190 to 580 ms).
+# A health check that waits behind a rendering on the event loop waits half a rendering on
+# median; one that does not waits for little but the network. Against a rendering timed in
+# the same run (not a fixed budget: the machine is shared, CI runs four test processes on two
+# cores), the median check must stay under a quarter of it.
+SHARE_OF_A_RENDERING = 0.25
+# A round in which another process held the CPU says nothing of the service: run it again.
 ROUNDS = 3
+
+
+def _rendering_seconds() -> float:
+    """The median time this machine takes, now, to render one e-visa."""
+    timings = []
+    for number in range(5):
+        started = time.perf_counter()
+        render_pdf(_document(f"AZ-EV-26-0000010{number}"))
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
 
 
 async def _health_latencies(address: str, until: asyncio.Future[list[bytes]]) -> list[float]:
@@ -60,24 +72,27 @@ async def _travellers(visa: RunningService, round_number: int) -> list[tuple[str
     return found
 
 
-async def test_health_answers_within_50_ms_while_20_e_visas_download(visa: RunningService) -> None:
+async def test_health_answers_at_once_while_20_e_visas_download(visa: RunningService) -> None:
     rounds = []
     for round_number in range(ROUNDS):
         travellers = await _travellers(visa, round_number)
+        rendering = _rendering_seconds()
         # Twenty different e-visas, all at once: the cache cannot help; the renderer must.
         downloads = asyncio.gather(*(_download(visa, number, passport) for number, passport in travellers))
         latencies = await _health_latencies(visa.address, downloads)
         assert len(set(await downloads)) == DOWNLOADS
         assert latencies, "the downloads ended before health was asked"
-        rounds.append(latencies)
-        if max(latencies) < HEALTH_BUDGET_SECONDS:
+        rounds.append((rendering, latencies))
+        if statistics.median(latencies) < SHARE_OF_A_RENDERING * rendering:
             return
     summary = "; ".join(
-        f"up to {max(latencies) * 1000:.0f} ms, median {statistics.median(latencies) * 1000:.1f} ms "
-        f"in {len(latencies)} checks"
-        for latencies in rounds
+        f"median {statistics.median(latencies) * 1000:.1f} ms (up to {max(latencies) * 1000:.0f} ms) "
+        f"in {len(latencies)} checks, a rendering {rendering * 1000:.0f} ms"
+        for rendering, latencies in rounds
     )
-    pytest.fail(f"health was slower than 50 ms in every round of {DOWNLOADS} downloads: {summary}")
+    pytest.fail(
+        f"health waited as if behind the renderings in every round of {DOWNLOADS} downloads: {summary}"
+    )
 
 
 def _document(visa_number: str) -> EVisaDocument:
