@@ -59,12 +59,12 @@ run: install migrate
 	ASAN_SHUTDOWN_DRAIN_SECONDS=$${ASAN_SHUTDOWN_DRAIN_SECONDS:-0} $(BIN)/honcho start -f var/Procfile
 
 ## Every test. Most of them wait on processes, sockets and databases rather than compute, so
-## they run in TEST_WORKERS processes; the RabbitMQ tests then run one at a time, since they
-## share one broker and some queue names are fixed by the code under test.
+## they run in TEST_WORKERS processes; the RabbitMQ tests run one at a time in one of them
+## (tests/conftest.py), since they share one broker and some queue names are fixed by the
+## code under test.
 TEST_WORKERS ?= 4
 test: install lint
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not rabbitmq" --durations=25
-	$(BIN)/pytest -m rabbitmq --durations=10
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
 
 clean:
 	rm -rf $(VENV) node_modules third_party var .pytest_cache .mypy_cache .ruff_cache

@@ -51,14 +51,18 @@ nameko 2.14 facts this module relies on (checked in its source):
 - The prefetch count is not configurable: `QueueConsumer.prefetch_count` is `max_workers`.
   The inbox handlers use a queue consumer whose prefetch is PREFETCH_COUNT (our key,
   default max_workers + 1), so that a message is ready as soon as a worker finishes.
-- Every unit of work that is not a network call blocks the eventlet hub (sqlite3 and psycopg
-  calls run in C): keep transactions short and never hold one across a publish.
+- Every unit of work that is not a network call blocks the eventlet hub (sqlite3 runs in C):
+  keep transactions short and never hold one across a publish. psycopg's waits for the
+  server go through the patched select (PSYCOPG_WAIT_FUNC=wait_select): with its default C
+  wait, a transaction waiting for a lock held by another green thread's transaction blocked
+  the whole process, and so that other transaction, for ever.
 """
 
 from __future__ import annotations
 
 # eventlet must patch the standard library before anything else is imported.
 if __name__ == "__main__":
+    import os
     import warnings
 
     # eventlet is in bug-fix-only maintenance and says so on import; we know, and confine it here.
@@ -66,6 +70,10 @@ if __name__ == "__main__":
     import eventlet
 
     eventlet.monkey_patch()
+    # psycopg's default wait is in C and blocks the whole process, not the green thread: a
+    # transaction waiting for a lock that another green thread holds would wait for ever
+    # (that one never runs again). Its select()-based wait goes through the patched select.
+    os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 import argparse
 import functools
@@ -886,6 +894,7 @@ def run_workers(
     """
     if not patcher.is_monkey_patched("socket"):
         raise RuntimeError("run_workers needs eventlet.monkey_patch() before any other import")
+    _check_database_waits_are_green()
     config = worker_config(amqp_uri, max_workers)
     runner = ServiceRunner(config)
     for service_class in service_classes:
@@ -921,6 +930,18 @@ def run_workers(
             continue
         break
     log.info("event workers stopped")
+
+
+def _check_database_waits_are_green() -> None:
+    """psycopg must wait for the server through the patched select (module docstring), or a
+    lock wait between two green threads deadlocks the process."""
+    from psycopg import waiting
+
+    if waiting.wait is not waiting.wait_select:
+        raise RuntimeError(
+            "psycopg waits in C, which blocks every green thread: run the workers as "
+            "`python -m services.runtime.workers`, which sets PSYCOPG_WAIT_FUNC=wait_select"
+        )
 
 
 class _Lifecycle:

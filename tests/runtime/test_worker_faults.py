@@ -112,6 +112,20 @@ def test_a_broker_restart_during_a_backlog_applies_every_event_once_and_no_worke
     assert worker.terminate() < 5
 
 
+@on_postgres
+def test_effects_waiting_for_a_lock_another_effect_holds_wait_without_stopping_the_worker(
+    pipeline: EventPipeline,
+) -> None:
+    # Each effect holds one lock for a moment, and five run at once: four wait for it on
+    # PostgreSQL while the holder sleeps. A wait that blocked the process (psycopg's C wait
+    # under eventlet) would keep the holder from ever waking: every worker stuck for good.
+    pipeline.start_worker(max_workers=5, env={schema.EFFECT_SECONDS_ENV: "0.2", schema.EFFECT_LOCK_ENV: "1"})
+    payment_ids = [f"p-{i}" for i in range(10)]
+    pipeline.add_payments(*payment_ids)
+    pipeline.wait_for_payments(payment_ids, timeout=30)
+    assert sorted(pipeline.received_payment_ids()) == payment_ids
+
+
 @on_sqlite
 def test_a_worker_started_while_the_broker_is_down_waits_and_becomes_ready_when_it_returns(
     pipeline: EventPipeline, broker_proxy: TcpProxy

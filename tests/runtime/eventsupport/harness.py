@@ -19,7 +19,7 @@ from asan.payment.v1.events_pb2 import PaymentSucceeded
 from services.runtime.broker import dead_letter_queue
 from services.runtime.context import correlation_id_var
 from services.runtime.db import Database
-from services.runtime.events import add_event
+from services.runtime.events import add_event, outbox_backlog
 from tests.runtime.eventsupport import schema
 from tests.support.proxy import TcpProxy
 from tests.support.workers import WorkerProcess, wait_until
@@ -118,11 +118,18 @@ class EventPipeline:
         return [payment_id for payment_id, _, _ in self.received()]
 
     def wait_for_payments(self, payment_ids: list[str], timeout: float = 15) -> None:
-        wait_until(
-            lambda: len(self.received()) >= len(payment_ids),
-            timeout=timeout,
-            what=f"{len(payment_ids)} effects, got {self.received_payment_ids()}",
-        )
+        try:
+            wait_until(lambda: len(self.received()) >= len(payment_ids), timeout=timeout, what="")
+        except AssertionError:
+            # What tells a stalled relay from a stalled consumer, and the workers' last words.
+            last_lines = "\n".join(
+                line for worker in self.workers for line in worker.output().splitlines()[-40:]
+            )
+            raise AssertionError(
+                f"not within {timeout} s: {len(payment_ids)} effects, got {len(self.received())} "
+                f"({self.received_payment_ids()}); {outbox_backlog(self.producer, outbox)} events "
+                f"still in the outbox; the workers' logs end:\n{last_lines}"
+            ) from None
 
     def inbox_size(self) -> int:
         query = select(func.count()).select_from(schema.consumer.inbox)

@@ -13,6 +13,9 @@ CONSUMER_DATABASE_ENV = "ASAN_TEST_EVENTS_CONSUMER_DATABASE"
 NAME_ENV = "ASAN_TEST_EVENTS_NAME"
 # How long each effect of the consumer takes (seconds; default none).
 EFFECT_SECONDS_ENV = "ASAN_TEST_EVENTS_EFFECT_SECONDS"
+# On PostgreSQL: each effect takes one lock (a transaction-level advisory lock) and holds it
+# for its EFFECT_SECONDS, as effects updating one row do ("1": on).
+EFFECT_LOCK_ENV = "ASAN_TEST_EVENTS_EFFECT_LOCK"
 # Payments whose id starts with this fail in the consumer, until the cure file exists.
 POISON_PREFIX_ENV = "ASAN_TEST_EVENTS_POISON_PREFIX"
 POISON_CURE_ENV = "ASAN_TEST_EVENTS_POISON_CURE"

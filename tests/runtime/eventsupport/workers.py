@@ -4,8 +4,8 @@ Run by the tests as `python -m services.runtime.workers tests.runtime.eventsuppo
 (both), `...:receivers` (the consumer alone) or `...:relays` (the relay alone).
 
 What the consumer does is steered by the environment (schema.*_ENV): how long each effect
-takes (a backlog that lasts), and which payments are poison (they fail until a cure file
-exists).
+takes (a backlog that lasts), whether effects contend for one lock, and which payments are
+poison (they fail until a cure file exists).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from asan.common.v1.events_pb2 import EventEnvelope
@@ -24,6 +24,8 @@ from services.runtime.context import current_correlation_id
 from services.runtime.db import Database
 from services.runtime.workers import inbox_event_handler, outbox_relay_service
 from tests.runtime.eventsupport import schema
+
+EFFECT_LOCK_KEY = 0x7E57
 
 
 class PoisonedPayment(Exception):
@@ -34,6 +36,7 @@ def receivers() -> list[type]:
     test_name = os.environ[schema.NAME_ENV]
     consumer_database = Database(os.environ[schema.CONSUMER_DATABASE_ENV], threads=1)
     effect_seconds = float(os.environ.get(schema.EFFECT_SECONDS_ENV) or 0)
+    effect_lock = os.environ.get(schema.EFFECT_LOCK_ENV) == "1"
     poison_prefix = os.environ.get(schema.POISON_PREFIX_ENV, "")
     cure = Path(os.environ.get(schema.POISON_CURE_ENV) or "/nonexistent")
 
@@ -53,6 +56,8 @@ def receivers() -> list[type]:
         ) -> None:
             if poison_prefix and payment.payment_id.startswith(poison_prefix) and not cure.exists():
                 raise PoisonedPayment(f"{payment.payment_id} cannot be applied")
+            if effect_lock:
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EFFECT_LOCK_KEY})
             if effect_seconds:
                 time.sleep(effect_seconds)
             session.execute(
