@@ -59,12 +59,17 @@ run: install migrate
 	ASAN_SHUTDOWN_DRAIN_SECONDS=$${ASAN_SHUTDOWN_DRAIN_SECONDS:-0} $(BIN)/honcho start -f var/Procfile
 
 ## Every test. Most of them wait on processes, sockets and databases rather than compute, so
-## they run in TEST_WORKERS processes; the RabbitMQ tests run one at a time in one of them
-## (tests/conftest.py), since they share one broker and some queue names are fixed by the
-## code under test.
-TEST_WORKERS ?= 4
+## they run in TEST_WORKERS processes. The RabbitMQ tests run meanwhile in one more process,
+## one at a time (they share one broker, and some queue names are fixed by the code under
+## test); their report follows the others'.
+TEST_WORKERS ?= 3
+RABBITMQ_REPORT := .pytest-rabbitmq.log
 test: install lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30
+	@$(BIN)/pytest -m rabbitmq --durations=10 > $(RABBITMQ_REPORT) 2>&1 & rabbitmq=$$!; \
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not rabbitmq" --durations=30; others=$$?; \
+	wait $$rabbitmq; rabbitmq_status=$$?; \
+	echo "=== The RabbitMQ tests (one at a time, beside the others) ==="; cat $(RABBITMQ_REPORT); \
+	exit $$(( others || rabbitmq_status ))
 
 clean:
 	rm -rf $(VENV) node_modules third_party var .pytest_cache .mypy_cache .ruff_cache

@@ -38,16 +38,6 @@ def _isolated_var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASAN_VAR_DIR", str(tmp_path / "var"))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The RabbitMQ tests run one after another in one test process (`--dist loadgroup`,
-    as `make test` runs them), beside the others: they share one broker, and some queue names
-    are fixed by the code under test."""
-    for item in items:
-        if item.get_closest_marker("rabbitmq"):
-            item.add_marker(pytest.mark.xdist_group("rabbitmq"))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _databases_dropped_at_the_end() -> Iterator[None]:
     yield

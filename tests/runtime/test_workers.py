@@ -42,7 +42,7 @@ def test_each_event_takes_effect_once_in_outbox_order_with_its_correlation_id(
     assert pipeline.received() == [(p, f"req-{p}", f"req-{p}") for p in payment_ids]
     assert pipeline.inbox_size() == len(payment_ids)
     assert outbox_backlog(pipeline.producer, outbox) == 0
-    assert worker.terminate() < 5
+    assert worker.terminate() < 10  # promptly: not the 30 s of a stop that hangs
 
 
 @pytest.mark.parametrize("database_backend", ["sqlite"])
@@ -109,7 +109,7 @@ def test_events_added_while_the_broker_is_unreachable_wait_in_the_outbox_and_arr
 
     assert sorted(pipeline.received_payment_ids()) == sorted(["before-1", "before-2", *during])
     assert outbox_backlog(pipeline.producer, outbox) == 0
-    assert worker.terminate() < 5
+    assert worker.terminate() < 10  # promptly: not the 30 s of a stop that hangs
 
 
 @pytest.mark.rabbitmq

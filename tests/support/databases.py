@@ -141,6 +141,16 @@ def _is_fresh_postgres(url: URL) -> bool:
     return tables == 0
 
 
+def _on_the_test_server(url: URL) -> bool:
+    """Whether `url` names a database on ASAN_TEST_POSTGRES_URL's server itself, not through
+    a test's proxy (which goes away with its test, templates being kept for the session)."""
+    server = os.environ.get("ASAN_TEST_POSTGRES_URL")
+    if not server or url.get_backend_name() != "postgresql" or not url.database:
+        return False
+    expected = make_url(server)
+    return (url.host, url.port or 5432) == (expected.host, expected.port or 5432)
+
+
 def end_of_session() -> None:
     """Drops the templates and waits for every drop asked for."""
     TEMPLATES.remove()
@@ -158,7 +168,7 @@ def migrate(database_url: str, script_location: Path) -> None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(TEMPLATES.sqlite_file(script_location), path)
                 return
-        elif url.get_backend_name() == "postgresql" and url.database and _is_fresh_postgres(url):
+        elif _on_the_test_server(url) and _is_fresh_postgres(url):
             template = TEMPLATES.postgres_database(url, script_location)
             admin = _admin(url)
             try:

@@ -93,8 +93,9 @@ class Load:
     def codes(self) -> Counter[str]:
         return Counter(outcome.code for outcome in self.outcomes)
 
-    async def wait_for_calls(self, count: int, within: float = 10) -> None:
-        """Until `count` more calls have ended (the load is really running)."""
+    async def wait_for_calls(self, count: int, within: float = 30) -> None:
+        """Until `count` more calls have ended (the load is really running; on a loaded machine
+        a few dozen a second)."""
         target = len(self.outcomes) + count
         deadline = time.monotonic() + within
         while len(self.outcomes) < target:
