@@ -60,6 +60,23 @@ def ensure_farmer(principal: Principal) -> str:
     return principal.fin
 
 
+def accounts_holder(principal: Principal, fin: str | None) -> str | None:
+    """Whose accounts the caller changes: a farmer their own (another FIN answers NOT_FOUND, as
+    reading it would), an officer the farmer they name (None: they named none)."""
+    if principal.fin is not None:
+        if fin is not None and fin != principal.fin:
+            raise farmer_not_found(fin)
+        return principal.fin
+    if officer_of(principal) is None:
+        raise PermissionDenied(
+            message=(
+                "A farmer changes their own accounts; officers of the Ministry of Agriculture any farmer's."
+            ),
+            reason="FARMER_OR_OFFICER",
+        )
+    return fin
+
+
 def ensure_admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise PermissionDenied(

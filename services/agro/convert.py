@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from asan.agro.v1 import agro_pb2
 from asan.common.v1 import money_pb2
 from services.agro import subsidy as rules
+from services.agro.accounts import masked_iban
+from services.agro.payout_legs import awaits_officer
 from services.agro.queries import Aggregate
-from services.agro.tables import DeclarationDraftRow, DeclarationRow, FarmerRow, ParcelRow
+from services.agro.tables import DeclarationDraftRow, DeclarationRow, FarmerRow, ParcelRow, PayoutLegRow
 from services.agro.windows import Window
 from services.runtime.enums import proto_value
 from services.runtime.holidays import Holiday
@@ -71,7 +73,37 @@ def subsidy(value: rules.Subsidy) -> agro_pb2.Subsidy:
     )
 
 
-def declaration(row: DeclarationRow) -> agro_pb2.Declaration:
+# Cash first, as the subsidy shows its parts.
+_LEG_ORDER = {"CASH": 0, "CARD": 1}
+
+
+def payout_leg(row: PayoutLegRow, *, awaits_officer: bool) -> agro_pb2.PayoutLeg:
+    account = row.destination_account or ""
+    return agro_pb2.PayoutLeg(
+        leg=proto_value(agro_pb2.PayoutLegKind, "PAYOUT_LEG_KIND_", row.leg),
+        amount=money(row.amount_qepik),
+        status=proto_value(agro_pb2.PayoutLegStatus, "PAYOUT_LEG_STATUS_", row.status),
+        attempt=row.attempt,
+        failure_reason=row.failure_reason or "",
+        retryable=row.retryable,
+        awaits_officer=awaits_officer,
+        # The card's reference is the bank's, not the card number: shown as stored.
+        masked_destination=masked_iban(account) if row.leg == "CASH" and account else account,
+        paid_time=timestamp(row.paid_at),
+        reissue_count=row.reissue,
+        payout_id=row.payout_id or "",
+    )
+
+
+def payout_legs(rows: Sequence[PayoutLegRow], max_attempts: int) -> list[agro_pb2.PayoutLeg]:
+    """A declaration's legs, cash first; `max_attempts` tells which await the officer."""
+    return [
+        payout_leg(row, awaits_officer=awaits_officer(row, max_attempts))
+        for row in sorted(rows, key=lambda row: _LEG_ORDER.get(row.leg, 2))
+    ]
+
+
+def declaration(row: DeclarationRow, legs: Sequence[agro_pb2.PayoutLeg] = ()) -> agro_pb2.Declaration:
     return agro_pb2.Declaration(
         declaration_number=row.number,
         farmer_fin=row.farmer_fin,
@@ -90,6 +122,7 @@ def declaration(row: DeclarationRow) -> agro_pb2.Declaration:
         monitored_area_square_metres=row.monitored_m2 or 0,
         rejection_reason=row.rejection_reason or "",
         declare_time=timestamp(row.declared_at),
+        payout_legs=legs,
     )
 
 

@@ -50,7 +50,7 @@ class AgroMetrics:
 class PayoutGauges(Collector):
     """asan_agro_payout_legs_pending and asan_agro_payout_pending_qepik: legs of approved
     subsidies not yet paid (PENDING, SENT to payment, or FAILED); asan_agro_payout_legs_failed:
-    those whose last attempt failed, waiting for a retry or for the officer."""
+    those whose last attempt failed, waiting for a retry or for the officer's re-issue."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -69,7 +69,7 @@ class PayoutGauges(Collector):
         failed = GaugeMetricFamily(
             "asan_agro_payout_legs_failed",
             "Payout legs whose last attempt at payment failed, by leg: retried while payment calls "
-            "the failure retryable, else waiting for the officer.",
+            "the failure retryable, else waiting for the officer (RetryPayoutLeg).",
             labels=["leg"],
         )
         try:

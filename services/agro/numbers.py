@@ -20,6 +20,9 @@ def declaration_number_for(declaration_id: str, season_year: int) -> str:
     return f"AGR-{season_year}-" + "".join(_ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(8)))
 
 
-def payout_request_id_for(declaration_id: str, leg: str) -> str:
-    """The request_id of a payout leg at ASAN ödəniş: a retry never pays twice."""
-    return str(uuid.uuid5(_NAMESPACE, f"payout:{declaration_id}:{leg}"))
+def payout_request_id_for(declaration_id: str, leg: str, reissue: int = 0) -> str:
+    """The request_id of a payout leg at ASAN ödəniş: a retry never pays twice. Each re-issue
+    by an officer is a payout of its own, under its own id (the first payout's is unchanged)."""
+    if reissue == 0:
+        return str(uuid.uuid5(_NAMESPACE, f"payout:{declaration_id}:{leg}"))
+    return str(uuid.uuid5(_NAMESPACE, f"payout:{declaration_id}:{leg}:reissue:{reissue}"))

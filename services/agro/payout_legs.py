@@ -4,6 +4,11 @@ worker), whichever comes first: the answers and the events of one attempt may ar
 order, and an older attempt's news never overrides a newer one's. When every leg of a
 subsidy is paid, the declaration is PAID and SubsidyPaid goes out, once.
 
+A leg is found by its current payout's request_id: once an officer re-issued it as a new
+payout (services/agro/reissues.py), news of the replaced payout finds no leg and changes
+nothing. A leg FAILED for good (not retryable, or out of automatic attempts) awaits the
+officer.
+
 Imports nothing of grpc: the event worker runs it under eventlet.
 """
 
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.orm import Session
 
 from asan.agro.v1 import events_pb2
@@ -47,6 +52,22 @@ class PayoutNews:
     at: datetime
     failure_reason: str = ""
     retryable: bool = False
+    # The account the payout goes to, as payment's answers name it (its events do not).
+    destination: str = ""
+
+
+def awaits_officer(leg: PayoutLegRow, max_attempts: int) -> bool:
+    """FAILED for good: sending it again unchanged will not help (payment does not call it
+    retryable), or agro has made every automatic attempt; an officer re-issues it."""
+    return leg.status == LegStatus.FAILED and (not leg.retryable or leg.attempt >= max_attempts)
+
+
+def awaiting_officer(max_attempts: int) -> ColumnElement[bool]:
+    """`awaits_officer` as a condition on payout_legs."""
+    return and_(
+        PayoutLegRow.status == LegStatus.FAILED.value,
+        or_(not_(PayoutLegRow.retryable), PayoutLegRow.attempt >= max_attempts),
+    )
 
 
 def leg_by_request_id(session: Session, request_id: str) -> PayoutLegRow | None:
@@ -59,6 +80,8 @@ def apply_news(session: Session, leg: PayoutLegRow, news: PayoutNews) -> bool:
     """Records `news` on the leg unless it is stale; returns whether the leg changed. A paid leg
     stays paid."""
     current = LegStatus(leg.status)
+    if news.destination and news.attempt >= leg.attempt:
+        leg.destination_account = news.destination
     if current is LegStatus.PAID or news.attempt < leg.attempt:
         return False
     if news.attempt == leg.attempt and _RANK[news.status] <= _RANK[current]:

@@ -2,8 +2,11 @@
 server sends each PENDING leg with CreatePayout under the leg's own request_id (uuid5 of the
 declaration and the leg: a re-send after a crash finds the same payout, never a second one),
 and each FAILED leg that payment calls retryable with RetryPayout, up to
-AGRO_PAYOUT_MAX_ATTEMPTS attempts; a leg failed for good (a closed account) waits for the
-officer. Each answer is recorded as payment's events are (services/agro/payout_legs.py).
+AGRO_PAYOUT_MAX_ATTEMPTS attempts. A leg failed for good (a closed account) awaits an officer:
+once the farmer's accounts are corrected (ChangeFarmerAccounts), RetryPayoutLeg makes it
+PENDING again under a new request_id (services/agro/reissues.py), and this flow sends it as a
+new payout with CreatePayout, to the farmer's current account, like any PENDING leg. Each
+answer is recorded as payment's events are (services/agro/payout_legs.py).
 
 Calls carry agro's own service token (agency KTN, `ServiceCredentials`), a deadline and the
 correlation id, and are retried on UNAVAILABLE by the channel (services/runtime/clients.py).
@@ -63,6 +66,7 @@ def news_of(payout: payouts_pb2.Payout) -> PayoutNews:
         at=at.ToDatetime(tzinfo=UTC) if at is not None else utcnow(),
         failure_reason=payout.failure_reason,
         retryable=payout.retryable,
+        destination=payout.destination.iban or payout.destination.input_card_reference,
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.agro.geometry import MAX_EXTENT_DEGREES, lon_cell
+from services.agro.payout_legs import awaiting_officer
 from services.agro.subsidy import Coefficient, Condition, Crop, Tier
 from services.agro.tables import (
     CoefficientRow,
@@ -18,6 +19,7 @@ from services.agro.tables import (
     DeclarationWindowRow,
     FarmerRow,
     ParcelRow,
+    PayoutLegRow,
     SeasonBanRow,
     holiday_table,
 )
@@ -208,11 +210,20 @@ class DeclarationFilter:
     farmer_fin: str | None
     district: str | None
     status: str | None
+    # Only those with a payout leg failed for good (payout_legs.awaits_officer).
+    payout_awaits_officer: bool = False
 
 
 def list_declarations(
-    session: Session, where: DeclarationFilter, after: tuple[datetime, str] | None, limit: int
+    session: Session,
+    where: DeclarationFilter,
+    after: tuple[datetime, str] | None,
+    limit: int,
+    *,
+    max_attempts: int,
 ) -> list[DeclarationRow]:
+    """`max_attempts`: a leg's automatic attempts, after which a retryable failure awaits the
+    officer too."""
     query = select(DeclarationRow)
     if where.farmer_fin is not None:
         query = query.where(DeclarationRow.farmer_fin == where.farmer_fin)
@@ -220,9 +231,29 @@ def list_declarations(
         query = query.where(DeclarationRow.district == where.district)
     if where.status is not None:
         query = query.where(DeclarationRow.status == where.status)
+    if where.payout_awaits_officer:
+        failed_for_good = select(PayoutLegRow.declaration_id).where(
+            PayoutLegRow.declaration_id == DeclarationRow.id, awaiting_officer(max_attempts)
+        )
+        query = query.where(failed_for_good.exists())
     if after is not None:
         query = query.where(_after(DeclarationRow.declared_at, DeclarationRow.id, after))
     return list(session.scalars(query.order_by(DeclarationRow.declared_at, DeclarationRow.id).limit(limit)))
+
+
+def payout_legs(session: Session, declaration_ids: list[str]) -> dict[str, list[PayoutLegRow]]:
+    """The payout legs of each of the declarations (none before approval), by declaration id."""
+    found: dict[str, list[PayoutLegRow]] = {}
+    if declaration_ids:
+        query = select(PayoutLegRow).where(PayoutLegRow.declaration_id.in_(declaration_ids))
+        for leg in session.scalars(query):
+            found.setdefault(leg.declaration_id, []).append(leg)
+    return found
+
+
+def payout_leg(session: Session, declaration_id: str, leg: str) -> PayoutLegRow | None:
+    """One leg, locked until the transaction ends."""
+    return session.get(PayoutLegRow, (declaration_id, leg), with_for_update=True)
 
 
 def _after(

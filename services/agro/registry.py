@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from asan.agro.v1 import agro_pb2, events_pb2
 from services.agro import access, convert, queries
 from services.agro.declaring import SOURCE, not_registered
-from services.agro.requests import NewFarmer, NewParcel
+from services.agro.requests import ChangedAccounts, NewFarmer, NewParcel
 from services.agro.tables import FarmerRow, ParcelRow, runtime_tables
 from services.runtime.enums import proto_value
 from services.runtime.errors import AlreadyExists, FailedPrecondition
@@ -41,6 +41,20 @@ def register_farmer(session: Session, fin: str, new: NewFarmer, now: datetime) -
         fin=fin, kind=proto_value(agro_pb2.FarmerKind, "FARMER_KIND_", new.kind), register_time=timestamp(now)
     )
     add_event(session, runtime_tables.outbox, SOURCE, registered)
+    return convert.farmer(row)
+
+
+def change_accounts(session: Session, fin: str, changed: ChangedAccounts, *, own: bool) -> agro_pb2.Farmer:
+    """The farmer's IBAN and card reference, as changed (`own`: by the farmer themselves). Legs
+    sent from now on, and re-issued ones, go to them; a payout at payment keeps its account."""
+    row = session.get(FarmerRow, fin, with_for_update=True)
+    if row is None:
+        raise not_registered() if own else access.farmer_not_found(fin)
+    if changed.iban is not None:
+        row.iban = changed.iban
+    if changed.input_card_reference is not None:
+        row.input_card_reference = changed.input_card_reference
+    session.flush()
     return convert.farmer(row)
 
 

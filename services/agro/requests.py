@@ -13,6 +13,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import NoReturn
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2
 from services.agro.accounts import is_azerbaijani_iban
@@ -91,20 +92,79 @@ def _judge_farmer(f: agro_pb2.Farmer, violations: Violations) -> str | None:
             "Only a cooperative has a registration number and members; leave them empty.",
             "NOT_A_COOPERATIVE",
         )
+    _check_accounts(violations, f.iban, f.input_card_reference, "farmer.")
+    return kind
+
+
+MAX_CARD_REFERENCE = 100
+
+
+def _check_accounts(violations: Violations, iban: str, input_card_reference: str, prefix: str = "") -> None:
+    """The farmer's accounts, as registered or changed; left empty, the caller says what that means."""
     violations.check(
-        not f.iban or is_azerbaijani_iban(f.iban),
-        "farmer.iban",
+        not iban or is_azerbaijani_iban(iban),
+        f"{prefix}iban",
         "Must be an Azerbaijani IBAN: 28 characters, AZ, check digits, bank code, no spaces "
         "(e.g. AZ21NABZ00000000137010001944).",
         "FORMAT",
     )
     violations.check(
-        len(f.input_card_reference) <= 100,
-        "farmer.input_card_reference",
-        "The bank's reference of your agrarian card (never the card number), at most 100 characters.",
+        len(input_card_reference) <= MAX_CARD_REFERENCE,
+        f"{prefix}input_card_reference",
+        f"The bank's reference of your agrarian card (never the card number), at most {MAX_CARD_REFERENCE} "
+        "characters.",
         "FORMAT",
     )
-    return kind
+
+
+@dataclass(frozen=True)
+class ChangedAccounts:
+    # None: the farmer's own (a citizen leaving it out).
+    fin: str | None
+    # None: unchanged.
+    iban: str | None
+    input_card_reference: str | None
+
+
+def changed_accounts(
+    request: agro_service_pb2.ChangeFarmerAccountsRequest, violations: Violations
+) -> ChangedAccounts:
+    """Raises with every bad field."""
+    check_request_id(violations, request.request_id)
+    check_fin(violations, request.fin)
+    _check_accounts(violations, request.iban, request.input_card_reference)
+    if not request.iban and not request.input_card_reference:
+        for field in ("iban", "input_card_reference"):
+            violations.add(
+                field, "Give the new IBAN, the new agrarian card reference, or both.", "NOTHING_TO_CHANGE"
+            )
+    violations.require(request)
+    violations.raise_if_any()
+    return ChangedAccounts(
+        fin=request.fin or None,
+        iban=request.iban or None,
+        input_card_reference=request.input_card_reference or None,
+    )
+
+
+def require_officers_fin(violations: Violations) -> NoReturn:
+    """Raises: an officer changing a farmer's accounts names the farmer."""
+    violations.add(
+        "fin", "Required of officers: the FIN of the farmer whose accounts change.", "REQUIRED_FOR_OFFICERS"
+    )
+    violations.raise_if_any()
+    raise AssertionError("raise_if_any raised")
+
+
+def reissued_leg(request: agro_service_pb2.RetryPayoutLegRequest, violations: Violations) -> str:
+    """The leg's stored name (CASH or CARD); raises with every bad field."""
+    check_request_id(violations, request.request_id)
+    check_declaration_number(violations, request.declaration_number)
+    leg = stored_name(agro_pb2.PayoutLegKind, request.leg, "PAYOUT_LEG_KIND_", violations, "leg")
+    violations.require(request)
+    violations.raise_if_any()
+    assert leg is not None  # unspecified is REQUIRED's violation
+    return leg
 
 
 def contour(violations: Violations, text: str, field: str) -> Contour | None:

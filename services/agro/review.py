@@ -99,19 +99,22 @@ def approve(session: Session, row: DeclarationRow, *, now: datetime, decided_by:
     row.decided_at = now
     row.decided_by = decided_by
     split = rules.payout_split(row.subsidy_qepik)
-    legs = [(CASH, split.cash_qepik), (CARD, split.card_qepik)]
-    for leg, amount in legs:
-        if amount > 0:
-            session.add(
-                PayoutLegRow(
-                    declaration_id=row.id,
-                    leg=leg,
-                    amount_qepik=amount,
-                    request_id=payout_request_id_for(row.id, leg),
-                    status="PENDING",
-                    created_at=now,
-                )
-            )
+    legs = [
+        PayoutLegRow(
+            declaration_id=row.id,
+            leg=leg,
+            amount_qepik=amount,
+            request_id=payout_request_id_for(row.id, leg),
+            reissue=0,
+            status="PENDING",
+            attempt=0,
+            retryable=False,
+            created_at=now,
+        )
+        for leg, amount in ((CASH, split.cash_qepik), (CARD, split.card_qepik))
+        if amount > 0
+    ]
+    session.add_all(legs)
     session.flush()
     add_event(
         session,
@@ -127,7 +130,8 @@ def approve(session: Session, row: DeclarationRow, *, now: datetime, decided_by:
         ),
     )
     notices.subsidy_approved(session, row, cash_qepik=split.cash_qepik, card_qepik=split.card_qepik, now=now)
-    return Approved(convert.declaration(row), row.subsidy_qepik, sum(1 for _, amount in legs if amount > 0))
+    response = convert.declaration(row, [convert.payout_leg(leg, awaits_officer=False) for leg in legs])
+    return Approved(response, row.subsidy_qepik, len(legs))
 
 
 def reject(

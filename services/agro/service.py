@@ -42,8 +42,9 @@ def today_from_env() -> Callable[[], date]:
 def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Background]:
     metrics = AgroMetrics(runtime.registry, runtime.database)
     today = today_from_env()
+    max_attempts = env_int("AGRO_PAYOUT_MAX_ATTEMPTS", 3)
     agro_service_pb2_grpc.add_AgroServiceServicer_to_server(
-        AgroServicer(runtime.database, metrics, today), server
+        AgroServicer(runtime.database, metrics, today, payout_max_attempts=max_attempts), server
     )
     # ASAN Finans's register of farmland and subsidies (finance's service account only).
     data_provider_pb2_grpc.add_DataProviderServiceServicer_to_server(
@@ -54,7 +55,7 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
         runtime.database,
         env_str("AGRO_PAYMENT_TARGET", "127.0.0.1:50051"),
         ServiceCredentials.from_env("agro", runtime.config.auth, default_agency=MINISTRY),
-        max_attempts=env_int("AGRO_PAYOUT_MAX_ATTEMPTS", 3),
+        max_attempts=max_attempts,
     )
     return [
         announcement_task(today, env_float("AGRO_WINDOW_CHECK_SECONDS", 3600.0)),

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2, agro_service_pb2_grpc
 from asan.common.v1 import audit_pb2
-from services.agro import access, convert, declaring, queries, registry, requests, review
+from services.agro import access, convert, declaring, queries, registry, reissues, requests, review
 from services.agro.metrics import AgroMetrics
 from services.agro.numbers import id_for
 from services.agro.subsidy import SQUARE_METRES_PER_HECTARE
-from services.agro.tables import DeclarationDraftRow, holiday_table, runtime_tables
+from services.agro.tables import DeclarationDraftRow, DeclarationRow, holiday_table, runtime_tables
 from services.runtime.audit import list_audit_records
 from services.runtime.auth import Principal
 from services.runtime.db import Database, utcnow
@@ -39,12 +39,29 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
-    def __init__(self, database: Database, metrics: AgroMetrics, today: Callable[[], date]) -> None:
+    def __init__(
+        self,
+        database: Database,
+        metrics: AgroMetrics,
+        today: Callable[[], date],
+        *,
+        payout_max_attempts: int,
+    ) -> None:
         self.database = database
         self.metrics = metrics
         # The day in Baku: the sowing windows follow it (a fixed day in the sandbox and tests).
         self.today = today
+        # The payout flow's automatic attempts of a leg: past them a failed leg awaits the officer.
+        self.payout_max_attempts = payout_max_attempts
         self.idempotency = Idempotency(runtime_tables.idempotency_keys)
+
+    def _declarations(self, session: Session, rows: list[DeclarationRow]) -> list[agro_pb2.Declaration]:
+        """The declarations with their payout legs."""
+        legs = queries.payout_legs(session, [row.id for row in rows])
+        return [
+            convert.declaration(row, convert.payout_legs(legs.get(row.id, []), self.payout_max_attempts))
+            for row in rows
+        ]
 
     # --- Farmers and parcels -------------------------------------------------------------------
 
@@ -75,6 +92,20 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
             return convert.farmer(row)
 
         return await self.database.run(read)
+
+    async def ChangeFarmerAccounts(
+        self, request: agro_service_pb2.ChangeFarmerAccountsRequest, context: Context
+    ) -> agro_pb2.Farmer:
+        changed = requests.changed_accounts(request, Violations())
+        principal = require_principal()
+        fin = access.accounts_holder(principal, changed.fin)
+        if fin is None:
+            requests.require_officers_fin(Violations())
+        key = idempotency_key(request, principal)
+        own = principal.fin is not None
+        return await self.idempotency.run(
+            self.database, key, agro_pb2.Farmer, lambda s: registry.change_accounts(s, fin, changed, own=own)
+        )
 
     async def CreateParcel(
         self, request: agro_service_pb2.CreateParcelRequest, context: Context
@@ -194,7 +225,7 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
             row = queries.declaration_by_number(session, request.declaration_number)
             if row is None or not access.may_see(principal, row.farmer_fin, row.district):
                 raise access.declaration_not_found(request.declaration_number)
-            return convert.declaration(row)
+            return self._declarations(session, [row])[0]
 
         return await self.database.run(read)
 
@@ -206,14 +237,19 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
         status = requests.status_filter(request, violations)
         violations.raise_if_any()
         fin, district = _reach(require_principal())
-        where = queries.DeclarationFilter(fin, district, status)
+        where = queries.DeclarationFilter(fin, district, status, request.payout_awaits_officer)
         fingerprint = filter_fingerprint("declarations", where)
         after = decode_keyset(violations, request.page_token, fingerprint)
         violations.raise_if_any()
-        rows = await self.database.run(lambda s: queries.list_declarations(s, where, after, size + 1))
-        response = agro_service_pb2.ListDeclarationsResponse(
-            declarations=[convert.declaration(row) for row in rows[:size]]
-        )
+
+        def read(session: Session) -> tuple[list[DeclarationRow], list[agro_pb2.Declaration]]:
+            rows = queries.list_declarations(
+                session, where, after, size + 1, max_attempts=self.payout_max_attempts
+            )
+            return rows, self._declarations(session, rows[:size])
+
+        rows, declarations = await self.database.run(read)
+        response = agro_service_pb2.ListDeclarationsResponse(declarations=declarations)
         if len(rows) > size:
             response.next_page_token = encode_keyset(
                 rows[size - 1].declared_at, rows[size - 1].id, fingerprint
@@ -310,6 +346,29 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
                 decided_by=_decided_by(principal),
             ),
         )
+
+    async def RetryPayoutLeg(
+        self, request: agro_service_pb2.RetryPayoutLegRequest, context: Context
+    ) -> agro_pb2.Declaration:
+        leg = requests.reissued_leg(request, Violations())
+        principal = require_principal()
+        officer = access.ensure_officer(principal)
+        key = idempotency_key(request, principal)
+
+        def reissue(session: Session) -> agro_pb2.Declaration:
+            row = review.declaration_in_reach(session, officer, request.declaration_number)
+            reissues.reissue(
+                session,
+                row,
+                leg,
+                max_attempts=self.payout_max_attempts,
+                now=utcnow(),
+                reissued_by=_decided_by(principal),
+            )
+            return self._declarations(session, [row])[0]
+
+        # The payout flow sends the re-issued leg within AGRO_PAYOUT_SEND_SECONDS.
+        return await self.idempotency.run(self.database, key, agro_pb2.Declaration, reissue)
 
     # --- Public --------------------------------------------------------------------------------
 

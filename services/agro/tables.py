@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -156,15 +157,20 @@ class DeclarationDraftRow(Base):
 class PayoutLegRow(Base):
     """One leg of an approved subsidy's payout: CASH to the IBAN, CARD to the agrarian card.
     PENDING until sent to ASAN ödəniş's PayoutService (services/agro/payouts.py), then SENT,
-    and PAID or FAILED as payment reports it (services/agro/payout_legs.py)."""
+    and PAID or FAILED as payment reports it (services/agro/payout_legs.py); a leg FAILED for
+    good is PENDING again, as a new payout, when an officer re-issues it
+    (services/agro/reissues.py)."""
 
     __tablename__ = "payout_legs"
 
     declaration_id: Mapped[str] = mapped_column(ForeignKey("declarations.id"), primary_key=True)
     leg: Mapped[str] = mapped_column(String(4), primary_key=True)
     amount_qepik: Mapped[int] = mapped_column(BigInteger)
-    # The payout's request_id at payment, derived from the declaration and the leg.
+    # The current payout's request_id at payment, derived from the declaration, the leg and the
+    # re-issue (services/agro/numbers.py); the replaced ones are in payout_leg_reissues.
     request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    # Times an officer re-issued the leg: 0 for the payout made at approval.
+    reissue: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     # The payout at payment, once it answered, and the attempt of it the status is about.
@@ -175,8 +181,35 @@ class PayoutLegRow(Base):
     retryable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The account the current payout went to (the IBAN or the card's reference), as payment
+    # answered; NULL until it did.
+    destination_account: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (Index("ix_payout_legs_status", "status", "created_at"),)
+
+
+class PayoutLegReissueRow(Base):
+    """A payout an officer replaced by re-issuing its leg: the replaced payout's request_id
+    (whose late news no longer finds the leg), and how it had ended. Never updated."""
+
+    __tablename__ = "payout_leg_reissues"
+
+    declaration_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    leg: Mapped[str] = mapped_column(String(4), primary_key=True)
+    # 1 for the first re-issue: the leg's request_id from then on is that re-issue's.
+    reissue: Mapped[int] = mapped_column(Integer, primary_key=True)
+    replaced_request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    replaced_payout_id: Mapped[str | None] = mapped_column(String(36))
+    replaced_attempt: Mapped[int] = mapped_column(Integer)
+    failure_reason: Mapped[str | None] = mapped_column(String(40))
+    destination_account: Mapped[str | None] = mapped_column(String(100))
+    reissued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Who re-issued it: "officer:<subject>".
+    reissued_by: Mapped[str] = mapped_column(String(100))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["declaration_id", "leg"], ["payout_legs.declaration_id", "payout_legs.leg"]),
+    )
 
 
 class CoefficientRow(Base):

@@ -170,6 +170,146 @@ DECLARATION_STATUS_PAID: DeclarationStatus.ValueType  # 4
 """Both payout legs paid."""
 Global___DeclarationStatus: _TypeAlias = DeclarationStatus  # noqa: Y015
 
+class _PayoutLegKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PayoutLegKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PayoutLegKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYOUT_LEG_KIND_UNSPECIFIED: _PayoutLegKind.ValueType  # 0
+    """Not given."""
+    PAYOUT_LEG_KIND_CASH: _PayoutLegKind.ValueType  # 1
+    """The cash quarter, to the farmer's bank account (IBAN)."""
+    PAYOUT_LEG_KIND_CARD: _PayoutLegKind.ValueType  # 2
+    """The restricted three quarters, to the farmer's agrarian input card."""
+
+class PayoutLegKind(_PayoutLegKind, metaclass=_PayoutLegKindEnumTypeWrapper):
+    """Which part of a subsidy a payout leg pays, and where."""
+
+PAYOUT_LEG_KIND_UNSPECIFIED: PayoutLegKind.ValueType  # 0
+"""Not given."""
+PAYOUT_LEG_KIND_CASH: PayoutLegKind.ValueType  # 1
+"""The cash quarter, to the farmer's bank account (IBAN)."""
+PAYOUT_LEG_KIND_CARD: PayoutLegKind.ValueType  # 2
+"""The restricted three quarters, to the farmer's agrarian input card."""
+Global___PayoutLegKind: _TypeAlias = PayoutLegKind  # noqa: Y015
+
+class _PayoutLegStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PayoutLegStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PayoutLegStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYOUT_LEG_STATUS_UNSPECIFIED: _PayoutLegStatus.ValueType  # 0
+    """Not given."""
+    PAYOUT_LEG_STATUS_PENDING: _PayoutLegStatus.ValueType  # 1
+    """Approved (or re-issued) and waiting to be sent to payment, within a minute or so."""
+    PAYOUT_LEG_STATUS_SENT: _PayoutLegStatus.ValueType  # 2
+    """Payment has the payout; the bank has not settled it yet."""
+    PAYOUT_LEG_STATUS_PAID: _PayoutLegStatus.ValueType  # 3
+    """The money reached the farmer's account or card."""
+    PAYOUT_LEG_STATUS_FAILED: _PayoutLegStatus.ValueType  # 4
+    """The payout's last attempt failed: `failure_reason` says why. Agro retries it by itself
+    while payment calls it retryable; otherwise `awaits_officer` is set.
+    """
+
+class PayoutLegStatus(_PayoutLegStatus, metaclass=_PayoutLegStatusEnumTypeWrapper):
+    """Where a payout leg is at ASAN ödəniş."""
+
+PAYOUT_LEG_STATUS_UNSPECIFIED: PayoutLegStatus.ValueType  # 0
+"""Not given."""
+PAYOUT_LEG_STATUS_PENDING: PayoutLegStatus.ValueType  # 1
+"""Approved (or re-issued) and waiting to be sent to payment, within a minute or so."""
+PAYOUT_LEG_STATUS_SENT: PayoutLegStatus.ValueType  # 2
+"""Payment has the payout; the bank has not settled it yet."""
+PAYOUT_LEG_STATUS_PAID: PayoutLegStatus.ValueType  # 3
+"""The money reached the farmer's account or card."""
+PAYOUT_LEG_STATUS_FAILED: PayoutLegStatus.ValueType  # 4
+"""The payout's last attempt failed: `failure_reason` says why. Agro retries it by itself
+while payment calls it retryable; otherwise `awaits_officer` is set.
+"""
+Global___PayoutLegStatus: _TypeAlias = PayoutLegStatus  # noqa: Y015
+
+@_typing.final
+class PayoutLeg(_message.Message):
+    """One leg of an approved subsidy's payout, as agro last heard of it from ASAN ödəniş."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEG_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    RETRYABLE_FIELD_NUMBER: _builtins.int
+    AWAITS_OFFICER_FIELD_NUMBER: _builtins.int
+    MASKED_DESTINATION_FIELD_NUMBER: _builtins.int
+    PAID_TIME_FIELD_NUMBER: _builtins.int
+    REISSUE_COUNT_FIELD_NUMBER: _builtins.int
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    leg: Global___PayoutLegKind.ValueType
+    """Cash or card."""
+    status: Global___PayoutLegStatus.ValueType
+    """Status."""
+    attempt: _builtins.int
+    """Attempts of the current payout at payment: 0 until payment has it, 1, and one more for
+    each automatic retry.
+    """
+    failure_reason: _builtins.str
+    """Why the last attempt failed, payment's stable code (ACCOUNT_CLOSED, CARD_BLOCKED,
+    BANK_TECHNICAL_ERROR, ...); empty unless FAILED.
+    """
+    retryable: _builtins.bool
+    """For a FAILED leg: whether payment calls the failure retryable (sending it again unchanged
+    may succeed), rather than needing corrected account details.
+    """
+    awaits_officer: _builtins.bool
+    """FAILED for good: not retryable, or out of automatic attempts. It stays so until an
+    officer re-issues it (RetryPayoutLeg), once the farmer's accounts are right
+    (ChangeFarmerAccounts).
+    """
+    masked_destination: _builtins.str
+    """The account the current payout went to, masked: an IBAN as its country, check digits,
+    bank code and last 4 characters ("AZ21NABZ •••• 1944"), a card by its bank's reference as
+    stored. Empty until payment has the payout.
+    """
+    reissue_count: _builtins.int
+    """Times an officer re-issued the leg as a new payout; the replaced payouts stay FAILED at
+    payment.
+    """
+    payout_id: _builtins.str
+    """Id of the current payout at payment (PayoutService.GetPayout); empty until payment has it."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount of the leg."""
+
+    @_builtins.property
+    def paid_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was paid (UTC); unset until PAID."""
+
+    def __init__(
+        self,
+        *,
+        leg: Global___PayoutLegKind.ValueType = ...,
+        amount: _money_pb2.Money | None = ...,
+        status: Global___PayoutLegStatus.ValueType = ...,
+        attempt: _builtins.int = ...,
+        failure_reason: _builtins.str = ...,
+        retryable: _builtins.bool = ...,
+        awaits_officer: _builtins.bool = ...,
+        masked_destination: _builtins.str = ...,
+        paid_time: _timestamp_pb2.Timestamp | None = ...,
+        reissue_count: _builtins.int = ...,
+        payout_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "paid_time", b"paid_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "attempt", b"attempt", "awaits_officer", b"awaits_officer", "failure_reason", b"failure_reason", "leg", b"leg", "masked_destination", b"masked_destination", "paid_time", b"paid_time", "payout_id", b"payout_id", "reissue_count", b"reissue_count", "retryable", b"retryable", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutLeg: _TypeAlias = PayoutLeg  # noqa: Y015
+
 @_typing.final
 class Farmer(_message.Message):
     """A registered farmer."""
@@ -507,6 +647,7 @@ class Declaration(_message.Message):
     MONITORED_AREA_SQUARE_METRES_FIELD_NUMBER: _builtins.int
     REJECTION_REASON_FIELD_NUMBER: _builtins.int
     DECLARE_TIME_FIELD_NUMBER: _builtins.int
+    PAYOUT_LEGS_FIELD_NUMBER: _builtins.int
     declaration_number: _builtins.str
     """Number, e.g. AGR-2026-7K3P9QXM."""
     farmer_fin: _builtins.str
@@ -545,6 +686,10 @@ class Declaration(_message.Message):
     def declare_time(self) -> _timestamp_pb2.Timestamp:
         """When it was declared (UTC)."""
 
+    @_builtins.property
+    def payout_legs(self) -> _containers.RepeatedCompositeFieldContainer[Global___PayoutLeg]:
+        """The payout legs once approved: cash, then card (a leg of 0 qəpik is not made)."""
+
     def __init__(
         self,
         *,
@@ -565,10 +710,11 @@ class Declaration(_message.Message):
         monitored_area_square_metres: _builtins.int = ...,
         rejection_reason: _builtins.str = ...,
         declare_time: _timestamp_pb2.Timestamp | None = ...,
+        payout_legs: _abc.Iterable[Global___PayoutLeg] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["declare_time", b"declare_time", "subsidy", b"subsidy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["analysis_reference", b"analysis_reference", "area_square_metres", b"area_square_metres", "campaign", b"campaign", "contour_geojson", b"contour_geojson", "crop", b"crop", "declaration_number", b"declaration_number", "declare_time", b"declare_time", "district", b"district", "farmer_fin", b"farmer_fin", "insurance_reference", b"insurance_reference", "modern_irrigation", b"modern_irrigation", "monitored_area_square_metres", b"monitored_area_square_metres", "parcel_id", b"parcel_id", "rejection_reason", b"rejection_reason", "season_year", b"season_year", "status", b"status", "subsidy", b"subsidy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["analysis_reference", b"analysis_reference", "area_square_metres", b"area_square_metres", "campaign", b"campaign", "contour_geojson", b"contour_geojson", "crop", b"crop", "declaration_number", b"declaration_number", "declare_time", b"declare_time", "district", b"district", "farmer_fin", b"farmer_fin", "insurance_reference", b"insurance_reference", "modern_irrigation", b"modern_irrigation", "monitored_area_square_metres", b"monitored_area_square_metres", "parcel_id", b"parcel_id", "payout_legs", b"payout_legs", "rejection_reason", b"rejection_reason", "season_year", b"season_year", "status", b"status", "subsidy", b"subsidy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -71,6 +71,44 @@ class GetFarmerRequest(_message.Message):
 Global___GetFarmerRequest: _TypeAlias = GetFarmerRequest  # noqa: Y015
 
 @_typing.final
+class ChangeFarmerAccountsRequest(_message.Message):
+    """Request of ChangeFarmerAccounts: at least one of `iban` and `input_card_reference`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    FIN_FIELD_NUMBER: _builtins.int
+    IBAN_FIELD_NUMBER: _builtins.int
+    INPUT_CARD_REFERENCE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen UUID; a retry with the same id returns the first result."""
+    fin: _builtins.str
+    """The farmer's FIN: an officer gives it; a farmer may leave it empty for their own."""
+    iban: _builtins.str
+    """The new bank account for the cash quarter, an Azerbaijani IBAN (28 characters); empty
+    keeps the current one.
+    """
+    input_card_reference: _builtins.str
+    """The issuing bank's new reference of the agrarian card (never the card number); empty
+    keeps the current one.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        fin: _builtins.str = ...,
+        iban: _builtins.str = ...,
+        input_card_reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fin", b"fin", "iban", b"iban", "input_card_reference", b"input_card_reference", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeFarmerAccountsRequest: _TypeAlias = ChangeFarmerAccountsRequest  # noqa: Y015
+
+@_typing.final
 class CreateParcelRequest(_message.Message):
     """Request of CreateParcel."""
 
@@ -293,22 +331,28 @@ class ListDeclarationsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    PAYOUT_AWAITS_OFFICER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most declarations to return, 1 to 500; 0 means 50."""
     page_token: _builtins.str
     """`next_page_token` of the previous call, or empty for the first page."""
     status: _agro_pb2.DeclarationStatus.ValueType
     """Only declarations in this state; unspecified means any."""
+    payout_awaits_officer: _builtins.bool
+    """Only declarations with a payout leg failed for good (`PayoutLeg.awaits_officer`), the
+    officers' work list for RetryPayoutLeg; false means any.
+    """
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         status: _agro_pb2.DeclarationStatus.ValueType = ...,
+        payout_awaits_officer: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "payout_awaits_officer", b"payout_awaits_officer", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,6 +530,36 @@ class RejectDeclarationRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RejectDeclarationRequest: _TypeAlias = RejectDeclarationRequest  # noqa: Y015
+
+@_typing.final
+class RetryPayoutLegRequest(_message.Message):
+    """Request of RetryPayoutLeg."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DECLARATION_NUMBER_FIELD_NUMBER: _builtins.int
+    LEG_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen UUID; a retry with the same id returns the first result."""
+    declaration_number: _builtins.str
+    """Declaration number."""
+    leg: _agro_pb2.PayoutLegKind.ValueType
+    """The leg to re-issue."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        declaration_number: _builtins.str = ...,
+        leg: _agro_pb2.PayoutLegKind.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declaration_number", b"declaration_number", "leg", b"leg", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetryPayoutLegRequest: _TypeAlias = RetryPayoutLegRequest  # noqa: Y015
 
 @_typing.final
 class GetCoefficientTableRequest(_message.Message):

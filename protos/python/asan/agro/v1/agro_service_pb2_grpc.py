@@ -50,6 +50,11 @@ class AgroServiceStub:
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetFarmerRequest.SerializeToString,
                 response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.Farmer.FromString,
                 _registered_method=True)
+        self.ChangeFarmerAccounts = channel.unary_unary(
+                '/asan.agro.v1.AgroService/ChangeFarmerAccounts',
+                request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ChangeFarmerAccountsRequest.SerializeToString,
+                response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.Farmer.FromString,
+                _registered_method=True)
         self.CreateParcel = channel.unary_unary(
                 '/asan.agro.v1.AgroService/CreateParcel',
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.CreateParcelRequest.SerializeToString,
@@ -110,6 +115,11 @@ class AgroServiceStub:
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.RejectDeclarationRequest.SerializeToString,
                 response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.Declaration.FromString,
                 _registered_method=True)
+        self.RetryPayoutLeg = channel.unary_unary(
+                '/asan.agro.v1.AgroService/RetryPayoutLeg',
+                request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.RetryPayoutLegRequest.SerializeToString,
+                response_deserializer=asan_dot_agro_dot_v1_dot_agro__pb2.Declaration.FromString,
+                _registered_method=True)
         self.GetCoefficientTable = channel.unary_unary(
                 '/asan.agro.v1.AgroService/GetCoefficientTable',
                 request_serializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetCoefficientTableRequest.SerializeToString,
@@ -165,6 +175,16 @@ class AgroServiceServicer:
         """A farmer: the farmer themselves, or ministry officers. Over HTTP a POST with the
         FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
         that keep them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeFarmerAccounts(self, request, context):
+        """Changes a farmer's bank account (IBAN), agrarian card reference, or both: the payouts
+        sent from now on, and a leg an officer re-issues (RetryPayoutLeg), go to them; a payout
+        already at payment keeps its account. The farmer themselves, or ministry officers.
+        Idempotent by `request_id`. A POST with the FIN in the body, as GetFarmer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -261,6 +281,18 @@ class AgroServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryPayoutLeg(self, request, context):
+        """Re-issues a payout leg failed for good (`awaits_officer`: a closed account, a blocked
+        card) as a new payout at ASAN ödəniş, to the farmer's current account; the failed payout
+        stays FAILED there, and nothing it reports later changes the leg. Any other leg is
+        FAILED_PRECONDITION. Officers of the declaration's district or the ministry. Idempotent
+        by `request_id`; a leg re-issued already is no longer failed, so another request id
+        issues no second payout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCoefficientTable(self, request, context):
         """A season's coefficient table. No token needed.
         """
@@ -329,6 +361,11 @@ def add_AgroServiceServicer_to_server(servicer, server):
                     request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.GetFarmerRequest.FromString,
                     response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.Farmer.SerializeToString,
             ),
+            'ChangeFarmerAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeFarmerAccounts,
+                    request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.ChangeFarmerAccountsRequest.FromString,
+                    response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.Farmer.SerializeToString,
+            ),
             'CreateParcel': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateParcel,
                     request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.CreateParcelRequest.FromString,
@@ -387,6 +424,11 @@ def add_AgroServiceServicer_to_server(servicer, server):
             'RejectDeclaration': grpc.unary_unary_rpc_method_handler(
                     servicer.RejectDeclaration,
                     request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.RejectDeclarationRequest.FromString,
+                    response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.Declaration.SerializeToString,
+            ),
+            'RetryPayoutLeg': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryPayoutLeg,
+                    request_deserializer=asan_dot_agro_dot_v1_dot_agro__service__pb2.RetryPayoutLegRequest.FromString,
                     response_serializer=asan_dot_agro_dot_v1_dot_agro__pb2.Declaration.SerializeToString,
             ),
             'GetCoefficientTable': grpc.unary_unary_rpc_method_handler(
@@ -482,6 +524,33 @@ class AgroService:
             target,
             '/asan.agro.v1.AgroService/GetFarmer',
             asan_dot_agro_dot_v1_dot_agro__service__pb2.GetFarmerRequest.SerializeToString,
+            asan_dot_agro_dot_v1_dot_agro__pb2.Farmer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeFarmerAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.agro.v1.AgroService/ChangeFarmerAccounts',
+            asan_dot_agro_dot_v1_dot_agro__service__pb2.ChangeFarmerAccountsRequest.SerializeToString,
             asan_dot_agro_dot_v1_dot_agro__pb2.Farmer.FromString,
             options,
             channel_credentials,
@@ -806,6 +875,33 @@ class AgroService:
             target,
             '/asan.agro.v1.AgroService/RejectDeclaration',
             asan_dot_agro_dot_v1_dot_agro__service__pb2.RejectDeclarationRequest.SerializeToString,
+            asan_dot_agro_dot_v1_dot_agro__pb2.Declaration.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryPayoutLeg(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/asan.agro.v1.AgroService/RetryPayoutLeg',
+            asan_dot_agro_dot_v1_dot_agro__service__pb2.RetryPayoutLegRequest.SerializeToString,
             asan_dot_agro_dot_v1_dot_agro__pb2.Declaration.FromString,
             options,
             channel_credentials,

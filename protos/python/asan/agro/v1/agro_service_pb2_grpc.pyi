@@ -46,6 +46,12 @@ class AgroServiceStub:
     FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
     that keep them.
     """
+    ChangeFarmerAccounts: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.ChangeFarmerAccountsRequest, _agro_pb2.Farmer]
+    """Changes a farmer's bank account (IBAN), agrarian card reference, or both: the payouts
+    sent from now on, and a leg an officer re-issues (RetryPayoutLeg), go to them; a payout
+    already at payment keeps its account. The farmer themselves, or ministry officers.
+    Idempotent by `request_id`. A POST with the FIN in the body, as GetFarmer.
+    """
     CreateParcel: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.CreateParcelRequest, _agro_pb2.Parcel]
     """Registers a parcel of the calling farmer. Idempotent by `request_id`."""
     GetParcel: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetParcelRequest, _agro_pb2.Parcel]
@@ -82,6 +88,14 @@ class AgroServiceStub:
     """
     RejectDeclaration: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.RejectDeclarationRequest, _agro_pb2.Declaration]
     """Rejects a declaration with a reason. Officers. Idempotent by `request_id`."""
+    RetryPayoutLeg: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.RetryPayoutLegRequest, _agro_pb2.Declaration]
+    """Re-issues a payout leg failed for good (`awaits_officer`: a closed account, a blocked
+    card) as a new payout at ASAN ödəniş, to the farmer's current account; the failed payout
+    stays FAILED there, and nothing it reports later changes the leg. Any other leg is
+    FAILED_PRECONDITION. Officers of the declaration's district or the ministry. Idempotent
+    by `request_id`; a leg re-issued already is no longer failed, so another request id
+    issues no second payout.
+    """
     GetCoefficientTable: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.GetCoefficientTableRequest, _agro_pb2.CoefficientTable]
     """A season's coefficient table. No token needed."""
     UpdateCoefficientTable: _grpc.UnaryUnaryMultiCallable[_agro_service_pb2.UpdateCoefficientTableRequest, _agro_pb2.CoefficientTable]
@@ -123,6 +137,12 @@ class AgroServiceAsyncStub(AgroServiceStub):
     FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
     that keep them.
     """
+    ChangeFarmerAccounts: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.ChangeFarmerAccountsRequest, _agro_pb2.Farmer]  # type: ignore[assignment]
+    """Changes a farmer's bank account (IBAN), agrarian card reference, or both: the payouts
+    sent from now on, and a leg an officer re-issues (RetryPayoutLeg), go to them; a payout
+    already at payment keeps its account. The farmer themselves, or ministry officers.
+    Idempotent by `request_id`. A POST with the FIN in the body, as GetFarmer.
+    """
     CreateParcel: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.CreateParcelRequest, _agro_pb2.Parcel]  # type: ignore[assignment]
     """Registers a parcel of the calling farmer. Idempotent by `request_id`."""
     GetParcel: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetParcelRequest, _agro_pb2.Parcel]  # type: ignore[assignment]
@@ -159,6 +179,14 @@ class AgroServiceAsyncStub(AgroServiceStub):
     """
     RejectDeclaration: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.RejectDeclarationRequest, _agro_pb2.Declaration]  # type: ignore[assignment]
     """Rejects a declaration with a reason. Officers. Idempotent by `request_id`."""
+    RetryPayoutLeg: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.RetryPayoutLegRequest, _agro_pb2.Declaration]  # type: ignore[assignment]
+    """Re-issues a payout leg failed for good (`awaits_officer`: a closed account, a blocked
+    card) as a new payout at ASAN ödəniş, to the farmer's current account; the failed payout
+    stays FAILED there, and nothing it reports later changes the leg. Any other leg is
+    FAILED_PRECONDITION. Officers of the declaration's district or the ministry. Idempotent
+    by `request_id`; a leg re-issued already is no longer failed, so another request id
+    issues no second payout.
+    """
     GetCoefficientTable: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.GetCoefficientTableRequest, _agro_pb2.CoefficientTable]  # type: ignore[assignment]
     """A season's coefficient table. No token needed."""
     UpdateCoefficientTable: _aio.UnaryUnaryMultiCallable[_agro_service_pb2.UpdateCoefficientTableRequest, _agro_pb2.CoefficientTable]  # type: ignore[assignment]
@@ -208,6 +236,18 @@ class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
         """A farmer: the farmer themselves, or ministry officers. Over HTTP a POST with the
         FIN in the body (AIP-136 custom method), so that it stays out of URLs and the logs
         that keep them.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangeFarmerAccounts(
+        self,
+        request: _agro_service_pb2.ChangeFarmerAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agro_pb2.Farmer, _abc.Awaitable[_agro_pb2.Farmer]]:
+        """Changes a farmer's bank account (IBAN), agrarian card reference, or both: the payouts
+        sent from now on, and a leg an officer re-issues (RetryPayoutLeg), go to them; a payout
+        already at payment keeps its account. The farmer themselves, or ministry officers.
+        Idempotent by `request_id`. A POST with the FIN in the body, as GetFarmer.
         """
 
     @_abc_1.abstractmethod
@@ -317,6 +357,20 @@ class AgroServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_agro_pb2.Declaration, _abc.Awaitable[_agro_pb2.Declaration]]:
         """Rejects a declaration with a reason. Officers. Idempotent by `request_id`."""
+
+    @_abc_1.abstractmethod
+    def RetryPayoutLeg(
+        self,
+        request: _agro_service_pb2.RetryPayoutLegRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agro_pb2.Declaration, _abc.Awaitable[_agro_pb2.Declaration]]:
+        """Re-issues a payout leg failed for good (`awaits_officer`: a closed account, a blocked
+        card) as a new payout at ASAN ödəniş, to the farmer's current account; the failed payout
+        stays FAILED there, and nothing it reports later changes the leg. Any other leg is
+        FAILED_PRECONDITION. Officers of the declaration's district or the ministry. Idempotent
+        by `request_id`; a leg re-issued already is no longer failed, so another request id
+        issues no second payout.
+        """
 
     @_abc_1.abstractmethod
     def GetCoefficientTable(
