@@ -9,6 +9,9 @@ the same on every attempt. Its row in the service's `notices` table says where i
        ^                  |  (the relay said 4xx, or went away: backoff, at most
        +------------------+   ASAN_MAIL_MAX_ATTEMPTS attempts)  --5xx or last attempt--> FAILED
 
+A mail given up is due again, attempts from zero, when an operator says so once the cause
+is fixed (`python -m services.runtime.workers resend-failed-mails TARGET`, Mailer.resend_failed).
+
 A claim is a compare-and-set on the row (several replicas may run the worker) that holds the
 row for ASAN_MAIL_LEASE_SECONDS; just before the SMTP DATA command the mailer records
 `mail_data_at` (the intent: from here on the relay may have the mail), and after the relay's
@@ -205,6 +208,27 @@ class Mailer:
             self.on_outcome(outcome)
             outcomes.append(outcome)
         return outcomes
+
+    def resend_failed(self, since: datetime | None = None) -> int:
+        """Makes the mails given up (FAILED) since `since` (all if None) due again, attempts from
+        zero, for after their cause is fixed (`python -m services.runtime.workers
+        resend-failed-mails`); returns how many. Each keeps its Message-ID and its last error."""
+        table = self.notices.c
+        conditions = [table.mail_status == MailStatus.FAILED, table.notice.is_not(None)]
+        if since is not None:
+            conditions.append(table.created_at >= since)
+        with self.database.transaction() as session:
+            result = session.execute(
+                update(self.notices)
+                .where(*conditions)
+                .values(
+                    mail_status=MailStatus.PENDING,
+                    mail_attempts=0,
+                    mail_next_at=self.clock(),
+                    mail_data_at=None,
+                )
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def _due(self, limit: int) -> list[str]:
         table, now = self.notices.c, self.clock()

@@ -17,7 +17,8 @@ failing, 503 with what it waits for otherwise) and whether it is alive (/livez).
 
 The same module has the operators' commands (`... workers declare TARGET...`,
 `... workers replay-dead-letters TARGET... [--queue NAME] [--limit N]`,
-`... workers release-set-aside TARGET...`): see `main`.
+`... workers release-set-aside TARGET...`, `... workers resend-failed-mails TARGET...`):
+see `main`.
 
 What a worker does about faults:
 - The broker away at start: it waits (services.runtime.broker.wait_for_broker, one JSON
@@ -144,7 +145,7 @@ from services.runtime.events import (
 )
 from services.runtime.exposition import serve_http
 from services.runtime.logs import configure_logging
-from services.runtime.mail import Mailer, MailerSettings, SmtpRelay
+from services.runtime.mail import Mailer, MailerSettings, Outcome, SmtpRelay
 from services.runtime.notices import (
     NOTICE_EVENT_TYPE,
     NOTICES_EXCHANGE_VARIABLE,
@@ -535,9 +536,15 @@ def notice_mailer_service(
         on_outcome=lambda outcome: NOTICE_MAILS.labels(service_name, outcome.value).inc(),
     )
     mailer_name = f"{service_name}_notice_mailer"
+    # Every outcome exported from the start, at 0: the first mail given up is then an increase
+    # that the alerts see (AsanNoticeMailsFailed), not a new series that increase() ignores.
+    for outcome in Outcome:
+        NOTICE_MAILS.labels(service_name, outcome.value)
 
     class NoticeMailer:
         name = mailer_name
+        # For `resend-failed-mails` (main).
+        notice_mailer = mailer
 
         @timer(interval=interval_seconds, eager=True)  # type: ignore[untyped-decorator]
         def send(self) -> None:
@@ -1053,13 +1060,15 @@ def main(argv: list[str]) -> None:
     - `replay-dead-letters TARGET... [--queue NAME]... [--limit N]`: moves the dead letters of
       the targets' consumers (or of the named queues) back to their queues, once fixed;
     - `release-set-aside TARGET...`: lets the targets' relays publish the outbox rows they set
-      aside, once fixed."""
+      aside, once fixed;
+    - `resend-failed-mails TARGET... [--since ISO-8601]`: makes the notice mails the targets'
+      mailers gave up due again, once fixed."""
     if not argv:
         raise SystemExit("usage: python -m services.runtime.workers module.path:target [...]")
     configure_logging("event-workers", env_str("ASAN_LOG_LEVEL", "INFO"), queued=False)
     amqp_uri = env_str("AMQP_URI", "memory://")
     command = argv[0]
-    if command in ("declare", "replay-dead-letters", "release-set-aside"):
+    if command in ("declare", "replay-dead-letters", "release-set-aside", "resend-failed-mails"):
         _command(command, argv[1:], amqp_uri)
         return
     if env_str("ASAN_WORKER_METRICS_PORT", ""):
@@ -1090,6 +1099,13 @@ def _command(command: str, argv: list[str], amqp_uri: str) -> None:
     if command == "replay-dead-letters":
         parser.add_argument("--queue", action="append", default=[], help="only this consumer queue")
         parser.add_argument("--limit", type=int, default=None, help="at most this many per queue")
+    if command == "resend-failed-mails":
+        parser.add_argument(
+            "--since",
+            type=_aware_datetime,
+            default=None,
+            help="only the mails of notices created since then (ISO 8601, e.g. 2026-05-01T00:00Z)",
+        )
     args = parser.parse_args(argv)
     containers = _containers(args.targets, amqp_uri)
     queues = consumer_queues(containers)
@@ -1104,12 +1120,28 @@ def _command(command: str, argv: list[str], amqp_uri: str) -> None:
             raise SystemExit(f"no consumer of these targets has the queue {', '.join(sorted(unknown))}")
         for name, moved in broker.replay_dead_letters(amqp_uri, names, args.limit).items():
             print(f"replayed {moved} dead letters to {name}")
+    elif command == "resend-failed-mails":
+        _resend_failed_mails(containers, args.since)
     else:
         for container in containers:
             relayed: Database | None = getattr(container.service_cls, "relayed_database", None)
             if relayed is not None:
                 released = release_set_aside(relayed, container.service_cls.relayed_outbox)
                 print(f"released {released} set-aside events of {container.service_name}")
+
+
+def _resend_failed_mails(containers: list[ServiceContainer], since: datetime | None) -> None:
+    for container in containers:
+        notice_mailer: Mailer | None = getattr(container.service_cls, "notice_mailer", None)
+        if notice_mailer is not None:
+            resent = notice_mailer.resend_failed(since)
+            print(f"made {resent} failed mails of {container.service_name} due again")
+
+
+def _aware_datetime(text: str) -> datetime:
+    """An ISO 8601 time; without a zone, UTC."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,18 @@ def deployed_services() -> list[str]:
     return [name for name in service_names() if (K8S / "base" / name / "kustomization.yaml").exists()]
 
 
+def mailing_services() -> list[str]:
+    """The deployed services whose event worker mails notices to e-mail addresses (its
+    services/<name>/worker.py runs the runtime's notice_mailer_service): their workers, and
+    no other pod, need the SMTP relay (deploy/k8s/components/notice-mail)."""
+    return [
+        name
+        for name in deployed_services()
+        if (worker := ROOT / "services" / name / "worker.py").exists()
+        and re.search(r"\bnotice_mailer_service\(", worker.read_text())
+    ]
+
+
 def tool(name: str) -> str:
     """The path of a command-line tool, or a skip saying how to get it."""
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))

@@ -20,6 +20,7 @@ from tests.deploy.support import (
     config_map,
     deployed_services,
     load_yaml,
+    mailing_services,
     named,
     of_kind,
     rendered,
@@ -175,6 +176,9 @@ def test_a_service_s_folder_holds_only_what_is_its_own(service: str) -> None:
     components = kustomization.get("components", [])
     assert components[:1] == ["../../components/grpc-service"]
     assert ("../../components/event-worker" in components) == suite.has_worker(service)
+    assert ("../../components/notice-mail" in components) == (service in mailing_services()), (
+        "a worker that mails its notices needs the relay (components/notice-mail), no other does"
+    )
     resources = kustomization.get("resources", [])
     patches = [patch["path"] for patch in kustomization.get("patches", []) if "path" in patch]
     for path in folder.rglob("*"):
@@ -334,12 +338,57 @@ def test_the_files_a_service_reads_are_mounted_from_secrets(overlay: str, servic
         ), f"{service}-worker: {name} must be the server's Secret"
 
 
+def test_the_relay_s_url_goes_to_the_workers_that_mail_and_to_no_other_container(overlay: str) -> None:
+    """The URL may carry the relay's credentials: only the processes that send mail hold it."""
+    manifests = rendered(overlay)
+    given = {
+        workload["metadata"]["name"]
+        for workload in of_kind(manifests, *WORKLOADS)
+        for container in containers(workload)
+        if "ASAN_SMTP_URL"
+        in {v["name"] for v in container.get("env", [])} | set(settings(manifests, container))
+    }
+    assert given == {f"{service}-worker" for service in mailing_services()}
+    assert mailing_services(), "visa mails its applicants: services/visa/worker.py"
+
+
+@pytest.mark.parametrize("service", mailing_services())
+def test_a_worker_that_mails_takes_the_relay_from_its_secret_and_sends_as_asan(
+    overlay: str, service: str
+) -> None:
+    """Without ASAN_SMTP_URL the mailer would try the local mail drop (smtp://127.0.0.1:8025)
+    and give every mail up after its attempts; without ASAN_PUBLIC_GATEWAY_URL the mails'
+    links would lead to 127.0.0.1."""
+    from email.utils import parseaddr
+
+    manifests = rendered(overlay)
+    worker = pod_spec(named(manifests, "Deployment", f"{service}-worker"))["containers"][0]
+    reference = {v["name"]: v for v in worker["env"]}["ASAN_SMTP_URL"]["valueFrom"]["secretKeyRef"]
+    assert re.fullmatch(rf"{service}-smtp(-[a-z0-9]{{10}})?", reference["name"]), reference
+    assert reference["key"] == "url"
+    found = settings(manifests, worker)
+    assert parseaddr(found["ASAN_MAIL_FROM"])[1] == "no-reply@asan.gov.az"
+    assert found["ASAN_PUBLIC_GATEWAY_URL"] == config_map(manifests, "asan-mail")["ASAN_PUBLIC_GATEWAY_URL"]
+
+
+def test_mails_link_to_the_gateway_at_its_public_address(overlay: str) -> None:
+    from urllib.parse import urlsplit
+
+    manifests = rendered(overlay)
+    address = urlsplit(config_map(manifests, "asan-mail")["ASAN_PUBLIC_GATEWAY_URL"])
+    ingress = named(manifests, "Ingress", "gateway")
+    assert address.hostname in [rule["host"] for rule in ingress["spec"]["rules"]]
+    with_tls = {host for tls in ingress["spec"].get("tls", []) for host in tls["hosts"]}
+    assert address.scheme == ("https" if address.hostname in with_tls else "http")
+    assert address.path in ("", "/") and address.port is None
+
+
 def test_secrets_come_from_secrets_and_only_by_reference(overlay: str) -> None:
     manifests = rendered(overlay)
     for workload in of_kind(manifests, *WORKLOADS):
         for container in containers(workload):
             for variable in container.get("env", []):
-                if re.search(r"DATABASE_URL|AMQP_URI|PASSWORD|SECRET|KEY", variable["name"]):
+                if re.search(r"DATABASE_URL|AMQP_URI|SMTP_URL|PASSWORD|SECRET|KEY", variable["name"]):
                     assert "secretKeyRef" in variable.get("valueFrom", {}), variable["name"]
     for data in (m.get("data", {}) for m in of_kind(manifests, "ConfigMap")):
         for key, value in data.items():

@@ -15,9 +15,11 @@ from tests.deploy.support import (
     Pod,
     deployed_services,
     load_yaml,
+    mailing_services,
     of_kind,
     reachable,
     rendered,
+    selects,
     workload_pods,
 )
 
@@ -51,6 +53,9 @@ CONTRACT_CALLS = contract_calls()
 INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx")
 KUBE_DNS = Pod("kube-system", {"k8s-app": "kube-dns"}, "coredns")
 COLLECTOR = Pod("observability", {"app.kubernetes.io/name": "opentelemetry-collector"}, "otel-collector")
+# The mail relay's submission port in production (STARTTLS; deploy/k8s/README.md, "Secrets":
+# <service>-smtp); dev's relay takes mail on its own port (overlays/dev/mail-relay.yaml).
+SUBMISSION_PORT = 587
 
 
 def definition(service: str) -> ServiceDefinition:
@@ -71,6 +76,8 @@ class Cluster:
         if overlay == "dev":  # the overlay's own StatefulSets
             self.databases = {s: self.pods[f"{s}-postgresql"] for s in deployed_services()}
             self.broker = self.pods["rabbitmq"]
+            self.mail_relay = self.pods["mail-relay"]
+            self.mail_port = container_port(manifests, "mail-relay", "smtp")
             data = self.namespace
         else:  # the operators' pods in asan-data, with the labels the README asks for
             data = "asan-data"
@@ -78,12 +85,26 @@ class Cluster:
                 s: Pod(data, {"asan.gov.az/database-of": s}, f"{s}-db") for s in deployed_services()
             }
             self.broker = Pod(data, {"asan.gov.az/event-broker": "true"}, "rabbitmq")
+            self.mail_relay = Pod(data, {"asan.gov.az/smtp-relay": "true"}, "smtp-relay")
+            self.mail_port = SUBMISSION_PORT
         self.databases["another"] = Pod(data, {"asan.gov.az/database-of": "another"}, "another-db")
         self.stranger = Pod(self.namespace, {"app": "debug-shell"}, "stranger")
         self.other_namespace = Pod("default", {"app.kubernetes.io/name": "gateway"}, "foreign-gateway")
 
     def can(self, source: Pod, target: Pod, port: int, protocol: str = "TCP") -> bool:
         return reachable(self.policies, source, target, port, protocol)
+
+
+def container_port(manifests: list[Manifest], workload: str, name: str) -> int:
+    """The number of a named port of a workload's containers."""
+    deployment = next(m for m in of_kind(manifests, "Deployment") if m["metadata"]["name"] == workload)
+    port: int = next(
+        p["containerPort"]
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+        for p in c.get("ports", [])
+        if p["name"] == name
+    )
+    return port
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -152,6 +173,63 @@ def test_only_the_worker_speaks_to_the_broker(cluster: Cluster, service: str) ->
     )
     assert not cluster.can(cluster.pods[service], cluster.broker, 5672), "the server only writes its outbox"
     assert not cluster.can(cluster.pods["gateway"], cluster.broker, 5672)
+
+
+@pytest.mark.parametrize("service", mailing_services())
+def test_a_worker_that_mails_reaches_the_mail_relay_on_its_smtp_port_only(
+    cluster: Cluster, service: str
+) -> None:
+    worker = cluster.pods[f"{service}-worker"]
+    assert cluster.can(worker, cluster.mail_relay, cluster.mail_port)
+    assert not cluster.can(worker, cluster.mail_relay, 8025), "SMTP only, not the relay's page"
+    internet = Pod("elsewhere", {}, "internet")
+    for port in (25, 465, 587):
+        assert not cluster.can(worker, internet, port), f"no mail to anywhere but the relay (port {port})"
+    elsewhere = Pod("default", {"asan.gov.az/smtp-relay": "true"}, "a relay in another namespace")
+    if overlay_of(cluster) == "prod":
+        assert not cluster.can(worker, elsewhere, cluster.mail_port), "the relay is the one in asan-data"
+
+
+def test_only_the_workers_that_mail_reach_the_mail_relay(cluster: Cluster) -> None:
+    reaching = {
+        name for name, pod in cluster.pods.items() if cluster.can(pod, cluster.mail_relay, cluster.mail_port)
+    }
+    assert reaching == {f"{service}-worker" for service in mailing_services()}
+    assert not cluster.can(cluster.stranger, cluster.mail_relay, cluster.mail_port)
+
+
+def test_dev_mails_go_to_the_dev_relay_that_the_secret_names() -> None:
+    """The Secret <service>-smtp, the relay's Service and the policies agree: the URL the
+    runtime reads (services.runtime.mail.SmtpRelay) leads to a pod the worker may reach."""
+    import base64
+    import os
+    from unittest import mock
+
+    from services.runtime.mail import SmtpRelay
+
+    dev = Cluster("dev")
+    manifests = rendered("dev")
+    for service in mailing_services():
+        worker = next(
+            m for m in of_kind(manifests, "Deployment") if m["metadata"]["name"] == f"{service}-worker"
+        )
+        env = {v["name"]: v for v in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
+        reference = env["ASAN_SMTP_URL"]["valueFrom"]["secretKeyRef"]
+        secret = next(m for m in of_kind(manifests, "Secret") if m["metadata"]["name"] == reference["name"])
+        url = base64.b64decode(secret["data"][reference["key"]]).decode()
+        with mock.patch.dict(os.environ, {"ASAN_SMTP_URL": url}):
+            relay = SmtpRelay.from_env()
+        assert relay.username is None, "the dev relay takes mail without credentials"
+        target = next(m for m in of_kind(manifests, "Service") if m["metadata"]["name"] == relay.host)
+        (port,) = [p for p in target["spec"]["ports"] if p["port"] == relay.port]
+        pods = [
+            pod
+            for pod in dev.pods.values()
+            if selects({"matchLabels": target["spec"]["selector"]}, pod.labels)
+        ]
+        assert [pod.name for pod in pods] == ["mail-relay"]
+        pod_port = container_port(manifests, "mail-relay", port["targetPort"])
+        assert dev.can(dev.pods[f"{service}-worker"], pods[0], pod_port), f"{service}-worker -> {url}"
 
 
 def test_the_calls_by_contract_are_read_from_the_services_settings() -> None:

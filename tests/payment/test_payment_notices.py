@@ -5,9 +5,8 @@ RabbitMQ across processes), however often the outbox is relayed again."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -20,19 +19,10 @@ from services.runtime.notices import notice_id_for
 from tests.payment import builders
 from tests.support.notice_consumer import Receiver
 from tests.support.servers import RunningService
-from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
+from tests.support.workers import WorkerProcess, wait_until
 
 PAYMENT_WORKER = "services.payment.worker:event_services"
 CONSUMER_WORKER = "tests.support.notice_consumer:services"
-
-
-@pytest.fixture
-def receiver(new_database_url: Callable[[str, str], str], amqp_uri: str) -> Iterator[Receiver]:
-    receiver = Receiver(new_database_url("sqlite", "mygov"), "payment.*")
-    yield receiver
-    receiver.database.close()
-    if amqp_uri != "memory://":
-        delete_broker_entities(amqp_uri, [receiver.queue], [receiver.exchange])
 
 
 async def test_a_citizen_is_told_of_the_payment_and_the_refund_once_each(

@@ -5,6 +5,9 @@ received once when the worker is killed in the middle of sending and started aga
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +28,7 @@ from tests.support.workers import WorkerProcess, wait_until
 from tools.maildrop import start
 
 WORKER = "tests.support.notice_mail:services"
+ROOT = Path(__file__).resolve().parents[2]
 # In the past, so that the worker (on the real clock) finds the mails due.
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -154,6 +158,40 @@ def test_a_relay_that_is_away_is_tried_again_with_backoff_and_a_refusal_for_good
     now[0] += timedelta(days=1)
     assert back.send_due() == []
 
+    # The address fixed at the relay, the operator sends it again (resend-failed-mails): once,
+    # with the same Message-ID.
+    smtp.drop.refused.clear()
+    assert back.resend_failed(since=NOW + timedelta(hours=1)) == 0, "created before then"
+    assert back.resend_failed() == 1
+    assert back.resend_failed() == 0
+    assert back.send_due() == [Outcome.SENT]
+    assert [mail["To"] for mail in smtp.drop.mails()] == ["anna@example.de", "nobody@invalid"]
+    resent = mail_rows(database)[1]
+    assert (resent.mail_status, resent.mail_attempts) == (MailStatus.SENT, 1)
+
+
+def test_an_operator_makes_the_mails_given_up_due_again_from_the_command_line(
+    database: Database, smtp: Smtp
+) -> None:
+    notify(database, "nobody@invalid", "D-3")
+    smtp.drop.refused.add("nobody@invalid")
+    assert mailer(database, smtp.url, lambda: NOW, []).send_due() == [Outcome.FAILED]
+
+    env = {
+        notice_mail.DATABASE_ENV: database.url.render_as_string(hide_password=False),
+        "AMQP_URI": "memory://",
+    }
+    command = [sys.executable, "-m", "services.runtime.workers", "resend-failed-mails", WORKER]
+    done = subprocess.run(
+        command, env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "made 1 failed mails of mailtest_notice_mailer due again" in done.stdout
+    (row,) = mail_rows(database)
+    assert (row.mail_status, row.mail_attempts) == (MailStatus.PENDING, 0)
+    assert "550" in row.mail_last_error, "the last error stays, for the record"
+
 
 @pytest.mark.parametrize("killed_at", ["RCPT", "DATA"])
 def test_a_worker_killed_while_sending_and_started_again_leaves_one_mail(
@@ -186,7 +224,10 @@ def test_a_worker_killed_while_sending_and_started_again_leaves_one_mail(
     (killed,) = [row for row in mail_rows(database) if row.mail_status == MailStatus.SENDING]
     assert (killed.mail_data_at is not None) == (killed_at == "DATA")
 
-    second = WorkerProcess(WORKER, env, tmp_path / "worker-2.log")
+    (metrics_port,) = free_ports(1)
+    second = WorkerProcess(
+        WORKER, {**env, "ASAN_WORKER_METRICS_PORT": str(metrics_port)}, tmp_path / "worker-2.log"
+    )
     try:
         second.wait_ready()
         wait_until(
@@ -194,6 +235,7 @@ def test_a_worker_killed_while_sending_and_started_again_leaves_one_mail(
             timeout=30,
             what="both mails sent",
         )
+        counted = mails_counted(metrics_port)
     finally:
         second.terminate()
 
@@ -210,6 +252,25 @@ def test_a_worker_killed_while_sending_and_started_again_leaves_one_mail(
     attempts = {row.notice_id: row.mail_attempts for row in mail_rows(database)}
     assert attempts.pop(killed.notice_id) == 2
     assert list(attempts.values()) == [1]
+    # Every outcome is there from the start, at 0 where nothing came to it: the alerts' first
+    # mail given up is an increase (deploy/prometheus/rules, AsanNoticeMailsFailed).
+    assert counted == {"sent": 2, "retry": 0, "failed": 0, "resent_after_data": int(killed_at == "DATA")}
+
+
+def mails_counted(metrics_port: int) -> dict[str, float]:
+    """asan_notice_mails_total of the worker at `metrics_port`, by outcome."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "asan_notice_mails_total" and sample.labels["source_service"] == "mailtest"
+    }
 
 
 def killed_message_id(database: Database, row: Any) -> str:

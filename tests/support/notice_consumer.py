@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from kombu.entity import Queue
-from sqlalchemy import Column, Integer, String, Table, insert, select
+from sqlalchemy import Column, Integer, LargeBinary, String, Table, insert, select
 
 from asan.common.v1.notices_pb2 import CitizenNotice
 from services.runtime.db import Database, new_metadata
@@ -35,6 +35,8 @@ received_notices = Table(
     Column("addressee", String(300), nullable=False),
     Column("resource_name", String(200), nullable=False),
     Column("title_en", String(500), nullable=False),
+    # The whole CitizenNotice as received, for what a test reads beyond these columns.
+    Column("notice", LargeBinary, nullable=False),
 )
 
 
@@ -73,6 +75,7 @@ def services() -> list[type]:
                         addressee=notice.fin or notice.email,
                         resource_name=notice.resource_name,
                         title_en=notice.title.en,
+                        notice=notice.SerializeToString(),
                     )
                 )
 
@@ -103,3 +106,7 @@ class Receiver:
 
     def received(self) -> list[dict[str, Any]]:
         return received(self.database)
+
+    def notices(self) -> list[CitizenNotice]:
+        """Every notice received, in the order of delivery (duplicates included)."""
+        return [CitizenNotice.FromString(row["notice"]) for row in self.received()]
