@@ -17,7 +17,7 @@ from schemathesis import checks
 from services.runtime.config import AuthConfig
 from tests.gateway.support import BackgroundGateway, installed_document, token_header
 
-EXAMPLES_PER_OPERATION = 20
+EXAMPLES_PER_OPERATION = 10
 # No 5xx, and every answer as the document describes it (status, content type, headers, body).
 # Not positive_data_acceptance: the document describes the JSON shape, and the services reject
 # what fits the shape but breaks their rules (a date that is no date) with a documented 400.

@@ -4,8 +4,10 @@ the officers' queue, the reference tables, the overdue sweeper and the metrics."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -242,7 +244,17 @@ async def test_payment_down_at_apply_time_is_unavailable_writes_nothing_and_a_re
             servers.test_config(payment_definition, payment_url), auth=shared_auth(), grpc_port=port
         )
         async with running_service(payment_definition, payment_url, config) as payment:
-            created = await visa_stub(visa).CreateApplication(request)
+            # Visa's channel may still be in its reconnect backoff for a moment: the applicant
+            # retries, always with the same request_id, until payment answers.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    created = await visa_stub(visa).CreateApplication(request)
+                    break
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
             assert created.application.status == visa_pb2.APPLICATION_STATUS_AWAITING_PAYMENT
             assert _count(payment, PaymentRow) == 1
             assert _count(visa, ApplicationRow) == 1
