@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import urllib.request
 from collections.abc import AsyncIterator
@@ -47,6 +48,25 @@ async def both_up(env: dict[str, str]) -> bool:
     return True
 
 
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on the loopback now: process i of a
+    service serves its metrics on the configured port + i."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first:
+            first.bind(("127.0.0.1", 0))
+            base = int(first.getsockname()[1])
+            with contextlib.ExitStack() as held:
+                try:
+                    for offset in range(1, count):
+                        held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)).bind(
+                            ("127.0.0.1", base + offset)
+                        )
+                except OSError:
+                    continue
+                return base
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
 @contextlib.asynccontextmanager
 async def serving(env: dict[str, str], logs: Path) -> AsyncIterator[asyncio.subprocess.Process]:
     """`python -m services.payment serve` once it answers SERVING; killed if still running. Three
@@ -72,7 +92,11 @@ async def serving(env: dict[str, str], logs: Path) -> AsyncIterator[asyncio.subp
 
 
 async def test_two_processes_share_the_port_count_their_own_calls_and_stop_together(tmp_path: Path) -> None:
-    env = {**prepared_process_env(tmp_path), "ASAN_PROCESSES": "2"}
+    env = {
+        **prepared_process_env(tmp_path),
+        "ASAN_PROCESSES": "2",
+        "PAYMENT_METRICS_PORT": str(consecutive_free_ports(2)),
+    }
     async with serving(env, tmp_path) as process:
         # Connections of their own, which the kernel spreads over the two listeners.
         channels = [grpc.aio.insecure_channel(f"127.0.0.1:{env['PAYMENT_GRPC_PORT']}") for _ in range(8)]
