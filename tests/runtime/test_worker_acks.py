@@ -10,7 +10,7 @@ between; the queue consumer is the runtime's, bound to a container that is not s
 from __future__ import annotations
 
 import logging
-import time
+import select
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -62,9 +62,12 @@ def message_on_a_reset_connection(broker_proxy: TcpProxy) -> Iterator[Any]:
     message = connection.default_channel.basic_get(queue, no_ack=False)  # type: ignore[no-untyped-call]
     assert message is not None
     assert broker_proxy.sever(reset=True) == 1
-    # Let the reset reach the client's socket before the test writes on it (seen once in CI:
-    # a write just after the reset went through silently, as if the connection were alive).
-    time.sleep(0.2)
+    # Let the reset reach the client's socket before the test writes on it (a write before it
+    # arrives goes through silently, as if the connection were alive): the socket turns
+    # readable when it does.
+    sock = connection.connection.transport.sock
+    readable, _, _ = select.select([sock], [], [], 10)
+    assert readable, "the reset did not reach the client within 10 s"
     yield message
     connection.collect()  # type: ignore[no-untyped-call]
     delete_broker_entities(AMQP_URI, queues=[queue], exchanges=[])

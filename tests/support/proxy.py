@@ -23,6 +23,7 @@ class TcpProxy:
         self.port = 0
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
+        self._resetting: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -50,6 +51,11 @@ class TcpProxy:
         next write of the process fails, not only its next read."""
         with self._lock:
             connections, self._connections = self._connections, set()
+            if reset:
+                # Marked first: a pump that wakes while the others are being reset must reset
+                # its ends too, not close them gracefully (a FIN first lets the process's next
+                # write through).
+                self._resetting.update(connections)
         for connection in connections:
             _sever(connection, reset=reset)
         return len(connections) // 2
@@ -84,8 +90,10 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            _sever(source)
-            _sever(sink)
+            with self._lock:
+                reset = bool({source, sink} & self._resetting)
+            _sever(source, reset=reset)
+            _sever(sink, reset=reset)
             with self._lock:
                 self._connections.difference_update((source, sink))
 
