@@ -9,8 +9,9 @@ Each step is its own transaction, and the bank is called with none open:
 2. **Send** hands the PENDING attempt to the bank: ACCEPTED → SENT; REFUSED → FAILED with
    PayoutFailed. No answer leaves it PENDING; the sweeper sends it again under the same key
    after `resend_after`, which the bank answers as the first time (it pays at most once).
-3. **Settle** (the sweeper) asks the bank where SENT transfers are: PAID with PayoutPaid,
-   FAILED or RETURNED with PayoutFailed.
+3. **Settle** (the sweeper) asks the bank where SENT transfers are: PAID with PayoutSucceeded
+   (and, for one release, its deprecated former name PayoutPaid), FAILED or RETURNED with
+   PayoutFailed.
 
 Every answer is recorded only if the payout is still where it was asked from (same status,
 same transfer key), so that a late answer of an old attempt changes nothing.
@@ -109,8 +110,8 @@ def payout_message(row: PayoutRow) -> payouts_pb2.Payout:
     )
 
 
-def _paid_event(row: PayoutRow) -> events_pb2.PayoutPaid:
-    return events_pb2.PayoutPaid(
+def _succeeded_event(row: PayoutRow) -> events_pb2.PayoutSucceeded:
+    return events_pb2.PayoutSucceeded(
         payout_id=row.id,
         create_request_id=row.request_id,
         agency_code=row.agency_code,
@@ -478,7 +479,11 @@ def _move(
         return
     row.settled_at = now
     if new is PayoutStatus.PAID:
-        add_event(session, runtime_tables.outbox, SERVICE, _paid_event(row))
+        succeeded = _succeeded_event(row)
+        add_event(session, runtime_tables.outbox, SERVICE, succeeded)
+        # The deprecated name, until every consumer handles PayoutSucceeded (events.proto).
+        legacy = events_pb2.PayoutPaid.FromString(succeeded.SerializeToString())
+        add_event(session, runtime_tables.outbox, SERVICE, legacy)
         return
     assert state is not None
     row.failure_reason = state.failure_reason[:40] or "UNKNOWN"

@@ -1,12 +1,12 @@
 """A subsidy paid end to end, over real gRPC with payment running: an officer approves, agro's
 payout flow sends the two legs to payment's CreatePayout with agro's own service token, the
-sandbox disbursement bank pays them, PayoutPaid reaches agro's worker, which marks the legs and
-the declaration PAID and emits SubsidyPaid; a leg re-sent after a crash is the same payout, a
-retryable failure is retried, a final one awaits the officer: shown on the declaration and in
-the officers' filtered list, re-issued (RetryPayoutLeg) once the farmer has corrected the
-account, as one new payout whatever is repeated, and never marked by the replaced payout's late
-news. On memory:// (one worker process for both services, as `make run`) and RabbitMQ (agro's
-consumer first)."""
+sandbox disbursement bank pays them, PayoutSucceeded (and its deprecated twin PayoutPaid)
+reaches agro's worker, which marks the legs and the declaration PAID and emits SubsidyPaid
+once; a leg re-sent after a crash is the same payout, a retryable failure is retried, a final
+one awaits the officer: shown on the declaration and in the officers' filtered list, re-issued
+(RetryPayoutLeg) once the farmer has corrected the account, as one new payout whatever is
+repeated, and never marked by the replaced payout's late news. On memory:// (one worker
+process for both services, as `make run`) and RabbitMQ (agro's consumer first)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ from tests.support.workers import WorkerProcess, delete_broker_entities
 from tests.visa.builders import eventually
 
 AGRO_QUEUES = [
+    "evt-payment-PayoutSucceeded--agro_payout_consumer.on_payout_succeeded",
     "evt-payment-PayoutPaid--agro_payout_consumer.on_payout_paid",
     "evt-payment-PayoutFailed--agro_payout_consumer.on_payout_failed",
 ]

@@ -76,7 +76,10 @@ async def test_an_agency_pays_a_citizen_the_bank_accepts_then_settles_it_paid(
         payouts_pb2.GetPayoutRequest(payout_id=sent.payout_id), metadata=ktn_service()
     )
     assert paid.status == payouts_pb2.PAYOUT_STATUS_PAID and paid.HasField("settle_time")
-    [event] = await outbox_events(payment, events_pb2.PayoutPaid)
+    [event] = await outbox_events(payment, events_pb2.PayoutSucceeded)
+    # The deprecated name goes out beside it for one release, field for field.
+    [legacy] = await outbox_events(payment, events_pb2.PayoutPaid)
+    assert legacy.SerializeToString() == event.SerializeToString()
     assert (event.payout_id, event.create_request_id, event.agency_code, event.attempt) == (
         sent.payout_id,
         request.request_id,
@@ -243,7 +246,7 @@ async def test_a_refused_transfer_fails_at_once_and_a_retry_to_a_corrected_accou
     # The retry repeated is the same attempt: no third one.
     assert (await stub.RetryPayout(retry, metadata=ktn_service())).attempt == 2
     await sweeper(payment, bank).settle_sent()
-    [paid] = await outbox_events(payment, events_pb2.PayoutPaid)
+    [paid] = await outbox_events(payment, events_pb2.PayoutSucceeded)
     assert (paid.payout_id, paid.attempt) == (failed.payout_id, 2)
     assert len(bank.paid()) == 1
 

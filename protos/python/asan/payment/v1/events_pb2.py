@@ -30,7 +30,7 @@ from asan.payment.v1 import payouts_pb2 as asan_dot_payment_dot_v1_dot_payouts__
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61san/payment/v1/events.proto\x12\x0f\x61san.payment.v1\x1a asan/common/v1/identifiers.proto\x1a\x1a\x61san/common/v1/money.proto\x1a\x1a\x61san/payment/v1/bill.proto\x1a\x1d\x61san/payment/v1/payment.proto\x1a\x1d\x61san/payment/v1/payouts.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x10PaymentSucceeded\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12%\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1f\n\x17\x61\x63quirer_transaction_id\x18\x05 \x01(\t\x12-\n\tpaid_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05payer\x18\x07 \x01(\x0b\x32\x17.asan.common.v1.PartyId\x12\x13\n\x0b\x61gency_code\x18\x08 \x01(\t\"\xaf\x01\n\rPaymentFailed\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12\x32\n\x0c\x66\x61ilure_code\x18\x04 \x01(\x0e\x32\x1c.asan.payment.v1.FailureCode\x12-\n\tfail_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x01\n\x0fPaymentRefunded\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12%\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\x12-\n\x0etotal_refunded\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12/\n\x0brefund_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x0ePaymentExpired\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdd\x01\n\x12LateChargeRefunded\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12%\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1f\n\x17\x61\x63quirer_transaction_id\x18\x06 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe2\x01\n\nPayoutPaid\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_request_id\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12\x17\n\x0f\x62\x65neficiary_fin\x18\x05 \x01(\t\x12%\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12-\n\tpaid_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x02\n\x0cPayoutFailed\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_request_id\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12\x17\n\x0f\x62\x65neficiary_fin\x18\x05 \x01(\t\x12%\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12-\n\x06status\x18\x08 \x01(\x0e\x32\x1d.asan.payment.v1.PayoutStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\t \x01(\t\x12\x11\n\tretryable\x18\n \x01(\x08\x12-\n\tfail_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\nBillIssued\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"2\n\x0b\x42illDueSoon\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"2\n\x0b\x42illOverdue\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"2\n\x0b\x42illSettled\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"4\n\rBillCancelled\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.BillB\x1a\n\x16\x61z.gov.asan.payment.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61san/payment/v1/events.proto\x12\x0f\x61san.payment.v1\x1a asan/common/v1/identifiers.proto\x1a\x1a\x61san/common/v1/money.proto\x1a\x1a\x61san/payment/v1/bill.proto\x1a\x1d\x61san/payment/v1/payment.proto\x1a\x1d\x61san/payment/v1/payouts.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x10PaymentSucceeded\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12%\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1f\n\x17\x61\x63quirer_transaction_id\x18\x05 \x01(\t\x12-\n\tpaid_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05payer\x18\x07 \x01(\x0b\x32\x17.asan.common.v1.PartyId\x12\x13\n\x0b\x61gency_code\x18\x08 \x01(\t\"\xaf\x01\n\rPaymentFailed\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12\x32\n\x0c\x66\x61ilure_code\x18\x04 \x01(\x0e\x32\x1c.asan.payment.v1.FailureCode\x12-\n\tfail_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x01\n\x0fPaymentRefunded\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12%\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\x12-\n\x0etotal_refunded\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12/\n\x0brefund_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"~\n\x0ePaymentExpired\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x14\n\x0cservice_code\x18\x03 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xdd\x01\n\x12LateChargeRefunded\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x11\n\treference\x18\x03 \x01(\t\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12%\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x1f\n\x17\x61\x63quirer_transaction_id\x18\x06 \x01(\t\x12/\n\x0b\x64\x65tect_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe7\x01\n\x0fPayoutSucceeded\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_request_id\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12\x17\n\x0f\x62\x65neficiary_fin\x18\x05 \x01(\t\x12%\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12-\n\tpaid_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe6\x01\n\nPayoutPaid\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_request_id\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12\x17\n\x0f\x62\x65neficiary_fin\x18\x05 \x01(\t\x12%\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12-\n\tpaid_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\x02\x18\x01\"\xbe\x02\n\x0cPayoutFailed\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x19\n\x11\x63reate_request_id\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12\x17\n\x0f\x62\x65neficiary_fin\x18\x05 \x01(\t\x12%\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x15.asan.common.v1.Money\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12-\n\x06status\x18\x08 \x01(\x0e\x32\x1d.asan.payment.v1.PayoutStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\t \x01(\t\x12\x11\n\tretryable\x18\n \x01(\x08\x12-\n\tfail_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\nBillIssued\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"2\n\x0b\x42illDueSoon\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"2\n\x0b\x42illOverdue\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"2\n\x0b\x42illSettled\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.Bill\"4\n\rBillCancelled\x12#\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x15.asan.payment.v1.BillB\x1a\n\x16\x61z.gov.asan.payment.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asan.payment.v1.events_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\026az.gov.asan.payment.v1P\001'
+  _globals['_PAYOUTPAID']._loaded_options = None
+  _globals['_PAYOUTPAID']._serialized_options = b'\030\001'
   _globals['_PAYMENTSUCCEEDED']._serialized_start=235
   _globals['_PAYMENTSUCCEEDED']._serialized_end=494
   _globals['_PAYMENTFAILED']._serialized_start=497
@@ -48,18 +50,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTEXPIRED']._serialized_end=1035
   _globals['_LATECHARGEREFUNDED']._serialized_start=1038
   _globals['_LATECHARGEREFUNDED']._serialized_end=1259
-  _globals['_PAYOUTPAID']._serialized_start=1262
-  _globals['_PAYOUTPAID']._serialized_end=1488
-  _globals['_PAYOUTFAILED']._serialized_start=1491
-  _globals['_PAYOUTFAILED']._serialized_end=1809
-  _globals['_BILLISSUED']._serialized_start=1811
-  _globals['_BILLISSUED']._serialized_end=1860
-  _globals['_BILLDUESOON']._serialized_start=1862
-  _globals['_BILLDUESOON']._serialized_end=1912
-  _globals['_BILLOVERDUE']._serialized_start=1914
-  _globals['_BILLOVERDUE']._serialized_end=1964
-  _globals['_BILLSETTLED']._serialized_start=1966
-  _globals['_BILLSETTLED']._serialized_end=2016
-  _globals['_BILLCANCELLED']._serialized_start=2018
-  _globals['_BILLCANCELLED']._serialized_end=2070
+  _globals['_PAYOUTSUCCEEDED']._serialized_start=1262
+  _globals['_PAYOUTSUCCEEDED']._serialized_end=1493
+  _globals['_PAYOUTPAID']._serialized_start=1496
+  _globals['_PAYOUTPAID']._serialized_end=1726
+  _globals['_PAYOUTFAILED']._serialized_start=1729
+  _globals['_PAYOUTFAILED']._serialized_end=2047
+  _globals['_BILLISSUED']._serialized_start=2049
+  _globals['_BILLISSUED']._serialized_end=2098
+  _globals['_BILLDUESOON']._serialized_start=2100
+  _globals['_BILLDUESOON']._serialized_end=2150
+  _globals['_BILLOVERDUE']._serialized_start=2152
+  _globals['_BILLOVERDUE']._serialized_end=2202
+  _globals['_BILLSETTLED']._serialized_start=2204
+  _globals['_BILLSETTLED']._serialized_end=2254
+  _globals['_BILLCANCELLED']._serialized_start=2256
+  _globals['_BILLCANCELLED']._serialized_end=2308
 # @@protoc_insertion_point(module_scope)

@@ -20,6 +20,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
@@ -263,9 +268,69 @@ class LateChargeRefunded(_message.Message):
 Global___LateChargeRefunded: _TypeAlias = LateChargeRefunded  # noqa: Y015
 
 @_typing.final
-class PayoutPaid(_message.Message):
+class PayoutSucceeded(_message.Message):
     """A payout reached the beneficiary's account or card. The paying agency marks what it paid
     (agro: the subsidy's leg), matching its own `request_id`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    BENEFICIARY_FIN_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    PAID_TIME_FIELD_NUMBER: _builtins.int
+    payout_id: _builtins.str
+    """Id of the payout."""
+    create_request_id: _builtins.str
+    """The `request_id` of the CreatePayout that made it: the agency's own key of what it paid."""
+    agency_code: _builtins.str
+    """The paying agency."""
+    reference: _builtins.str
+    """The agency's reference."""
+    beneficiary_fin: _builtins.str
+    """FIN of the citizen paid."""
+    attempt: _builtins.int
+    """The attempt that paid it (1, then one more per RetryPayout)."""
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """Amount paid."""
+
+    @_builtins.property
+    def paid_time(self) -> _timestamp_pb2.Timestamp:
+        """When the bank settled it (UTC)."""
+
+    def __init__(
+        self,
+        *,
+        payout_id: _builtins.str = ...,
+        create_request_id: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        beneficiary_fin: _builtins.str = ...,
+        amount: _money_pb2.Money | None = ...,
+        attempt: _builtins.int = ...,
+        paid_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "paid_time", b"paid_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "amount", b"amount", "attempt", b"attempt", "beneficiary_fin", b"beneficiary_fin", "create_request_id", b"create_request_id", "paid_time", b"paid_time", "payout_id", b"payout_id", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutSucceeded: _TypeAlias = PayoutSucceeded  # noqa: Y015
+
+@_deprecated("""This message has been marked as deprecated using proto message options.""")
+@_typing.final
+class PayoutPaid(_message.Message):
+    """Deprecated: the former name of PayoutSucceeded, with the same fields. Payment publishes
+    both for one release, so that consumers may be deployed before or after it without losing a
+    payout (RabbitMQ drops an event whose queue does not exist yet); consumers handle both, and
+    a payout paid once stays paid. To be removed, publishing and handling, once no consumer
+    handles PayoutPaid alone and its queues are empty (README: "Contract changes in flight").
     """
 
     DESCRIPTOR: _descriptor.Descriptor
