@@ -159,8 +159,10 @@ _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
 def _wrk_seconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if found is None:
+        raise ValueError(f"wrk printed a latency this script does not read: {text!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
 
 
 def wrk_load(url: str, headers: dict[str, str], seconds: float, inflight: int) -> Measurement:
@@ -170,11 +172,13 @@ def wrk_load(url: str, headers: dict[str, str], seconds: float, inflight: int) -
     cpu_before = children_cpu()
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
     cpu = children_cpu() - cpu_before
+    if "50%" not in output:
+        raise RuntimeError(f"wrk's output has no latency distribution:\n{output}")
     calls = int(re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0
-    p50 = _wrk_seconds(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _wrk_seconds(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _wrk_seconds(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _wrk_seconds(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
     # wrk gives percentiles, not every latency: two points that stand for them.
     return Measurement(calls - errors, calls / rate if rate else seconds, [p50, p99], cpu, errors)
 
@@ -615,11 +619,79 @@ def mixed_row(suite: Suite, token: str, payment_ids: dict[str, str], inflight: i
     return Row("mixed through the gateway", "asyncio HTTP", measure, pids)
 
 
-async def measure_row(row: Row, seconds: float) -> Measurement:
+async def measure_row(row: Row, seconds: float, profile: Path | None = None) -> Measurement:
+    """One run of the row; with `profile`, py-spy samples each of its processes meanwhile."""
+    spies = (
+        []
+        if profile is None
+        else [spy(pid, seconds, profile / f"{slug(row, label)}.txt") for label, pid in row.pids.items()]
+    )
     before = {label: cpu_seconds(pid) for label, pid in row.pids.items()}
     result = await row.measure(seconds)
     result.cpu = {label: cpu_seconds(pid) - before[label] for label, pid in row.pids.items()}
+    for process in spies:
+        process.wait(timeout=seconds + 30)
     return result
+
+
+# --- Profiles -------------------------------------------------------------------------------------
+
+
+def slug(row: Row, label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", f"{row.name} {row.client} {label}".lower()).strip("-")
+
+
+def spy(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` (and its subprocesses, idle threads left out) for `seconds`, as
+    collapsed stacks: one line per distinct stack, its frames from the root, then its count."""
+    command = [
+        str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--rate",
+        "250",
+        "--duration",
+        str(max(1, round(seconds))),
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--nonblocking",
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+
+
+def top_functions(collapsed: Path, count: int = 8) -> list[tuple[str, float, float]]:
+    """The functions with most samples of their own in a py-spy raw profile: (function, % own,
+    % inclusive: samples with the function anywhere on the stack)."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        number = int(samples)
+        total += number
+        frames = [re.sub(r" \((.*/)?([^/]+)\)$", r" (\2)", frame) for frame in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + number
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + number
+    ranked = sorted(own, key=own.__getitem__, reverse=True)[:count]
+    return (
+        [(frame, 100 * own[frame] / total, 100 * inclusive[frame] / total) for frame in ranked]
+        if total
+        else []
+    )
+
+
+def print_profiles(directory: Path) -> None:
+    for collapsed in sorted(directory.glob("*.txt")):
+        print(f"\nprofile {collapsed.stem} (py-spy, 250 Hz; % own, % inclusive):")
+        for frame, own, inclusive in top_functions(collapsed):
+            print(f"  {own:5.1f} {inclusive:5.1f}  {frame[:110]}")
 
 
 # --- The table ------------------------------------------------------------------------------------
@@ -749,8 +821,10 @@ async def run(suite: Suite, args: argparse.Namespace) -> list[Summary]:
             await measure_row(row, min(1.0, args.seconds))
         results: dict[int, list[Measurement]] = {index: [] for index in range(len(rows))}
         for round_ in range(args.rounds):
+            last = round_ == args.rounds - 1
             for index, row in enumerate(rows):
-                results[index].append(await measure_row(row, args.seconds))
+                profile = args.profile if last else None  # the last round only: it costs CPU
+                results[index].append(await measure_row(row, args.seconds, profile))
             print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr)
         return [Summary(row, results[index]) for index, row in enumerate(rows)]
     finally:
@@ -782,11 +856,16 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2, help="of the multi-process row")
     parser.add_argument("--only", nargs="*", help="rows whose names contain one of these (and the baselines)")
     parser.add_argument("--keep", type=Path, help="copy the processes' logs here")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the processes of each row in the last round; profiles here"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds = 2.0, 2
     if args.only:
         args.only += ["bare"]
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     ensure_tools()
     load_before = os.getloadavg()[0]
     with (
@@ -801,6 +880,8 @@ def main() -> None:
                 for log in Path(workdir).glob("*.log"):
                     shutil.copy(log, args.keep)
     report(summaries, args, (load_before, os.getloadavg()[0]))
+    if args.profile:
+        print_profiles(args.profile)
 
 
 if __name__ == "__main__":

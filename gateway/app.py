@@ -198,7 +198,9 @@ class Gateway:
         self.bindings = bindings_of(contracts.services)
         self.routes = RouteTable(self.bindings)
         self.backends = Backends(
-            {package: config.backends[package] for package in contracts.packages}, config.tls
+            {package: config.backends[package] for package in contracts.packages},
+            config.tls,
+            config.connections_per_backend,
         )
         self.tokens = TokenGate(verifier or TokenVerifier.from_config(config.auth))
         self.metrics = GatewayMetrics()

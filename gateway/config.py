@@ -98,6 +98,8 @@ class GatewayConfig:
     auth: AuthConfig
     # Backend health checks of /readyz wait at most this long.
     readiness_timeout_seconds: float = 2.0
+    # gRPC connections to each backend, taken in turn (gateway.backends).
+    connections_per_backend: int = 4
     # Mutual TLS to the services with the gateway's own certificate (name "gateway"), unless
     # ASAN_TLS=off (services.runtime.tls).
     tls: TlsConfig | None = None
@@ -109,6 +111,9 @@ class GatewayConfig:
         if max_body <= 0:
             raise ConfigError(f"GATEWAY_MAX_BODY_BYTES must be positive, got {max_body}")
         origins = tuple(o.strip() for o in env_str("GATEWAY_CORS_ORIGINS", "").split(",") if o.strip())
+        connections = env_int("GATEWAY_CONNECTIONS_PER_BACKEND", 4)
+        if not 1 <= connections <= 64:
+            raise ConfigError(f"GATEWAY_CONNECTIONS_PER_BACKEND must be 1 to 64, got {connections}")
         return cls(
             host=env_str("GATEWAY_HOST", "0.0.0.0"),  # noqa: S104 (a server's bind address)
             port=env_int("GATEWAY_PORT", DEFAULT_PORT),
@@ -139,6 +144,7 @@ class GatewayConfig:
             log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
             auth=AuthConfig.from_env(),
             tls=TlsConfig.from_env(),
+            connections_per_backend=connections,
         )
 
     def deadline_for(self, full_method: str) -> float:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeAlias, TypeVar
 
 import grpc
-from google.rpc import code_pb2, status_pb2
+from google.rpc import status_pb2
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -440,7 +440,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 response = await tracing.server_call(bound.method, context, answer, request)
             code = context.code() or grpc.StatusCode.OK
             bound.sent.inc()  # a unary response (streaming responses are not wrapped)
-            await _send_request_id(context)
+            _return_request_id(context)
             return response
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -505,28 +505,29 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-async def _send_request_id(context: Context) -> None:
+def _return_request_id(context: Context) -> None:
+    """The call's request id back to the caller in the trailers, which leave with the status in
+    the answer's own batch; headers sent on their own cost the gRPC core a batch more, about a
+    tenth of a cheap call's CPU."""
     correlation_id = correlation_id_var.get()
     if correlation_id:
-        await context.send_initial_metadata((("x-request-id", correlation_id),))
+        context.set_trailing_metadata((("x-request-id", correlation_id),))
 
 
 async def _abort(
     context: Context, status: status_pb2.Status, retry_after_seconds: float | None = None
 ) -> NoReturn:
-    """Ends the call with `status`. An UNAVAILABLE one is left retryable: no headers, the
-    request id in the trailers, and gRPC's pushback when `retry_after_seconds` is given; any
-    other is final, and the request id goes in the headers, as with an answer."""
-    if status.code != code_pb2.UNAVAILABLE:
-        await _send_request_id(context)
-        await context.abort_with_status(rpc_status.to_status(status))
-    trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", status.SerializeToString())]
+    """Ends the call with `status`: its details and the request id in the trailers, with gRPC's
+    pushback when `retry_after_seconds` is given. No headers are sent before, so that a client's
+    retry policy may retry an UNAVAILABLE."""
+    final = rpc_status.to_status(status)
+    trailers = list(final.trailing_metadata)
     correlation_id = correlation_id_var.get()
     if correlation_id:
         trailers.append(("x-request-id", correlation_id))
     if retry_after_seconds is not None:
         trailers.append(("grpc-retry-pushback-ms", str(int(retry_after_seconds * 1000))))
-    await context.abort_with_status(_Status(grpc.StatusCode.UNAVAILABLE, status.message, tuple(trailers)))
+    await context.abort_with_status(_Status(final.code, final.details, tuple(trailers)))
 
 
 def _locale(context: Context) -> str:

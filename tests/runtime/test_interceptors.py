@@ -91,14 +91,14 @@ async def test_the_request_id_the_client_sends_comes_back(stub: Stub) -> None:
     )
     await call
 
-    assert (await call.initial_metadata()).get("x-request-id") == "support-ticket-4711"
+    assert (await call.trailing_metadata()).get("x-request-id") == "support-ticket-4711"
 
 
 async def test_a_request_id_is_made_when_the_client_sends_none(stub: Stub) -> None:
     call = stub.ListServices(payment_service_pb2.ListServicesRequest())
     await call
 
-    made = (await call.initial_metadata()).get("x-request-id")
+    made = (await call.trailing_metadata()).get("x-request-id")
     assert isinstance(made, str)
     assert uuid.UUID(made).version == 4
 
@@ -107,7 +107,7 @@ async def test_a_refused_call_returns_the_request_id_too(stub: Stub) -> None:
     call = stub.GetPayment(unknown_payment(), metadata=(("x-request-id", "support-ticket-4712"),))
 
     assert (await refused(call)).code() == grpc.StatusCode.UNAUTHENTICATED
-    assert (await call.initial_metadata()).get("x-request-id") == "support-ticket-4712"
+    assert (await call.trailing_metadata()).get("x-request-id") == "support-ticket-4712"
 
 
 async def test_the_log_lines_of_a_call_carry_its_request_id(tmp_path: Path) -> None:
