@@ -1,5 +1,7 @@
 """What ASAN Aqrar tells a farmer, unasked (services.runtime.notices): their subsidy approved
-(with its cash and card parts), their subsidy paid."""
+(with its cash and card parts), their subsidy paid, and every change of the accounts their
+subsidies are paid to (by themselves, or, louder, by an office): a change they did not make
+is how a subsidy is stolen, and they are the one who can tell."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from services.agro.tables import DeclarationRow, notice_tables
+from services.agro.accounts import masked_iban
+from services.agro.tables import DeclarationRow, FarmerRow, notice_tables
 from services.runtime.notices import Severity, Text, add_notice, catalogue
 
 kinds = catalogue("agro")
@@ -45,6 +48,38 @@ SUBSIDY_PAID = kinds.declare(
         ru="Субсидия {total} по декларации {number} выплачена.",
     ),
     action=Text(az="Bəyannaməyə bax", en="View the declaration", ru="Открыть декларацию"),
+)
+
+
+_ACCOUNTS_BODY = Text(
+    az="Subsidiyalarınız bundan sonra {iban} bank hesabına və {card} aqrar kartına ödəniləcək. "
+    "Bu dəyişikliyi siz etməmisinizsə, dərhal rayon kənd təsərrüfatı idarəsinə müraciət edin.",
+    en="Your subsidies are now paid to bank account {iban} and agrarian card {card}. If you did "
+    "not ask for this change, tell your district agriculture office at once.",
+    ru="Ваши субсидии теперь выплачиваются на банковский счёт {iban} и аграрную карту {card}. "
+    "Если вы не просили об этом изменении, немедленно сообщите в районное управление сельского хозяйства.",
+)
+
+ACCOUNTS_CHANGED = kinds.declare(
+    "accounts_changed",
+    Severity.INFO,
+    title=Text(
+        az="Ödəniş hesablarınızı dəyişdiniz",
+        en="You changed your payout accounts",
+        ru="Вы изменили счета для выплат",
+    ),
+    body=_ACCOUNTS_BODY,
+)
+
+ACCOUNTS_CHANGED_BY_OFFICE = kinds.declare(
+    "accounts_changed_by_office",
+    Severity.WARNING,
+    title=Text(
+        az="Ödəniş hesablarınız idarə tərəfindən dəyişdirildi",
+        en="An office changed your payout accounts",
+        ru="Управление изменило ваши счета для выплат",
+    ),
+    body=_ACCOUNTS_BODY,
 )
 
 
@@ -89,5 +124,22 @@ def subsidy_paid(session: Session, row: DeclarationRow, *, total_qepik: int, now
         resource_name=resource_name,
         facts={"number": row.number, "total": manat(total_qepik)},
         action_uri=uri,
+        now=now,
+    )
+
+
+def accounts_changed(
+    session: Session, row: FarmerRow, *, by_office: bool, occasion: str, now: datetime
+) -> None:
+    """The farmer's accounts as changed just now (`occasion`: the change's request id, so that
+    each change is told once)."""
+    add_notice(
+        session,
+        notice_tables,
+        ACCOUNTS_CHANGED_BY_OFFICE if by_office else ACCOUNTS_CHANGED,
+        fin=row.fin,
+        resource_name=f"farmers/{row.fin}",
+        occasion=occasion,
+        facts={"iban": masked_iban(row.iban), "card": row.input_card_reference},
         now=now,
     )

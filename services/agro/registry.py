@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from asan.agro.v1 import agro_pb2, events_pb2
-from services.agro import access, convert, queries
+from services.agro import access, convert, notices, queries
 from services.agro.declaring import SOURCE, not_registered
 from services.agro.requests import ChangedAccounts, NewFarmer, NewParcel
 from services.agro.tables import FarmerRow, ParcelRow, runtime_tables
@@ -44,9 +44,12 @@ def register_farmer(session: Session, fin: str, new: NewFarmer, now: datetime) -
     return convert.farmer(row)
 
 
-def change_accounts(session: Session, fin: str, changed: ChangedAccounts, *, own: bool) -> agro_pb2.Farmer:
-    """The farmer's IBAN and card reference, as changed (`own`: by the farmer themselves). Legs
-    sent from now on, and re-issued ones, go to them; a payout at payment keeps its account."""
+def change_accounts(
+    session: Session, fin: str, changed: ChangedAccounts, *, own: bool, request_id: str, now: datetime
+) -> agro_pb2.Farmer:
+    """The farmer's IBAN and card reference, as changed (`own`: by the farmer themselves), and
+    the farmer told of it. Legs sent from now on, and re-issued ones, go to them; a payout at
+    payment keeps its account."""
     row = session.get(FarmerRow, fin, with_for_update=True)
     if row is None:
         raise not_registered() if own else access.farmer_not_found(fin)
@@ -55,6 +58,7 @@ def change_accounts(session: Session, fin: str, changed: ChangedAccounts, *, own
     if changed.input_card_reference is not None:
         row.input_card_reference = changed.input_card_reference
     session.flush()
+    notices.accounts_changed(session, row, by_office=not own, occasion=request_id, now=now)
     return convert.farmer(row)
 
 

@@ -104,7 +104,12 @@ class AgroServicer(agro_service_pb2_grpc.AgroServiceServicer):
         key = idempotency_key(request, principal)
         own = principal.fin is not None
         return await self.idempotency.run(
-            self.database, key, agro_pb2.Farmer, lambda s: registry.change_accounts(s, fin, changed, own=own)
+            self.database,
+            key,
+            agro_pb2.Farmer,
+            lambda s: registry.change_accounts(
+                s, fin, changed, own=own, request_id=key.request_id, now=utcnow()
+            ),
         )
 
     async def CreateParcel(

@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import select, update
 
 from asan.agro.v1 import agro_pb2, agro_service_pb2
+from asan.common.v1 import notices_pb2
+from services.agro.accounts import masked_iban
 from services.agro.numbers import payout_request_id_for
 from services.agro.tables import DeclarationRow, PayoutLegReissueRow, PayoutLegRow
 from services.payment.disbursement import SANDBOX_PAID_IBAN
@@ -31,6 +33,7 @@ from tests.agro.builders import (
     mapped_parcel,
     ministry_officer,
     new_request_id,
+    outbox_events,
     register,
     rejected,
     square,
@@ -136,6 +139,13 @@ async def test_a_farmer_corrects_their_own_iban_once_per_request_id(agro: Runnin
     assert (own_fin.iban, own_fin.input_card_reference) == (SANDBOX_PAID_IBAN, "AQRAR-0002")
     # A farmer's own change is theirs, not an officer's action: no audit record.
     assert stored_records(agro, "ChangeFarmerAccounts") == []
+    # Told of each change once (the replay told nothing), the IBAN masked.
+    first_told, second_told = outbox_events(agro, notices_pb2.CitizenNotice)
+    assert {told.kind for told in (first_told, second_told)} == {"agro.accounts_changed"}
+    assert first_told.notice_id != second_told.notice_id and first_told.fin == FARMER_FIN
+    assert first_told.severity == notices_pb2.NOTICE_SEVERITY_INFO
+    assert masked_iban(SANDBOX_PAID_IBAN) in first_told.body.en and SANDBOX_PAID_IBAN not in str(first_told)
+    assert "AQRAR-0002" in second_told.body.az
 
 
 async def test_an_officer_corrects_a_farmers_card_and_is_audited(agro: RunningService) -> None:
@@ -150,8 +160,23 @@ async def test_an_officer_corrects_a_farmers_card_and_is_audited(agro: RunningSe
 
     assert changed == looked_up and (changed.iban, changed.input_card_reference) == (IBAN, "AQRAR-0002")
     assert stored_records(agro, "ChangeFarmerAccounts") == [
-        Stored("officer", "ktn-baku-1", "KTN", "/asan.agro.v1.AgroService/ChangeFarmerAccounts", "", "OK")
+        Stored(
+            "officer",
+            "ktn-baku-1",
+            "KTN",
+            "/asan.agro.v1.AgroService/ChangeFarmerAccounts",
+            f"farmers/{FARMER_FIN}",
+            "OK",
+        )
     ]
+    # A change the farmer did not make themselves is told louder: it is how a subsidy is stolen.
+    [told] = outbox_events(agro, notices_pb2.CitizenNotice)
+    assert (told.kind, told.fin, told.severity) == (
+        "agro.accounts_changed_by_office",
+        FARMER_FIN,
+        notices_pb2.NOTICE_SEVERITY_WARNING,
+    )
+    assert "AQRAR-0002" in told.body.en and masked_iban(IBAN) in told.body.ru
 
 
 async def test_bad_accounts_are_refused_on_their_fields_as_registration_refuses_them(
