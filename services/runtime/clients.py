@@ -4,8 +4,8 @@ caller's correlation id (`x-request-id`) and, with tracing on, a CLIENT span's W
 answers UNAVAILABLE.
 
 The retry policy (gRFC A6, in the channel's service config) is shared with the gateway's
-channels (gateway.backends): UNAVAILABLE only, at most RETRY_ATTEMPTS attempts with
-exponential, jittered backoff, within the call's deadline, and a server's
+channels (gateway.backends): UNAVAILABLE and CANCELLED (see the policy), at most
+RETRY_ATTEMPTS attempts with exponential, jittered backoff, within the call's deadline, and a server's
 `grpc-retry-pushback-ms` (a stopping server sends it) honoured. Retrying is safe for every
 method of the suite, since each mutating request carries a `request_id` (AIP-155) that makes
 a repeat return the first answer. Retry throttling stops retrying on a channel whose callee
@@ -46,7 +46,10 @@ RETRY_SERVICE_CONFIG = json.dumps(
                     "initialBackoff": "0.2s",
                     "maxBackoff": "2s",
                     "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
+                    # CANCELLED too: a stopping grpcio server cancels the calls it has received
+                    # but not yet handed to a handler (grpc/grpc#41785, open), where it should
+                    # answer UNAVAILABLE. The calls this client cancels itself are not retried.
+                    "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
                 },
             }
         ],
