@@ -159,15 +159,10 @@ async def test_an_officer_corrects_a_farmers_card_and_is_audited(agro: RunningSe
     )
 
     assert changed == looked_up and (changed.iban, changed.input_card_reference) == (IBAN, "AQRAR-0002")
+    # The resource stays unnamed: a FIN is never kept in the five-year audit trail
+    # (tests/runtime/test_audit.py); the farmer hears of the change instead.
     assert stored_records(agro, "ChangeFarmerAccounts") == [
-        Stored(
-            "officer",
-            "ktn-baku-1",
-            "KTN",
-            "/asan.agro.v1.AgroService/ChangeFarmerAccounts",
-            f"farmers/{FARMER_FIN}",
-            "OK",
-        )
+        Stored("officer", "ktn-baku-1", "KTN", "/asan.agro.v1.AgroService/ChangeFarmerAccounts", "", "OK")
     ]
     # A change the farmer did not make themselves is told louder: it is how a subsidy is stolen.
     [told] = outbox_events(agro, notices_pb2.CitizenNotice)
