@@ -913,6 +913,7 @@ def run_workers(
     queues = consumer_queues(containers)
     READINESS.down("broker", "waiting for the broker")
     if not broker.wait_for_broker(amqp_uri, stopping=lambda: lifecycle.stop_requested, sleep=eventlet.sleep):
+        log.info("received %s, stopping", lifecycle.signal_name)
         log.info("event workers stopped")
         return
     READINESS.up("broker")
@@ -953,29 +954,37 @@ def _check_database_waits_are_green() -> None:
 
 class _Lifecycle:
     """SIGTERM and SIGINT: before the containers have started, only noted (nameko cannot stop
-    a container that is still starting, and would hang); acted on once they have."""
+    a container that is still starting, and would hang); acted on once they have.
+
+    The handler itself only notes the signal. Python runs it in the main thread between two
+    bytecodes, which under eventlet is anywhere in the hub, even in a green thread's exit:
+    logging there (its green `current_thread`) once broke the hub and left the worker running
+    after SIGTERM. A green thread watches for the note instead and stops the workers."""
+
+    WATCH_SECONDS = 0.1
 
     def __init__(self, runner: ServiceRunner, stop_timeout: float) -> None:
         self.runner = runner
         self.stop_timeout = stop_timeout
         self.stop_requested = False
-        self._started = False
+        self.signal_name = ""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
 
     def started(self) -> None:
-        self._started = True
-        if self.stop_requested:
-            eventlet.spawn_n(self._stop)
+        eventlet.spawn_n(self._watch)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.signal_name = signal.Signals(signum).name
         self.stop_requested = True
-        if self._started:
-            # Signal handlers run outside any greenlet: do the blocking work in one.
-            eventlet.spawn_n(self._stop)
+
+    def _watch(self) -> None:
+        while not self.stop_requested:
+            eventlet.sleep(self.WATCH_SECONDS)
+        log.info("received %s, stopping", self.signal_name)
+        self._stop()
 
     def _stop(self) -> None:
         stopping = eventlet.spawn(self.runner.stop)
