@@ -22,10 +22,10 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 import grpc
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from asan.common.v1 import money_pb2
@@ -132,13 +132,33 @@ def due_legs(session: Session, max_attempts: int) -> list[DueLeg]:
     ]
 
 
-def _recorder(payout: payouts_pb2.Payout) -> Callable[[Session], None]:
-    """Records payment's answer on its leg."""
+def unheard_legs(session: Session, heard_before: datetime) -> list[tuple[str, str]]:
+    """SENT legs with neither news nor a check since `heard_before`: (request_id, payout_id)."""
+    last_heard = func.coalesce(PayoutLegRow.checked_at, PayoutLegRow.updated_at, PayoutLegRow.created_at)
+    rows = session.execute(
+        select(PayoutLegRow.request_id, PayoutLegRow.payout_id)
+        .where(
+            PayoutLegRow.status == LegStatus.SENT.value,
+            PayoutLegRow.payout_id.is_not(None),
+            last_heard < heard_before,
+        )
+        .order_by(last_heard)
+        .limit(BATCH)
+    ).all()
+    return [(request_id, payout_id) for request_id, payout_id in rows if payout_id is not None]
 
-    def record(session: Session) -> None:
+
+def _recorder(payout: payouts_pb2.Payout, *, checked: bool = False) -> Callable[[Session], bool]:
+    """Records payment's answer on its leg (`checked`: answered to GetPayout); whether the leg
+    changed."""
+
+    def record(session: Session) -> bool:
         leg = leg_by_request_id(session, payout.request_id)
-        if leg is not None:
-            apply_news(session, leg, news_of(payout))
+        if leg is None:
+            return False
+        if checked:
+            leg.checked_at = utcnow()
+        return apply_news(session, leg, news_of(payout))
 
     return record
 
@@ -151,12 +171,14 @@ class SubsidyPayouts:
         credentials: ServiceCredentials,
         *,
         max_attempts: int = 3,
+        check_after: timedelta = timedelta(hours=1),
         deadline_seconds: float | None = None,
     ) -> None:
         self.database = database
         self.target = target
         self.credentials = credentials
         self.max_attempts = max_attempts
+        self.check_after = check_after
         self.deadline_seconds = deadline_seconds
         self._channel: grpc.aio.Channel | None = None
 
@@ -187,6 +209,32 @@ class SubsidyPayouts:
             answered += 1
         return answered
 
+    async def check_unheard(self) -> int:
+        """Asks payment about each SENT leg unheard of for `check_after`; returns how many legs
+        the answers changed. Stops at the first call payment does not answer."""
+        heard_before = utcnow() - self.check_after
+        unheard = await self.database.run(lambda s: unheard_legs(s, heard_before))
+        changed = 0
+        for request_id, payout_id in unheard:
+            try:
+                payout: payouts_pb2.Payout = await self._stub().GetPayout(
+                    payouts_pb2.GetPayoutRequest(payout_id=payout_id),
+                    metadata=self.credentials.metadata(),
+                    wait_for_ready=True,
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    break
+                log.error(
+                    "payment did not show a payout of a leg",
+                    extra={"payout_id": payout_id, "error": error.code().name},
+                )
+                continue
+            if payout.request_id != request_id:  # a re-issued leg's replaced payout: not this one's news
+                continue
+            changed += await self.database.run(_recorder(payout, checked=True))
+        return changed
+
     async def _send(self, leg: DueLeg) -> payouts_pb2.Payout:
         metadata = self.credentials.metadata()
         if leg.payout_id is None:  # PENDING: made once, whatever a crash repeats
@@ -211,6 +259,10 @@ class SubsidyPayouts:
         async def send() -> None:
             if answered := await self.send_due():
                 log.info("payout legs sent", extra={"count": answered})
+            if changed := await self.check_unheard():
+                log.warning(
+                    "payout legs whose news never came, settled from payment", extra={"count": changed}
+                )
 
         return PeriodicFlow("send_payout_legs", interval_seconds, send)
 

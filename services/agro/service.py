@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
@@ -56,6 +56,7 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
         env_str("AGRO_PAYMENT_TARGET", "127.0.0.1:50051"),
         ServiceCredentials.from_env("agro", runtime.config.auth, default_agency=MINISTRY),
         max_attempts=max_attempts,
+        check_after=timedelta(seconds=env_float("AGRO_PAYOUT_CHECK_AFTER_SECONDS", 3600.0)),
     )
     return [
         announcement_task(today, env_float("AGRO_WINDOW_CHECK_SECONDS", 3600.0)),

@@ -184,6 +184,9 @@ class PayoutLegRow(Base):
     # The account the current payout went to (the IBAN or the card's reference), as payment
     # answered; NULL until it did.
     destination_account: Mapped[str | None] = mapped_column(String(100))
+    # When the payout flow last asked payment about a SENT leg whose news did not come
+    # (services/agro/payouts.py); NULL if never.
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_payout_legs_status", "status", "created_at"),)
 

@@ -93,6 +93,21 @@ async def agro(
 
 
 @pytest.fixture
+async def agro_checking(
+    payment: RunningService,
+    database_backend: str,
+    new_database_url: Callable[[str, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[RunningService]:
+    """agro asking payment about a SENT leg unheard of for a second."""
+    monkeypatch.setenv("AGRO_PAYMENT_TARGET", payment.address)
+    monkeypatch.setenv("AGRO_PAYOUT_SEND_SECONDS", "0.2")
+    monkeypatch.setenv("AGRO_PAYOUT_CHECK_AFTER_SECONDS", "1")
+    async with agro_service(new_database_url(database_backend, "agro"), monkeypatch) as service:
+        yield service
+
+
+@pytest.fixture
 def start_workers(
     payment: RunningService,
     agro: RunningService,
@@ -457,3 +472,19 @@ async def test_a_replaced_payouts_late_news_cannot_mark_the_reissued_leg_and_a_c
         if closed in t.purpose and t.destination.kind is DestinationKind.IBAN
     ] == [SANDBOX_PAID_IBAN]
     assert len(outbox_events(agro, events_pb2.SubsidyPaid)) == 1
+
+
+async def test_legs_whose_events_never_come_are_settled_from_payment_and_paid_once(
+    payment: RunningService, agro_checking: RunningService
+) -> None:
+    # No event worker runs: payment's PayoutSucceeded never leaves its outbox, as if lost.
+    agro = agro_checking
+    number = await approved_subsidy(agro)
+    await eventually(lambda: status_of(agro, number) == "PAID", within=60, what="subsidy paid without events")
+
+    legs = legs_of(agro, number)
+    assert {leg.status for leg in legs.values()} == {"PAID"}
+    assert all(leg.checked_at is not None for leg in legs.values())
+    assert {row.status for row in payouts_of(payment)} == {"PAID"} and len(payouts_of(payment)) == 2
+    [paid] = outbox_events(agro, events_pb2.SubsidyPaid)
+    assert paid.declaration_number == number
