@@ -136,6 +136,16 @@ class FeeDesk:
             confirmation_secret=payment.confirmation_secret,
         )
 
+    async def payment(self, payment_id: str) -> payment_pb2.Payment:
+        """An application's fee payment as payment has it now (grpc.aio.AioRpcError if it does
+        not answer)."""
+        found: payment_pb2.Payment = await self._stub().GetPayment(
+            payment_service_pb2.GetPaymentRequest(payment_id=payment_id),
+            metadata=self.credentials.metadata(),
+            wait_for_ready=True,
+        )
+        return found
+
     async def hold_until_shutdown(self) -> None:
         """A background loop of the server: closes the channel when the server stops."""
         try:

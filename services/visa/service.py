@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
 
 from asan.visa.v1 import visa_service_pb2, visa_service_pb2_grpc
-from services.runtime.config import env_float, env_str
+from services.runtime.config import env_bool, env_float, env_str
 from services.runtime.credentials import ServiceCredentials
 from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 from services.visa.access import DECIDING_AGENCY
+from services.visa.fee_checks import FeeChecks
 from services.visa.metrics import VisaMetrics
 from services.visa.notices import stay_ending_task
 from services.visa.overdue import overdue_task
@@ -30,12 +32,21 @@ def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> list[Backgroun
     credentials = ServiceCredentials.from_env("visa", runtime.config.auth, default_agency=DECIDING_AGENCY)
     fees = FeeDesk(env_str("VISA_PAYMENT_TARGET", "127.0.0.1:50051"), credentials)
     renderer = DocumentRenderer.from_env()
-    servicer = VisaServicer(runtime.database, fees, VisaSigner.from_env(), metrics, renderer)
+    signer = VisaSigner.from_env()
+    servicer = VisaServicer(runtime.database, fees, signer, metrics, renderer)
+    fee_checks = FeeChecks(
+        runtime.database,
+        fees,
+        signer,
+        sandbox=env_bool("VISA_SANDBOX_DECISIONS", False),
+        check_after=timedelta(seconds=env_float("VISA_PAYMENT_CHECK_AFTER_SECONDS", 7200.0)),
+    )
     visa_service_pb2_grpc.add_VisaServiceServicer_to_server(servicer, server)
     sweep_seconds = env_float("VISA_OVERDUE_SWEEP_SECONDS", 60.0)
     return [
         overdue_task(metrics, sweep_seconds),
         stay_ending_task(env_float("VISA_STAY_SWEEP_SECONDS", 600.0)),
+        fee_checks.task(env_float("VISA_PAYMENT_CHECK_SECONDS", 300.0)),
         fees.hold_until_shutdown,
         renderer.hold_until_shutdown,
     ]
