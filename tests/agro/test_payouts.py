@@ -11,6 +11,7 @@ process for both services, as `make run`) and RabbitMQ (agro's consumer first)."
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -79,6 +80,21 @@ async def payment(
         yield service
 
 
+@asynccontextmanager
+async def agro_paying_through(
+    payment: RunningService, database_url: str, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> AsyncIterator[RunningService]:
+    """agro sending its legs to `payment` every 0.2 s, with `env` besides."""
+    for name, value in {
+        "AGRO_PAYMENT_TARGET": payment.address,
+        "AGRO_PAYOUT_SEND_SECONDS": "0.2",
+        **env,
+    }.items():
+        monkeypatch.setenv(name, value)
+    async with agro_service(database_url, monkeypatch) as service:
+        yield service
+
+
 @pytest.fixture
 async def agro(
     payment: RunningService,
@@ -86,9 +102,9 @@ async def agro(
     new_database_url: Callable[[str, str], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[RunningService]:
-    monkeypatch.setenv("AGRO_PAYMENT_TARGET", payment.address)
-    monkeypatch.setenv("AGRO_PAYOUT_SEND_SECONDS", "0.2")
-    async with agro_service(new_database_url(database_backend, "agro"), monkeypatch) as service:
+    async with agro_paying_through(
+        payment, new_database_url(database_backend, "agro"), monkeypatch
+    ) as service:
         yield service
 
 
@@ -100,10 +116,8 @@ async def agro_checking(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[RunningService]:
     """agro asking payment about a SENT leg unheard of for a second."""
-    monkeypatch.setenv("AGRO_PAYMENT_TARGET", payment.address)
-    monkeypatch.setenv("AGRO_PAYOUT_SEND_SECONDS", "0.2")
-    monkeypatch.setenv("AGRO_PAYOUT_CHECK_AFTER_SECONDS", "1")
-    async with agro_service(new_database_url(database_backend, "agro"), monkeypatch) as service:
+    url = new_database_url(database_backend, "agro")
+    async with agro_paying_through(payment, url, monkeypatch, AGRO_PAYOUT_CHECK_AFTER_SECONDS="1") as service:
         yield service
 
 

@@ -48,7 +48,8 @@ async def test_a_call_without_a_timeout_gets_the_default_deadline(echo_server: s
     async with service_channel(echo_server, deadline_seconds=3.0) as channel:
         answer = await _call(channel)
     assert answer["time_remaining"] is not None
-    assert 0 < answer["time_remaining"] <= 3.0
+    # gRPC rounds the timeout it sends (grpc-timeout) up: a little over 3 s may arrive.
+    assert 0 < answer["time_remaining"] <= 3.2
 
 
 async def test_a_call_keeps_its_own_timeout(echo_server: str) -> None:
@@ -111,8 +112,11 @@ async def call_flaky(target: str) -> bytes:
     return answer
 
 
-async def test_unavailable_is_retried_until_the_callee_answers() -> None:
-    async with failing_first(grpc.StatusCode.UNAVAILABLE, failures=RETRY_ATTEMPTS - 1) as (target, backend):
+# CANCELLED: what a stopping grpcio server answers for calls it had not yet handed to a
+# handler (grpc/grpc#41785).
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED])
+async def test_unavailable_and_cancelled_are_retried_until_the_callee_answers(code: grpc.StatusCode) -> None:
+    async with failing_first(code, failures=RETRY_ATTEMPTS - 1) as (target, backend):
         answer = await call_flaky(target)
 
     assert answer == b"done"
