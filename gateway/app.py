@@ -53,6 +53,7 @@ from services.runtime.config import ConfigError
 from services.runtime.context import correlation_id_var, new_correlation_id
 from services.runtime.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, ServiceError
 from services.runtime.exposition import serve_metrics
+from services.runtime.logs import AccessLog
 
 log = logging.getLogger("asan.gateway")
 
@@ -204,6 +205,7 @@ class Gateway:
         )
         self.tokens = TokenGate(verifier or TokenVerifier.from_config(config.auth))
         self.metrics = GatewayMetrics()
+        self.access_log = AccessLog(log, "http request", config.access_log_per_second)
         self.subject_limiter = RateLimiter(config.subject_rate)
         self.address_limiter = RateLimiter(config.address_rate)
         self.deadlines = {b.method.grpc_path: config.deadline_for(b.method.full_name) for b in self.bindings}
@@ -306,15 +308,15 @@ class Gateway:
             in_flight.dec()
             seconds = time.perf_counter() - started
             self.metrics.answered(route, method, status, seconds)
-            log.info(
-                "http request",
-                extra={
-                    "http_method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                },
-            )
+            if self.access_log.takes(status < 400, seconds):  # past its rate, counted only
+                self.access_log.write(
+                    {
+                        "http_method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 2),
+                    }
+                )
             if span is not None:
                 tracing.end_http_server_span(span, status)
 

@@ -11,6 +11,7 @@ from services.runtime.config import (
     AuthConfig,
     ConfigError,
     TlsConfig,
+    access_log_per_second,
     backend_variable,
     env_float,
     env_int,
@@ -96,6 +97,9 @@ class GatewayConfig:
     grace_seconds: float
     log_level: str
     auth: AuthConfig
+    # Access log lines a second for requests answered below 400 (0: every request); the others
+    # are always logged (services.runtime.logs.AccessLog).
+    access_log_per_second: int = 0
     # Backend health checks of /readyz wait at most this long.
     readiness_timeout_seconds: float = 2.0
     # gRPC connections to each backend, taken in turn (gateway.backends).
@@ -142,6 +146,7 @@ class GatewayConfig:
             forwarded_allow_ips=env_str("GATEWAY_FORWARDED_ALLOW_IPS", "127.0.0.1"),
             grace_seconds=env_float("ASAN_SHUTDOWN_GRACE_SECONDS", 10.0),
             log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
+            access_log_per_second=access_log_per_second(),
             auth=AuthConfig.from_env(),
             tls=TlsConfig.from_env(),
             connections_per_backend=connections,

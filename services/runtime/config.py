@@ -57,6 +57,14 @@ def env_names(name: str, default: str) -> frozenset[str]:
     return frozenset(part.strip() for part in env_str(name, default).split(",") if part.strip())
 
 
+def access_log_per_second() -> int:
+    """ASAN_ACCESS_LOG_PER_SECOND, for the services and the gateway alike: 100 by default."""
+    value = env_int("ASAN_ACCESS_LOG_PER_SECOND", 100)
+    if value < 0:
+        raise ConfigError(f"ASAN_ACCESS_LOG_PER_SECOND must be 0 (every call) or more, got {value}")
+    return value
+
+
 def var_dir() -> Path:
     """Where local state lives on one machine: SQLite files, dev keys."""
     return Path(env_str("ASAN_VAR_DIR", "var")).resolve()
@@ -209,6 +217,9 @@ class ServiceConfig:
     # connections (the gateway's, other services') spread over replicas that came up since.
     max_connection_age_seconds: float
     log_level: str
+    # Access log lines a second for calls that succeeded (0: every call); failed and slow calls
+    # are always logged (services.runtime.logs.AccessLog).
+    access_log_per_second: int
     health_probe_seconds: float
     auth: AuthConfig
     retention: RetentionConfig
@@ -241,6 +252,7 @@ class ServiceConfig:
             refuse_seconds=env_float("ASAN_SHUTDOWN_REFUSE_SECONDS", 0.5),
             max_connection_age_seconds=env_float("ASAN_GRPC_MAX_CONNECTION_AGE_SECONDS", 120.0),
             log_level=env_str("ASAN_LOG_LEVEL", "INFO"),
+            access_log_per_second=access_log_per_second(),
             health_probe_seconds=env_float("ASAN_HEALTH_PROBE_SECONDS", 5.0),
             auth=AuthConfig.from_env(),
             retention=RetentionConfig.from_env(),

@@ -51,6 +51,7 @@ from services.runtime.errors import (
     database_unavailable,
     internal_status,
 )
+from services.runtime.logs import AccessLog
 from services.runtime.tls import CallerPolicy
 
 log = logging.getLogger("asan.grpc")
@@ -329,6 +330,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         public_methods: Collection[str] = (),
         gate: ShutdownGate | None = None,
         callers: CallerPolicy | None = None,
+        access_log_per_second: int = 0,
     ) -> None:
         self.service = service
         self.callers = callers
@@ -336,6 +338,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self.public_methods = frozenset(public_methods)
         self.metrics = ServerMetrics(registry)
         self.gate = gate
+        self.access_log = AccessLog(log, "grpc call", access_log_per_second)
         # method -> (the servicer's handler, the wrapped one)
         self._bound: dict[str, tuple[Handler, Handler]] = {}
 
@@ -492,17 +495,17 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         handled.inc()
         bound.handling.observe(seconds, tracing.exemplar())  # tracing hook
         logged = context.code() or grpc.StatusCode.OK
-        principal = principal_var.get()
-        log.info(
-            "grpc call",
-            extra={
-                "grpc_method": bound.method,
-                "grpc_code": logged.name if isinstance(logged, grpc.StatusCode) else str(logged),
-                "duration_ms": round(seconds * 1000, 2),
-                "principal_kind": principal.kind.value if principal else None,
-                "peer": context.peer(),
-            },
-        )
+        if self.access_log.takes(logged is grpc.StatusCode.OK, seconds):  # past its rate, counted only
+            principal = principal_var.get()
+            self.access_log.write(
+                {
+                    "grpc_method": bound.method,
+                    "grpc_code": logged.name if isinstance(logged, grpc.StatusCode) else str(logged),
+                    "duration_ms": round(seconds * 1000, 2),
+                    "principal_kind": principal.kind.value if principal else None,
+                    "peer": context.peer(),
+                },
+            )
 
 
 def _return_request_id(context: Context) -> None:

@@ -184,6 +184,7 @@ class ServiceServer:
                     public_methods=anonymous_methods(definition.grpc_services),
                     gate=self.gate,
                     callers=callers,
+                    access_log_per_second=config.access_log_per_second,
                 ),
                 # Inside it, once the caller is known: the audit of the audited methods (the
                 # others pass through it unwrapped).

@@ -1,6 +1,7 @@
 """The log writer of the servers: every queued line is written, in order, several lines to a
 write under load, what is queued when it stops included; a line that cannot be formatted loses
-only itself."""
+only itself. The access log: every failed or slow call logged, successful ones up to a rate, and
+the ones left out counted on the next line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import json
 import logging
 import queue
 
-from services.runtime.logs import BatchWriter, json_handler
+import pytest
+
+from services.runtime.logs import AccessLog, BatchWriter, json_handler
 
 
 class CountingStream(io.StringIO):
@@ -74,3 +77,49 @@ def test_a_line_that_cannot_be_formatted_loses_only_itself() -> None:
         logging.raiseExceptions = True
 
     assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["before", "after"]
+
+
+# --- The access log --------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_past_its_rate_a_successful_call_is_counted_and_the_next_line_says_how_many(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    access = AccessLog(logging.getLogger("asan.test.access"), "grpc call", per_second=2, clock=clock)
+
+    def call(succeeded: bool, seconds: float = 0.01) -> None:
+        if access.takes(succeeded, seconds):
+            access.write({"succeeded": succeeded, "seconds": seconds})
+
+    with caplog.at_level(logging.INFO, logger="asan.test.access"):
+        for _ in range(5):
+            call(True)  # two logged, three counted
+        call(False)  # a failure: always logged, with the three before it
+        call(True, seconds=2.5)  # slow: always logged
+        call(True)  # still past the rate in this second
+        clock.now += 1
+        call(True)  # a new second
+
+    lines = [
+        (record.__dict__["succeeded"], record.__dict__["seconds"], record.__dict__.get("unlogged_calls", 0))
+        for record in caplog.records
+    ]
+    assert lines == [(True, 0.01, 0), (True, 0.01, 0), (False, 0.01, 3), (True, 2.5, 0), (True, 0.01, 1)]
+
+
+def test_with_no_rate_every_call_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    access = AccessLog(logging.getLogger("asan.test.access"), "grpc call", per_second=0)
+    with caplog.at_level(logging.INFO, logger="asan.test.access"):
+        for number in range(300):
+            if access.takes(True, 0.001):
+                access.write({"number": number})
+    assert [record.__dict__["number"] for record in caplog.records] == list(range(300))

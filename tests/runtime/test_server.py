@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -226,6 +227,33 @@ async def test_an_old_client_connection_is_asked_to_reconnect_and_no_call_fails(
 
     peers = {getattr(record, "peer", None) for record in caplog.records if record.getMessage() == "grpc call"}
     assert len(peers) >= 2, "the client kept one connection"
+
+
+# --- The access log ---------------------------------------------------------------------------
+
+
+async def test_a_server_logs_successful_calls_up_to_its_rate_and_every_failure(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = dataclasses.replace(config_for_tests(definition, sqlite_url), access_log_per_second=3)
+    async with running_service(definition, sqlite_url, config) as payment:
+        stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
+        with caplog.at_level(logging.INFO, logger="asan.grpc"):
+            started = time.monotonic()
+            for _ in range(40):
+                await stub.ListServices(payment_service_pb2.ListServicesRequest(), timeout=5)
+            seconds = time.monotonic() - started
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetPayment(payment_service_pb2.GetPaymentRequest(payment_id="x"), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    lines = [record for record in caplog.records if record.getMessage() == "grpc call"]
+    succeeded = [line for line in lines if line.grpc_code == "OK"]  # type: ignore[attr-defined]
+    failed = [line for line in lines if line.grpc_code != "OK"]  # type: ignore[attr-defined]
+    # At most 3 lines in each second the calls touched; the failure's line counts the rest.
+    assert len(succeeded) <= 3 * (math.ceil(seconds) + 1) < 40
+    assert [line.grpc_code for line in failed] == ["UNAUTHENTICATED"]  # type: ignore[attr-defined]
+    assert len(succeeded) + sum(getattr(line, "unlogged_calls", 0) for line in lines) == 40
 
 
 # --- Graceful shutdown --------------------------------------------------------------------------
