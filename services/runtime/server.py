@@ -336,7 +336,7 @@ class ServiceServer:
         if self._metrics_httpd:
             await asyncio.to_thread(self._metrics_httpd.shutdown)
             self._metrics_httpd.server_close()
-        self.database.close()
+        await self.database.aclose()
         log.info("stopped")
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,3 +97,61 @@ async def test_a_unit_that_conflicts_again_on_its_second_run_fails(database_url:
         await database.run_retrying_on_conflict(insert_taken_key)
     assert attempts == [1, 2]
     database.close()
+
+
+# --- Reads ----------------------------------------------------------------------------------
+
+
+async def test_a_read_answers_while_every_database_thread_is_busy(database_url: str) -> None:
+    """Reads run on the event loop, not on the threads that long units of work may hold."""
+    database = Database(database_url, threads=2)
+    keys = _keys_table(database)
+    database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
+    release = threading.Event()
+    busy = [asyncio.ensure_future(database.run_blocking(release.wait)) for _ in range(database.threads)]
+    try:
+        owner = database.read(lambda c: c.execute(select(keys.c.owner).where(keys.c.id == "k")).scalar())
+        assert await asyncio.wait_for(owner, timeout=5) == "first"
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+        await database.aclose()
+
+
+async def test_a_read_sees_what_was_committed_and_its_connections_close_with_the_database(
+    new_database_url: Callable[[str, str], str],
+) -> None:
+    url = new_database_url("postgres", "reads")
+    database = Database(url)
+    keys = _keys_table(database)
+
+    def owner(connection: Connection) -> str | None:
+        value = connection.execute(select(keys.c.owner).where(keys.c.id == "k")).scalar()
+        return None if value is None else str(value)
+
+    assert await database.read(owner) is None
+    database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
+    assert await database.read(owner) == "first"  # autocommit: no snapshot kept from the first read
+    database.run_sync(lambda s: s.execute(keys.update().values(owner="second")))
+    assert await asyncio.gather(*(database.read(owner) for _ in range(20))) == ["second"] * 20
+    database.engine.dispose()  # the threads' connections: what is left is the reads'
+    assert _other_connections(url) >= 1
+    await database.aclose()
+    assert _other_connections(url) == 0
+
+
+def _other_connections(url: str) -> int:
+    """The connections to the database at `url` other than the one counting them."""
+    counting = create_engine(url)
+    try:
+        with counting.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        counting.dispose()
