@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import and_, bindparam, func, inspect, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Label
 
 from services.payment.access import can_see, not_found, visible_payments
 from services.payment.tables import CatalogueEntryRow, PaymentRow, ReceiptCounterRow, RefundRow
 from services.runtime.auth import Principal
+
+
+def as_attributes(mapped: type[Any]) -> list[Label[Any]]:
+    """A mapped class's columns under its attribute names (the payments' column `metadata` is
+    `caller_metadata`), so that a Core row reads as the ORM object does, at a fraction of the
+    cost of loading one: for rows that are only read."""
+    return [attribute.columns[0].label(attribute.key) for attribute in inspect(mapped).column_attrs]
+
+
+_CURRENT_ENTRY = select(*as_attributes(CatalogueEntryRow)).where(
+    CatalogueEntryRow.code == bindparam("code"), CatalogueEntryRow.valid_to.is_(None)
+)
 
 
 def current_catalogue(session: Session, after_code: str | None, limit: int) -> list[CatalogueEntryRow]:
@@ -23,9 +36,9 @@ def current_catalogue(session: Session, after_code: str | None, limit: int) -> l
 
 
 def current_entry(session: Session, code: str) -> CatalogueEntryRow | None:
-    return session.scalars(
-        select(CatalogueEntryRow).where(CatalogueEntryRow.code == code, CatalogueEntryRow.valid_to.is_(None))
-    ).first()
+    """The service's current entry, to read: a Core row with CatalogueEntryRow's attributes.
+    Loading it as an ORM object cost a quarter of CreatePayment's CPU."""
+    return cast(CatalogueEntryRow | None, session.execute(_CURRENT_ENTRY, {"code": code}).first())
 
 
 def catalogue_entry(session: Session, code: str, version: int) -> CatalogueEntryRow:
@@ -46,11 +59,7 @@ def visible_payment(
     return payment
 
 
-# The payments table's columns under PaymentRow's attribute names (column `metadata` is
-# `caller_metadata`), so that a Core row reads as the ORM object does: a read without a session.
-_PAYMENT_BY_ID = select(
-    *(attribute.columns[0].label(attribute.key) for attribute in inspect(PaymentRow).column_attrs)
-).where(PaymentRow.id == bindparam("payment_id"))
+_PAYMENT_BY_ID = select(*as_attributes(PaymentRow)).where(PaymentRow.id == bindparam("payment_id"))
 
 
 def read_visible_payment(connection: Connection, principal: Principal, payment_id: str) -> PaymentRow:

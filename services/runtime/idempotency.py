@@ -26,7 +26,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.runtime.auth import Principal
@@ -143,6 +143,23 @@ def _reused() -> InvalidArgument:
 class Idempotency:
     def __init__(self, table: Table) -> None:
         self.table = table
+        # The statements of every call, built once: building one costs more CPU than a round trip.
+        columns = table.c
+        self._find_rows = select(columns.scope, columns.method, columns.fingerprint, columns.response).where(
+            columns.request_id == bindparam("request_id"),
+            columns.scope.in_([bindparam("scope"), bindparam("legacy_scope")]),
+        )
+        self._find_locked = self._find_rows.with_for_update()
+        self._insert_key = insert(table)
+        self._store_response = (
+            update(table)
+            .where(
+                columns.scope == bindparam("key_scope"),
+                columns.request_id == bindparam("key_request_id"),
+                columns.response.is_(None),
+            )
+            .values(response=bindparam("stored_response"))
+        )
 
     def claim(self, session: Session, key: IdempotencyKey) -> bytes | Pending | None:
         """None: the key is new and now claimed (pending). Bytes: the stored response to replay.
@@ -150,14 +167,15 @@ class Idempotency:
         row = self._find(session, key, lock=True)
         if row is None:
             session.execute(
-                insert(self.table).values(
-                    scope=key.scope,
-                    request_id=key.request_id,
-                    method=key.method,
-                    fingerprint=key.fingerprint,
-                    response=None,
-                    created_at=utcnow(),
-                )
+                self._insert_key,
+                {
+                    "scope": key.scope,
+                    "request_id": key.request_id,
+                    "method": key.method,
+                    "fingerprint": key.fingerprint,
+                    "response": None,
+                    "created_at": utcnow(),
+                },
             )
             return None
         if row.scope != key.scope:  # a key from before scopes, by its own caller: it moves over
@@ -182,11 +200,10 @@ class Idempotency:
     def _find(self, session: Session, key: IdempotencyKey, *, lock: bool) -> Row[Any, Any, Any, Any] | None:
         """The caller's row of this request_id; else a legacy row that the same caller wrote
         (same method and fingerprint, which hashes the caller); another caller's is no match."""
-        columns = self.table.c
-        query = select(columns.scope, columns.method, columns.fingerprint, columns.response).where(
-            columns.request_id == key.request_id, columns.scope.in_([key.scope, LEGACY_SCOPE])
-        )
-        rows = session.execute(query.with_for_update() if lock else query).all()
+        rows = session.execute(
+            self._find_locked if lock else self._find_rows,
+            {"request_id": key.request_id, "scope": key.scope, "legacy_scope": LEGACY_SCOPE},
+        ).all()
         own = next((row for row in rows if row.scope == key.scope), None)
         if own is not None:
             return own
@@ -217,13 +234,12 @@ class Idempotency:
     def complete_pending(self, session: Session, scope: str, request_id: str, response: Message) -> None:
         """Stores `response` as the answer of the key `request_id` in `scope`, if it has none yet."""
         session.execute(
-            update(self.table)
-            .where(
-                self.table.c.scope == scope,
-                self.table.c.request_id == request_id,
-                self.table.c.response.is_(None),
-            )
-            .values(response=response.SerializeToString())
+            self._store_response,
+            {
+                "key_scope": scope,
+                "key_request_id": request_id,
+                "stored_response": response.SerializeToString(),
+            },
         )
 
     async def run(
