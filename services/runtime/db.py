@@ -196,6 +196,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Made on the first read: a server's reads, not the event workers' or the tools'.
         self._reads: Engine | AsyncEngine | None = None
+        self._loop_connection: Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
         # The database's span attributes (OpenTelemetry's database conventions).
         self._span_attributes = {
@@ -250,12 +251,23 @@ class Database:
         if isinstance(self._reads, AsyncEngine):
             async with self._reads.connect() as connection:
                 return await connection.run_sync(read)
-        with self._reads.connect() as connection:
-            connection.execution_options(**{_READ_ONLY: True})
-            result = read(connection)
-            if connection.in_transaction():
-                connection.rollback()  # a read has nothing to commit
-            return result
+        return self._read_on_loop(self._reads, read)
+
+    def _read_on_loop(self, engine: Engine, read: Callable[[Connection], T]) -> T:
+        """SQLite: `read` on the loop's own connection, held open (no pool checkout per read), in
+        a deferred transaction that is rolled back; a connection that fails is opened again."""
+        if self._loop_connection is None:
+            self._loop_connection = engine.connect().execution_options(**{_READ_ONLY: True})
+        connection = self._loop_connection
+        try:
+            with connection.begin() as transaction:
+                result = read(connection)
+                transaction.rollback()  # a read has nothing to commit
+                return result
+        except BaseException:
+            if connection.invalidated or connection.closed:
+                self._loop_connection = None
+            raise
 
     def warm(self) -> None:
         """Opens the pool's connections now rather than on the first calls; quietly does
@@ -299,6 +311,9 @@ class Database:
         event loop."""
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+        if self._loop_connection is not None:
+            self._loop_connection.close()
+            self._loop_connection = None
         if isinstance(self._reads, Engine):
             self._reads.dispose()
 

@@ -118,22 +118,37 @@ async def test_a_read_answers_while_every_database_thread_is_busy(database_url: 
         await database.aclose()
 
 
-async def test_a_read_sees_what_was_committed_and_its_connections_close_with_the_database(
-    new_database_url: Callable[[str, str], str],
-) -> None:
-    url = new_database_url("postgres", "reads")
-    database = Database(url)
+async def test_a_read_sees_what_was_committed_since_the_last_one(database_url: str) -> None:
+    """No snapshot is kept from one read to the next: SQLite's held connection, PostgreSQL's
+    autocommit ones."""
+    database = Database(database_url)
     keys = _keys_table(database)
 
     def owner(connection: Connection) -> str | None:
         value = connection.execute(select(keys.c.owner).where(keys.c.id == "k")).scalar()
         return None if value is None else str(value)
 
-    assert await database.read(owner) is None
-    database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
-    assert await database.read(owner) == "first"  # autocommit: no snapshot kept from the first read
-    database.run_sync(lambda s: s.execute(keys.update().values(owner="second")))
-    assert await asyncio.gather(*(database.read(owner) for _ in range(20))) == ["second"] * 20
+    try:
+        assert await database.read(owner) is None
+        database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
+        assert await database.read(owner) == "first"
+        database.run_sync(lambda s: s.execute(keys.update().values(owner="second")))
+        assert await asyncio.gather(*(database.read(owner) for _ in range(20))) == ["second"] * 20
+        with pytest.raises(ZeroDivisionError):
+            await database.read(lambda connection: 1 / 0)
+        assert await database.read(owner) == "second"  # a failed read leaves the next one unharmed
+    finally:
+        await database.aclose()
+
+
+async def test_the_reads_connections_close_with_the_database(
+    new_database_url: Callable[[str, str], str],
+) -> None:
+    url = new_database_url("postgres", "reads")
+    database = Database(url)
+    await asyncio.gather(
+        *(database.read(lambda c: c.execute(text("SELECT pg_sleep(0.05)"))) for _ in range(3))
+    )
     database.engine.dispose()  # the threads' connections: what is left is the reads'
     assert _other_connections(url) >= 1
     await database.aclose()
