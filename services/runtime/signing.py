@@ -48,11 +48,13 @@ class Ed25519Signer:
         self._private_key = private_key
         self.public_key = private_key.public_key()
         self.key_id = key_id(self.public_key)
-
-    def public_key_pem(self) -> str:
-        return self.public_key.public_bytes(
+        # Asked for on every GetSigningKey: encoded once.
+        self._public_key_pem = self.public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
+
+    def public_key_pem(self) -> str:
+        return self._public_key_pem
 
     def sign(self, content: bytes) -> bytes:
         """The 64-byte signature of `content`."""
