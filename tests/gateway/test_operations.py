@@ -76,7 +76,13 @@ async def test_readyz_is_degraded_but_ready_while_another_backend_serves(
     """One service down must not take the other services' routes out of rotation with it."""
     payment_contract = contracts_of(["asan.payment.v1"])
     both = Contracts(services=(*payment_contract.services, *probe_contracts().services), comments=Comments())
-    config = gateway_config(auth, {"asan.payment.v1": "127.0.0.1:9", PROBE_PACKAGE: probe.address})
+    # Time enough for the serving backend's first check on a loaded machine (a fresh connection
+    # on the test's own loop); the unreachable one is given up once its retries are spent.
+    config = gateway_config(
+        auth,
+        {"asan.payment.v1": "127.0.0.1:9", PROBE_PACKAGE: probe.address},
+        readiness_timeout_seconds=5.0,
+    )
     async with running_gateway(config, both) as gateway, gateway.client() as http:
         response = await http.get("/readyz")
 
