@@ -61,14 +61,14 @@ run: install migrate
 ## Every test. Most of them wait on processes, sockets and databases rather than compute, so
 ## they run in TEST_WORKERS processes. The RabbitMQ tests run meanwhile in one more process,
 ## one at a time (they share one broker, and some queue names are fixed by the code under
-## test); their report follows the others'.
+## test), and so do the `serial` ones (the benchmark's run); their report follows the others'.
 TEST_WORKERS ?= 3
 RABBITMQ_REPORT := .pytest-rabbitmq.log
 test: install lint
-	@$(BIN)/pytest -m rabbitmq --durations=10 > $(RABBITMQ_REPORT) 2>&1 & rabbitmq=$$!; \
-	$(BIN)/pytest -n $(TEST_WORKERS) -m "not rabbitmq" --durations=30; others=$$?; \
+	@$(BIN)/pytest -m "rabbitmq or serial" --durations=10 > $(RABBITMQ_REPORT) 2>&1 & rabbitmq=$$!; \
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not rabbitmq and not serial" --durations=30; others=$$?; \
 	wait $$rabbitmq; rabbitmq_status=$$?; \
-	echo "=== The RabbitMQ tests (one at a time, beside the others) ==="; cat $(RABBITMQ_REPORT); \
+	echo "=== The RabbitMQ and serial tests (one at a time, beside the others) ==="; cat $(RABBITMQ_REPORT); \
 	exit $$(( others || rabbitmq_status ))
 
 clean:

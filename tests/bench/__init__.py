@@ -1,0 +1,1 @@
+"""The benchmark (`make bench`, bench/run.py) as a tool: it starts, measures, prints and cleans up."""
