@@ -4,24 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import and_, bindparam, func, inspect, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import Label
 
 from services.payment.access import can_see, not_found, visible_payments
 from services.payment.tables import CatalogueEntryRow, PaymentRow, ReceiptCounterRow, RefundRow
 from services.runtime.auth import Principal
-
-
-def as_attributes(mapped: type[Any]) -> list[Label[Any]]:
-    """A mapped class's columns under its attribute names (the payments' column `metadata` is
-    `caller_metadata`), so that a Core row reads as the ORM object does, at a fraction of the
-    cost of loading one: for rows that are only read."""
-    return [attribute.columns[0].label(attribute.key) for attribute in inspect(mapped).column_attrs]
-
+from services.runtime.db import as_attributes
 
 _CURRENT_ENTRY = select(*as_attributes(CatalogueEntryRow)).where(
     CatalogueEntryRow.code == bindparam("code"), CatalogueEntryRow.valid_to.is_(None)
@@ -36,8 +28,8 @@ def current_catalogue(session: Session, after_code: str | None, limit: int) -> l
 
 
 def current_entry(session: Session, code: str) -> CatalogueEntryRow | None:
-    """The service's current entry, to read: a Core row with CatalogueEntryRow's attributes.
-    Loading it as an ORM object cost a quarter of CreatePayment's CPU."""
+    """The service's current entry, to read: a Core row with CatalogueEntryRow's attributes
+    (loading an ORM object cost about 0.1 ms more per read)."""
     return cast(CatalogueEntryRow | None, session.execute(_CURRENT_ENTRY, {"code": code}).first())
 
 

@@ -41,6 +41,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    inspect,
     select,
     text,
     tuple_,
@@ -56,6 +57,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import Label
 
 from services.runtime import tracing
 
@@ -73,6 +75,13 @@ NAMING_CONVENTION = {
 
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def as_attributes(mapped: type[Any]) -> list[Label[Any]]:
+    """A mapped class's columns under its attribute names (payment's column `metadata` is
+    `caller_metadata`), so that a Core row reads as the ORM object does, at a fraction of the
+    cost of loading one: for rows that are only read."""
+    return [attribute.columns[0].label(attribute.key) for attribute in inspect(mapped).column_attrs]
 
 
 def is_sqlite(url: str | URL) -> bool:

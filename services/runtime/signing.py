@@ -43,15 +43,20 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).decode()[:16]
 
 
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    """The key as PEM (SubjectPublicKeyInfo), as GetSigningKey answers it."""
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
 class Ed25519Signer:
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private_key = private_key
         self.public_key = private_key.public_key()
         self.key_id = key_id(self.public_key)
         # Asked for on every GetSigningKey: encoded once.
-        self._public_key_pem = self.public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        self._public_key_pem = public_key_pem(self.public_key)
 
     def public_key_pem(self) -> str:
         return self._public_key_pem

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.runtime.config import ConfigError, env_str, var_dir
-from services.runtime.signing import key_id, load_or_create_key
+from services.runtime.signing import key_id, load_or_create_key, public_key_pem
 
 FORMAT = "AZEV1"
 SIGNATURE_LENGTH = 64
@@ -110,11 +110,11 @@ class VisaSigner:
         self.key_id = key_id(self.public_key)
         self.verification_keys = {key_id(key): key for key in retired}
         self.verification_keys[self.key_id] = self.public_key
+        # Asked for on every GetSigningKey: encoded once.
+        self._public_key_pem = public_key_pem(self.public_key)
 
     def public_key_pem(self) -> str:
-        return self.public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return self._public_key_pem
 
     def sign(self, visa: SignedVisa) -> str:
         if visa.key_id != self.key_id:
