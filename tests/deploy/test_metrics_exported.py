@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import socket
 import sys
 import time
 import urllib.request
@@ -30,6 +29,7 @@ from tests.deploy.support import (
     rules,
     service_names,
 )
+from tests.support.ports import free_port
 from tests.support.servers import RunningService, running_service
 from tests.support.workers import WorkerProcess
 
@@ -53,13 +53,6 @@ def used_metrics() -> dict[str, set[str]]:
             for name in metric_names(query):
                 used.setdefault(name, set()).add(f"dashboard {file}")
     return {name: where for name, where in used.items() if name not in recorded_names()}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def scrape(url: str) -> str:

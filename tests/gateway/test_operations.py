@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.gateway.support import (
     token_header,
 )
 from tests.payment.builders import Callers
+from tests.support.ports import free_port
 from tests.support.servers import RunningService
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -186,13 +186,6 @@ async def test_shutdown_lets_requests_in_flight_finish_then_closes_the_channels(
 
     assert response.status_code == 200
     assert gateway.gateway.backends.open_channels == 0
-
-
-def free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        port: int = listener.getsockname()[1]
-        return port
 
 
 async def run_gateway_process(env: dict[str, str]) -> asyncio.subprocess.Process:

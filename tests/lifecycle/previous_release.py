@@ -5,7 +5,6 @@ git (`git archive`) into a folder, its servers started there as the pods start t
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -18,6 +17,8 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = "services/*/migrations/*"
@@ -54,13 +55,6 @@ def export(commit: str, into: Path) -> Path:
         tar.extractall(into, filter="data")
     archive.unlink()
     return into
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def release_env(tree: Path, extra: Mapping[str, str]) -> dict[str, str]:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from services.payment.service import SERVICE_NAME, definition
 from services.payment.servicer import PaymentServicer
 from services.runtime.errors import internal_status
 from services.runtime.server import ServiceDefinition, ServiceRuntime
+from tests.support.ports import free_ports
 
 MessageT = TypeVar("MessageT", bound=message.Message)
 
@@ -199,15 +199,6 @@ async def error_info(call: grpc.aio.Call) -> error_details_pb2.ErrorInfo:
 
 
 # --- The payment service as a process -----------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free on the loopback now, all different (each is held until all are chosen)."""
-    with contextlib.ExitStack() as held:
-        probes = [held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def payment_process_env(var_dir: Path, database_url: str) -> dict[str, str]:

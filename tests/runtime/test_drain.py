@@ -31,13 +31,13 @@ from tests.runtime.serversupport import (
     CITIZEN,
     NOT_SERVING,
     PaymentProcess,
-    free_ports,
     health_stub,
     new_passport_payment,
     payment_process,
     prepared_process_env,
 )
 from tests.support.load import Load, Outcome, grpc_outcome, http_outcome
+from tests.support.ports import free_ports
 from tests.support.proxy import TcpProxy
 
 CALLERS = 50

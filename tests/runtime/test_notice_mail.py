@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from services.runtime.db import Database
 from services.runtime.mail import Mailer, MailerSettings, Outcome, SmtpRelay, message_id
 from services.runtime.notices import MailStatus, add_notice
-from tests.runtime.serversupport import free_ports
 from tests.support import notice_mail
 from tests.support.notice_mail import WELCOME, RecordingDrop
+from tests.support.ports import free_ports
 from tests.support.workers import WorkerProcess, wait_until
 from tools.maildrop import start
 

@@ -23,8 +23,9 @@ from google.protobuf import json_format
 from gateway.contracts import Contracts
 from services.runtime import tracing
 from services.runtime.config import backend_variable
-from tests.runtime.serversupport import free_ports, run_cli
+from tests.runtime.serversupport import run_cli
 from tests.support.otlp import ReceivedSpan, otlp_receiver
+from tests.support.ports import free_ports
 from tests.support.workers import REPO_ROOT, wait_until
 from tests.visa.builders import applicant, application
 

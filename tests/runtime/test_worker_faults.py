@@ -32,7 +32,7 @@ from tests.runtime.eventsupport.harness import (
     outbox,
     through,
 )
-from tests.runtime.serversupport import free_ports
+from tests.support.ports import free_ports
 from tests.support.proxy import TcpProxy
 from tests.support.workers import REPO_ROOT, wait_until
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -93,14 +92,6 @@ def create_request(
     return visa_service_pb2.CreateApplicationRequest(
         request_id=request_id or new_request_id(), application=app
     )
-
-
-def free_port() -> int:
-    """A port nothing listens on (for a moment)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @asynccontextmanager

@@ -29,6 +29,7 @@ from services.visa.tables import ApplicantRow, ApplicationRow, runtime_tables
 from services.visa.tables import Base as VisaBase
 from tests.payment.builders import new_request_id, places_keeping, shared_auth
 from tests.support import servers
+from tests.support.ports import free_port
 from tests.support.servers import RunningService, running_service
 from tests.visa.builders import (
     applicant,
@@ -37,7 +38,6 @@ from tests.visa.builders import (
     bearer,
     border_officer,
     create_request,
-    free_port,
     in_database,
     officer,
     outbox_events,

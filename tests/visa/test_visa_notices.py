@@ -22,9 +22,9 @@ from services.runtime.notices import Text
 from services.visa import notices
 from services.visa.tables import ApplicantRow, runtime_tables
 from tests.payment.builders import new_request_id
-from tests.runtime.serversupport import free_ports
 from tests.support.notice_consumer import Receiver
 from tests.support.notice_mail import RecordingDrop
+from tests.support.ports import free_ports
 from tests.support.servers import RunningService
 from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
 from tests.visa.builders import (
