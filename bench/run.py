@@ -37,6 +37,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import resource
 import shutil
@@ -74,10 +75,22 @@ GET_SIGNING_KEY = "/asan.finance.v1.FinanceService/GetSigningKey"
 CARD = {"number": "4444333322221111", "expiryMonth": 12, "expiryYear": 2031, "cvc": "123"}
 
 
-def free_port() -> int:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        port: int = listener.getsockname()[1]
+def free_port(span: int = 1) -> int:
+    """A port free now with the `span - 1` after it (ASAN_PROCESSES serve metrics on port + i),
+    from below the kernel's ephemeral range: a process binds it seconds later, after its
+    migrations, and meanwhile any outgoing connection may take a port of that range."""
+    try:
+        highest = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) - span
+    except (OSError, ValueError, IndexError):
+        highest = 32_768 - span
+    while True:
+        port = random.randint(10_000, highest)  # noqa: S311 (not a secret)
+        with contextlib.ExitStack() as held:
+            try:
+                for offset in range(span):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
         return port
 
 
@@ -294,7 +307,7 @@ class Suite:
             f"{prefix}_DATABASE_URL": database_url,
             f"{prefix}_GRPC_HOST": "127.0.0.1",
             f"{prefix}_GRPC_PORT": str(port),
-            f"{prefix}_METRICS_PORT": str(free_port()),
+            f"{prefix}_METRICS_PORT": str(free_port(span=int((extra or {}).get("ASAN_PROCESSES", "1")))),
             **(extra or {}),
         }
         migrate = [sys.executable, "-m", f"services.{service}", "migrate"]
