@@ -1,20 +1,27 @@
-"""Database access: one engine per service, short transactions, run off the event loop.
+"""Database access: one engine per service, short transactions, the event loop never blocked.
 
 Service code is synchronous SQLAlchemy; the gRPC servicers (asyncio) call
-`await database.run(unit_of_work)`, which runs the unit of work in one transaction on
-a small thread pool, so that the event loop never waits on the database. A read that changes
-nothing calls `await database.read(read)` instead: Core statements on a connection, no ORM
-session, no write transaction, and no thread either. On PostgreSQL it runs on the event loop
-over psycopg's asyncio connections (a pool of their own, in autocommit: no BEGIN and COMMIT
-round trips); on SQLite, in the loop itself on a connection of its own (a deferred BEGIN: a
-read of a WAL database waits on no writer, and a primary-key read costs less than the hop to
-a thread, which under load cost a quarter of a millisecond a call). The event worker
-(nameko, eventlet) uses `database.transaction()` directly.
+`await database.run(unit_of_work)`, which runs the unit of work in one transaction. A read
+that changes nothing calls `await database.read(read)` instead: Core statements on a
+connection, no ORM session, no write transaction.
 
-Connections: as many as threads, opened when the server starts (`warm`) and kept, and as many
-again for reads on PostgreSQL. A PostgreSQL connection idle for IDLE_PING_SECONDS is pinged
-before it is used again, one in steady use is not: a dead one fails its call (UNAVAILABLE,
-retryable) and the pool then replaces every connection older than the failure.
+Where they run. In a server on PostgreSQL, on the event loop (`use_event_loop`): the unit's
+synchronous code runs in a greenlet over asyncpg's asyncio connections (SQLAlchemy's asyncio
+extension), so that a call waits on the database without a thread; reads take the same pool in
+autocommit (no BEGIN and COMMIT round trips). Under load the hop to a thread and back cost a
+quarter of a millisecond a call, and asyncpg's protocol, written in Cython, costs less CPU per
+statement than psycopg's. On SQLite, units run on a small thread pool (sqlite3 blocks), and
+reads in the loop itself on a connection of its own (a deferred BEGIN: a read of a WAL
+database waits on no writer, and a primary-key read costs less than the hop to a thread).
+Periodic batches (a purge, a sweep) use `run_in_thread` everywhere, so that no long batch holds
+the loop. The event worker (nameko, eventlet) and the metrics collectors use
+`database.transaction()` and `run_sync` directly, on psycopg.
+
+Connections: as many as threads, opened when the server starts (`warm`) and kept, and on
+PostgreSQL as many again for the loop, each pool with as many again for a burst. A PostgreSQL
+connection idle for IDLE_PING_SECONDS is pinged before it is used again, one in steady use is
+not: a dead one fails its call (UNAVAILABLE, retryable) and the pool then replaces every
+connection older than the failure.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import Label
 
@@ -116,19 +123,22 @@ def create_database_engine(url: str | URL, *, pool_size: int = 5) -> Engine:
     return engine
 
 
-def create_read_engine(url: str | URL, *, pool_size: int = 5) -> Engine | AsyncEngine:
-    """The engine of `Database.read`: psycopg's asyncio driver in autocommit on PostgreSQL,
-    `pool_size` connections (as many again for a burst); one connection on SQLite, used by the
-    event loop's thread alone."""
-    url = make_url(url)
-    if is_sqlite(url):
-        return create_database_engine(url, pool_size=1)
+def loop_url(url: str | URL) -> URL:
+    """The URL of a PostgreSQL database for the event loop's engine (asyncpg), from the one the
+    service is configured with (psycopg's): the same server, user and options, libpq's
+    `sslmode` given as asyncpg's `ssl`, which takes the same values."""
+    url = make_url(url).set(drivername="postgresql+asyncpg")
+    if "sslmode" in url.query:
+        url = url.update_query_dict({"ssl": url.query["sslmode"]}).difference_update_query(["sslmode"])
+    return url
+
+
+def create_loop_engine(url: str | URL, *, pool_size: int = 5) -> AsyncEngine:
+    """The engine of a server's units of work and reads on PostgreSQL (`Database.use_event_loop`):
+    asyncpg, whose protocol is written in Cython, on the event loop; `pool_size` connections,
+    as many again for a burst, idle ones pinged as the threads' are."""
     engine = create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
+        loop_url(url), pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 5}
     )
     _ping_when_idle(engine.sync_engine)
     return engine
@@ -203,8 +213,13 @@ class Database:
         self.threads = threads
         self.engine = create_database_engine(self.url, pool_size=threads)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Made on the first read: a server's reads, not the event workers' or the tools'.
-        self._reads: Engine | AsyncEngine | None = None
+        # PostgreSQL, once a server calls `use_event_loop`: units and reads on that loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_engine: AsyncEngine | None = None
+        self._loop_sessions: async_sessionmaker[AsyncSession] | None = None
+        self._loop_reads: AsyncEngine | None = None
+        # SQLite: the engine and connection the event loop reads on, made by the first read.
+        self._sqlite_reads: Engine | None = None
         self._loop_connection: Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
         # The database's span attributes (OpenTelemetry's database conventions).
@@ -217,56 +232,87 @@ class Database:
     def is_postgresql(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
+    def use_event_loop(self) -> None:
+        """Runs `run` and `read` on the running event loop from now on (PostgreSQL; a server
+        calls it as it starts): over asyncpg, a unit of work awaits the database without a
+        thread, and reads share the same pool in autocommit. Elsewhere, and from any other
+        loop, they keep to the threads; batches of periodic work always do (`run_in_thread`),
+        so that no long batch holds the loop."""
+        if not self.is_postgresql or self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_engine = create_loop_engine(self.url, pool_size=self.threads)
+        self._loop_sessions = async_sessionmaker(self._loop_engine, expire_on_commit=False)
+        self._loop_reads = self._loop_engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def _on_loop(self) -> bool:
+        return self._loop is not None and asyncio.get_running_loop() is self._loop
+
+    def _span(self) -> contextlib.AbstractContextManager[object]:
+        """A transaction's span inside a traced operation (services.runtime.tracing)."""
+        if tracing.SETUP.tracer is None:
+            return contextlib.nullcontext()
+        return tracing.outgoing_span("db.transaction", self._span_attributes)
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on any error. Inside a
-        traced operation it is a span of its own (services.runtime.tracing)."""
-        if tracing.SETUP.tracer is None:
-            with self.sessions.begin() as session:
-                yield session
-            return
-        with (
-            tracing.outgoing_span("db.transaction", self._span_attributes),
-            self.sessions.begin() as session,
-        ):
+        traced operation it is a span of its own."""
+        with self._span(), self.sessions.begin() as session:
             yield session
 
     def run_sync(self, unit_of_work: Callable[[Session], T]) -> T:
         observer = transaction_observer.get()
         with self.transaction() as session:
-            result = unit_of_work(session)
-            if observer is not None:
-                observer.before_commit(session, result)
+            result = _observed(session, unit_of_work, observer)
         if observer is not None:
             observer.committed()
         return result
 
     async def run(self, unit_of_work: Callable[[Session], T]) -> T:
-        """Runs `unit_of_work(session)` in one transaction on the database threads."""
+        """Runs `unit_of_work(session)` in one transaction: on the event loop (see
+        `use_event_loop`), else on the database threads."""
+        if not self._on_loop():
+            return await self.run_in_thread(unit_of_work)
+        assert self._loop_sessions is not None
+        observer = transaction_observer.get()
+        with self._span():
+            async with self._loop_sessions.begin() as session:
+                result = await session.run_sync(_observed, unit_of_work, observer)
+        if observer is not None:
+            observer.committed()
+        return result
+
+    async def run_in_thread(self, unit_of_work: Callable[[Session], T]) -> T:
+        """`run` on the database threads: for batches (a purge, a sweep) that would hold the
+        event loop for as long as their CPU work takes."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         call = functools.partial(context.run, self.run_sync, unit_of_work)
         return await loop.run_in_executor(self._executor, call)
 
     async def read(self, read: Callable[[Connection], T]) -> T:
-        """`read(connection)` without a write transaction, on the event loop (see the module's
-        docstring): Core statements that change nothing. An audited call (a transaction
-        observer is set) reads in a transaction of `run` instead, since its audit record is
-        written in the transaction of its read."""
+        """`read(connection)` without a write transaction: Core statements that change nothing
+        (see the module's docstring). An audited call (a transaction observer is set) reads in
+        a transaction of `run` instead, since its audit record is written in the transaction of
+        its read."""
         if transaction_observer.get() is not None:
             return await self.run(lambda session: read(session.connection()))
-        if self._reads is None:
-            self._reads = create_read_engine(self.url, pool_size=self.threads)
-        if isinstance(self._reads, AsyncEngine):
-            async with self._reads.connect() as connection:
+        if self._on_loop():
+            assert self._loop_reads is not None
+            async with self._loop_reads.connect() as connection:
                 return await connection.run_sync(read)
-        return self._read_on_loop(self._reads, read)
+        if self.is_postgresql:  # not on the server's loop: a thread, and its transaction
+            return await self.run_in_thread(lambda session: read(session.connection()))
+        return self._read_on_loop(read)
 
-    def _read_on_loop(self, engine: Engine, read: Callable[[Connection], T]) -> T:
+    def _read_on_loop(self, read: Callable[[Connection], T]) -> T:
         """SQLite: `read` on the loop's own connection, held open (no pool checkout per read), in
         a deferred transaction that is rolled back; a connection that fails is opened again."""
         if self._loop_connection is None:
-            self._loop_connection = engine.connect().execution_options(**{_READ_ONLY: True})
+            if self._sqlite_reads is None:
+                self._sqlite_reads = create_database_engine(self.url, pool_size=1)
+            self._loop_connection = self._sqlite_reads.connect().execution_options(**{_READ_ONLY: True})
         connection = self._loop_connection
         try:
             with connection.begin() as transaction:
@@ -316,19 +362,19 @@ class Database:
         return await self.run_blocking(self.ping)
 
     def close(self) -> None:
-        """Closes the connections; `aclose` in a server, whose reads' connections belong to its
+        """Closes the connections; `aclose` in a server, whose loop's connections belong to its
         event loop."""
         self._executor.shutdown(wait=True)
         self.engine.dispose()
         if self._loop_connection is not None:
             self._loop_connection.close()
             self._loop_connection = None
-        if isinstance(self._reads, Engine):
-            self._reads.dispose()
+        if self._sqlite_reads is not None:
+            self._sqlite_reads.dispose()
 
     async def aclose(self) -> None:
-        if isinstance(self._reads, AsyncEngine):
-            await self._reads.dispose()
+        if self._loop_engine is not None:
+            await self._loop_engine.dispose()
         self.close()
 
 
@@ -351,10 +397,14 @@ def is_database_unavailable(error: BaseException) -> bool:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, DisconnectionError | PoolTimeoutError):
+        # A socket that cannot reach the server (asyncpg's connect raises these unwrapped).
+        if isinstance(current, DisconnectionError | PoolTimeoutError | OSError):
             return True
         if isinstance(current, DBAPIError):
             if current.connection_invalidated:
+                return True
+            sqlstate = getattr(current.orig, "sqlstate", None)
+            if isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES:
                 return True
             if isinstance(current, OperationalError | InterfaceError):
                 return _transient_on_its_backend(current)
@@ -362,12 +412,25 @@ def is_database_unavailable(error: BaseException) -> bool:
     return False
 
 
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+
+
+def _observed(
+    session: Session, unit_of_work: Callable[[Session], T], observer: TransactionObserver | None
+) -> T:
+    """`unit_of_work`'s result, the observer told of it before the transaction commits."""
+    result = unit_of_work(session)
+    if observer is not None:
+        observer.before_commit(session, result)
+    return result
+
+
 def _transient_on_its_backend(error: DBAPIError) -> bool:
     if type(error.orig).__module__.startswith("sqlite3"):
         text_of_error = str(error.orig).lower()
         return any(message in text_of_error for message in _SQLITE_TRANSIENT)
-    # PostgreSQL's OperationalError classes are all conditions of the server or the link
-    # (08 connection, 53 resources, 57 shutdown and cancel, 40 rollback, 55 lock not available).
+    # psycopg's OperationalError classes are all conditions of the server or the link
+    # (_TRANSIENT_SQLSTATE_CLASSES).
     return True
 
 

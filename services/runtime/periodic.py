@@ -188,7 +188,9 @@ class PeriodicRunner:
                 if held:
                     await task.work()
                 return held
-        result = await self.database.run(lambda session: self._in_locked_transaction(session, key, task))
+        result = await self.database.run_in_thread(
+            lambda session: self._in_locked_transaction(session, key, task)
+        )
         if isinstance(result, _Skipped):
             return False
         task.committed(result)

@@ -116,7 +116,7 @@ async def purge_runtime_tables(
     for table, batch in _batches(tables, config, now or utcnow(), personal_data).items():
         deleted[table] = 0
         while True:
-            count = await database.run(batch)
+            count = await database.run_in_thread(batch)
             deleted[table] += count
             if count < config.batch_rows:
                 break
@@ -167,7 +167,7 @@ def retention_flow(
             metrics.purged.labels(table).inc(count)
         if any(deleted.values()):
             log.info("purged runtime rows", extra={f"purged_{table}": n for table, n in deleted.items()})
-        counts = await database.run(lambda session: count_runtime_rows(session, tables))
+        counts = await database.run_in_thread(lambda session: count_runtime_rows(session, tables))
         for table, count in counts.items():
             metrics.rows.labels(table).set(count)
 

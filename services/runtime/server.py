@@ -268,6 +268,7 @@ class ServiceServer:
         # Health answers from the first call: probe before the port takes calls.
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self.database.run_blocking(self.database.warm)
+        self.database.use_event_loop()
         await self._probe_database()
         await self.server.start()
         if self.probe_server is not None:

@@ -38,7 +38,7 @@ from tests.agro.builders import (
     stub,
 )
 from tests.support.servers import RunningService
-from tests.visa.builders import eventually
+from tests.support.waiting import eventually
 
 HA = 10_000
 

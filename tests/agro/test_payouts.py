@@ -51,8 +51,8 @@ from tests.agro.builders import (
 from tests.payment.payout_builders import payout_service
 from tests.support.audit import stored_records
 from tests.support.servers import RunningService
+from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess, delete_broker_entities
-from tests.visa.builders import eventually
 
 AGRO_QUEUES = [
     "evt-payment-PayoutSucceeded--agro_payout_consumer.on_payout_succeeded",

@@ -26,7 +26,7 @@ from tests.appeals.builders import (
     supervisor,
 )
 from tests.support.servers import RunningService
-from tests.visa.builders import eventually
+from tests.support.waiting import eventually
 
 
 async def test_an_overdue_appeal_is_raised_once_escalated_and_counted_against_its_agency(

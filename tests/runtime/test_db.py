@@ -7,14 +7,19 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from services.runtime.db import Database
+from services.runtime.db import Database, is_database_unavailable, loop_url
+
+# A server's database (use_event_loop): on PostgreSQL, units and reads on the test's loop over
+# asyncpg; on SQLite, units on the threads. The threads' own path is the periodic work's
+# (run_in_thread), tested with it.
 
 
 async def test_concurrent_writers_each_commit_once(database_url: str) -> None:
     database = Database(database_url, threads=4)
+    database.use_event_loop()
     metadata = MetaData()
     counter = Table("counter", metadata, Column("id", Integer, primary_key=True), Column("value", Integer))
     metadata.create_all(database.engine)
@@ -27,11 +32,12 @@ async def test_concurrent_writers_each_commit_once(database_url: str) -> None:
 
     await asyncio.gather(*(database.run(increment) for _ in range(20)))
     assert database.run_sync(lambda s: s.execute(select(counter.c.value)).scalar_one()) == 20
-    database.close()
+    await database.aclose()
 
 
 async def test_failed_unit_of_work_leaves_nothing_behind(database_url: str) -> None:
     database = Database(database_url)
+    database.use_event_loop()
     metadata = MetaData()
     items = Table("items", metadata, Column("id", Integer, primary_key=True))
     metadata.create_all(database.engine)
@@ -44,7 +50,7 @@ async def test_failed_unit_of_work_leaves_nothing_behind(database_url: str) -> N
         await database.run(insert_then_fail)
     assert database.run_sync(lambda s: s.execute(select(items)).all()) == []
     assert await database.ping_async()
-    database.close()
+    await database.aclose()
 
 
 def _keys_table(database: Database) -> Table:
@@ -60,6 +66,7 @@ async def test_a_unit_that_loses_a_race_for_a_unique_key_runs_once_more_and_find
     """On PostgreSQL two first calls can both find a key missing; only one insert can win."""
     url = new_database_url("postgres", "conflict")
     database = Database(url)
+    database.use_event_loop()
     keys = _keys_table(database)
     rival = create_engine(url)
     attempts: list[int] = []
@@ -80,11 +87,12 @@ async def test_a_unit_that_loses_a_race_for_a_unique_key_runs_once_more_and_find
         assert attempts == [1, 2]
     finally:
         rival.dispose()
-        database.close()
+        await database.aclose()
 
 
 async def test_a_unit_that_conflicts_again_on_its_second_run_fails(database_url: str) -> None:
     database = Database(database_url)
+    database.use_event_loop()
     keys = _keys_table(database)
     database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
     attempts: list[int] = []
@@ -96,15 +104,16 @@ async def test_a_unit_that_conflicts_again_on_its_second_run_fails(database_url:
     with pytest.raises(IntegrityError):
         await database.run_retrying_on_conflict(insert_taken_key)
     assert attempts == [1, 2]
-    database.close()
+    await database.aclose()
 
 
 # --- Reads ----------------------------------------------------------------------------------
 
 
 async def test_a_read_answers_while_every_database_thread_is_busy(database_url: str) -> None:
-    """Reads run on the event loop, not on the threads that long units of work may hold."""
+    """Reads run on the event loop, not on the threads that periodic batches may hold."""
     database = Database(database_url, threads=2)
+    database.use_event_loop()
     keys = _keys_table(database)
     database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
     release = threading.Event()
@@ -122,6 +131,7 @@ async def test_a_read_sees_what_was_committed_since_the_last_one(database_url: s
     """No snapshot is kept from one read to the next: SQLite's held connection, PostgreSQL's
     autocommit ones."""
     database = Database(database_url)
+    database.use_event_loop()
     keys = _keys_table(database)
 
     def owner(connection: Connection) -> str | None:
@@ -146,13 +156,73 @@ async def test_the_reads_connections_close_with_the_database(
 ) -> None:
     url = new_database_url("postgres", "reads")
     database = Database(url)
+    database.use_event_loop()
     await asyncio.gather(
-        *(database.read(lambda c: c.execute(text("SELECT pg_sleep(0.05)"))) for _ in range(3))
+        *(database.read(lambda c: c.execute(text("SELECT pg_sleep(0.05)"))) for _ in range(3)),
+        *(database.run(lambda s: s.execute(text("SELECT pg_sleep(0.05)"))) for _ in range(3)),
     )
-    database.engine.dispose()  # the threads' connections: what is left is the reads'
+    database.engine.dispose()  # the threads' connections: what is left is the loop's
     assert _other_connections(url) >= 1
     await database.aclose()
     assert _other_connections(url) == 0
+
+
+async def test_a_server_s_unit_of_work_answers_while_every_database_thread_is_busy(
+    new_database_url: Callable[[str, str], str],
+) -> None:
+    """On PostgreSQL a server's units await the database on the event loop, not on a thread."""
+    database = Database(new_database_url("postgres", "loop"), threads=2)
+    database.use_event_loop()
+    keys = _keys_table(database)
+    release = threading.Event()
+    busy = [asyncio.ensure_future(database.run_blocking(release.wait)) for _ in range(database.threads)]
+    try:
+        written = database.run(
+            lambda s: s.execute(insert(keys).values(id="k", owner="loop").returning(keys.c.id)).scalar_one()
+        )
+        assert await asyncio.wait_for(written, timeout=5) == "k"
+        assert database.run_sync(lambda s: s.execute(select(keys.c.owner)).scalar()) == "loop"
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+        await database.aclose()
+
+
+async def test_a_lock_another_transaction_holds_is_unavailable_over_either_driver(
+    new_database_url: Callable[[str, str], str],
+) -> None:
+    """55P03 (lock not available): psycopg raises it as OperationalError, asyncpg as a plain
+    DBAPIError; both are the database being busy, which a caller may retry."""
+    url = new_database_url("postgres", "locked")
+    database = Database(url)
+    keys = _keys_table(database)
+    database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
+
+    def lock_now(session: Session) -> None:
+        session.execute(select(keys).where(keys.c.id == "k").with_for_update(nowait=True)).all()
+
+    holder = create_engine(url)
+    try:
+        with holder.begin() as connection:
+            connection.execute(select(keys).with_for_update()).all()
+            with pytest.raises(DBAPIError) as on_thread:
+                await database.run(lock_now)
+            database.use_event_loop()
+            with pytest.raises(DBAPIError) as on_loop:
+                await database.run(lock_now)
+        assert type(on_loop.value.orig).__module__ != type(on_thread.value.orig).__module__
+        assert is_database_unavailable(on_thread.value)
+        assert is_database_unavailable(on_loop.value)
+    finally:
+        holder.dispose()
+        await database.aclose()
+
+
+def test_the_loop_s_url_is_asyncpg_s_with_the_same_options() -> None:
+    url = loop_url("postgresql+psycopg://payment:secret@db.internal:6432/payment?sslmode=verify-full")
+    assert url.drivername == "postgresql+asyncpg"
+    assert (url.username, url.password, url.host, url.port) == ("payment", "secret", "db.internal", 6432)
+    assert dict(url.query) == {"ssl": "verify-full"}
 
 
 def _other_connections(url: str) -> int:

@@ -42,6 +42,7 @@ from tests.runtime.serversupport import (
 )
 from tests.support.servers import RunningService, running_service
 from tests.support.servers import test_config as config_for_tests
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from asan.payment.v1.payment_service_pb2_grpc import PaymentServiceAsyncStub as Stub
@@ -169,6 +170,14 @@ async def test_calls_are_counted_with_the_go_grpc_prometheus_names_and_labels(
         )
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.GetPayment(unknown_payment())
+    # An aborted call's status leaves before the interceptor records it, on the same loop.
+    await eventually(
+        lambda: (
+            sample(metric_samples(payment.metrics_text()), "grpc_server_handling_seconds_count", "GetPayment")
+            > 0
+        ),
+        what="the last call recorded",
+    )
 
     samples = metric_samples(payment.metrics_text())
 

@@ -26,6 +26,7 @@ from services.payment.service import definition as payment
 from services.runtime.periodic import Periodic, PeriodicFlow, PeriodicTask, lock_key
 from services.runtime.server import Background, ServiceDefinition, ServiceRuntime
 from tests.support.servers import RunningService, running_service
+from tests.support.waiting import eventually
 
 TASK = "test_task"
 
@@ -42,13 +43,6 @@ def metric(service: RunningService, name: str, **labels: str) -> float:
 
 def runs(service: RunningService, outcome: str) -> float:
     return metric(service, "asan_periodic_task_runs_total", task=TASK, outcome=outcome)
-
-
-async def eventually(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {within} s: {what}"
-        await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -134,10 +128,10 @@ async def test_while_one_replica_runs_a_task_the_other_skips_its_rounds(
 ) -> None:
     journal = Journal()
     async with replicas(postgres_url, kind, journal, interval=0.05) as running:
-        await eventually(lambda: len(journal.running) == 1, "one replica running the task")
+        await eventually(lambda: len(journal.running) == 1, what="one replica running the task")
         [holder] = journal.running
         [other] = set(running) - {holder}
-        await eventually(lambda: runs(running[other], "skipped") >= 3, "the other replica skipping")
+        await eventually(lambda: runs(running[other], "skipped") >= 3, what="the other replica skipping")
 
         assert journal.running == {holder}
         assert journal.runs == []
@@ -145,7 +139,7 @@ async def test_while_one_replica_runs_a_task_the_other_skips_its_rounds(
         assert runs(running[holder], "skipped") == 0
 
         journal.release.set()
-        await eventually(lambda: runs(running[holder], "success") >= 1, "the run ending")
+        await eventually(lambda: runs(running[holder], "success") >= 1, what="the run ending")
         assert [run[0] for run in journal.runs][:1] == [holder]
 
 
@@ -156,7 +150,7 @@ async def test_two_replicas_running_a_task_every_interval_never_overlap(
     journal = Journal()
     journal.release.set()  # each run takes 50 ms, the interval is 20 ms: they contend all along
     async with replicas(postgres_url, kind, journal, interval=0.02) as running:
-        await eventually(lambda: len(journal.runs) >= 20, "twenty runs", within=20)
+        await eventually(lambda: len(journal.runs) >= 20, what="twenty runs", within=20)
         skipped = {name: runs(replica, "skipped") for name, replica in running.items()}
 
     assert journal.overlaps() == []
@@ -179,7 +173,7 @@ async def test_a_failing_task_is_logged_and_counted_and_runs_again(
     task = PeriodicTask(TASK, 0.05, fail_first, committed=committed.append)
     caplog.set_level(logging.ERROR, logger="asan.periodic")
     async with running_service(with_tasks(task), database_url) as service:
-        await eventually(lambda: runs(service, "success") >= 2, "two runs after the failure")
+        await eventually(lambda: runs(service, "success") >= 2, what="two runs after the failure")
 
         assert runs(service, "failure") == 1
         assert runs(service, "skipped") == 0  # alone, a replica always holds the lock

@@ -3,7 +3,6 @@ payment server, and the worker that carries payment's events to visa."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -199,12 +198,3 @@ async def rejected(call: Awaitable[object]) -> Rejection:
             assert violations and all(v.description for v in violations), status
         return Rejection(code=error.code(), status=status, error_info=infos[0], field_violations=violations)
     raise AssertionError("the call succeeded, but it should have been rejected")
-
-
-async def eventually(condition: Callable[[], bool], *, within: float, what: str) -> None:
-    """Polls without blocking the event loop, in which the servers' background loops run."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        await asyncio.sleep(0.05)

@@ -19,6 +19,7 @@ from services.visa.signing import VisaSigner
 from services.visa.tables import ApplicantRow, ApplicationRow
 from tests.payment.builders import new_request_id
 from tests.support.servers import RunningService
+from tests.support.waiting import eventually
 from tests.visa.builders import (
     admin,
     applicant,
@@ -27,7 +28,6 @@ from tests.visa.builders import (
     bearer,
     border_officer,
     create_request,
-    eventually,
     in_database,
     officer,
     outbox_events,

@@ -17,11 +17,11 @@ from services.payment.tables import PaymentRow
 from services.runtime.db import utcnow
 from services.visa.tables import ApplicationRow
 from tests.support.servers import RunningService
+from tests.support.waiting import eventually
 from tests.visa.builders import (
     applicant,
     application,
     create_request,
-    eventually,
     in_database,
     pay,
     payment_stub,

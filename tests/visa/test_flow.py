@@ -25,13 +25,13 @@ from services.runtime.events import outbox_backlog
 from services.visa.tables import ApplicationRow
 from tests.payment.builders import new_request_id
 from tests.support.servers import RunningService
+from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
 from tests.visa.builders import (
     applicant,
     application,
     border_officer,
     create_request,
-    eventually,
     in_database,
     officer,
     outbox_events,
