@@ -17,8 +17,8 @@ Periodic batches (a purge, a sweep) use `run_in_thread` everywhere, so that no l
 the loop. The event worker (nameko, eventlet) and the metrics collectors use
 `database.transaction()` and `run_sync` directly, on psycopg.
 
-Connections: as many as threads, opened when the server starts (`warm`) and kept, and on
-PostgreSQL as many again for the loop, each pool with as many again for a burst. A PostgreSQL
+Connections: as many as threads, opened when the server starts (`warm`) and kept, as many
+again in a burst; on PostgreSQL, twice as many for the loop and threads more in a burst. A PostgreSQL
 connection idle for IDLE_PING_SECONDS is pinged before it is used again, one in steady use is
 not: a dead one fails its call (UNAVAILABLE, retryable) and the pool then replaces every
 connection older than the failure.
@@ -133,12 +133,12 @@ def loop_url(url: str | URL) -> URL:
     return url
 
 
-def create_loop_engine(url: str | URL, *, pool_size: int = 5) -> AsyncEngine:
+def create_loop_engine(url: str | URL, *, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:
     """The engine of a server's units of work and reads on PostgreSQL (`Database.use_event_loop`):
-    asyncpg, whose protocol is written in Cython, on the event loop; `pool_size` connections,
-    as many again for a burst, idle ones pinged as the threads' are."""
+    asyncpg, whose protocol is written in Cython, on the event loop; `pool_size` connections
+    kept and `max_overflow` more for a burst, idle ones pinged as the threads' are."""
     engine = create_async_engine(
-        loop_url(url), pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 5}
+        loop_url(url), pool_size=pool_size, max_overflow=max_overflow, connect_args={"timeout": 5}
     )
     _ping_when_idle(engine.sync_engine)
     return engine
@@ -241,7 +241,11 @@ class Database:
         if not self.is_postgresql or self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._loop_engine = create_loop_engine(self.url, pool_size=self.threads)
+        # Every call's transactions and reads share it: twice the threads' connections kept
+        # (a write holds one for its round trips while reads go on), as many again in a burst.
+        self._loop_engine = create_loop_engine(
+            self.url, pool_size=2 * self.threads, max_overflow=self.threads
+        )
         self._loop_sessions = async_sessionmaker(self._loop_engine, expire_on_commit=False)
         self._loop_reads = self._loop_engine.execution_options(isolation_level="AUTOCOMMIT")
 
