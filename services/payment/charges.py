@@ -83,7 +83,6 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
     if result.outcome is ChargeOutcome.APPROVED:
         payment.paid_at = now
         payment.acquirer_transaction_id = result.transaction_id
-        payment.receipt_number = queries.next_receipt_number(session, baku_date(now).year)
         event = events_pb2.PaymentSucceeded(
             payment_id=payment.id,
             reference=payment.reference,
@@ -96,6 +95,8 @@ def record_charge(session: Session, payment: PaymentRow, result: ChargeResult, n
         )
         add_event(session, runtime_tables.outbox, SERVICE, event)
         settle_bills_of(session, payment, now)
+        # Last but the notice that names it: the counter stays locked until the commit.
+        payment.receipt_number = queries.next_receipt_number(session, baku_date(now).year)
         notices.payment_succeeded(
             session,
             payment_id=payment.id,

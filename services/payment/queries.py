@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -155,13 +155,16 @@ def day_totals(session: Session, start: datetime, end: datetime, agency_code: st
 
 
 def next_receipt_number(session: Session, year: int) -> str:
-    """Gapless per year: the counter row is locked until the payment's transaction commits."""
-    counter = session.scalars(
-        select(ReceiptCounterRow).where(ReceiptCounterRow.year == year).with_for_update()
-    ).first()
-    if counter is None:
-        counter = ReceiptCounterRow(year=year, last_number=0)
-        session.add(counter)
-    counter.last_number += 1
-    session.flush()
-    return f"R-{year}-{counter.last_number:09d}"
+    """Gapless per year: the counter row is locked until the payment's transaction commits, so
+    the caller takes the number as late in its transaction as it can (every payment paid
+    waits for that lock), and in one statement, the increment returning the new number."""
+    number = session.execute(
+        update(ReceiptCounterRow)
+        .where(ReceiptCounterRow.year == year)
+        .values(last_number=ReceiptCounterRow.last_number + 1)
+        .returning(ReceiptCounterRow.last_number)
+    ).scalar()
+    if number is None:  # the year's first: a concurrent first fails on the key, and its unit runs again
+        session.execute(insert(ReceiptCounterRow).values(year=year, last_number=1))
+        number = 1
+    return f"R-{year}-{number:09d}"

@@ -7,21 +7,21 @@ connection, no ORM session, no write transaction.
 
 Where they run. In a server on PostgreSQL, on the event loop (`use_event_loop`): the unit's
 synchronous code runs in a greenlet over asyncpg's asyncio connections (SQLAlchemy's asyncio
-extension), so that a call waits on the database without a thread; reads take the same pool in
-autocommit (no BEGIN and COMMIT round trips). Under load the hop to a thread and back cost a
-quarter of a millisecond a call, and asyncpg's protocol, written in Cython, costs less CPU per
-statement than psycopg's. On SQLite, units run on a small thread pool (sqlite3 blocks), and
-reads in the loop itself on a connection of its own (a deferred BEGIN: a read of a WAL
-database waits on no writer, and a primary-key read costs less than the hop to a thread).
-Periodic batches (a purge, a sweep) use `run_in_thread` everywhere, so that no long batch holds
-the loop. The event worker (nameko, eventlet) and the metrics collectors use
+extension), so that a call waits on the database without a thread; reads take a pool of
+their own in autocommit (no BEGIN and COMMIT round trips). Under load the hop to a thread and
+back cost a quarter of a millisecond a call, and asyncpg's protocol, written in Cython, costs
+less CPU per statement than psycopg's. On SQLite, units run on a small thread pool (sqlite3
+blocks), and reads in the loop itself on a connection of its own (a deferred BEGIN: a read of
+a WAL database waits on no writer, and a primary-key read costs less than the hop to a
+thread). Periodic batches (a purge, a sweep) use `run_in_thread` everywhere, so that no long
+batch holds the loop. The event worker (nameko, eventlet) and the metrics collectors use
 `database.transaction()` and `run_sync` directly, on psycopg.
 
 Connections: as many as threads, opened when the server starts (`warm`) and kept, as many
-again in a burst; on PostgreSQL, twice as many for the loop and threads more in a burst. A PostgreSQL
-connection idle for IDLE_PING_SECONDS is pinged before it is used again, one in steady use is
-not: a dead one fails its call (UNAVAILABLE, retryable) and the pool then replaces every
-connection older than the failure.
+again in a burst; on PostgreSQL, the same again for the loop's units of work, and for its
+reads. A PostgreSQL connection idle for IDLE_PING_SECONDS is pinged before it is used again,
+one in steady use is not: a dead one fails its call (UNAVAILABLE, retryable) and the pool then
+replaces every connection older than the failure.
 """
 
 from __future__ import annotations
@@ -133,12 +133,16 @@ def loop_url(url: str | URL) -> URL:
     return url
 
 
-def create_loop_engine(url: str | URL, *, pool_size: int = 5, max_overflow: int = 5) -> AsyncEngine:
-    """The engine of a server's units of work and reads on PostgreSQL (`Database.use_event_loop`):
-    asyncpg, whose protocol is written in Cython, on the event loop; `pool_size` connections
-    kept and `max_overflow` more for a burst, idle ones pinged as the threads' are."""
+def create_loop_engine(url: str | URL, *, pool_size: int = 5, autocommit: bool = False) -> AsyncEngine:
+    """An engine of a server's units of work or reads on PostgreSQL (`Database.use_event_loop`):
+    asyncpg, whose protocol is written in Cython, on the event loop; `pool_size` connections,
+    as many again for a burst, idle ones pinged as the threads' are."""
     engine = create_async_engine(
-        loop_url(url), pool_size=pool_size, max_overflow=max_overflow, connect_args={"timeout": 5}
+        loop_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"timeout": 5},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     _ping_when_idle(engine.sync_engine)
     return engine
@@ -235,19 +239,17 @@ class Database:
     def use_event_loop(self) -> None:
         """Runs `run` and `read` on the running event loop from now on (PostgreSQL; a server
         calls it as it starts): over asyncpg, a unit of work awaits the database without a
-        thread, and reads share the same pool in autocommit. Elsewhere, and from any other
+        thread, and reads use a pool of their own in autocommit. Elsewhere, and from any other
         loop, they keep to the threads; batches of periodic work always do (`run_in_thread`),
         so that no long batch holds the loop."""
         if not self.is_postgresql or self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
-        # Every call's transactions and reads share it: twice the threads' connections kept
-        # (a write holds one for its round trips while reads go on), as many again in a burst.
-        self._loop_engine = create_loop_engine(
-            self.url, pool_size=2 * self.threads, max_overflow=self.threads
-        )
+        self._loop_engine = create_loop_engine(self.url, pool_size=self.threads)
         self._loop_sessions = async_sessionmaker(self._loop_engine, expire_on_commit=False)
-        self._loop_reads = self._loop_engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Reads have connections of their own, in autocommit: a read never waits for a connection
+        # that a write holds while it queues for a row lock (the receipt counter, say).
+        self._loop_reads = create_loop_engine(self.url, pool_size=self.threads, autocommit=True)
 
     def _on_loop(self) -> bool:
         return self._loop is not None and asyncio.get_running_loop() is self._loop
@@ -377,8 +379,9 @@ class Database:
             self._sqlite_reads.dispose()
 
     async def aclose(self) -> None:
-        if self._loop_engine is not None:
-            await self._loop_engine.dispose()
+        for engine in (self._loop_engine, self._loop_reads):
+            if engine is not None:
+                await engine.dispose()
         self.close()
 
 

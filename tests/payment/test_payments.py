@@ -3,6 +3,7 @@ receipts, who may see what, the events and metrics a payment leaves behind."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -666,6 +667,19 @@ async def test_receipt_numbers_increase_from_payment_to_payment(stub: Stub, call
     second_year, second_number = numbers[1].rsplit("-", 1)
     assert first_year == second_year
     assert int(second_number) == int(first_number) + 1
+
+
+async def test_payments_paid_at_once_take_every_number_once_without_gaps(
+    stub: Stub, callers: Callers
+) -> None:
+    """Confirmations in parallel (on PostgreSQL, each in a transaction of its own on the event
+    loop): the year's counter hands each one number, and the first of a year creates it."""
+    paid = await asyncio.gather(*(create_and_pay(stub, callers.citizen, passport_duty()) for _ in range(12)))
+    receipts = await asyncio.gather(
+        *(stub.GetReceipt(receipt_request(p.payment_id), metadata=callers.citizen) for p in paid)
+    )
+    numbers = sorted(int(receipt.receipt_number.rsplit("-", 1)[1]) for receipt in receipts)
+    assert numbers == list(range(1, 13))
 
 
 async def test_unpaid_payment_has_no_receipt(stub: Stub, callers: Callers) -> None:
