@@ -53,6 +53,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -412,6 +413,10 @@ def is_database_unavailable(error: BaseException) -> bool:
                 return True
             sqlstate = getattr(current.orig, "sqlstate", None)
             if isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES:
+                return True
+            if isinstance(current.orig, AsyncAdapt_asyncpg_dbapi.InvalidCachedStatementError):
+                # A prepared statement that a migration made stale: SQLAlchemy has dropped the
+                # cached ones, so the call succeeds when repeated.
                 return True
             if isinstance(current, OperationalError | InterfaceError):
                 return _transient_on_its_backend(current)

@@ -218,6 +218,39 @@ async def test_a_lock_another_transaction_holds_is_unavailable_over_either_drive
         await database.aclose()
 
 
+async def test_a_statement_a_migration_made_stale_fails_once_as_unavailable_then_answers(
+    new_database_url: Callable[[str, str], str],
+) -> None:
+    """A migration run by another process (a deploy's job) while the server runs changes a
+    column the server's prepared statements return: the next call fails, retryable, and the
+    one after it prepares afresh."""
+    url = new_database_url("postgres", "stale")
+    database = Database(url)
+    database.use_event_loop()
+    keys = _keys_table(database)
+    database.run_sync(lambda s: s.execute(insert(keys).values(id="k", owner="first")))
+
+    def owner(connection: Connection) -> str:
+        return str(connection.execute(select(keys.c.owner).where(keys.c.id == "k")).scalar_one())
+
+    migration = create_engine(url)
+    try:
+        assert await database.read(owner) == "first"
+        with migration.begin() as connection:
+            connection.execute(text("ALTER TABLE keys ALTER COLUMN owner TYPE text"))
+        outcomes = []
+        for _ in range(database.threads * 2 + 1):  # every pooled connection has the statement
+            try:
+                outcomes.append(await database.read(owner))
+            except DBAPIError as error:
+                assert is_database_unavailable(error), error
+                outcomes.append("unavailable")
+        assert outcomes[0] == "unavailable" and outcomes[-1] == "first", outcomes
+    finally:
+        migration.dispose()
+        await database.aclose()
+
+
 def test_the_loop_s_url_is_asyncpg_s_with_the_same_options() -> None:
     url = loop_url("postgresql+psycopg://payment:secret@db.internal:6432/payment?sslmode=verify-full")
     assert url.drivername == "postgresql+asyncpg"
