@@ -387,6 +387,13 @@ def running_suite(workdir: Path, processes: int) -> Iterator[Suite]:
             url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1).rsplit("/", 1)[0]
             suite.start_service("payment pg", "payment", f"{url}/{suite.postgres_database}")
         backend = "payment pg" if suite.postgres_database else "payment"
+        # The mixed workload's e-visa status; the fees of its applications go to `backend`.
+        suite.start_service(
+            "visa",
+            "visa",
+            f"sqlite:///{var / 'visa.sqlite3'}",
+            {"VISA_PAYMENT_TARGET": f"127.0.0.1:{suite.ports[backend]}"},
+        )
         suite.ports["gateway"] = free_port()
         suite.start(
             "gateway",
@@ -399,6 +406,7 @@ def running_suite(workdir: Path, processes: int) -> Iterator[Suite]:
                 **{backend_variable(f"asan.{d.name}.v1"): "127.0.0.1:9" for d in service_suite.definitions()},
                 "GATEWAY_BACKEND_PAYMENT": f"127.0.0.1:{suite.ports[backend]}",
                 "GATEWAY_BACKEND_FINANCE": f"127.0.0.1:{suite.ports['finance']}",
+                "GATEWAY_BACKEND_VISA": f"127.0.0.1:{suite.ports['visa']}",
                 # Limits on, far above the load: their cost is measured, and they never refuse.
                 "GATEWAY_RATE_LIMIT_SUBJECT_PER_SECOND": "1000000",
                 "GATEWAY_RATE_LIMIT_SUBJECT_BURST": "1000000",
@@ -498,7 +506,6 @@ async def build_rows(
             "GetSigningKey: auth, no database", "finance", GET_SIGNING_KEY, lambda: signing_key, "finance"
         )
     )
-    payment_ids = {}
     for name, label in (("payment", "SQLite"), ("payment pg", "PostgreSQL")):
         if name not in channels:
             continue
@@ -506,7 +513,6 @@ async def build_rows(
         created = payment_pb2.Payment.FromString(
             await create(new_payment_request().SerializeToString(), metadata=metadata, timeout=10)
         )
-        payment_ids[name] = created.payment_id
         get = payment_service_pb2.GetPaymentRequest(payment_id=created.payment_id).SerializeToString()
         rows.append(grpc_row(f"GetPayment, {label}", name, GET_PAYMENT, lambda get=get: get, name))
     if "payment pg" in channels:
@@ -571,16 +577,18 @@ async def build_rows(
     for target, check_body in (("finance", signing_key), (many, signing_key)):
         await channels[target].unary_unary(GET_SIGNING_KEY)(check_body, metadata=metadata, timeout=10)
 
-    rows.append(mixed_row(suite, token, payment_ids, inflight))
+    rows.append(mixed_row(suite, token, inflight))
     return rows
 
 
-def mixed_row(suite: Suite, token: str, payment_ids: dict[str, str], inflight: int) -> Row:
+def mixed_row(suite: Suite, token: str, inflight: int) -> Row:
     """Through the gateway, each client in turn: create a payment, read it, confirm it, read it,
-    read the finance signing key; half reads, a fifth creates, a fifth confirms."""
+    look up an e-visa application's status (an applicant's lookup, without a token); two
+    fifths reads, a fifth each creates, confirms and status lookups. Each client has an
+    application of its own, made before the first round."""
     port = suite.ports["gateway"]
     auth = {"Authorization": f"Bearer {token}"}
-    backend = "payment pg" if "payment pg" in payment_ids else "payment"
+    backend = "payment pg" if suite.postgres_database else "payment"
     create_body = json.dumps(
         {
             "payer": {"fin": CITIZEN},
@@ -590,18 +598,37 @@ def mixed_row(suite: Suite, token: str, payment_ids: dict[str, str], inflight: i
         }
     ).encode()
     confirm_body = json.dumps({"card": CARD}).encode()
+    applications: list[tuple[str, bytes]] = []  # (status path, body) of each client's application
+
+    async def apply(connection: HttpConnection, passport: str) -> tuple[str, bytes]:
+        body = json.dumps(visa_application(passport)).encode()
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        status, answer = await connection.request("POST", "/v1/applications", key, body)
+        if status != 200:
+            raise SystemExit(f"visa: an application was refused ({status}): {answer[:300]!r}")
+        number = json.loads(answer)["application"]["applicationNumber"]
+        lookup = json.dumps({"passportNumber": passport}).encode()
+        return f"/v1/applications/{number}/status:lookup", lookup
 
     async def measure(seconds: float) -> Measurement:
         connections = [HttpConnection(port) for _ in range(inflight)]
+        while len(applications) < inflight:
+            applications.append(await apply(connections[0], f"B{len(applications):08d}"))
         latencies: list[float] = []
         errors = 0
         deadline = time.perf_counter() + seconds
 
         async def timed(
-            connection: HttpConnection, method: str, path: str, body: bytes = b"", key: bool = False
+            connection: HttpConnection,
+            method: str,
+            path: str,
+            body: bytes = b"",
+            *,
+            key: bool = False,
+            headers: dict[str, str] = auth,
         ) -> bytes:
             nonlocal errors
-            headers = {**auth, "Idempotency-Key": str(uuid.uuid4())} if key else auth
+            headers = {**headers, "Idempotency-Key": str(uuid.uuid4())} if key else headers
             started = time.perf_counter()
             status, answer = await connection.request(method, path, headers, body)
             if status == 200:
@@ -610,7 +637,7 @@ def mixed_row(suite: Suite, token: str, payment_ids: dict[str, str], inflight: i
                 errors += 1
             return answer
 
-        async def worker(connection: HttpConnection) -> None:
+        async def worker(connection: HttpConnection, lookup: tuple[str, bytes]) -> None:
             while time.perf_counter() < deadline:
                 answer = await timed(connection, "POST", "/v1/payments", create_body, key=True)
                 payment_id = json.loads(answer).get("paymentId")
@@ -619,17 +646,41 @@ def mixed_row(suite: Suite, token: str, payment_ids: dict[str, str], inflight: i
                 await timed(connection, "GET", f"/v1/payments/{payment_id}")
                 await timed(connection, "POST", f"/v1/payments/{payment_id}:confirm", confirm_body, key=True)
                 await timed(connection, "GET", f"/v1/payments/{payment_id}")
-                await timed(connection, "GET", "/v1/signingKey")
+                await timed(connection, "POST", lookup[0], lookup[1], headers={})
 
         cpu_before, started = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker(connection) for connection in connections))
+        await asyncio.gather(
+            *(worker(c, lookup) for c, lookup in zip(connections, applications, strict=True))
+        )
         elapsed = time.perf_counter() - started
         for connection in connections:
             await connection.close()
         return Measurement(len(latencies), elapsed, latencies, time.process_time() - cpu_before, errors)
 
-    pids = {"gateway": suite.pid("gateway"), backend: suite.pid(backend), "finance": suite.pid("finance")}
+    pids = {"gateway": suite.pid("gateway"), backend: suite.pid(backend), "visa": suite.pid("visa")}
     return Row("mixed through the gateway", "asyncio HTTP", measure, pids)
+
+
+def visa_application(passport: str) -> dict[str, Any]:
+    """An e-visa application of one applicant, arriving today in Baku (as JSON for the gateway)."""
+    today = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=4)  # Asia/Baku, no DST
+    return {
+        "applicants": [
+            {
+                "surname": "Schneider",
+                "givenNames": "Anna Maria",
+                "dateOfBirth": {"year": 1990, "month": 4, "day": 17},
+                "sex": "SEX_FEMALE",
+                "nationality": "DEU",
+                "passportNumber": passport,
+                "passportExpiryDate": {"year": today.year + 3, "month": 1, "day": 31},
+                "email": "bench@example.de",
+            }
+        ],
+        "arrivalDate": {"year": today.year, "month": today.month, "day": today.day},
+        "purpose": "PURPOSE_TOURISM",
+        "speed": "SPEED_URGENT",
+    }
 
 
 async def measure_row(row: Row, seconds: float, profile: Path | None = None) -> Measurement:
