@@ -251,6 +251,32 @@ async def test_a_statement_a_migration_made_stale_fails_once_as_unavailable_then
         await database.aclose()
 
 
+async def test_calls_cancelled_mid_statement_leave_the_loop_s_pools_serving(
+    new_database_url: Callable[[str, str], str],
+) -> None:
+    """A call whose deadline passes (gRPC cancels its task) while its statement runs: the
+    connection it held is dropped, not handed back mid-statement, and the calls after it are
+    answered at once, by units and reads alike."""
+    database = Database(new_database_url("postgres", "cancelled"), threads=2)
+    database.use_event_loop()
+    sleep = text("SELECT pg_sleep(5)")
+    one = text("SELECT 1")
+    try:
+        for call in (database.run, database.read):
+            slow = [
+                asyncio.ensure_future(call(lambda c: c.execute(sleep))) for _ in range(2 * database.threads)
+            ]
+            await asyncio.sleep(0.3)
+            for task in slow:
+                task.cancel()
+            outcomes = await asyncio.gather(*slow, return_exceptions=True)
+            assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes), outcomes
+            after = [call(lambda c: c.execute(one).scalar_one()) for _ in range(2 * database.threads)]
+            assert await asyncio.wait_for(asyncio.gather(*after), timeout=3) == [1] * len(after)
+    finally:
+        await database.aclose()
+
+
 def test_the_loop_s_url_is_asyncpg_s_with_the_same_options() -> None:
     url = loop_url("postgresql+psycopg://payment:secret@db.internal:6432/payment?sslmode=verify-full")
     assert url.drivername == "postgresql+asyncpg"
