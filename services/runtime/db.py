@@ -65,6 +65,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.elements import Label
 
 from services.runtime import tracing
@@ -330,6 +331,23 @@ class Database:
             if connection.invalidated or connection.closed:
                 self._loop_connection = None
             raise
+
+    def connections(self) -> dict[str, tuple[int, int, int]]:
+        """Each of the process's pools of database connections, by name, as (in use, idle,
+        most it opens): "threads", and once made, "units" and "reads" (the event loop's on
+        PostgreSQL; on SQLite "reads" is the loop's one held connection)."""
+        engines = {"threads": self.engine, "units": self._loop_engine, "reads": self._loop_reads}
+        if self._sqlite_reads is not None:
+            engines["reads"] = self._sqlite_reads
+        counts = {}
+        for name, engine in engines.items():
+            if engine is None:
+                continue
+            pool = (engine.sync_engine if isinstance(engine, AsyncEngine) else engine).pool
+            if isinstance(pool, QueuePool):
+                # max_overflow as the engine was made with it (QueuePool has no public reader).
+                counts[name] = (pool.checkedout(), pool.checkedin(), pool.size() + pool._max_overflow)
+        return counts
 
     def warm(self) -> None:
         """Opens the pool's connections now rather than on the first calls; quietly does

@@ -35,7 +35,7 @@ import contextlib
 import logging
 import math
 import signal
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -45,6 +45,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Gauge, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import MetaData
 
 from services.runtime.access import anonymous_methods
@@ -154,6 +156,8 @@ class ServiceServer:
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=self.registry)
         self.database = Database(config.database_url)
+        # First: a scrape reads the pools before the gauges below wait on the database.
+        self.registry.register(DatabaseConnections(self.database))
         backlog = Gauge(
             "asan_outbox_backlog",
             "Events committed to the outbox and not yet published to the broker.",
@@ -339,6 +343,33 @@ class ServiceServer:
             self._metrics_httpd.server_close()
         await self.database.aclose()
         log.info("stopped")
+
+
+class DatabaseConnections(Collector):
+    """The process's database connections by pool, read when scraped: how near each pool is to
+    its limit, past which calls wait for a connection (and fail UNAVAILABLE after 30 s)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[Metric]:
+        connections = GaugeMetricFamily(
+            "asan_database_connections",
+            "Connections to the service's database, by pool (threads: periodic work and health; "
+            "units and reads: the calls' own, on the event loop) and state (in_use, idle).",
+            labels=["pool", "state"],
+        )
+        limits = GaugeMetricFamily(
+            "asan_database_connection_limit",
+            "The most connections a pool opens; past it, work waits for one.",
+            labels=["pool"],
+        )
+        for pool, (in_use, idle, most) in self.database.connections().items():
+            connections.add_metric([pool, "in_use"], in_use)
+            connections.add_metric([pool, "idle"], idle)
+            limits.add_metric([pool], most)
+        yield connections
+        yield limits
 
 
 def _listen(server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:

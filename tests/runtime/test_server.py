@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,8 +27,10 @@ from google.protobuf import descriptor_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
 from services.payment.service import SERVICE_NAME, definition
@@ -55,6 +58,7 @@ from tests.runtime.serversupport import (
 )
 from tests.support.servers import RunningService, running_service
 from tests.support.servers import test_config as config_for_tests
+from tests.support.waiting import eventually
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
@@ -254,6 +258,57 @@ async def test_a_server_logs_successful_calls_up_to_its_rate_and_every_failure(
     assert len(succeeded) <= 3 * (math.ceil(seconds) + 1) < 40
     assert [line.grpc_code for line in failed] == ["UNAUTHENTICATED"]  # type: ignore[attr-defined]
     assert len(succeeded) + sum(getattr(line, "unlogged_calls", 0) for line in lines) == 40
+
+
+async def test_the_database_connections_are_exported_by_pool_and_state(database_url: str) -> None:
+    """A unit in flight shows as a connection in use of its pool: on PostgreSQL the event
+    loop's units, on SQLite the threads'; reads have their own pool; none is left in use."""
+    async with running_service(definition, database_url) as payment:
+        stub = payment_service_pb2_grpc.PaymentServiceStub(payment.channel)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.GetPayment(
+                payment_service_pb2.GetPaymentRequest(payment_id=str(uuid.uuid4())),
+                metadata=payment.bearer("citizen", CITIZEN),
+                timeout=5,
+            )
+        database = payment.server.database
+        started = threading.Event()  # the unit runs on the loop (PostgreSQL) or a thread (SQLite)
+
+        def slow_unit(session: Session) -> None:
+            session.execute(text("SELECT 1"))  # its connection checked out
+            started.set()
+            if database.is_postgresql:
+                session.execute(text("SELECT pg_sleep(0.5)"))
+            else:
+                time.sleep(0.5)
+
+        unit = asyncio.ensure_future(database.run(slow_unit))
+        await eventually(started.is_set, what="the unit holding its connection")
+        during = _connection_samples(payment.metrics_text())
+        await unit
+        after = _connection_samples(payment.metrics_text())
+
+    units = "units" if database.is_postgresql else "threads"
+    assert during[("asan_database_connections", units, "in_use")] == 1
+    assert {pool for _, pool, _ in after} == (
+        {"threads", "units", "reads"} if database.is_postgresql else {"threads", "reads"}
+    )
+    if database.is_postgresql:
+        assert all(value == 0 for (_, _, state), value in after.items() if state == "in_use")
+        assert after[("asan_database_connections", "reads", "idle")] >= 1  # the GetPayment's
+    else:  # the loop holds its one read connection
+        assert after[("asan_database_connections", "reads", "in_use")] == 1
+        assert after[("asan_database_connections", "threads", "in_use")] == 0
+    assert after[("asan_database_connection_limit", units, "")] == 2 * database.threads
+
+
+def _connection_samples(exposition: str) -> dict[tuple[str, str, str], float]:
+    return {
+        (sample.name, sample.labels["pool"], sample.labels.get("state", "")): sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name.startswith("asan_database_connection")
+        for sample in family.samples
+    }
 
 
 # --- Graceful shutdown --------------------------------------------------------------------------
