@@ -225,7 +225,10 @@ def h2load_load(
     cpu_before = children_cpu()
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
     cpu = children_cpu() - cpu_before
-    elapsed = float(re.search(r"finished in ([\d.]+)s", output).group(1))  # type: ignore[union-attr]
+    finished = re.search(r"finished in ([\d.]+)s", output)
+    if finished is None:
+        raise SystemExit(f"h2load measured nothing against {url}:\n{output}")
+    elapsed = float(finished.group(1))
     latencies, errors = [], 0
     for line in log_file.read_text().splitlines():
         _, status, micros = line.split("\t")
