@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.appeals.catalogue import Agency, Category, Names, definitions_from_json
 from services.appeals.tables import AgencyRow, AppealNumberRow, AppealRow, CategoryRow, holiday_table
 from services.appeals.workflow import OPEN_STATUSES, AppealStatus
+from services.runtime.db import take_next
 from services.runtime.holidays import holidays_between
 
 # --- The catalogue ------------------------------------------------------------------------------
@@ -100,20 +101,9 @@ def appeals_by_numbers(session: Session, numbers: Sequence[str]) -> list[AppealR
 
 
 def next_number(session: Session, year: int) -> int:
-    """The next sequence number of `year`, under the counter's row lock (the first of a year
-    inserts it; two first registrations racing on PostgreSQL make one fail on the key, and the
-    caller's retry takes the next number)."""
-    taken = session.execute(
-        update(AppealNumberRow)
-        .where(AppealNumberRow.year == year)
-        .values(last=AppealNumberRow.last + 1)
-        .returning(AppealNumberRow.last)
-    ).scalar_one_or_none()
-    if taken is not None:
-        return int(taken)
-    session.add(AppealNumberRow(year=year, last=1))
-    session.flush()
-    return 1
+    """The next sequence number of `year`, under the counter's row lock
+    (services.runtime.db.take_next)."""
+    return take_next(session, AppealNumberRow.year, AppealNumberRow.last, year)
 
 
 def earlier_texts(

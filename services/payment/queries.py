@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.payment.access import can_see, not_found, visible_payments
 from services.payment.tables import CatalogueEntryRow, PaymentRow, ReceiptCounterRow, RefundRow
 from services.runtime.auth import Principal
-from services.runtime.db import as_attributes
+from services.runtime.db import as_attributes, take_next
 
 _CURRENT_ENTRY = select(*as_attributes(CatalogueEntryRow)).where(
     CatalogueEntryRow.code == bindparam("code"), CatalogueEntryRow.valid_to.is_(None)
@@ -155,16 +155,6 @@ def day_totals(session: Session, start: datetime, end: datetime, agency_code: st
 
 
 def next_receipt_number(session: Session, year: int) -> str:
-    """Gapless per year: the counter row is locked until the payment's transaction commits, so
-    the caller takes the number as late in its transaction as it can (every payment paid
-    waits for that lock), and in one statement, the increment returning the new number."""
-    number = session.execute(
-        update(ReceiptCounterRow)
-        .where(ReceiptCounterRow.year == year)
-        .values(last_number=ReceiptCounterRow.last_number + 1)
-        .returning(ReceiptCounterRow.last_number)
-    ).scalar()
-    if number is None:  # the year's first: a concurrent first fails on the key, and its unit runs again
-        session.execute(insert(ReceiptCounterRow).values(year=year, last_number=1))
-        number = 1
-    return f"R-{year}-{number:09d}"
+    """Gapless per year (services.runtime.db.take_next): every payment paid waits for the
+    year's counter until its transaction commits."""
+    return f"R-{year}-{take_next(session, ReceiptCounterRow.year, ReceiptCounterRow.last_number, year):09d}"

@@ -48,10 +48,12 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    insert,
     inspect,
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
@@ -64,7 +66,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.elements import Label
 
@@ -478,6 +480,24 @@ def delete_in_batch(session: Session, table: Table, condition: ColumnElement[boo
         statement = delete(table).where(in_batch)
     result = session.execute(statement)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def take_next(
+    session: Session, key: InstrumentedAttribute[Any], counter: InstrumentedAttribute[int], value: Any
+) -> int:
+    """The next number of the counter row whose `key` is `value` (a year's receipts or
+    appeals), in one statement that increments it and returns the new number; the row stays
+    locked until the caller's transaction ends, so numbers run without gaps and the caller
+    takes one as late in its transaction as it can. The first of a key inserts the row: two
+    firsts racing on PostgreSQL make one fail on the key, and its unit runs again."""
+    mapped = counter.class_
+    taken = session.execute(
+        update(mapped).where(key == value).values({counter.key: counter + 1}).returning(counter)
+    ).scalar_one_or_none()
+    if taken is not None:
+        return int(taken)
+    session.execute(insert(mapped).values({key.key: value, counter.key: 1}))
+    return 1
 
 
 class UtcDateTime(TypeDecorator[datetime]):
