@@ -73,7 +73,7 @@ class PayoutGauges(Collector):
             labels=["leg"],
         )
         try:
-            rows = self.database.run_sync(
+            rows = self.database.read_sync(
                 lambda s: s.execute(
                     select(
                         PayoutLegRow.leg,

@@ -79,7 +79,7 @@ class AppealGauges(Collector):
             labels=["agency"],
         )
         try:
-            counts, late, known = self.database.run_sync(lambda s: _counts(s, utcnow()))
+            counts, late, known = self.database.read_sync(lambda s: _counts(s, utcnow()))
         except Exception:
             log.warning("cannot count appeals for metrics", exc_info=True)
             return

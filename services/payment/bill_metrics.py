@@ -38,7 +38,7 @@ class BillGauges(Collector):
             labels=["agency", "status", "currency"],
         )
         try:
-            rows = self.database.run_sync(_bill_counts)
+            rows = self.database.read_sync(_bill_counts)
         except Exception:
             log.warning("cannot count bills for metrics", exc_info=True)
             return

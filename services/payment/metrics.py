@@ -107,7 +107,7 @@ class UnsettledGauges(Collector):
         )
         now = utcnow()
         try:
-            unsettled = self.database.run_sync(_unsettled)
+            unsettled = self.database.read_sync(_unsettled)
         except Exception:
             log.warning("cannot count unsettled charges and refunds for metrics", exc_info=True)
             return

@@ -79,7 +79,7 @@ class WaitingPayoutGauges(Collector):
         )
         now = utcnow()
         try:
-            waiting = self.database.run_sync(_waiting)
+            waiting = self.database.read_sync(_waiting)
         except Exception:
             log.warning("cannot count waiting payouts for metrics", exc_info=True)
             return

@@ -271,6 +271,17 @@ class Database:
         with self._span(), self.sessions.begin() as session:
             yield session
 
+    def read_sync(self, read: Callable[[Session], T]) -> T:
+        """`read(session)` now, on this thread, for statements that only read (a metrics
+        collector): on SQLite in a deferred transaction, which waits on no writer, where
+        `run_sync`'s takes the write lock and would queue a scrape behind every unit of work."""
+        with (
+            self.engine.connect().execution_options(**{_READ_ONLY: True}) as connection,
+            connection.begin(),
+            Session(connection) as session,
+        ):
+            return read(session)
+
     def run_sync(self, unit_of_work: Callable[[Session], T]) -> T:
         observer = transaction_observer.get()
         with self.transaction() as session:

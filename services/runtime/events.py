@@ -33,7 +33,7 @@ from typing import Any
 
 from google.protobuf import json_format, message
 from google.protobuf.message import Message
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -249,25 +249,26 @@ def release_set_aside(database: Database, outbox_table: Table) -> int:
 
 def outbox_set_aside(database: Database, outbox_table: Table) -> int:
     """How many events the relay has set aside and nobody has released: for metrics and alerts."""
-    with database.transaction() as session:
-        count: int = session.execute(
-            select(func.count())
-            .select_from(outbox_table)
-            .where(outbox_table.c.set_aside_at.is_not(None), outbox_table.c.published_at.is_(None))
-        ).scalar_one()
-    return count
+    return _count(
+        database,
+        outbox_table,
+        outbox_table.c.set_aside_at.is_not(None),
+        outbox_table.c.published_at.is_(None),
+    )
 
 
 def outbox_backlog(database: Database, outbox_table: Table) -> int:
     """How many events wait in the outbox for the relay (set-aside ones not counted): for
     metrics and alerts."""
-    with database.transaction() as session:
-        count: int = session.execute(
-            select(func.count())
-            .select_from(outbox_table)
-            .where(outbox_table.c.published_at.is_(None), outbox_table.c.set_aside_at.is_(None))
-        ).scalar_one()
-    return count
+    return _count(
+        database, outbox_table, outbox_table.c.published_at.is_(None), outbox_table.c.set_aside_at.is_(None)
+    )
+
+
+def _count(database: Database, table: Table, *where: ColumnElement[bool]) -> int:
+    """The rows of `table` that meet `where`, read without taking SQLite's write lock."""
+    query = select(func.count()).select_from(table).where(*where)
+    return database.read_sync(lambda session: int(session.execute(query).scalar_one()))
 
 
 def apply_once(session: Session, inbox_table: Table, consumer: str, envelope: EventEnvelope) -> bool:

@@ -76,7 +76,7 @@ class ApplicationGauges(Collector):
             "asan_visa_payments_awaited", "Applications whose fee has not been paid yet."
         )
         try:
-            counts, late = self.database.run_sync(lambda s: _counts(s, utcnow()))
+            counts, late = self.database.read_sync(lambda s: _counts(s, utcnow()))
         except Exception:
             log.warning("cannot count applications for metrics", exc_info=True)
             return
