@@ -14,8 +14,8 @@ less CPU per statement than psycopg's. On SQLite, units run on a small thread po
 blocks), and reads in the loop itself on a connection of its own (a deferred BEGIN: a read of
 a WAL database waits on no writer, and a primary-key read costs less than the hop to a
 thread). Periodic batches (a purge, a sweep) use `run_in_thread` everywhere, so that no long
-batch holds the loop. The event worker (nameko, eventlet) and the metrics collectors use
-`database.transaction()` and `run_sync` directly, on psycopg.
+batch holds the loop. The event worker (nameko, eventlet) uses `database.transaction()`
+directly, and the metrics collectors `read_sync`, on psycopg.
 
 Connections: as many as threads, opened when the server starts (`warm`) and kept, as many
 again in a burst; on PostgreSQL, the same again for the loop's units of work, and for its
@@ -323,8 +323,8 @@ class Database:
             assert self._loop_reads is not None
             async with self._loop_reads.connect() as connection:
                 return await connection.run_sync(read)
-        if self.is_postgresql:  # not on the server's loop: a thread, and its transaction
-            return await self.run_in_thread(lambda session: read(session.connection()))
+        if self.is_postgresql:  # not on the server's loop: on a thread, as `read_sync`
+            return await self.run_blocking(lambda: self.read_sync(lambda session: read(session.connection())))
         return self._read_on_loop(read)
 
     def _read_on_loop(self, read: Callable[[Connection], T]) -> T:
