@@ -41,7 +41,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 
 from asan.common.v1 import notices_pb2
 from services.runtime.config import ConfigError, env_float, env_int, env_str
@@ -229,6 +229,23 @@ class Mailer:
                 )
             )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def retrying(self) -> int:
+        """How many mails failed at least once for now (the relay away or refusing for now) and
+        wait for their next attempt, or are in one: what AsanNoticeMailsStuck watches. A mail
+        in its first attempt, or made due again by `resend_failed`, is not one of them."""
+        table = self.notices.c
+        query = (
+            select(func.count())
+            .select_from(self.notices)
+            .where(
+                or_(
+                    and_(table.mail_status == MailStatus.PENDING, table.mail_attempts > 0),
+                    and_(table.mail_status == MailStatus.SENDING, table.mail_attempts > 1),
+                )
+            )
+        )
+        return self.database.read_sync(lambda session: int(session.execute(query).scalar_one()))
 
     def _due(self, limit: int) -> list[str]:
         table, now = self.notices.c, self.clock()

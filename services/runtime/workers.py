@@ -240,6 +240,13 @@ NOTICE_MAILS = Counter(
     ["source_service", "outcome"],
     registry=WORKER_REGISTRY,
 )
+NOTICE_MAILS_RETRYING = Gauge(
+    "asan_notice_mails_retrying",
+    "Notice mails that failed at least once for now (the relay away or refusing for now) and wait "
+    "for their next attempt, or are in one; read after every round of the mailer.",
+    ["source_service"],
+    registry=WORKER_REGISTRY,
+)
 EVENT_LAG = Histogram(
     "asan_event_lag_seconds",
     "Seconds from the commit of an event to a consumer taking it: outbox, relay and queue together.",
@@ -540,6 +547,7 @@ def notice_mailer_service(
     # that the alerts see (AsanNoticeMailsFailed), not a new series that increase() ignores.
     for outcome in Outcome:
         NOTICE_MAILS.labels(service_name, outcome.value)
+    retrying = NOTICE_MAILS_RETRYING.labels(service_name)
 
     class NoticeMailer:
         name = mailer_name
@@ -550,6 +558,9 @@ def notice_mailer_service(
         def send(self) -> None:
             try:
                 mailer.send_due()
+                # Mails waiting on the relay stay counted between their attempts, which come
+                # up to an hour apart: the rate of retries alone would fall silent meanwhile.
+                retrying.set(mailer.retrying())
             except Exception as error:
                 # The database away: the mails wait in their table for the next tick.
                 log.warning(

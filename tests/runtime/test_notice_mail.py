@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,8 +134,10 @@ def test_a_relay_that_is_away_is_tried_again_with_backoff_and_a_refusal_for_good
     outcomes: list[Outcome] = []
     (closed_port,) = free_ports(1)
     away = mailer(database, f"smtp://127.0.0.1:{closed_port}", lambda: now[0], outcomes)
+    assert away.retrying() == 0, "not tried yet"
 
     assert away.send_due() == [Outcome.RETRY]
+    assert away.retrying() == 1
     (row,) = mail_rows(database)
     assert (row.mail_status, row.mail_next_at) == (MailStatus.PENDING, NOW + timedelta(seconds=60))
     assert "ConnectionRefusedError" in row.mail_last_error
@@ -142,11 +145,13 @@ def test_a_relay_that_is_away_is_tried_again_with_backoff_and_a_refusal_for_good
     now[0] += timedelta(seconds=60)
     assert away.send_due() == [Outcome.RETRY]
     assert mail_rows(database)[0].mail_next_at == now[0] + timedelta(seconds=120)
+    assert away.retrying() == 1, "one mail, however often it was tried"
 
     now[0] += timedelta(seconds=120)
     back = mailer(database, smtp.url, lambda: now[0], outcomes)
     assert back.send_due() == [Outcome.SENT]
     assert len(smtp.drop.mails()) == 1
+    assert back.retrying() == 0
 
     # A recipient the relay refuses for good (5xx) is not tried again.
     notify(database, "nobody@invalid", "D-2")
@@ -154,6 +159,7 @@ def test_a_relay_that_is_away_is_tried_again_with_backoff_and_a_refusal_for_good
     assert back.send_due() == [Outcome.FAILED]
     failed = mail_rows(database)[1]
     assert (failed.mail_status, failed.mail_attempts) == (MailStatus.FAILED, 1)
+    assert back.retrying() == 0, "given up: AsanNoticeMailsFailed's, not waiting"
     assert "550" in failed.mail_last_error
     now[0] += timedelta(days=1)
     assert back.send_due() == []
@@ -259,18 +265,59 @@ def test_a_worker_killed_while_sending_and_started_again_leaves_one_mail(
 
 def mails_counted(metrics_port: int) -> dict[str, float]:
     """asan_notice_mails_total of the worker at `metrics_port`, by outcome."""
+    return {
+        sample.labels["outcome"]: sample.value
+        for sample in mailtest_samples(metrics_port, "asan_notice_mails_total")
+    }
+
+
+def mailtest_samples(metrics_port: int, name: str) -> list[Any]:
+    """The samples `name` of the mailtest service on the /metrics of the worker at `metrics_port`."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {
-        sample.labels["outcome"]: sample.value
+    return [
+        sample
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "asan_notice_mails_total" and sample.labels["source_service"] == "mailtest"
+        if sample.name == name and sample.labels["source_service"] == "mailtest"
+    ]
+
+
+def test_a_worker_counts_the_mails_waiting_on_a_relay_that_is_away(
+    database: Database, smtp: Smtp, tmp_path: Path
+) -> None:
+    """The count AsanNoticeMailsStuck watches: the mails stay counted while they wait between
+    attempts (here ten minutes apart), when no retry is being counted. (That a mail sent or
+    given up leaves it: Mailer.retrying, above.)"""
+    closed_port, metrics_port = free_ports(2)
+    env = {
+        notice_mail.DATABASE_ENV: database.url.render_as_string(hide_password=False),
+        "AMQP_URI": "memory://",
+        "ASAN_SMTP_URL": f"smtp://127.0.0.1:{closed_port}",
+        "ASAN_MAIL_RETRY_SECONDS": "600",
+        "ASAN_WORKER_METRICS_PORT": str(metrics_port),
     }
+    notify(database, "anna@example.de", "D-1")
+    notify(database, "bob@example.org", "D-2")
+
+    def retrying() -> float | None:
+        samples = mailtest_samples(metrics_port, "asan_notice_mails_retrying")
+        return samples[0].value if samples else None
+
+    worker = WorkerProcess(WORKER, env, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        wait_until(lambda: retrying() == 2, timeout=30, what="both mails counted as waiting")
+        assert mails_counted(metrics_port)["retry"] == 2
+        time.sleep(2)  # ten rounds of the mailer (every 0.2 s here), none of them due
+        assert mails_counted(metrics_port)["retry"] == 2, "no attempt meanwhile"
+        assert retrying() == 2, "still waiting, still counted"
+    finally:
+        worker.terminate()
 
 
 def killed_message_id(database: Database, row: Any) -> str:
