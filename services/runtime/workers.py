@@ -81,6 +81,7 @@ import functools
 import importlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -247,7 +248,7 @@ NOTICE_MAILS = Counter(
 NOTICE_MAILS_RETRYING = Gauge(
     "asan_notice_mails_retrying",
     "Notice mails that failed at least once for now (the relay away or refusing for now) and wait "
-    "for their next attempt, or are in one; read after every round of the mailer.",
+    "for their next attempt, or are in one; read from the database when scraped.",
     ["source_service"],
     registry=WORKER_REGISTRY,
 )
@@ -551,7 +552,16 @@ def notice_mailer_service(
     # that the alerts see (AsanNoticeMailsFailed), not a new series that increase() ignores.
     for outcome in Outcome:
         NOTICE_MAILS.labels(service_name, outcome.value)
-    retrying = NOTICE_MAILS_RETRYING.labels(service_name)
+
+    def retrying() -> float:
+        try:
+            return float(mailer.retrying())
+        except Exception:
+            return math.nan  # the database away: a scrape must not fail because of it
+
+    # Read when scraped, not per round of the mailer: mails waiting on the relay stay counted
+    # between their attempts, which come up to an hour apart.
+    NOTICE_MAILS_RETRYING.labels(service_name).set_function(retrying)
 
     class NoticeMailer:
         name = mailer_name
@@ -562,9 +572,6 @@ def notice_mailer_service(
         def send(self) -> None:
             try:
                 mailer.send_due()
-                # Mails waiting on the relay stay counted between their attempts, which come
-                # up to an hour apart: the rate of retries alone would fall silent meanwhile.
-                retrying.set(mailer.retrying())
             except Exception as error:
                 # The database away: the mails wait in their table for the next tick.
                 log.warning(
