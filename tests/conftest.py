@@ -107,5 +107,8 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         return worker
 
     yield start
-    for worker in started:
+    for number, worker in enumerate(started):
         worker.terminate()
+        # pytest shows a test's captured output only when it failed: then the workers' own
+        # lines say what happened to the events (the log files go with the temporary folder).
+        print(f"--- worker-{number}.log, last lines ---", *worker.output().splitlines()[-40:], sep="\n")
