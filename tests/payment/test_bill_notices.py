@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
-
 from asan.common.v1 import notices_pb2
 from asan.payment.v1 import bill_pb2, payment_pb2
 from services.payment import notices
@@ -21,13 +19,12 @@ from services.payment.bill_rules import REMINDER_BEFORE_DUE
 from services.payment.bills import BillSweep, sweep_bills
 from services.payment.tables import runtime_tables
 from services.runtime.db import utcnow
-from services.runtime.events import outbox_backlog
 from services.runtime.notices import notice_id_for
 from tests.payment.bill_builders import BillStub, create_bill_request, issue, pay_bills, traffic_fine_bill
 from tests.payment.builders import CITIZEN_FIN, Callers, Stub, confirm_request, in_database, outbox_events
 from tests.support.notice_consumer import Receiver
 from tests.support.servers import RunningService
-from tests.support.workers import WorkerProcess, wait_until
+from tests.support.workers import WorkerProcess, relay_all_again, wait_until
 
 PAYMENT_WORKER = "services.payment.worker:event_services"
 CONSUMER_WORKER = "tests.support.notice_consumer:services"
@@ -122,8 +119,7 @@ def relayed_again_with_the_same_ids(payment: RunningService, receiver: Receiver)
     every notice comes a second time with its id, by which myGov drops it, and no other."""
     first = [notice.notice_id for notice in receiver.notices()]
     outbox = runtime_tables.outbox
-    payment.server.database.run_sync(lambda s: s.execute(update(outbox).values(published_at=None)))
-    wait_until(lambda: outbox_backlog(payment.server.database, outbox) == 0, timeout=30, what="relayed again")
+    relay_all_again(payment.server.database, outbox)
     wait_until(lambda: len(receiver.notices()) >= 2 * len(first), timeout=30, what="the notices again")
     assert Counter(notice.notice_id for notice in receiver.notices()) == {notice_id: 2 for notice_id in first}
 

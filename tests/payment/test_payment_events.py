@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from asan.payment.v1 import payment_pb2
 from services.payment.tables import runtime_tables
@@ -18,7 +18,7 @@ from tests.conftest import AMQP_URI, RABBITMQ_SKIP
 from tests.payment import builders
 from tests.support import payment_consumer
 from tests.support.servers import RunningService
-from tests.support.workers import TcpProxy, WorkerProcess, delete_broker_entities, wait_until
+from tests.support.workers import TcpProxy, WorkerProcess, delete_broker_entities, relay_all_again, wait_until
 
 PAYMENT_WORKER = "services.payment.worker:event_services"
 CONSUMER_WORKER = "tests.support.payment_consumer:services"
@@ -98,12 +98,7 @@ async def test_payment_succeeded_reaches_a_consumer_in_another_worker_once_in_ef
         # The relay publishes again what it had not marked (a crash between publish and mark):
         # the consumer's inbox absorbs the redelivery.
         outbox = runtime_tables.outbox
-        payment.server.database.run_sync(lambda s: s.execute(update(outbox).values(published_at=None)))
-        wait_until(
-            lambda: outbox_backlog(payment.server.database, outbox) == 0,
-            timeout=30,
-            what="the outbox relayed again",
-        )
+        relay_all_again(payment.server.database, outbox)
         wait_until(
             lambda: consuming.output().count("applied before, skipped") >= 3,
             timeout=30,

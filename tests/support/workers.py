@@ -16,11 +16,23 @@ from typing import Any
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
+from sqlalchemy import Table, update
+
+from services.runtime.db import Database
+from services.runtime.events import outbox_backlog
 
 # It lived here first; the payment event tests import it from here.
 from tests.support.proxy import TcpProxy
 
-__all__ = ["READY_LINE", "TcpProxy", "WorkerProcess", "broker_tap", "delete_broker_entities", "wait_until"]
+__all__ = [
+    "READY_LINE",
+    "TcpProxy",
+    "WorkerProcess",
+    "broker_tap",
+    "delete_broker_entities",
+    "relay_all_again",
+    "wait_until",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "event workers ready"
@@ -33,6 +45,21 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.05)
+
+
+def relay_all_again(database: Database, outbox: Table, *, timeout: float = 30) -> None:
+    """As if the relay had crashed after publishing each event and before marking it: marks the
+    whole outbox unpublished, then waits until the running relay has published it all again.
+
+    It first waits for the relay to mark what it has published. A mark still to come would
+    land after the reset and keep that event, usually the last, from going out again."""
+    wait_until(
+        lambda: outbox_backlog(database, outbox) == 0, timeout=timeout, what="the relay marked its events"
+    )
+    database.run_sync(lambda session: session.execute(update(outbox).values(published_at=None)))
+    wait_until(
+        lambda: outbox_backlog(database, outbox) == 0, timeout=timeout, what="the outbox relayed again"
+    )
 
 
 class WorkerProcess:

@@ -21,12 +21,11 @@ from services.payment.tables import PaymentRow
 from services.payment.tables import runtime_tables as payment_runtime_tables
 from services.runtime.config import var_dir
 from services.runtime.db import utcnow
-from services.runtime.events import outbox_backlog
 from services.visa.tables import ApplicationRow
 from tests.payment.builders import new_request_id
 from tests.support.servers import RunningService
 from tests.support.waiting import eventually
-from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
+from tests.support.workers import WorkerProcess, delete_broker_entities, relay_all_again, wait_until
 from tests.visa.builders import (
     applicant,
     application,
@@ -187,12 +186,7 @@ async def test_apply_pay_approve_download_verify_and_enter(
         # PaymentSucceeded delivered again (the relay re-publishes what it had not marked):
         # the visa's inbox absorbs it and nothing changes.
         outbox = payment_runtime_tables.outbox
-        payment.server.database.run_sync(lambda s: s.execute(update(outbox).values(published_at=None)))
-        wait_until(
-            lambda: outbox_backlog(payment.server.database, outbox) == 0,
-            timeout=30,
-            what="payment relayed again",
-        )
+        relay_all_again(payment.server.database, outbox)
         wait_until(
             lambda: "applied before, skipped" in consuming.output(),
             timeout=30,

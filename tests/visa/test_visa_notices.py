@@ -17,7 +17,6 @@ from sqlalchemy import update
 from asan.visa.v1 import visa_pb2, visa_service_pb2
 from services.payment.tables import runtime_tables as payment_runtime_tables
 from services.runtime.db import utcnow
-from services.runtime.events import outbox_backlog
 from services.runtime.notices import Text
 from services.visa import notices
 from services.visa.tables import ApplicantRow, runtime_tables
@@ -26,7 +25,7 @@ from tests.support.notice_consumer import Receiver
 from tests.support.notice_mail import RecordingDrop
 from tests.support.ports import free_ports
 from tests.support.servers import RunningService
-from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
+from tests.support.workers import WorkerProcess, delete_broker_entities, relay_all_again, wait_until
 from tests.visa.builders import (
     applicant,
     application,
@@ -158,14 +157,11 @@ async def test_an_applicant_is_told_of_receipt_decisions_and_the_stay_ending_onc
     # outbox relayed again: the same notices come with the same ids (a consumer drops them), and
     # nobody is mailed twice.
     payment_outbox, visa_outbox = payment_runtime_tables.outbox, runtime_tables.outbox
-    payment.server.database.run_sync(lambda s: s.execute(update(payment_outbox).values(published_at=None)))
+    relay_all_again(payment.server.database, payment_outbox)
     wait_until(
         lambda: "applied before, skipped" in consuming.output(), timeout=30, what="the redelivery consumed"
     )
-    visa.server.database.run_sync(lambda s: s.execute(update(visa_outbox).values(published_at=None)))
-    wait_until(
-        lambda: outbox_backlog(visa.server.database, visa_outbox) == 0, timeout=30, what="relayed again"
-    )
+    relay_all_again(visa.server.database, visa_outbox)
     wait_until(lambda: len(receiver.received()) >= 8, timeout=30, what="the notices delivered again")
     again = receiver.received()
     assert [row["notice_id"] for row in again[4:]] == [row["notice_id"] for row in first]
