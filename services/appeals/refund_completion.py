@@ -29,23 +29,27 @@ def refund_note(amount_minor: int, currency: str, reason: str) -> str:
 def complete_refund(session: Session, refunded: PaymentRefunded, at: datetime) -> AppealRow | None:
     """Marks the answer's refund DONE, once; None for a refund no answer asked for (the agency
     refunded in payment directly). The event may come before the answer committed: then the
-    refund is matched to the open claim on the payment by its amount."""
-    row = session.scalars(
-        select(AppealRow).where(AppealRow.refund_id == refunded.refund_id).with_for_update()
-    ).first()
+    refund is matched to the open claim on the payment by its amount.
+
+    The appeals about the payment are locked first, by the payment alone, and matched after.
+    The answer writes the refund's id while it holds the appeal; a query for an open claim
+    (no refund id yet) that waited for that lock would, on PostgreSQL, find the appeal no
+    longer matching and skip it, and the event would be lost."""
+    appeals = session.scalars(
+        select(AppealRow)
+        .where(AppealRow.linked_object_id == refunded.payment_id)
+        .order_by(AppealRow.number)
+        .with_for_update()
+    ).all()
+    row = next((appeal for appeal in appeals if appeal.refund_id == refunded.refund_id), None)
     if row is None:
-        claims = list(
-            session.scalars(
-                select(AppealRow)
-                .where(
-                    AppealRow.linked_object_id == refunded.payment_id,
-                    AppealRow.refund_status == REFUND_REQUESTED,
-                    AppealRow.refund_id.is_(None),
-                    AppealRow.refund_amount_minor == refunded.amount.minor_units,
-                )
-                .with_for_update()
-            )
-        )
+        claims = [
+            appeal
+            for appeal in appeals
+            if appeal.refund_status == REFUND_REQUESTED
+            and appeal.refund_id is None
+            and appeal.refund_amount_minor == refunded.amount.minor_units
+        ]
         if len(claims) != 1:
             return None
         row = claims[0]

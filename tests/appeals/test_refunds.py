@@ -6,14 +6,18 @@ RabbitMQ) completes the answer in the history the citizen reads."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import grpc
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2
 from asan.common.v1 import money_pb2
-from asan.payment.v1 import payment_pb2, payment_service_pb2, payment_service_pb2_grpc
+from asan.payment.v1 import events_pb2, payment_pb2, payment_service_pb2, payment_service_pb2_grpc
+from services.appeals.refund_completion import complete_refund
 from services.appeals.refunding import refund_request_id
 from services.appeals.tables import AppealRow
 from tests.appeals.builders import (
@@ -30,6 +34,7 @@ from tests.appeals.builders import (
 )
 from tests.payment import builders as payment_builders
 from tests.support.servers import RunningService
+from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
 
 DIN_OFFICER = officer("DIN", "din-officer-3")
@@ -231,6 +236,68 @@ async def test_an_appeal_not_about_a_payment_is_not_answered_with_a_refund(
 
 
 # --- The refund's event completes the answer ------------------------------------------------------
+
+
+async def test_payment_refunded_waiting_on_the_answer_that_writes_its_refund_id_completes_it(
+    appeals: RunningService, payment: RunningService, stub: Stub
+) -> None:
+    """PaymentRefunded comes while the answer's transaction holds the appeal, between writing
+    the refund's id and committing: the event waits for the appeal and then completes the
+    refund. (It used to look for the open claim, which by then had the id, and drop the event.)"""
+    if not appeals.server.database.is_postgresql:
+        pytest.skip("SQLite runs one writer at a time: the event cannot wait inside the answer")
+    number = await disputed_fine(stub, payment)
+    appeal = await stub.GetAppeal(
+        appeals_service_pb2.GetAppealRequest(appeal_number=number), metadata=DIN_OFFICER
+    )
+    claim = {
+        "refund_status": "REQUESTED",
+        "refund_requested_by": "din-officer-3",
+        "refund_attempt": 1,
+        "refund_amount_minor": 5000,
+        "refund_currency": "AZN",
+        "refund_reason": "Cərimə ləğv edilib",
+    }
+    in_database(
+        appeals, lambda s: s.execute(update(AppealRow).where(AppealRow.number == number).values(**claim))
+    )
+    refunded = events_pb2.PaymentRefunded(
+        payment_id=appeal.linked_object.object_id, refund_id=new_id(), amount=azn(5000)
+    )
+    database = appeals.server.database
+
+    def consume() -> AppealRow | None:
+        with database.transaction() as session:
+            return complete_refund(session, refunded, datetime.now(UTC))
+
+    def waiting_for_a_lock() -> bool:
+        with database.engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        return bool(waiting)
+
+    with database.transaction() as answering:  # as casework.answer: the appeal, locked
+        row = answering.scalars(select(AppealRow).where(AppealRow.number == number).with_for_update()).one()
+        consumed = asyncio.ensure_future(asyncio.to_thread(consume))
+        await eventually(waiting_for_a_lock, what="the event waiting for the appeal")
+        row.refund_id = refunded.refund_id
+    completed = await consumed
+
+    assert completed is not None and completed.number == number
+    assert in_database(
+        appeals,
+        lambda s: s.execute(
+            select(AppealRow.refund_status, AppealRow.refund_id).where(AppealRow.number == number)
+        ).one(),
+    ) == ("DONE", refunded.refund_id)
+    history = await stub.GetAppeal(
+        appeals_service_pb2.GetAppealRequest(appeal_number=number), metadata=citizen()
+    )
+    assert [h.action for h in history.history].count(appeals_pb2.HISTORY_ACTION_REFUNDED) == 1
 
 
 async def test_payment_refunded_completes_the_answer_once(
