@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.appeals.catalogue import Agency, Category, Names, definitions_from_json
 from services.appeals.tables import AgencyRow, AppealNumberRow, AppealRow, CategoryRow, holiday_table
 from services.appeals.workflow import OPEN_STATUSES, AppealStatus
-from services.runtime.db import take_next
+from services.runtime.db import lock_current_version, take_next
 from services.runtime.holidays import holidays_between
 
 # --- The catalogue ------------------------------------------------------------------------------
@@ -36,7 +36,7 @@ def category(row: CategoryRow) -> Category:
 def current_agency_row(session: Session, code: str, for_update: bool = False) -> AgencyRow | None:
     query = select(AgencyRow).where(AgencyRow.code == code, AgencyRow.valid_to.is_(None))
     if for_update:
-        query = query.with_for_update()
+        return lock_current_version(session, query, _latest_agency_version(code))
     return session.scalars(query).first()
 
 
@@ -48,8 +48,12 @@ def current_agency_rows(session: Session, after_code: str | None, limit: int) ->
 
 
 def latest_agency_version(session: Session, code: str) -> int:
-    latest: int | None = session.scalar(select(func.max(AgencyRow.version)).where(AgencyRow.code == code))
+    latest: int | None = session.scalar(_latest_agency_version(code))
     return latest or 0
+
+
+def _latest_agency_version(code: str) -> Select[int]:
+    return select(func.max(AgencyRow.version)).where(AgencyRow.code == code)
 
 
 def supervisors_of(session: Session, agency_code: str) -> tuple[str, ...]:
@@ -60,7 +64,7 @@ def supervisors_of(session: Session, agency_code: str) -> tuple[str, ...]:
 def current_category_row(session: Session, code: str, for_update: bool = False) -> CategoryRow | None:
     query = select(CategoryRow).where(CategoryRow.code == code, CategoryRow.valid_to.is_(None))
     if for_update:
-        query = query.with_for_update()
+        return lock_current_version(session, query, _latest_category_version(code))
     return session.scalars(query).first()
 
 
@@ -76,8 +80,12 @@ def current_category_rows(
 
 
 def latest_category_version(session: Session, code: str) -> int:
-    latest: int | None = session.scalar(select(func.max(CategoryRow.version)).where(CategoryRow.code == code))
+    latest: int | None = session.scalar(_latest_category_version(code))
     return latest or 0
+
+
+def _latest_category_version(code: str) -> Select[int]:
+    return select(func.max(CategoryRow.version)).where(CategoryRow.code == code)
 
 
 def holidays_around(session: Session, day: date) -> set[date]:

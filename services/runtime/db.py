@@ -43,6 +43,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     MetaData,
+    Select,
     Table,
     TypeDecorator,
     create_engine,
@@ -509,6 +510,27 @@ def take_next(
         return int(taken)
     session.execute(insert(mapped).values({key.key: value, counter.key: 1}))
     return 1
+
+
+def lock_current_version(session: Session, current: Select[T], latest_version: Select[int]) -> T | None:
+    """The current version of a row kept in versions (`current` selects the one with `valid_to`
+    NULL), locked for a change that closes it and adds the next; None if there is none.
+    `latest_version` selects the highest version number of the same key.
+
+    On PostgreSQL a locking read that waited for a change of the same key re-checks the row it
+    waited for, which that change closed, and cannot see the version the change added: it finds
+    nothing, as for a key never seen, and the change would add a second current version (or
+    apply an update mask to nothing). A new statement sees the added version, so the read is
+    made again as long as the versions grew meanwhile. SQLite runs one writer at a time: the
+    first read finds the current row."""
+    locked = current.with_for_update()
+    seen = session.scalar(latest_version)
+    while (row := session.scalars(locked).first()) is None:
+        latest = session.scalar(latest_version)
+        if latest == seen:
+            return None
+        seen = latest
+    return row
 
 
 class UtcDateTime(TypeDecorator[datetime]):

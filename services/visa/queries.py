@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from services.runtime.db import lock_current_version
 from services.runtime.holidays import holidays_between
 from services.visa.domain import CountryPolicy, CountryRule, WatchlistEntry
 from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow, WatchlistRow, holiday_table
@@ -45,13 +46,17 @@ def current_policy_row(session: Session, code: str, for_update: bool = False) ->
         CountryPolicyRow.country_code == code, CountryPolicyRow.valid_to.is_(None)
     )
     if for_update:
-        query = query.with_for_update()
+        return lock_current_version(session, query, _latest_policy_version(code))
     return session.scalars(query).first()
 
 
 def latest_policy_version(session: Session, code: str) -> int:
-    rows = session.scalars(select(CountryPolicyRow.version).where(CountryPolicyRow.country_code == code))
-    return max(rows, default=0)
+    latest: int | None = session.scalar(_latest_policy_version(code))
+    return latest or 0
+
+
+def _latest_policy_version(code: str) -> Select[int]:
+    return select(func.max(CountryPolicyRow.version)).where(CountryPolicyRow.country_code == code)
 
 
 def holidays_ahead(session: Session, today: date) -> set[date]:

@@ -4,19 +4,38 @@ when they were submitted."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import grpc
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from google.protobuf import field_mask_pb2
 from google.type import date_pb2
+from sqlalchemy import select
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2
-from services.appeals.tables import Base
+from services.appeals import reference
+from services.appeals.catalogue import Agency, Names
+from services.appeals.tables import AgencyRow, Base
+from services.runtime.db import utcnow
 from services.runtime.holidays_az import public_holidays
-from tests.appeals.builders import ROADS, Stub, admin, citizen, new_id, officer, pothole, rejected, submit
+from tests.appeals.builders import (
+    ROADS,
+    Stub,
+    admin,
+    citizen,
+    in_database,
+    new_id,
+    officer,
+    pothole,
+    rejected,
+    submit,
+)
+from tests.support.databases import waits_for_a_lock
 from tests.support.servers import RunningService
+from tests.support.waiting import eventually
 
 
 def test_the_migrations_make_the_tables_the_service_declares(appeals: RunningService) -> None:
@@ -180,6 +199,43 @@ async def test_an_agency_update_with_a_mask_changes_only_the_named_fields(stub: 
     )
     assert (replaced.version, replaced.name.az, replaced.name.en) == (3, "Yeni ad", "")
     assert list(replaced.supervisor_subjects) == []
+
+
+async def test_an_agency_update_waiting_for_another_is_the_next_version_on_top_of_it(
+    appeals: RunningService, stub: Stub
+) -> None:
+    """A masked update of an agency that waits for another admin's change of it is applied to
+    that change, as the next version, and one version stays current. (On PostgreSQL the
+    waiting update used to find no current entry and was refused for the name it did not give.)"""
+    database = appeals.server.database
+    if not database.is_postgresql:
+        pytest.skip("SQLite runs one writer at a time: one change cannot wait inside another")
+    whole = appeals_pb2.Agency(
+        code="MASK_WAIT", name=appeals_pb2.LocalizedText(az="Gözləyən Agentlik"), supervisor_subjects=["s-1"]
+    )
+    await stub.UpdateAgency(agency_update(whole), metadata=admin())
+    supervisors = agency_update(
+        appeals_pb2.Agency(code="MASK_WAIT", supervisor_subjects=["s-2"]), "supervisor_subjects"
+    )
+    with database.transaction() as first:  # the other admin's change, not yet committed
+        renamed = Agency("MASK_WAIT", Names("Yeni Agentlik", "", ""), ("s-1",))
+        reference.change_agency(first, renamed, "admin-7", utcnow())
+        second = asyncio.ensure_future(stub.UpdateAgency(supervisors, metadata=admin()))
+        await eventually(lambda: waits_for_a_lock(database), what="the update waiting for the other change")
+    updated = await second
+
+    assert (updated.version, updated.name.az, list(updated.supervisor_subjects)) == (
+        3,
+        "Yeni Agentlik",
+        ["s-2"],
+    )
+    current = in_database(
+        appeals,
+        lambda s: s.scalars(
+            select(AgencyRow.version).where(AgencyRow.code == "MASK_WAIT", AgencyRow.valid_to.is_(None))
+        ).all(),
+    )
+    assert current == [3]
 
 
 async def test_a_mask_naming_no_field_is_refused_and_a_new_agency_still_needs_its_name(stub: Stub) -> None:

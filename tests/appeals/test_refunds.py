@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from asan.appeals.v1 import appeals_pb2, appeals_service_pb2
 from asan.common.v1 import money_pb2
@@ -33,6 +33,7 @@ from tests.appeals.builders import (
     submit,
 )
 from tests.payment import builders as payment_builders
+from tests.support.databases import waits_for_a_lock
 from tests.support.servers import RunningService
 from tests.support.waiting import eventually
 from tests.support.workers import WorkerProcess, delete_broker_entities, wait_until
@@ -270,20 +271,10 @@ async def test_payment_refunded_waiting_on_the_answer_that_writes_its_refund_id_
         with database.transaction() as session:
             return complete_refund(session, refunded, datetime.now(UTC))
 
-    def waiting_for_a_lock() -> bool:
-        with database.engine.connect() as connection:
-            waiting = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        return bool(waiting)
-
     with database.transaction() as answering:  # as casework.answer: the appeal, locked
         row = answering.scalars(select(AppealRow).where(AppealRow.number == number).with_for_update()).one()
         consumed = asyncio.ensure_future(asyncio.to_thread(consume))
-        await eventually(waiting_for_a_lock, what="the event waiting for the appeal")
+        await eventually(lambda: waits_for_a_lock(database), what="the event waiting for the appeal")
         row.refund_id = refunded.refund_id
     completed = await consumed
 

@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from services.runtime.db import Database
 from services.runtime.migrations import alembic_config, upgrade
 
 # Prefix of every database the tests create on the shared server.
@@ -179,3 +180,15 @@ def migrate(database_url: str, script_location: Path) -> None:
                 admin.dispose()
             return
     upgrade(database_url, script_location)
+
+
+def waits_for_a_lock(database: Database) -> bool:
+    """Whether a transaction on `database` (PostgreSQL) waits for a lock another one holds."""
+    with database.engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)

@@ -8,16 +8,20 @@ import asyncio
 from datetime import date, timedelta
 
 import grpc
+import pytest
+from google.protobuf import field_mask_pb2
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from asan.visa.v1 import events_pb2, visa_pb2, visa_service_pb2
 from services.runtime.db import utcnow
-from services.visa import decisions, queries
+from services.visa import decisions, queries, reference
+from services.visa.domain import CountryRule, PolicyChange
 from services.visa.signing import VisaSigner
-from services.visa.tables import ApplicantRow, ApplicationRow
+from services.visa.tables import ApplicantRow, ApplicationRow, CountryPolicyRow
 from tests.payment.builders import new_request_id
+from tests.support.databases import waits_for_a_lock
 from tests.support.servers import RunningService
 from tests.support.waiting import eventually
 from tests.visa.builders import (
@@ -199,6 +203,52 @@ async def test_an_admins_change_is_a_new_version_that_applications_follow(visa: 
             )
         )
         assert no_rule.violations == {"policy.rule": reason}
+
+
+async def test_two_admins_changing_one_nationality_at_once_make_two_versions_one_current(
+    visa: RunningService,
+) -> None:
+    """An admin's change of a stay waits for another admin's change of the same nationality; it
+    then applies its mask on top of that change, as the next version. (On PostgreSQL the
+    waiting change used to find no current version: a masked update was refused for the
+    fields it did not give, and a whole one added a second current version.)"""
+    database = visa.server.database
+    if not database.is_postgresql:
+        pytest.skip("SQLite runs one writer at a time: one change cannot wait inside another")
+    stub = visa_stub(visa)
+    before = await stub.GetCountryPolicy(visa_service_pb2.GetCountryPolicyRequest(country_code="DEU"))
+    stay = visa_service_pb2.UpdateCountryPolicyRequest(
+        request_id=new_request_id(),
+        policy=visa_pb2.CountryPolicy(country_code="DEU", visa_free_stay_days=60),
+        update_mask=field_mask_pb2.FieldMask(paths=["visa_free_stay_days"]),
+    )
+    with database.transaction() as first:  # the other admin's change, not yet committed
+        change = PolicyChange("DEU", "Federal Republic of Germany", CountryRule.VISA_FREE, 30)
+        reference.change_country_policy(first, change, "admin-7", utcnow())
+        second = asyncio.ensure_future(stub.UpdateCountryPolicy(stay, metadata=admin()))
+        await eventually(lambda: waits_for_a_lock(database), what="the second change waiting for the first")
+    updated = await second
+
+    assert (updated.version, updated.name, updated.rule, updated.visa_free_stay_days) == (
+        before.version + 2,
+        "Federal Republic of Germany",
+        visa_pb2.COUNTRY_RULE_VISA_FREE,
+        60,
+    )
+    versions = in_database(
+        visa,
+        lambda s: s.execute(
+            select(CountryPolicyRow.version, CountryPolicyRow.valid_to.is_(None))
+            .where(CountryPolicyRow.country_code == "DEU")
+            .order_by(CountryPolicyRow.version)
+        ).all(),
+    )
+    assert [tuple(row) for row in versions][-3:] == [
+        (before.version, False),
+        (before.version + 1, False),
+        (before.version + 2, True),
+    ]
+    assert sum(current for _, current in versions) == 1
 
 
 # --- Holidays ----------------------------------------------------------------------------------
