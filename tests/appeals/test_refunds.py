@@ -131,11 +131,11 @@ async def test_a_replay_and_a_second_answer_refund_once(
     assert (await payment_of(payment, number, stub)).refunded_amount.minor_units == 2000
 
 
-async def test_a_retry_after_payment_refunded_but_the_answer_was_lost_refunds_once(
+async def claimed_fine(
     appeals: RunningService, payment: RunningService, stub: Stub
-) -> None:
-    """Appeals claimed the refund and payment made it, but the answer never committed (appeals
-    stopped in between): the officer's retry answers with that very refund, not a second one."""
+) -> tuple[str, appeals_pb2.Appeal]:
+    """A disputed fine (its number and appeal) whose full refund DIN's officer has claimed, as
+    the answer's first step writes it, and no more: neither refunded nor answered yet."""
     number = await disputed_fine(stub, payment)
     appeal = await stub.GetAppeal(
         appeals_service_pb2.GetAppealRequest(appeal_number=number), metadata=DIN_OFFICER
@@ -151,6 +151,15 @@ async def test_a_retry_after_payment_refunded_but_the_answer_was_lost_refunds_on
     in_database(
         appeals, lambda s: s.execute(update(AppealRow).where(AppealRow.number == number).values(**claim))
     )
+    return number, appeal
+
+
+async def test_a_retry_after_payment_refunded_but_the_answer_was_lost_refunds_once(
+    appeals: RunningService, payment: RunningService, stub: Stub
+) -> None:
+    """Appeals claimed the refund and payment made it, but the answer never committed (appeals
+    stopped in between): the officer's retry answers with that very refund, not a second one."""
+    number, appeal = await claimed_fine(appeals, payment, stub)
     made = await payments_stub(payment).RefundPayment(
         payment_service_pb2.RefundPaymentRequest(
             payment_id=appeal.linked_object.object_id,
@@ -247,21 +256,7 @@ async def test_payment_refunded_waiting_on_the_answer_that_writes_its_refund_id_
     refund. (It used to look for the open claim, which by then had the id, and drop the event.)"""
     if not appeals.server.database.is_postgresql:
         pytest.skip("SQLite runs one writer at a time: the event cannot wait inside the answer")
-    number = await disputed_fine(stub, payment)
-    appeal = await stub.GetAppeal(
-        appeals_service_pb2.GetAppealRequest(appeal_number=number), metadata=DIN_OFFICER
-    )
-    claim = {
-        "refund_status": "REQUESTED",
-        "refund_requested_by": "din-officer-3",
-        "refund_attempt": 1,
-        "refund_amount_minor": 5000,
-        "refund_currency": "AZN",
-        "refund_reason": "Cərimə ləğv edilib",
-    }
-    in_database(
-        appeals, lambda s: s.execute(update(AppealRow).where(AppealRow.number == number).values(**claim))
-    )
+    number, appeal = await claimed_fine(appeals, payment, stub)
     refunded = events_pb2.PaymentRefunded(
         payment_id=appeal.linked_object.object_id, refund_id=new_id(), amount=azn(5000)
     )
