@@ -519,10 +519,10 @@ def lock_current_version(session: Session, current: Select[T], latest_version: S
 
     On PostgreSQL a locking read that waited for a change of the same key re-checks the row it
     waited for, which that change closed, and cannot see the version the change added: it finds
-    nothing, as for a key never seen, and the change would add a second current version (or
-    apply an update mask to nothing). A new statement sees the added version, so the read is
-    made again as long as the versions grew meanwhile. SQLite runs one writer at a time: the
-    first read finds the current row."""
+    nothing, as for a key never seen. An update mask would then be merged onto nothing, and a
+    change that closed what it found would leave the added version current beside its own. A
+    new statement sees the added version, so the read is made again as long as the versions
+    grew meanwhile. SQLite runs one writer at a time: the first read finds the current row."""
     locked = current.with_for_update()
     seen = session.scalar(latest_version)
     while (row := session.scalars(locked).first()) is None:

@@ -53,13 +53,13 @@ def relay_all_again(database: Database, outbox: Table, *, timeout: float = 30) -
 
     It first waits for the relay to mark what it has published. A mark still to come would
     land after the reset and keep that event, usually the last, from going out again."""
-    wait_until(
-        lambda: outbox_backlog(database, outbox) == 0, timeout=timeout, what="the relay marked its events"
-    )
+
+    def relayed() -> bool:
+        return outbox_backlog(database, outbox) == 0
+
+    wait_until(relayed, timeout=timeout, what="the relay marked its events")
     database.run_sync(lambda session: session.execute(update(outbox).values(published_at=None)))
-    wait_until(
-        lambda: outbox_backlog(database, outbox) == 0, timeout=timeout, what="the outbox relayed again"
-    )
+    wait_until(relayed, timeout=timeout, what="the outbox relayed again")
 
 
 class WorkerProcess:

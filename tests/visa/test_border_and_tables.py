@@ -210,8 +210,8 @@ async def test_two_admins_changing_one_nationality_at_once_make_two_versions_one
 ) -> None:
     """An admin's change of a stay waits for another admin's change of the same nationality; it
     then applies its mask on top of that change, as the next version. (On PostgreSQL the
-    waiting change used to find no current version: a masked update was refused for the
-    fields it did not give, and a whole one added a second current version.)"""
+    waiting change used to find no current version, and the masked update was refused for
+    the fields it did not give.)"""
     database = visa.server.database
     if not database.is_postgresql:
         pytest.skip("SQLite runs one writer at a time: one change cannot wait inside another")
